@@ -1,0 +1,31 @@
+# Two commands matter: `make demo` and `make test`. Both set the project up first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.reliqa-installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# These machines keep a CPU build of torch 2.13.0 on local disk: take it when it is there
+	# (--no-index never downloads), otherwise install torch normally from the index.
+	$(BIN)/python -m pip install -q --no-index torch==2.13.0 || $(BIN)/python -m pip install -q torch
+	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/reliqa demo --out demo_out
+	@echo "open demo_out/index.html"
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,5 @@
+"""Classical metrics with one registry: :func:`create_metric`, :func:`list_metrics`."""
+
+from reliqa.metrics.base import Metric, MetricInfo, create_metric, list_metrics, register_metric
+
+__all__ = ["Metric", "MetricInfo", "create_metric", "list_metrics", "register_metric"]

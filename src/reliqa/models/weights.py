@@ -1,0 +1,76 @@
+"""Shipped weights: safetensors files + JSON model cards in ``reliqa/weights/``, hash-checked.
+
+A model card ``<name>.json`` sits next to ``<name>.safetensors`` and records how the weights
+were made (training command, data, seed, commit, measured results) and their ``sha256``.
+Loading never unpickles and never touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from reliqa.exceptions import WeightsError
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """The JSON model card of shipped weights ``name``."""
+    card_path = weights_dir / f"{name}.json"
+    if not card_path.is_file():
+        raise WeightsError(f"no shipped weights named {name!r} (missing {card_path})")
+    try:
+        return json.loads(card_path.read_text())
+    except json.JSONDecodeError as error:
+        raise WeightsError(f"{card_path}: model card is not valid JSON ({error})") from None
+
+
+def load_verified(path: str | Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file after checking its sha256 (skipped only when None is given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file does not exist")
+    if expected_sha256 is not None:
+        actual = sha256_of(path)
+        if actual != expected_sha256:
+            raise WeightsError(
+                f"{path}: sha256 {actual} does not match the model card's {expected_sha256}; "
+                "the file is corrupt or was replaced"
+            )
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types  # noqa: BLE001
+        raise WeightsError(f"{path}: not a valid safetensors file ({error})") from None
+
+
+def load_shipped(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """State dict and model card of shipped weights ``name``, verified by the card's sha256."""
+    card = read_model_card(name, weights_dir)
+    state = load_verified(weights_dir / card["file"], card["sha256"])
+    return state, card
+
+
+def save_with_card(
+    state: dict[str, torch.Tensor], name: str, card: dict[str, Any], weights_dir: Path = WEIGHTS_DIR
+) -> Path:
+    """Write ``<name>.safetensors`` and ``<name>.json`` (the card gains ``file`` and ``sha256``)."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    path = weights_dir / f"{name}.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+    card = {**card, "name": name, "file": path.name, "sha256": sha256_of(path)}
+    (weights_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return path

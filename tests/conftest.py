@@ -1,0 +1,46 @@
+"""Shared fixtures. Unit tests use images that ship with scikit-image or are generated;
+tests marked ``shared`` read ../shared/data (beside the checkout) and skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RELIQA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ../shared/data; skips the test when it is not there (CI has it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> torch.Tensor:
+    """scikit-image's astronaut photo as (1, 3, 512, 512) float32 in [0, 1]."""
+    from skimage import data
+
+    from reliqa.io import load_image
+
+    return load_image(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[torch.Tensor]:
+    """Four bundled colour photos of different sizes, each (1, 3, H, W)."""
+    from skimage import data
+
+    from reliqa.io import load_image
+
+    return [load_image(getattr(data, name)()) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
