@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reliqa-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser-deps demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ demo: setup
 	$(BIN)/reliqa demo --out demo_out
 	@echo "open demo_out/index.html"
 
-test: setup
+# Debian's chromium for the browser test (tests/test_browser.py), never Playwright's download.
+browser-deps:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else echo "note: no chromium and no root apt-get here: tests/test_browser.py will skip"; fi
+
+test: setup browser-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: setup

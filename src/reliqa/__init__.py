@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "score": "reliqa.models.nr_api",
 }
 
 __all__ = ["ATTRIBUTES", "ReliqaError", "__version__", "load_image", "save_image", *_LAZY]

@@ -7,7 +7,8 @@ Convention:
     - grayscale (L, I;16, I, 1-bit) becomes three equal channels;
     - alpha (RGBA, LA, palette with transparency) is composited on WHITE, then dropped;
     - palette images are expanded to RGB;
-    - 16-bit images are scaled by 1/65535 (8-bit by 1/255);
+    - 16-bit images are scaled by 1/65535 (8-bit by 1/255); Pillow reads 16-bit RGB(A) PNG and
+      TIFF files as 8 bits per channel (the high byte), so those load with 8-bit precision;
     - CMYK (e.g. CMYK JPEG) is converted to RGB by Pillow;
     - EXIF orientation is applied, so the tensor is upright as a viewer shows it;
     - images with more than ``MAX_PIXELS`` pixels are refused *before* decoding (the header is
@@ -68,7 +69,7 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
         image = Image.open(path)
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image, or a format Pillow cannot read") from None
-    except OSError as error:
+    except (OSError, ValueError, SyntaxError) as error:  # e.g. a PPM with a corrupt header
         raise ImageLoadError(f"{name}: cannot be read ({error})") from None
     pixels = image.width * image.height
     if pixels > max_pixels:

@@ -1,0 +1,183 @@
+"""Every quality figure reported for ``hirqa`` / ``hirqa-s`` (model cards, docs/readme_parts/nr.md).
+
+Two parts, each a pure function of the shipped weights (or given checkpoints) and the data:
+
+1. ``synthetic``: the HELD-OUT pristine photos (never trained on; the engine's fixed split), each
+   downscaled to a longer side of 512 and centre-cropped to 384×384. For every distortion type
+   of the catalogue alone (full-frame mask), five versions at levels 0.2, 0.4, 0.6, 0.8, 1.0
+   plus the pristine crop (level 0). Reported per type: SRCC of the score against −level
+   pooled over all photos (``srcc_pooled``: cross-content) and the mean per-photo SRCC
+   (``srcc_within``).
+2. ``biq2021``: ../shared/data/biq2021_test (2,000 photos with MOS; EVALUATION ONLY) through
+   ``reliqa.evaluation.bench.run_benchmark`` for hirqa, hirqa-s, NIQE and the variance of the
+   Laplacian: SRCC, PLCC, KRCC with bootstrap CIs and the GMC surface.
+
+    python benchmarks/nr_quality.py                        # both parts, shipped weights, updates cards
+    python benchmarks/nr_quality.py --part synthetic --checkpoint hirqa=runs/x/checkpoints/best.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch.nn import functional as F
+
+from reliqa.distortions.catalogue import DISTORTIONS
+from reliqa.distortions.compose import apply_plan, sample_plan
+from reliqa.distortions.dataset import split_images
+from reliqa.io import load_image
+from reliqa.models import create_model
+from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.training.common import module_state_from_checkpoint
+
+LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
+CROP = 384
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def held_out_crops(root: str) -> torch.Tensor:
+    """(P, 3, 384, 384): each held-out photo downscaled to a longer side of 512, centre crop."""
+    crops = []
+    for path in split_images(root, "held_out"):
+        image = load_image(path)
+        height, width = image.shape[-2:]
+        scale = 512 / max(height, width)
+        size = (max(CROP, round(height * scale)), max(CROP, round(width * scale)))
+        image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (image.shape[-2] - CROP) // 2, (image.shape[-1] - CROP) // 2
+        crops.append(image[0, :, top : top + CROP, left : left + CROP].clamp(0, 1))
+    return torch.stack(crops)
+
+
+def load_network(name: str, checkpoint: str | None, device: torch.device) -> HiRQA:
+    if checkpoint is None:
+        return create_model(name, device=device)  # type: ignore[return-value]
+    network = HiRQA(**HIRQA_CONFIGS[name])
+    network.load_state_dict(module_state_from_checkpoint(checkpoint, "model"))
+    return network.eval().to(device)
+
+
+def _srcc(scores: np.ndarray, levels: np.ndarray) -> float:
+    return float(spearmanr(scores, -levels).statistic)
+
+
+def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) -> dict[str, Any]:
+    references = held_out_crops(root).to(device)
+    count = references.shape[0]
+    per_model: dict[str, dict[str, dict[str, float]]] = {name: {} for name in networks}
+    for type_index, type_name in enumerate(DISTORTIONS):
+        plan = sample_plan(
+            count, CROP, CROP, mix=[type_name], intensity_range=(1.0, 1.0), mask_families=["full"],
+            generator=1000 + type_index, device=device,
+        )
+        versions = [references]
+        for level in LEVELS:
+            stream = torch.Generator().manual_seed(2000 + type_index)  # same noise at every level
+            scaled = plan.scaled(torch.full((count,), level))
+            versions.append(apply_plan(references, scaled, generator=stream))
+        images = torch.stack(versions, dim=1)  # (P, 6, 3, C, C)
+        levels = np.tile(np.array((0.0, *LEVELS)), (count, 1))
+        for name, network in networks.items():
+            scores = torch.cat(
+                [network.score(chunk.to(device)).cpu() for chunk in images.flatten(0, 1).split(32)]
+            ).numpy().reshape(count, -1)
+            within = [_srcc(scores[p], levels[p]) for p in range(count)]
+            per_model[name][type_name] = {
+                "srcc_pooled": round(_srcc(scores.ravel(), levels.ravel()), 4),
+                "srcc_within": round(float(np.nanmean(within)), 4),
+            }
+    summary = {
+        name: {
+            "mean_srcc_pooled": round(float(np.mean([v["srcc_pooled"] for v in types.values()])), 4),
+            "mean_srcc_within": round(float(np.mean([v["srcc_within"] for v in types.values()])), 4),
+        }
+        for name, types in per_model.items()
+    }
+    return {"photos": count, "levels": [0.0, *LEVELS], "crop": CROP, "per_type": per_model, "summary": summary}
+
+
+def biq_part(root: str, models: list[str], device: str) -> dict[str, Any]:
+    from reliqa.evaluation.bench import run_benchmark
+    from reliqa.evaluation.datasets import load_dataset
+
+    dataset = load_dataset(root)
+    result = run_benchmark(
+        dataset, [*models, "niqe", "laplacian_var"], RESULTS / "biq2021_nr", device=device,
+        batch_size=16, n_boot=1000, seed=0,
+    )
+    table = {}
+    for name, summary in result.metrics.items():
+        correlations = summary.correlations
+        table[name] = {
+            key: {"value": round(correlations[key]["value"], 4), "ci": [round(v, 4) for v in correlations[key]["ci"]]}
+            for key in ("SRCC", "PLCC", "KRCC", "PLCC_logistic")
+            if key in correlations
+        }
+        table[name]["gmc_average_height"] = {k: round(v, 4) for k, v in summary.gmc_average_height.items()}
+        table[name]["n"] = summary.count
+    return {"dataset": str(root), "items": result.items, "failed": result.failed, "metrics": table}
+
+
+def update_cards(results: dict[str, Any]) -> None:
+    """Write the measured results into the shipped model cards (the sha256 is unchanged)."""
+    from reliqa.models.weights import WEIGHTS_DIR
+
+    for name in HIRQA_CONFIGS:
+        card_path = WEIGHTS_DIR / f"{name}.json"
+        if not card_path.is_file():
+            continue
+        card = json.loads(card_path.read_text())
+        measured = card.setdefault("results", {})
+        if "synthetic" in results:
+            measured["synthetic_held_out"] = {
+                **results["synthetic"]["summary"][name],
+                "per_type": results["synthetic"]["per_type"][name],
+                "command": "python benchmarks/nr_quality.py",
+            }
+        if "biq2021" in results:
+            measured["biq2021_test"] = {
+                name: results["biq2021"]["metrics"][name], "command": "python benchmarks/nr_quality.py",
+                "baselines": {k: v for k, v in results["biq2021"]["metrics"].items() if k not in HIRQA_CONFIGS},
+            }
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "synthetic", "biq2021"), default="all")
+    parser.add_argument("--pristine", default="../shared/data/pristine")
+    parser.add_argument("--biq", default="../shared/data/biq2021_test")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                        help="Evaluate a training checkpoint instead of the shipped weights.")
+    parser.add_argument("--out", type=Path, default=RESULTS / "nr_quality.json")
+    parser.add_argument("--no-cards", action="store_true", help="Do not write results into the model cards.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if args.part in ("all", "synthetic"):
+        networks = {name: load_network(name, checkpoints.get(name), device) for name in HIRQA_CONFIGS}
+        results["synthetic"] = synthetic_part(networks, args.pristine, device)
+        print(json.dumps(results["synthetic"]["summary"]), flush=True)
+    if args.part in ("all", "biq2021"):
+        results["biq2021"] = biq_part(args.biq, list(HIRQA_CONFIGS), args.device)
+        print(json.dumps({k: v["SRCC"] for k, v in results["biq2021"]["metrics"].items()}), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_cards and not checkpoints:
+        update_cards(results)
+
+
+if __name__ == "__main__":
+    main()

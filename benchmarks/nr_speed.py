@@ -1,0 +1,101 @@
+"""Speed, parameters and FLOPs of the no-reference models ``hirqa`` and ``hirqa-s``.
+
+Measures milliseconds per 512×512 image at batch 1 and batch 16 on CPU with 2 threads and, when
+CUDA is available, on the GPU (fp32, channels-last, after warm-up; the median of several timed
+repetitions). Parameters count the inference path (the training-only text projection head is
+left out); FLOPs are counted by ``torch.utils.flop_counter`` for one 512×512 image (one
+multiply-add = 2 FLOPs). Weights do not change the speed, so untrained networks are timed.
+
+    python benchmarks/nr_speed.py --out benchmarks/results/nr_speed_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+
+SIZE = 512
+
+
+def inference_parameters(model: HiRQA) -> int:
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("text_projection"))
+
+
+def flops_per_image(model: HiRQA) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:  # the counter's module hooks need autograd on (no inference_mode)
+        model(torch.rand(1, 3, SIZE, SIZE))
+    return int(counter.get_total_flops())
+
+
+def time_per_image(model: HiRQA, batch: int, device: torch.device, repeats: int) -> float:
+    """Median milliseconds per image over ``repeats`` timed forward passes of ``batch`` images."""
+    images = torch.rand(batch, 3, SIZE, SIZE, device=device)
+    timings = []
+    with torch.inference_mode():
+        for index in range(repeats + 2):  # two warm-up passes
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.score(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if index >= 2:
+                timings.append((time.perf_counter() - start) * 1000.0 / batch)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write.")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-cpu", action="store_true", help="Time only the GPU.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict[str, object] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "cpu_threads": args.threads,
+        "torch": torch.__version__,
+        "image_size": [SIZE, SIZE],
+        "models": {},
+    }
+    if torch.cuda.is_available():
+        results["gpu"] = torch.cuda.get_device_name(0)
+    for name, config in HIRQA_CONFIGS.items():
+        torch.manual_seed(0)
+        model = HiRQA(**config).eval().to(memory_format=torch.channels_last)
+        entry: dict[str, object] = {
+            "parameters": inference_parameters(model),
+            "gflops_per_image": round(flops_per_image(model) / 1e9, 3),
+        }
+        if not args.skip_cpu:
+            for batch in (1, 16):
+                entry[f"cpu_ms_per_image_batch{batch}"] = round(
+                    time_per_image(model, batch, torch.device("cpu"), args.repeats), 2
+                )
+        if torch.cuda.is_available():
+            gpu_model = model.to("cuda")
+            for batch in (1, 16):
+                entry[f"gpu_ms_per_image_batch{batch}"] = round(
+                    time_per_image(gpu_model, batch, torch.device("cuda"), args.repeats * 4), 3
+                )
+        results["models"][name] = entry  # type: ignore[index]
+        print(name, json.dumps(entry), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

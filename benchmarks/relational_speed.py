@@ -1,0 +1,111 @@
+"""Speed (and large-image memory) of the relational model: ms per pair, peak memory.
+
+    python benchmarks/relational_speed.py                       # CPU, 2 threads, 512×384
+    python benchmarks/relational_speed.py --device cuda         # GPU
+    python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
+
+Reports the median and the minimum over ``--repeats`` timed calls after warm-up, for the full
+model (maps + score, as ``reliqa.compare`` runs it, without file decoding), plus the process
+CPU time per call (on a shared machine, wall time / CPU time shows how contended it was).
+Prints one JSON object; ``--out`` also writes it to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from reliqa.models import create_model
+
+
+def _model(weights: str, device: str) -> torch.nn.Module:
+    return create_model("relational", pretrained=weights == "shipped", device=device)
+
+
+def time_pairs(model: torch.nn.Module, height: int, width: int, device: str, repeats: int) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, height, width, generator=generator).to(device)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator).to(device)).clamp(0, 1)
+    walls, cpus = [], []
+    with torch.inference_mode():
+        for _ in range(3):
+            model(test, reference)
+        for _ in range(repeats):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            wall, cpu = time.perf_counter(), time.process_time()
+            model(test, reference)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    return {
+        "median_ms": 1000 * statistics.median(walls),
+        "min_ms": 1000 * min(walls),
+        "cpu_time_median_ms": 1000 * statistics.median(cpus),
+    }
+
+
+def large_pair_memory(model: torch.nn.Module, side: int) -> dict[str, float]:
+    """Peak resident memory of one tiled side × side pair on CPU (inputs and maps included)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reference = torch.rand(1, 3, side, side)
+    test = reference.flip(-1)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = model(test, reference)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    data_mb = (reference.numel() * 2 + output.maps.numel()) * 4 / 2**20
+    return {
+        "side": side,
+        "peak_rss_mb": peak,
+        "rss_before_mb": before,
+        "inputs_and_maps_mb": data_mb,
+        "working_memory_mb": peak - before - data_mb,
+        "seconds": elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="512x384", help="WIDTHxHEIGHT")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--weights", default="shipped", choices=("shipped", "random"))
+    parser.add_argument("--large", type=int, default=0, help="also measure one tiled pair of this side (CPU)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    model = _model(args.weights, args.device)
+    result: dict[str, object] = {
+        "benchmark": "relational_speed",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({args.threads} threads)",
+        "torch": torch.__version__,
+        "size": f"{width}x{height}",
+        "weights": args.weights,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        **time_pairs(model, height, width, args.device, args.repeats),
+    }
+    if args.large:
+        result["large"] = large_pair_memory(_model(args.weights, "cpu"), args.large)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

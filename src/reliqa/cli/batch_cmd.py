@@ -1,0 +1,144 @@
+"""``reliqa batch``: score many images or pairs, resumably (logic in reliqa.evaluation.batch)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reliqa.cli.app import EXIT_INPUT_FAILED, EXIT_OK, app, fail, print_json, usage_error
+from reliqa.exceptions import ReliqaError, WeightsError
+
+
+@app.command("batch")
+def batch_command(
+    inputs: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="INPUT...",
+        help="Image files, folders or quoted glob patterns ('shots/**/*.jpg'). With --ref-dir: "
+        "the test images. Not used with --pairs.",
+        show_default=False,
+    ),
+    metrics: str = typer.Option(
+        ..., "--metrics", "-m", help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Results file: .csv, or .parquet (needs pyarrow). An existing "
+        "file is resumed: items already in it are skipped."
+    ),
+    pairs: Optional[Path] = typer.Option(
+        None, "--pairs", help="CSV with columns 'reference' and 'test' (paths relative to the CSV)."
+    ),
+    ref_dir: Optional[Path] = typer.Option(
+        None, "--ref-dir", help="Folder of references, matched to the INPUT images by file stem."
+    ),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Write a self-contained HTML report into this folder."
+    ),
+    mos: Optional[Path] = typer.Option(
+        None, "--mos", help="CSV of human scores (columns: image name, MOS) for the report's "
+        "correlation table and GMC plots."
+    ),
+    device: str = typer.Option("cpu", "--device", help="torch device for the metrics/models."),
+    workers: int = typer.Option(2, "--workers", help="Decoding worker processes (0: none)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
+    maps_dir: Optional[Path] = typer.Option(
+        None, "--maps-dir", help="Save each pair's distortion maps (.npz) here (needs relational)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary; no progress bar."),
+) -> None:
+    """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
+    from reliqa.evaluation import batch
+
+    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    if pairs is not None and ref_dir is not None:
+        usage_error("give either --pairs or --ref-dir, not both")
+    if pairs is not None and inputs:
+        usage_error("with --pairs the images come from the CSV; give no INPUT")
+    if pairs is None and not inputs:
+        usage_error("give INPUT images/folders (or --pairs PAIRS.csv)")
+    try:
+        if pairs is not None:
+            items = batch.items_from_pairs_csv(pairs)
+        elif ref_dir is not None:
+            items = batch.items_from_ref_dir(inputs or [], ref_dir)
+        else:
+            items = batch.items_from_inputs(inputs or [])
+        # A report on pairs shows map pictures when a model among --metrics produces maps.
+        report_maps = report is not None and maps_dir is None and items and items[0].reference is not None
+        with _progress(enabled=not as_json) as on_progress:
+            summary = batch.run_batch(
+                items,
+                names,
+                out,
+                device=device,
+                workers=workers,
+                batch_size=batch_size,
+                maps_dir=report / "maps_npz" if report_maps else maps_dir,
+                require_maps=not report_maps,
+                on_progress=on_progress,
+            )
+    except WeightsError as error:
+        fail(str(error))
+    except ReliqaError as error:
+        usage_error(str(error))
+    except RuntimeError as error:  # e.g. an unavailable --device
+        usage_error(f"--device {device}: {error}")
+
+    report_path = None
+    if report is not None:
+        from reliqa.reports.batch_report import write_batch_report
+
+        try:
+            report_path = write_batch_report(summary.out, report, mos=mos)
+        except ReliqaError as error:
+            usage_error(f"--report: {error}")
+
+    if as_json:
+        print_json(
+            {
+                "out": str(summary.out),
+                "rows": summary.total,
+                "scored_now": summary.scored_now,
+                "skipped": summary.skipped,
+                "failed": summary.failed,
+                "seconds": round(summary.seconds, 3),
+                "columns": summary.columns,
+                "report": str(report_path) if report_path else None,
+            }
+        )
+    else:
+        typer.echo(
+            f"{summary.total} rows in {summary.out} ({summary.scored_now} scored now, "
+            f"{summary.skipped} already done, {summary.failed} with errors) "
+            f"in {summary.seconds:.1f} s",
+            err=True,
+        )
+        if report_path:
+            typer.echo(f"report: {report_path}", err=True)
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal's stderr; no callback otherwise (pipes, --json)."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scoring", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -1,0 +1,54 @@
+"""``reliqa serve``: the local web viewer (logic in reliqa.web.app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reliqa.cli.app import app, usage_error
+from reliqa.exceptions import ReliqaError
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8765, "--port", help="TCP port."),
+    root: Optional[Path] = typer.Option(
+        None, "--root", help="Folder whose images the page may open (nothing outside it is readable)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="torch device for the models."),
+    max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest uploaded file (MB)."),
+    max_megapixels: float = typer.Option(36.0, "--max-megapixels", help="Largest image (megapixels)."),
+) -> None:
+    """Open a browser page to compare images: relational maps, rankings, NR scores, GMC."""
+    try:
+        from reliqa.web.app import Limits, create_app
+    except ImportError as error:
+        usage_error(f"the viewer needs the web extra: pip install 'reliqa[web]' ({error})")
+    import uvicorn
+
+    if not 1 <= port <= 65535:
+        usage_error(f"--port must be in 1..65535, got {port}")
+    if max_upload_mb <= 0 or max_megapixels <= 0:
+        usage_error("--max-upload-mb and --max-megapixels must be positive")
+    limits = Limits(
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_request_bytes=int(max_upload_mb * 1024 * 1024) * 4 + 1024 * 1024,
+        max_pixels=int(max_megapixels * 1_000_000),
+    )
+    try:
+        application = create_app(root, limits=limits, device=device)
+    except ReliqaError as error:
+        usage_error(str(error))
+    if host not in LOOPBACK_HOSTS:
+        typer.echo(
+            f"warning: serving on {host}: anyone who can reach this address can use the viewer "
+            "and read the images under --root",
+            err=True,
+        )
+    typer.echo(f"reliqa viewer on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -1,0 +1,70 @@
+"""``reliqa train nr|embed-prompts|export-nr``: the no-reference model's training commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reliqa.cli.app import print_json
+from reliqa.cli.train_cmd import train_app
+
+
+@train_app.command("nr")
+def train_nr_command(
+    config: Path = typer.Option(..., "--config", help="JSON training config (see configs/nr_*.json)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run's latest checkpoint."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Override the config's run_dir."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the config's device (auto, cpu, cuda)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Override the config's number of steps."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this much training time."),
+    data: Optional[str] = typer.Option(None, "--data", help="Override the config's folder of pristine photos."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Override where the engine runs: workers or main."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a progress bar."),
+) -> None:
+    """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
+    from reliqa.training.nr import load_nr_config, train_nr
+
+    settings = load_nr_config(
+        str(config), run_dir=str(run_dir) if run_dir else None, device=device, steps=steps,
+        max_minutes=max_minutes, data=data, engine=engine,
+    )
+    summary = train_nr(settings, resume=resume, quiet=json_output)
+    if json_output:
+        print_json(summary)
+    else:
+        typer.echo(f"best checkpoint: {Path(settings.run_dir) / 'checkpoints' / 'best.safetensors'}")
+
+
+@train_app.command("embed-prompts")
+def embed_prompts_command(
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Embed the quality prompts (reliqa/data/prompts.json) with all-MiniLM-L6-v2 (extra 'text')."""
+    from reliqa.training.prompts import embed_prompts, load_prompt_bank
+
+    bank = load_prompt_bank()
+    path = embed_prompts(bank)
+    if json_output:
+        print_json({"file": str(path), "prompts": list(bank.prompts)})
+    else:
+        typer.echo(f"{len(bank.prompts)} prompt embeddings written to {path}")
+
+
+@train_app.command("export-nr")
+def export_nr_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr` run."),
+    name: str = typer.Option(..., "--name", help="hirqa or hirqa-s (must match the run's model)."),
+    command: Optional[str] = typer.Option(None, "--command", help="Training command for the card (default: the run's)."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""
+    from reliqa.training.nr import export_nr_weights
+
+    recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
+    path = export_nr_weights(run_dir, name, command=recorded)
+    if json_output:
+        print_json({"weights": str(path)})
+    else:
+        typer.echo(f"weights: {path}")

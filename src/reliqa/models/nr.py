@@ -1,0 +1,230 @@
+"""HiRQA: the opinion-unaware no-reference model (score from the image alone).
+
+Architecture (docs/nr.md): a convolutional encoder turns the image into a grid of spatial
+tokens; attention pooling with one learned query summarises any number of tokens (so any input
+size works and no crop is needed at test time); a linear layer gives the quality embedding and a
+second one the score logit, squashed by a sigmoid into [0, 1] (higher = better).
+
+Two sizes share the code and differ only in their configuration (data in the registry):
+
+- ``hirqa``: quality first, residual blocks, wider stages;
+- ``hirqa-s``: speed first, downsamples to 1/4 in the stem and uses depthwise-separable blocks.
+
+The ``text_projection`` head maps the embedding into the 384-d space of the prompt embeddings
+and is used only by the training objective (text-guided alignment); inference ignores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reliqa.exceptions import InvalidInputError
+from reliqa.models.registry import ModelEntry, register_model
+
+TEXT_DIM = 384
+"""Width of the all-MiniLM-L6-v2 sentence embeddings the text head aligns with."""
+
+MIN_SIZE = 32
+"""Smallest height/width the encoder accepts (its total stride)."""
+
+MAX_SIDE = 1024
+"""Longer side above which :meth:`HiRQA.score` first downscales an image (docs/nr.md)."""
+
+# Fixed input normalisation: a per-image normalisation would erase exposure and contrast
+# errors, which are quality cues.
+_INPUT_MEAN = 0.45
+_INPUT_STD = 0.25
+
+
+def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with a skip: (N, C_in, H, W) → (N, C_out, H/s, W/s)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(c_in, c_out, 3, stride)
+        self.conv2 = _conv_bn(c_out, c_out, 3)
+        self.skip = (
+            nn.Identity() if stride == 1 and c_in == c_out else _conv_bn(c_in, c_out, 1, stride)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x), inplace=True))
+        return F.relu(y + self.skip(x), inplace=True)
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3×3 then pointwise 1×1, skip when shapes match: (N, C_in, H, W) → (N, C_out, H/s, W/s)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.depthwise = _conv_bn(c_in, c_in, 3, stride, groups=c_in)
+        self.pointwise = _conv_bn(c_in, c_out, 1)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pointwise(F.relu(self.depthwise(x), inplace=True))
+        return F.relu(y + x if self.residual else y, inplace=True)
+
+
+class AttentionPool(nn.Module):
+    """One learned query attends over all spatial tokens: (N, C, h, w) → (N, C).
+
+    No positional encoding, so the pooled vector does not depend on where in the frame a
+    defect lies and any token count works.
+    """
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, channels))
+        self.norm = nn.LayerNorm(channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        tokens = self.norm(feature_map.flatten(2).transpose(1, 2))
+        query = self.query.expand(tokens.shape[0], -1, -1)
+        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)
+        return pooled[:, 0]
+
+
+class HiRQA(nn.Module):
+    """No-reference quality network: image (N, 3, H, W) in [0, 1] → score (N,) in [0, 1].
+
+    Args:
+        stem: output channels of the stem convolutions; the first has kernel = stride =
+            ``patch`` when ``patch > 2`` (a patchify stem that keeps every pixel's information
+            while downsampling early), otherwise 3×3 with stride 2; the others are 3×3, stride 2.
+        patch: stride of the first stem convolution.
+        widths: channels of the stages; every stage starts with a stride-2 block.
+        depths: blocks per stage (the first one downsamples).
+        block: ``"residual"`` (two 3×3 convolutions) or ``"separable"`` (depthwise + pointwise).
+        embed_dim: size of the quality embedding.
+        heads: attention heads of the pooling.
+
+    Inputs must be at least :data:`MIN_SIZE` pixels on each side. The encoder runs in
+    channels-last memory layout, which is 2-3× faster for depthwise and 1×1 convolutions on CPU.
+    """
+
+    def __init__(
+        self,
+        stem: Sequence[int] = (32, 32),
+        patch: int = 2,
+        widths: Sequence[int] = (64, 128, 256),
+        depths: Sequence[int] = (2, 2, 2),
+        block: str = "residual",
+        embed_dim: int = 128,
+        heads: int = 4,
+    ) -> None:
+        super().__init__()
+        if block not in ("residual", "separable"):
+            raise InvalidInputError(f"block must be 'residual' or 'separable', got {block!r}")
+        if len(widths) != len(depths):
+            raise InvalidInputError(f"widths {tuple(widths)} and depths {tuple(depths)} differ in length")
+        layers: list[nn.Module] = []
+        channels = 3
+        for index, width in enumerate(stem):
+            if index == 0 and patch > 2:
+                first = nn.Sequential(nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width))
+                layers += [first, nn.ReLU(inplace=True)]
+            else:
+                layers += [_conv_bn(channels, width, 3, 2), nn.ReLU(inplace=True)]
+            channels = width
+        block_type = ResidualBlock if block == "residual" else SeparableBlock
+        for width, depth in zip(widths, depths):
+            for index in range(depth):
+                layers.append(block_type(channels, width, 2 if index == 0 else 1))
+                channels = width
+        self.encoder = nn.Sequential(*layers)
+        self.pool = AttentionPool(channels, heads)
+        self.embedding = nn.Linear(channels, embed_dim)
+        self.score_head = nn.Linear(embed_dim, 1)
+        self.text_projection = nn.Linear(embed_dim, TEXT_DIM)
+        self.stride = max(patch, 2) * 2 ** (len(stem) - 1 + len(widths))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
+        _check_images(images)
+        normalised = ((images - _INPUT_MEAN) / _INPUT_STD).contiguous(memory_format=torch.channels_last)
+        features = self.encoder(normalised)
+        return self.embedding(self.pool(features))
+
+    def score_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(N, embed_dim) → (N,) logits; the score is their sigmoid."""
+        return self.score_head(embedding)[:, 0]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
+        return torch.sigmoid(self.score_logits(self.embed(images)))
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Deterministic inference: (N, 3, H, W) in [0, 1] → (N,) float32 scores.
+
+        The image is scored whole at its native resolution (no crop); one whose longer side
+        exceeds :data:`MAX_SIDE` is first downscaled to it (:func:`fit_to_max_side`).
+        """
+        _check_images(images)
+        return self(fit_to_max_side(images)).float()
+
+
+def fit_to_max_side(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Tensor:
+    """Downscale (N, 3, H, W) so that max(H, W) ≤ ``max_side`` (antialiased bilinear, aspect
+    kept); smaller images pass unchanged. The model learned from photos of 200–1300 pixels, and
+    the pixel statistics of a 12-megapixel frame lie outside that range."""
+    height, width = images.shape[-2:]
+    longest = max(height, width)
+    if longest <= max_side:
+        return images
+    size = (max(1, round(height * max_side / longest)), max(1, round(width * max_side / longest)))
+    resized = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized.clamp(0.0, 1.0)
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.shape[-1] < MIN_SIZE or images.shape[-2] < MIN_SIZE:
+        raise InvalidInputError(
+            f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
+            f"{images.shape[-1]}x{images.shape[-2]}"
+        )
+
+
+HIRQA_CONFIGS: dict[str, dict[str, object]] = {
+    "hirqa": {
+        "stem": (32, 48),
+        "widths": (64, 128, 192),
+        "depths": (2, 2, 2),
+        "block": "residual",
+        "embed_dim": 128,
+        "heads": 4,
+    },
+    "hirqa-s": {
+        "stem": (24,),
+        "patch": 4,
+        "widths": (48, 96, 160),
+        "depths": (2, 2, 2),
+        "block": "separable",
+        "embed_dim": 96,
+        "heads": 4,
+    },
+}
+"""Architecture of each registered size (the registry builds ``HiRQA(**config)``)."""
+
+for _name, _description in (
+    ("hirqa", "No-reference quality score in [0, 1] (quality first); trained on synthetic data only."),
+    ("hirqa-s", "No-reference quality score in [0, 1] (speed first, depthwise-separable)."),
+):
+    register_model(
+        ModelEntry(name=_name, builder=HiRQA, kwargs=HIRQA_CONFIGS[_name], weights=_name, description=_description)
+    )

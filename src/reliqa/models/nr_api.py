@@ -1,0 +1,131 @@
+"""No-reference quality scores: ``reliqa.score(images, model="hirqa")`` and the file-level helper.
+
+Inference is deterministic: no crop, no randomness. An image is scored whole at its native
+resolution, except that one whose longer side exceeds :data:`reliqa.models.nr.MAX_SIDE` is
+first downscaled to it (:meth:`reliqa.models.nr.HiRQA.score`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
+from reliqa.io import ImageSource, expand_image_paths, load_image
+
+NR_MODELS: tuple[str, ...] = ("hirqa", "hirqa-s")
+"""Names :func:`score` accepts."""
+
+class QualityScorer:
+    """A loaded no-reference model: ``scorer(images)`` maps (N, 3, H, W) in [0, 1] → (N,) in [0, 1].
+
+    Args:
+        model: registered model name, ``"hirqa"`` or ``"hirqa-s"``.
+        device: torch device (default CPU).
+    """
+
+    def __init__(self, model: str = "hirqa", device: str | torch.device | None = None) -> None:
+        if model not in NR_MODELS:
+            raise UnknownNameError(f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}")
+        from reliqa.models import create_model
+
+        self.name = model
+        self.device = torch.device(device or "cpu")
+        self.network = create_model(model, pretrained=True, device=self.device)
+        self.network = self.network.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] → (N,) float32 scores on CPU."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        return self.network.score(images.to(self.device, torch.float32)).cpu()
+
+
+@functools.lru_cache(maxsize=4)
+def load_scorer(model: str = "hirqa", device: str | None = None) -> QualityScorer:
+    """A cached :class:`QualityScorer` (weights are read and hash-checked once per process)."""
+    return QualityScorer(model, device)
+
+
+def _device_key(device: str | torch.device | None) -> str | None:
+    return None if device is None else str(torch.device(device))
+
+
+def score(
+    images: ImageSource | Sequence[ImageSource],
+    model: str = "hirqa",
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """No-reference quality in [0, 1] (higher = better) of one image or several.
+
+    Args:
+        images: one image source (path, PIL image, numpy array, (3, H, W) or (N, 3, H, W)
+            tensor; see :func:`reliqa.io.load_image`) or a list of them (sizes may differ).
+        model: ``"hirqa"`` (quality first) or ``"hirqa-s"`` (speed first).
+        device: torch device for the network (default CPU).
+        batch_size: most same-size images per forward pass.
+
+    Returns:
+        (N,) float32 tensor, one score per image, in input order (a batch tensor counts N).
+
+    Raises:
+        ImageLoadError / InvalidInputError: an image cannot be read (named in the message).
+        UnknownNameError: unknown model.
+
+    Example:
+        >>> import numpy as np
+        >>> score(np.full((64, 64, 3), 128, np.uint8), model="hirqa-s").shape
+        torch.Size([1])
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be ≥ 1, got {batch_size}")
+    scorer = load_scorer(model, _device_key(device))
+    sources = list(images) if isinstance(images, (list, tuple)) else [images]
+    batches = [load_image(source) for source in sources]
+    results: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []
+
+    def flush() -> None:
+        if pending:
+            results.append(scorer(torch.cat(pending)))
+            pending.clear()
+
+    for batch in batches:
+        for start in range(0, batch.shape[0], batch_size):
+            chunk = batch[start : start + batch_size]
+            queued = sum(item.shape[0] for item in pending)
+            if pending and (pending[0].shape[-2:] != chunk.shape[-2:] or queued + chunk.shape[0] > batch_size):
+                flush()
+            pending.append(chunk)
+    flush()
+    return torch.cat(results) if results else torch.zeros(0)
+
+
+def score_files(
+    paths: Iterable[str | os.PathLike],
+    model: str = "hirqa",
+    device: str | torch.device | None = None,
+) -> list[dict[str, Any]]:
+    """Score files one by one; folders expand to their images (sorted).
+
+    Returns:
+        One record per image in order: ``{"image": path, "score": float}`` or, when the file
+        cannot be scored, ``{"image": path, "error": message}`` — a failure never stops the rest.
+    """
+    scorer = load_scorer(model, _device_key(device))
+    records: list[dict[str, Any]] = []
+    for path in expand_image_paths(paths):
+        try:
+            value = float(scorer(load_image(path))[0])
+        except ReliqaError as error:
+            records.append({"image": str(path), "error": str(error)})
+        else:
+            records.append({"image": str(path), "score": value})
+    return records
+

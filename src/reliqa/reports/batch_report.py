@@ -1,0 +1,318 @@
+"""The ``reliqa batch --report DIR`` page: one self-contained HTML file plus pictures beside it.
+
+Nothing is fetched from the network: CSS and JavaScript are inline (the sortable-table script is
+the viewer's ``reliqa/web/static/sortable.js``), thumbnails are small JPEG data URIs, and the
+map and GMC pictures are PNG files inside DIR referenced by relative links — so DIR can be
+zipped, moved or opened offline.
+
+Sections: a summary per score column; with ``mos`` (a dataset folder or a generic
+``image,mos[,std]`` CSV, see :func:`reliqa.evaluation.datasets.load_dataset`) the correlation
+table (direction-corrected, as ``reliqa bench`` reports it) and a GMC heatmap per score; with a
+``maps`` column (``--maps-dir``) the distortion maps of the worst pairs (:func:`render_maps`);
+then the whole results table, sortable by any column, with thumbnails.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from reliqa.evaluation.batch import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    MAPS_COLUMN,
+    REFERENCE_COLUMN,
+    read_results,
+)
+from reliqa.exceptions import DataError, ReliqaError
+from reliqa.io import load_image, load_maps, to_uint8_array
+
+REPORT_FILE = "index.html"
+THUMBNAIL_SIDE = 96
+MAX_THUMBNAILS = 1000
+"""Rows beyond this get no thumbnail (keeps the page a few MB for big runs)."""
+MAX_MAP_PICTURES = 24
+"""Pairs whose maps are drawn (the worst ones by the first score column)."""
+
+_SORTABLE_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "sortable.js"
+_NON_SCORE_COLUMNS = {IMAGE_COLUMN, REFERENCE_COLUMN, MAPS_COLUMN, ERROR_COLUMN}
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1400px; color: #1d232a; padding: 0 1rem; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: .6rem 0; }
+th, td { border-bottom: 1px solid #d7dce1; padding: 3px 8px; text-align: left; vertical-align: middle; }
+th { background: #f2f4f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; }
+table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; }
+tr.failed td { color: #b3261e; } img.thumb { display: block; max-width: 96px; max-height: 96px; }
+.row { display: flex; flex-wrap: wrap; gap: 14px; } figure { margin: 0; max-width: 100%; }
+figure img { max-width: 100%; height: auto; } figcaption { color: #5b6570; font-size: .85rem; }
+p.note { color: #5b6570; }
+"""
+
+
+def _escape(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _format(value: float) -> str:
+    if not math.isfinite(value):
+        return "—" if math.isnan(value) else str(value)
+    magnitude = abs(value)
+    return f"{value:.3e}" if magnitude and (magnitude >= 1e5 or magnitude < 1e-3) else f"{value:.4f}"
+
+
+def _thumbnail(path: str) -> str | None:
+    """A small JPEG data URI of the image at ``path``, or None if it cannot be read."""
+    try:
+        image = load_image(path)
+    except ReliqaError:
+        return None
+    picture = Image.fromarray(to_uint8_array(image))
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _higher_is_better(name: str) -> bool:
+    """From the metric registry; reliqa's models are higher = better (DESIGN.md)."""
+    from reliqa.metrics import list_metrics
+
+    return next((info.higher_is_better for info in list_metrics() if info.name == name), True)
+
+
+def _summary_section(rows: Sequence[dict[str, str]], scores: Sequence[str]) -> list[str]:
+    parts = ["<h2>Summary</h2>", "<table><thead><tr><th>score</th><th>direction</th><th>scored</th>"
+             "<th>mean</th><th>median</th><th>min</th><th>max</th></tr></thead><tbody>"]
+    for name in scores:
+        values = np.array([_number(row.get(name)) for row in rows])
+        finite = values[np.isfinite(values)]
+        stats = [finite.mean(), np.median(finite), finite.min(), finite.max()] if finite.size else [math.nan] * 4
+        direction = "higher = better" if _higher_is_better(name) else "lower = better"
+        cells = "".join(f'<td class="num">{_format(float(v))}</td>' for v in stats)
+        parts.append(f"<tr><td>{_escape(name)}</td><td>{direction}</td><td class=\"num\">{finite.size}</td>{cells}</tr>")
+    parts.append("</tbody></table>")
+    return parts
+
+
+def _match_mos(rows: Sequence[dict[str, str]], mos: str | os.PathLike) -> tuple[list[int], object]:
+    """Row indices with a human score and the matching dataset (same order)."""
+    from dataclasses import replace
+
+    from reliqa.evaluation.datasets import load_dataset
+
+    dataset = load_dataset(mos)
+    by_path = {os.path.realpath(item.image): item for item in dataset}
+    by_name: dict[str, list] = {}
+    for item in dataset:
+        by_name.setdefault(Path(item.image).name, []).append(item)
+    indices, items = [], []
+    for index, row in enumerate(rows):
+        item = by_path.get(os.path.realpath(row[IMAGE_COLUMN]))
+        if item is None:
+            candidates = by_name.get(Path(row[IMAGE_COLUMN]).name, [])
+            item = candidates[0] if len(candidates) == 1 else None
+        if item is not None:
+            indices.append(index)
+            items.append(item)
+    if len(indices) < 3:
+        raise DataError(
+            f"{mos}: only {len(indices)} result rows match an image of the MOS data "
+            "(matched by path, then by unique file name); correlations need at least 3"
+        )
+    return indices, replace(dataset, items=items)
+
+
+def _mos_section(
+    rows: Sequence[dict[str, str]], scores: Sequence[str], mos: str | os.PathLike, out_dir: Path
+) -> list[str]:
+    from reliqa.evaluation.correlation import correlation_report
+    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html
+
+    indices, dataset = _match_mos(rows, mos)
+    quality = dataset.quality()
+    std_all = dataset.std()
+    parts = [
+        "<h2>Agreement with human scores</h2>",
+        f'<p class="note">{len(indices)} of {len(rows)} rows matched {_escape(mos)}. Correlations '
+        "are direction-corrected (a lower-is-better score is negated), so higher = agrees with "
+        "the humans; [95% bootstrap interval].</p>",
+        "<table><thead><tr><th>score</th><th>n</th><th>SRCC</th><th>KRCC</th><th>PLCC</th>"
+        "<th>PLCC (logistic)</th><th>GMC average height (SRCC)</th></tr></thead><tbody>",
+    ]
+    pictures = []
+    (out_dir / "gmc").mkdir(parents=True, exist_ok=True)
+    for name in scores:
+        values = np.array([_number(rows[i].get(name)) for i in indices])
+        valid = np.isfinite(values)
+        prediction = values[valid] if _higher_is_better(name) else -values[valid]
+        try:
+            report = correlation_report(prediction, quality[valid], n_boot=200, seed=0)
+            std = std_all[valid] if std_all is not None else None
+            surface = gmc(prediction, quality[valid], std=std, seed=0)
+        except ReliqaError as error:
+            parts.append(f'<tr><td>{_escape(name)}</td><td colspan="6">{_escape(error)}</td></tr>')
+            continue
+        cells = []
+        for key in ("SRCC", "KRCC", "PLCC", "PLCC_logistic"):
+            value, interval = report[key]["value"], report[key]["ci"]
+            ci = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+            cells.append(f'<td class="num">{value:.3f}{ci}</td>')
+        height = surface.average_height.get("SRCC", math.nan)
+        parts.append(
+            f'<tr><td>{_escape(name)}</td><td class="num">{report["n"]}</td>{"".join(cells)}'
+            f'<td class="num">{_format(float(height))}</td></tr>'
+        )
+        picture = out_dir / "gmc" / f"{_safe_name(name)}.png"
+        interactive = picture.with_suffix(".html")
+        plot_heatmap(surface, picture)
+        plot_surface_html(surface, interactive)  # plotly.js inlined: offline too
+        pictures.append(
+            f'<figure><img src="gmc/{_escape(picture.name)}" alt="GMC heatmap of {_escape(name)}">'
+            f'<figcaption>GMC of {_escape(name)} (<a href="gmc/{_escape(interactive.name)}">'
+            "interactive 3-D surface</a>)</figcaption></figure>"
+        )
+    parts.append("</tbody></table>")
+    parts.append(f'<div class="row">{"".join(pictures)}</div>')
+    return parts
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _maps_section(rows: Sequence[dict[str, str]], scores: Sequence[str], out_dir: Path) -> list[str]:
+    from reliqa.visualize import render_maps
+
+    with_maps = [row for row in rows if row.get(MAPS_COLUMN)]
+    if not with_maps:
+        return []
+    order = scores[0] if scores else None
+    if order is not None:
+        sign = 1.0 if _higher_is_better(order) else -1.0
+        with_maps.sort(key=lambda row: sign * _number(row.get(order)) if math.isfinite(_number(row.get(order))) else math.inf)
+    (out_dir / "maps").mkdir(parents=True, exist_ok=True)
+    parts = [
+        "<h2>Distortion maps</h2>",
+        f'<p class="note">The {min(len(with_maps), MAX_MAP_PICTURES)} worst pairs'
+        + (f" by {_escape(order)}" if order else "")
+        + ": red = the test has more of the attribute than the reference, blue = less.</p>",
+    ]
+    for number, row in enumerate(with_maps[:MAX_MAP_PICTURES]):
+        try:
+            image = load_image(row[IMAGE_COLUMN])
+            maps = load_maps(row[MAPS_COLUMN])
+        except ReliqaError as error:
+            parts.append(f'<p class="note">{_escape(error)}</p>')
+            continue
+        picture = out_dir / "maps" / f"{number:03d}_{_safe_name(Path(row[IMAGE_COLUMN]).stem)}.png"
+        render_maps(image, maps, path=picture, title=Path(row[IMAGE_COLUMN]).name)
+        caption = " · ".join(f"{name} {_format(_number(row.get(name)))}" for name in scores)
+        parts.append(
+            f'<figure><img src="maps/{_escape(picture.name)}" alt="maps of {_escape(row[IMAGE_COLUMN])}">'
+            f"<figcaption>{_escape(row[IMAGE_COLUMN])} — {_escape(caption)}</figcaption></figure>"
+        )
+    return parts
+
+
+def _results_section(rows: Sequence[dict[str, str]], scores: Sequence[str], pairs: bool) -> list[str]:
+    header = ["#", "test"] + (["reference"] if pairs else []) + ["image"] + list(scores) + ["error"]
+    parts = [
+        "<h2>Results</h2>",
+        f'<p class="note">Click a column header to sort. Thumbnails for the first {MAX_THUMBNAILS} rows.</p>',
+        '<table class="sortable"><thead><tr>'
+        + "".join(f'<th scope="col">{_escape(h)}</th>' for h in header)
+        + "</tr></thead><tbody>",
+    ]
+    for number, row in enumerate(rows, start=1):
+        thumbs = [row[IMAGE_COLUMN]] + ([row.get(REFERENCE_COLUMN, "")] if pairs else [])
+        cells = [f'<td class="num" data-value="{number}">{number}</td>']
+        for path in thumbs:
+            uri = _thumbnail(path) if path and number <= MAX_THUMBNAILS else None
+            cells.append(f'<td><img class="thumb" src="{uri}" alt=""></td>' if uri else "<td></td>")
+        cells.append(f'<td data-value="{_escape(row[IMAGE_COLUMN])}">{_escape(row[IMAGE_COLUMN])}</td>')
+        for name in scores:
+            value = _number(row.get(name))
+            data = repr(value) if math.isfinite(value) else ""
+            cells.append(f'<td class="num" data-value="{data}">{_format(value)}</td>')
+        error = row.get(ERROR_COLUMN, "")
+        cells.append(f'<td data-value="{_escape(error)}">{_escape(error)}</td>')
+        css = ' class="failed"' if error else ""
+        parts.append(f"<tr{css}>{''.join(cells)}</tr>")
+    parts.append("</tbody></table>")
+    return parts
+
+
+def write_batch_report(
+    results: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    mos: str | os.PathLike | None = None,
+    title: str = "reliqa batch report",
+) -> Path:
+    """Write ``out_dir/index.html`` (plus ``maps/`` and ``gmc/`` pictures) for a results file.
+
+    Args:
+        results: a ``reliqa batch`` output (.csv or .parquet).
+        out_dir: the report folder (created).
+        mos: human scores to correlate with (dataset folder or ``image,mos[,std]`` CSV).
+        title: the page title.
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        DataError: unreadable results, or MOS data that matches fewer than 3 rows.
+    """
+    rows = read_results(results)
+    if not rows:
+        raise DataError(f"{results}: no result rows to report")
+    columns = list(rows[0])
+    if IMAGE_COLUMN not in columns:
+        raise DataError(f"{results}: not a reliqa batch results file (no 'image' column)")
+    scores = [name for name in columns if name not in _NON_SCORE_COLUMNS]
+    pairs = REFERENCE_COLUMN in columns
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = sum(1 for row in rows if row.get(ERROR_COLUMN))
+    body = [
+        f"<h1>{_escape(title)}</h1>",
+        f'<p class="note">{_escape(results)}: {len(rows)} rows, {failed} with errors; scores: '
+        f"{_escape(', '.join(scores) or 'none')}.</p>",
+    ]
+    body += _summary_section(rows, scores)
+    if mos is not None:
+        body += _mos_section(rows, scores, mos, out)
+    body += _maps_section(rows, scores, out)
+    body += _results_section(rows, scores, pairs)
+    script = _SORTABLE_JS.read_text(encoding="utf-8")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + f'\n<script>{script}\ndocument.querySelectorAll("table.sortable").forEach(makeSortable);</script>'
+        + "\n</body></html>\n"
+    )
+    path = out / REPORT_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, path)
+    return path

@@ -1,0 +1,1 @@
+"""Training loops (single process and torchrun/DDP) and the pieces they share (``common``)."""

@@ -1,0 +1,524 @@
+"""Training of the relational model: map network first, then the scorer (one command, resumable).
+
+Phases (one global step counter, so a checkpoint says where a run is):
+    1. steps ``[0, map_steps)``: the map network on engine triplets (p_swap 0.25), weighted MSE
+       (w_high = 10 where |t − 0.5| > 0.05), AdamW with warm-up + cosine decay. Validation on
+       fixed held-out batches picks the best map weights (tag ``best_maps``).
+    2. steps ``[map_steps, map_steps + score_steps)``: the best map network, frozen, feeds the
+       scorer, trained on engine ordinal sets (K versions at rising intensity) with the neighbour
+       hinge (δ = 1, λ_rank = 1) + listwise InfoNCE (τ = 0.07, λ_con = 0.5). Validation on fixed
+       held-out ordinal sets picks the best scorer (tag ``best``: the whole model).
+    3. ``run_dir/relational.safetensors``: the state dict of the best whole model.
+
+Data: the engine's :class:`~reliqa.distortions.DistortionDataset` on the pristine photos. The
+held-out split (``is_held_out``) is never trained on; its photos are divided in two fixed
+halves (:func:`held_out_halves`): validation (checkpoint choice, here) and evaluation (the
+figures in the model card). No human label is read anywhere.
+
+Each generated batch is used ``echo`` times under different flips/rotations (the maps'
+meaning does not depend on orientation): the engine costs more than a training step, so this
+multiplies the steps an hour buys.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
+from reliqa.distortions.dataset import DistortionDataset, split_images, validation_batches
+from reliqa.exceptions import DataError
+from reliqa.losses import ordinal_ranking_loss, weighted_map_mse
+from reliqa.models.relational import RelationalModel, tiled_forward
+from reliqa.training.common import (
+    Checkpointer,
+    DistributedContext,
+    MetricsLog,
+    StepTimer,
+    cleanup_distributed,
+    config_to_dict,
+    cosine_lr,
+    module_state_from_checkpoint,
+    set_lr,
+    setup_distributed,
+    seed_everything,
+    training_progress,
+    unwrap,
+    wrap_ddp,
+)
+
+from safetensors.torch import save_file
+
+
+@dataclass
+class RelationalTrainConfig:
+    """Everything a relational training run depends on (JSON config file → this)."""
+
+    data_root: str | list[str] = "../shared/data/pristine"
+    data_split: str = "train"
+    validation_root: str | None = None
+    run_dir: str = "runs/relational"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    widths: list[int] = field(default_factory=lambda: [32, 64, 96])
+    depths: list[int] = field(default_factory=lambda: [2, 2, 2])
+    scorer_hidden: int = 64
+    # phase 1: maps
+    map_steps: int = 3000
+    batch_size: int = 16
+    crop_size: int = 128
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    p_swap: float = 0.25
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    echo: int = 2
+    map_minutes: float | None = None
+    # phase 2: scorer
+    score_steps: int = 400
+    ordinal_batch_size: int = 8
+    ordinal_levels: int = 4
+    ordinal_crop_size: int = 128
+    score_lr: float = 1e-3
+    score_minutes: float | None = None
+    # data loading, validation, bookkeeping
+    num_workers: int = 1
+    val_every: int = 250
+    val_batches: int = 6
+    val_batch_size: int = 16
+    log_every: int = 25
+    checkpoint_every: int = 500
+    amp: bool = False
+    init_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.map_steps < 0 or self.score_steps < 0:
+            raise ValueError("map_steps and score_steps must be ≥ 0")
+        if self.ordinal_levels < 2:
+            raise ValueError(f"ordinal_levels must be ≥ 2, got {self.ordinal_levels}")
+        if self.echo < 1:
+            raise ValueError(f"echo must be ≥ 1, got {self.echo}")
+        if self.crop_size % 16 or self.ordinal_crop_size % 16:
+            raise ValueError("crop sizes must be multiples of 16")
+
+    @property
+    def total_steps(self) -> int:
+        return self.map_steps + self.score_steps
+
+    def model(self) -> RelationalModel:
+        return RelationalModel(self.widths, self.depths, self.scorer_hidden)
+
+
+def held_out_halves(root: str | Path | list[str]) -> tuple[list[Path], list[Path]]:
+    """The held-out photos split in two fixed halves: (validation, evaluation).
+
+    Sorted by path, even positions validate (choose checkpoints), odd positions evaluate (the
+    reported figures), so the figures come from photos that influenced no decision.
+    """
+    photos = split_images(root, "held_out")
+    return photos[0::2], photos[1::2]
+
+
+# --------------------------------------------------------------------------------------------
+# batches
+# --------------------------------------------------------------------------------------------
+
+
+def dihedral(batch: dict[str, torch.Tensor], variant: int) -> dict[str, torch.Tensor]:
+    """One of the 8 flips/rotations of every image-like tensor of a batch (last two dims)."""
+    if variant == 0:
+        return batch
+    out: dict[str, torch.Tensor] = {}
+    for key, value in batch.items():
+        if value.ndim >= 4:
+            value = torch.rot90(value, variant % 4, dims=(-2, -1))
+            if variant >= 4:
+                value = value.flip(-1)
+        out[key] = value
+    return out
+
+
+def echoed(loader: Iterator[dict[str, torch.Tensor]], echo: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    """Each loaded batch ``echo`` times, under different dihedral transforms, on ``device``."""
+    for index, batch in enumerate(loader):
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        first = int(batch["index"]) % 8 if "index" in batch else index % 8
+        for repeat in range(echo):
+            yield dihedral(batch, (first + 3 * repeat) % 8)
+
+
+def _loader(dataset: DistortionDataset, config: RelationalTrainConfig, device: torch.device) -> DataLoader:
+    workers = config.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validate_maps(model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
+    """Weighted MSE and the sign accuracy on active truth pixels over fixed triplet batches."""
+    model.eval()
+    losses, correct, active = [], 0.0, 0.0
+    for batch in batches:
+        test, reference, truth = (batch[k].to(device) for k in ("test", "reference", "truth"))
+        maps = model.maps_net(test, reference)
+        losses.append(float(weighted_map_mse(maps, truth)))
+        mask = (truth - NEUTRAL).abs() > ACTIVE_THRESHOLD
+        correct += float(((maps > NEUTRAL) == (truth > NEUTRAL))[mask].sum())
+        active += float(mask.sum())
+    model.train()
+    return {"map_loss": sum(losses) / len(losses), "sign_accuracy": correct / max(active, 1.0)}
+
+
+def ordinal_scores(model: RelationalModel, reference: torch.Tensor, versions: torch.Tensor, *, grad_scorer: bool) -> torch.Tensor:
+    """Scores of each version against its reference with the neutral reference prepended.
+
+    Args:
+        reference: (B, 3, C, C); versions: (B, K, 3, C, C), rising intensity.
+
+    Returns:
+        (B, K + 1): column 0 is s(ref, ref) = 0 exactly (anti-symmetry), then s(v_k, ref).
+    """
+    b, k = versions.shape[:2]
+    flat = versions.flatten(0, 1)
+    repeated = reference[:, None].expand(-1, k, -1, -1, -1).flatten(0, 1)
+    with torch.no_grad():
+        _, descriptor = tiled_forward(unwrap(model).maps_net, flat, repeated, tile=None)
+    with torch.set_grad_enabled(grad_scorer):
+        scores = model.scorer(descriptor).view(b, k)
+    return torch.cat([scores.new_zeros(b, 1), scores], dim=1)
+
+
+@torch.no_grad()
+def validate_scores(model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
+    """Ranking loss and the fraction of correctly ordered pairs on fixed ordinal sets."""
+    model.eval()
+    losses, ordered, pairs = [], 0.0, 0.0
+    for batch in batches:
+        scores = ordinal_scores(model, batch["reference"].to(device), batch["versions"].to(device), grad_scorer=False)
+        losses.append(float(ordinal_ranking_loss(scores)))
+        upper = torch.triu(torch.ones(scores.shape[1], scores.shape[1], dtype=torch.bool, device=device), 1)
+        better = scores[:, :, None] > scores[:, None, :]  # [i, j]: version i scores above version j
+        ordered += float(better[:, upper].sum())
+        pairs += float(upper.sum()) * scores.shape[0]
+    model.train()
+    return {"score_loss": sum(losses) / len(losses), "pair_accuracy": ordered / max(pairs, 1.0)}
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the loop saves a checkpoint and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def _progress_fraction(step: int, start: int, steps: int, started: float, minutes: float | None) -> float:
+    """Schedule position in [0, 1]: by steps, or by wall time when that runs out first."""
+    fraction = (step - start) / max(1, steps)
+    if minutes:
+        fraction = max(fraction, (time.time() - started) / (60.0 * minutes))
+    return min(1.0, fraction)
+
+
+def train_relational(config: RelationalTrainConfig, *, resume: bool = False, quiet: bool = False) -> Path:
+    """Run (or resume) a relational training run; returns the path of the exported weights.
+
+    Works as a single process or under ``torchrun`` (one process per GPU; ``batch_size`` is per
+    process). Writes ``config.json``, ``metrics.jsonl``, checkpoints and ``relational.safetensors``
+    into ``config.run_dir``.
+    """
+    context = setup_distributed(config.device)
+    try:
+        return _train(config, context, resume=resume, quiet=quiet)
+    finally:
+        cleanup_distributed()
+
+
+def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume: bool, quiet: bool) -> Path:
+    import json
+
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    if context.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its kernels once
+    run_dir = Path(config.run_dir)
+    device = context.device
+    seed_everything(config.seed)  # same initial weights on every rank
+    model = config.model().to(device)
+    if config.init_weights:
+        model.load_state_dict(_load_weights(config.init_weights))
+    map_optimizer = torch.optim.AdamW(model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    score_optimizer = torch.optim.AdamW(model.scorer.parameters(), lr=config.score_lr, weight_decay=config.weight_decay)
+    checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
+    modules = {"model": model}
+    optimizers = {"maps": map_optimizer, "scorer": score_optimizer}
+    extra: dict[str, Any] = {"best_map_loss": math.inf, "best_score_loss": math.inf}
+    step = 0
+    if resume:
+        state = checkpointer.resume(modules, optimizers)
+        if state is not None:
+            step, extra = state.step, {**extra, **state.extra}
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    seed_everything(config.seed + 7919 * step, context.rank)  # a resumed run draws fresh noise
+
+    validation_photos = (
+        split_images(config.validation_root, "all") if config.validation_root else held_out_halves(config.data_root)[0]
+    )
+    stop = _StopFlag()
+    previous_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log:
+            if step < config.map_steps:
+                step, extra = _map_phase(
+                    config, context, model, map_optimizer, checkpointer, optimizers, log, step, extra,
+                    validation_photos, stop, quiet,
+                )
+            if not stop.requested and config.map_steps <= step < config.total_steps:
+                step, extra = _score_phase(
+                    config, context, model, score_optimizer, checkpointer, optimizers, log, step, extra,
+                    validation_photos, stop, quiet,
+                )
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        checkpointer.save(step, modules, optimizers, extra)
+    output = run_dir / "relational.safetensors"
+    if context.is_main and step >= config.total_steps:
+        state = unwrap(model).state_dict()
+        for tag in ("best", "best_maps"):  # the chosen scorer, else at least the chosen maps
+            chosen = run_dir / "checkpoints" / f"{tag}.safetensors"
+            if chosen.is_file():
+                state = module_state_from_checkpoint(chosen, "model")
+                break
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(output))
+    return output
+
+
+def _load_weights(path: str) -> dict[str, torch.Tensor]:
+    from reliqa.models.weights import load_verified
+
+    if path.endswith(".safetensors") and "checkpoints" in Path(path).parts:
+        return module_state_from_checkpoint(path, "model")
+    return load_verified(path, None)
+
+
+def _map_phase(
+    config: RelationalTrainConfig,
+    context: DistributedContext,
+    model: RelationalModel,
+    optimizer: torch.optim.Optimizer,
+    checkpointer: Checkpointer,
+    optimizers: dict[str, torch.optim.Optimizer],
+    log: MetricsLog,
+    step: int,
+    extra: dict[str, Any],
+    validation_photos: list[Path],
+    stop: _StopFlag,
+    quiet: bool,
+) -> tuple[int, dict[str, Any]]:
+    device = context.device
+    dataset = DistortionDataset(
+        config.data_root, split=config.data_split, crop_size=config.crop_size, batch_size=config.batch_size,
+        scale_range=tuple(config.scale_range), p_swap=config.p_swap, seed=config.seed + step,
+    )
+    dataset.preload()
+    val = validation_batches(
+        validation_photos, num_batches=config.val_batches, batch_size=config.val_batch_size,
+        crop_size=config.crop_size * 2, seed=config.seed, p_swap=config.p_swap,
+    )
+    network = wrap_ddp(model.maps_net, context)
+    model.train()
+    timer = StepTimer()
+    started, start_step = time.time(), step
+    running: list[float] = []
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
+    with training_progress(config.map_steps, step, description="maps", enabled=context.is_main and not quiet) as bar:
+        while step < config.map_steps and not stop.requested:
+            fraction = _progress_fraction(step, start_step, config.map_steps - start_step, started, config.map_minutes)
+            if fraction >= 1.0:
+                break
+            lr = cosine_lr(int(fraction * config.map_steps), config.map_steps, config.lr, config.warmup_steps)
+            set_lr(optimizer, lr)
+            batch = next(batches)
+            timer.start()
+            with autocast:
+                maps = network(batch["test"], batch["reference"])
+            loss = weighted_map_mse(maps.float(), batch["truth"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.maps_net.parameters(), 1.0)
+            optimizer.step()
+            timer.stop()
+            step += 1
+            running.append(loss.item())
+            bar.advance(1, loss=running[-1])
+            if step % config.log_every == 0:
+                log.write(step, "train", phase="maps", map_loss=sum(running) / len(running), lr=lr, steps_per_s=timer.rate())
+                running.clear()
+            if step % config.val_every == 0 or step == config.map_steps:
+                extra = _validate_maps_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+            if step % config.checkpoint_every == 0:
+                checkpointer.save(step, {"model": model}, optimizers, extra)
+    if step < config.map_steps and not stop.requested:  # the time budget ran out first
+        extra = _validate_maps_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+        extra["map_steps_done"] = step
+        step = config.map_steps
+    return step, extra
+
+
+def _validate_maps_and_keep_best(
+    model: RelationalModel,
+    val: list[dict[str, torch.Tensor]],
+    device: torch.device,
+    checkpointer: Checkpointer,
+    optimizers: dict[str, torch.optim.Optimizer],
+    log: MetricsLog,
+    step: int,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    metrics = validate_maps(model, val, device)
+    log.write(step, "val", phase="maps", **metrics)
+    if metrics["map_loss"] < extra["best_map_loss"]:
+        extra = {**extra, "best_map_loss": metrics["map_loss"], "best_map_step": step}
+        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best_maps")
+    return extra
+
+
+def _score_phase(
+    config: RelationalTrainConfig,
+    context: DistributedContext,
+    model: RelationalModel,
+    optimizer: torch.optim.Optimizer,
+    checkpointer: Checkpointer,
+    optimizers: dict[str, torch.optim.Optimizer],
+    log: MetricsLog,
+    step: int,
+    extra: dict[str, Any],
+    validation_photos: list[Path],
+    stop: _StopFlag,
+    quiet: bool,
+) -> tuple[int, dict[str, Any]]:
+    device = context.device
+    best_maps = checkpointer.folder / "best_maps.safetensors"
+    if step == config.map_steps and best_maps.is_file():
+        state = module_state_from_checkpoint(best_maps, "model")
+        model.maps_net.load_state_dict({k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")})
+    for parameter in model.maps_net.parameters():
+        parameter.requires_grad_(False)
+    dataset = DistortionDataset(
+        config.data_root, split=config.data_split, crop_size=config.ordinal_crop_size,
+        batch_size=config.ordinal_batch_size, mode="ordinal", ordinal_levels=config.ordinal_levels,
+        scale_range=tuple(config.scale_range), seed=config.seed + 1 + step,
+    )
+    dataset.preload()
+    val = validation_batches(
+        validation_photos, num_batches=config.val_batches, batch_size=config.ordinal_batch_size,
+        crop_size=config.ordinal_crop_size, mode="ordinal", seed=config.seed, ordinal_levels=config.ordinal_levels,
+    )
+    scorer = wrap_ddp(model.scorer, context)
+    scoring_model = _ScoringView(model.maps_net, scorer)
+    model.train()
+    model.maps_net.eval()
+    timer = StepTimer()
+    first, total = config.map_steps, config.total_steps
+    started, start_step = time.time(), step
+    running: list[float] = []
+    batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
+    with training_progress(total, step, description="scorer", enabled=context.is_main and not quiet) as bar:
+        while step < total and not stop.requested:
+            fraction = _progress_fraction(step, start_step, total - start_step, started, config.score_minutes)
+            if fraction >= 1.0:
+                break
+            local = int(fraction * config.score_steps)
+            lr = cosine_lr(local, config.score_steps, config.score_lr, max(1, config.score_steps // 20))
+            set_lr(optimizer, lr)
+            batch = next(batches)
+            timer.start()
+            scores = ordinal_scores(scoring_model, batch["reference"], batch["versions"], grad_scorer=True)
+            loss = ordinal_ranking_loss(scores)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            timer.stop()
+            step += 1
+            running.append(loss.item())
+            bar.advance(1, loss=running[-1])
+            if (step - first) % config.log_every == 0:
+                log.write(step, "train", phase="scorer", score_loss=sum(running) / len(running), lr=lr, steps_per_s=timer.rate())
+                running.clear()
+            if (step - first) % config.val_every == 0 or step == total:
+                extra = _validate_scores_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+            if (step - first) % config.checkpoint_every == 0:
+                checkpointer.save(step, {"model": model}, optimizers, extra)
+    if step < total and not stop.requested:
+        extra = _validate_scores_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+        extra["score_steps_done"] = step - first
+        step = total
+    return step, extra
+
+
+class _ScoringView(torch.nn.Module):
+    """The frozen map network with a (possibly DDP-wrapped) scorer, for :func:`ordinal_scores`."""
+
+    def __init__(self, maps_net: torch.nn.Module, scorer: torch.nn.Module) -> None:
+        super().__init__()
+        self.maps_net = maps_net
+        self.scorer = scorer
+
+
+def _validate_scores_and_keep_best(
+    model: RelationalModel,
+    val: list[dict[str, torch.Tensor]],
+    device: torch.device,
+    checkpointer: Checkpointer,
+    optimizers: dict[str, torch.optim.Optimizer],
+    log: MetricsLog,
+    step: int,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    metrics = validate_scores(model, val, device)
+    log.write(step, "val", phase="scorer", **metrics)
+    if metrics["score_loss"] < extra["best_score_loss"]:
+        extra = {**extra, "best_score_loss": metrics["score_loss"], "best_score_step": step}
+        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best")
+    return extra
+
+
+def load_training_config(path: str | Path, **overrides: Any) -> RelationalTrainConfig:
+    """A :class:`RelationalTrainConfig` from a JSON file (unknown keys are an error)."""
+    from reliqa.training.common import load_config
+
+    try:
+        return load_config(path, RelationalTrainConfig, **overrides)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None

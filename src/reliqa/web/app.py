@@ -1,0 +1,521 @@
+"""The ``reliqa serve`` web viewer: a thin FastAPI layer over reliqa's Python API.
+
+Safety rules (docs/web.md):
+    - binds 127.0.0.1 unless told otherwise (the CLI warns on any other host);
+    - request bodies over ``max_request_bytes`` and files over ``max_upload_bytes`` get 413,
+      images over ``max_pixels`` get 413 before decoding (the header is read first);
+    - uploads and ``--root`` files must be images by CONTENT: Pillow must identify them as one of
+      :data:`ACCEPTED_FORMATS` (an image renamed ``.png`` that is really a PDF is refused);
+    - a path from the client is always relative to ``--root``; it is resolved (symlinks
+      followed) and refused unless it stays inside the root, so ``..``, absolute paths and
+      symlinks that leave the root cannot read anything.
+
+Every error is JSON ``{"error": "..."}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from reliqa.attributes import ATTRIBUTE_DIRECTIONS, ATTRIBUTES
+from reliqa.exceptions import ReliqaError, UnknownNameError, WeightsError
+from reliqa.io import list_images, load_image, to_uint8_array
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "JPEG2000")
+"""Pillow formats the viewer accepts; Pillow is told to try only these decoders."""
+
+DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 6000 * 6000
+MAX_TEST_IMAGES = 12
+"""Most test images (candidates) in one request."""
+
+DISPLAY_SIDE = 512
+"""Longer side of the images and maps sent to the page (scores use full resolution)."""
+
+FULL_REFERENCE_METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd")
+NO_REFERENCE_SCORERS: tuple[str, ...] = ("hirqa", "hirqa-s", "niqe", "laplacian_var")
+RELATIONAL = "relational"
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status; answered as ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+# ----------------------------------------------------------------------------------- files
+
+
+def resolve_under_root(root: Path, relative: str) -> Path:
+    """The file ``relative`` names inside ``root``, or an :class:`ApiError`.
+
+    Refuses absolute paths, NUL bytes, and anything whose resolved path (symlinks followed)
+    is not inside the resolved root — ``..`` and symlinks out of the root included.
+    """
+    if not relative or "\0" in relative:
+        raise ApiError(400, "path: give a file path relative to the served folder")
+    candidate = Path(relative)
+    if candidate.is_absolute() or candidate.drive:
+        raise ApiError(403, f"path {relative!r}: absolute paths are not allowed")
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root):
+        raise ApiError(403, f"path {relative!r}: outside the served folder")
+    if not resolved.is_file():
+        raise ApiError(404, f"path {relative!r}: no such file in the served folder")
+    return resolved
+
+
+def check_image_file(path: Path, name: str, limits: Limits) -> str:
+    """Pillow format of an image file, after checking its content type and pixel count."""
+    try:
+        with Image.open(path, formats=ACCEPTED_FORMATS) as image:
+            pixels = image.width * image.height
+            image_format = image.format or "?"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ApiError(
+            400, f"{name}: not an image of an accepted type ({', '.join(ACCEPTED_FORMATS)})"
+        ) from None
+    if pixels > limits.max_pixels:
+        raise ApiError(
+            413, f"{name}: {pixels:,} pixels, more than the limit of {limits.max_pixels:,}"
+        )
+    return image_format
+
+
+# ----------------------------------------------------------------------------------- encoding
+
+
+def _display(image: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) → (1, C, h, w) with max(h, w) ≤ DISPLAY_SIDE (area average)."""
+    height, width = image.shape[-2:]
+    scale = min(1.0, DISPLAY_SIDE / max(height, width))
+    if scale == 1.0:
+        return image
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image, size=size, mode="area")
+
+
+def _data_url(array: np.ndarray, image_format: str) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
+    mime = "image/jpeg" if image_format == "JPEG" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+def image_data_url(image: torch.Tensor) -> str:
+    """(1, 3, H, W) in [0, 1] → a JPEG data URL at display size."""
+    return _data_url(to_uint8_array(_display(image)), "JPEG")
+
+
+def map_data_urls(maps: torch.Tensor) -> dict[str, str]:
+    """(9, H, W) or (1, 9, H, W) maps → one 8-bit grey PNG data URL per attribute (value·255).
+
+    The page colours them (red = more, blue = less, alpha = intensity) in a canvas.
+    """
+    maps = maps.reshape(1, len(ATTRIBUTES), *maps.shape[-2:]).float().cpu().clamp(0, 1)
+    shown = _display(maps)[0].mul(255).round().byte().numpy()
+    return {name: _data_url(shown[k], "PNG") for k, name in enumerate(ATTRIBUTES)}
+
+
+def _as_float(value: Any) -> float:
+    return float(value.reshape(-1)[0]) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------------- service
+
+
+class Viewer:
+    """What the routes call: loads scorers on first use, one inference at a time."""
+
+    def __init__(self, root: Path | None, limits: Limits, device: str) -> None:
+        self.root = root.resolve() if root is not None else None
+        self.limits = limits
+        self.device = device
+        self._lock = threading.Lock()
+        self._scorers: dict[str, Any] = {}
+        self._unavailable: dict[str, str] = {}
+
+    def scorer(self, name: str) -> Any | None:
+        """The scorer ``name`` (reliqa.evaluation.scorers), or None when it cannot be built."""
+        if name in self._scorers:
+            return self._scorers[name]
+        if name in self._unavailable:
+            return None
+        from reliqa.evaluation.scorers import resolve_scorer
+
+        try:
+            self._scorers[name] = resolve_scorer(name, device=self.device)
+        except (UnknownNameError, WeightsError) as error:
+            self._unavailable[name] = str(error)
+            return None
+        return self._scorers[name]
+
+    def relational_available(self) -> bool:
+        return self.scorer(RELATIONAL) is not None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "attributes": list(ATTRIBUTES),
+            "directions": {name: list(pair) for name, pair in ATTRIBUTE_DIRECTIONS.items()},
+            "full_reference": [n for n in FULL_REFERENCE_METRICS if self.scorer(n) is not None],
+            "no_reference": [n for n in NO_REFERENCE_SCORERS if self.scorer(n) is not None],
+            "relational": self.relational_available(),
+            "root": self.root is not None,
+            "limits": {
+                "max_upload_bytes": self.limits.max_upload_bytes,
+                "max_request_bytes": self.limits.max_request_bytes,
+                "max_pixels": self.limits.max_pixels,
+                "max_test_images": MAX_TEST_IMAGES,
+            },
+        }
+
+    def files(self) -> list[str]:
+        if self.root is None:
+            return []
+        names = []
+        for path in list_images(self.root, recursive=True):
+            resolved = path.resolve()
+            if resolved.is_relative_to(self.root) and resolved.is_file():
+                names.append(path.relative_to(self.root).as_posix())
+        return names
+
+    def root_file(self, relative: str) -> Path:
+        if self.root is None:
+            raise ApiError(404, "no folder is served (start with reliqa serve --root DIR)")
+        return resolve_under_root(self.root, relative)
+
+    def compare(self, reference: tuple[str, Path], tests: Sequence[tuple[str, Path]]) -> dict[str, Any]:
+        ref_name, ref_path = reference
+        ref_image = self._load(ref_path, ref_name)
+        relational = self.scorer(RELATIONAL)
+        metrics = {n: s for n in FULL_REFERENCE_METRICS if (s := self.scorer(n)) is not None}
+        results = []
+        for name, path in tests:
+            test_image = self._load(path, name)
+            entry: dict[str, Any] = {"name": name, "image": image_data_url(test_image), "scores": {}}
+            if test_image.shape != ref_image.shape:
+                entry["error"] = (
+                    f"{name}: {test_image.shape[-1]}x{test_image.shape[-2]} differs from the "
+                    f"reference's {ref_image.shape[-1]}x{ref_image.shape[-2]}"
+                )
+                results.append(entry)
+                continue
+            with self._lock, torch.inference_mode():
+                for metric_name, metric in metrics.items():
+                    entry["scores"][metric_name] = _finite_or_none(_as_float(metric(test_image, ref_image)))
+                if relational is not None:
+                    from reliqa import compare
+
+                    outcome = compare(ref_image, test_image)
+                    entry["scores"][RELATIONAL] = _as_float(outcome.score)
+                    entry["maps"] = map_data_urls(outcome.maps)
+                    entry["summary"] = _jsonable(getattr(outcome, "summary", None))
+            results.append(entry)
+        ranking_by = RELATIONAL if relational is not None else next(iter(metrics), None)
+        return {
+            "reference": {"name": ref_name, "image": image_data_url(ref_image),
+                          "width": ref_image.shape[-1], "height": ref_image.shape[-2]},
+            "results": results,
+            "ranking_by": ranking_by,
+            "ranking": self._ranking(results, ranking_by),
+        }
+
+    def _ranking(self, results: Sequence[dict[str, Any]], by: str | None) -> list[str]:
+        """Candidate names, best first, by ``by`` in its own direction; failures last."""
+        if by is None:
+            return [entry["name"] for entry in results]
+        higher_is_better = self.scorer(by).higher_is_better  # type: ignore[union-attr]
+        scored = [e for e in results if e["scores"].get(by) is not None]
+        scored.sort(key=lambda e: e["scores"][by], reverse=higher_is_better)
+        return [e["name"] for e in scored] + [e["name"] for e in results if e not in scored]
+
+    def score(self, images: Sequence[tuple[str, Path]]) -> dict[str, Any]:
+        scorers = {n: s for n in NO_REFERENCE_SCORERS if (s := self.scorer(n)) is not None}
+        results = []
+        for name, path in images:
+            image = self._load(path, name)
+            entry: dict[str, Any] = {"name": name, "image": image_data_url(image), "scores": {}}
+            with self._lock, torch.inference_mode():
+                for scorer_name, scorer in scorers.items():
+                    try:
+                        entry["scores"][scorer_name] = _finite_or_none(_as_float(scorer(image)))
+                    except ReliqaError as error:
+                        entry.setdefault("errors", []).append(str(error))
+            results.append(entry)
+        return {"scorers": list(scorers), "results": results}
+
+    def gmc(
+        self, table: tuple[str, Path], score_column: str, mos_column: str, std_column: str | None
+    ) -> dict[str, Any]:
+        """GMC surface (SRCC) of one score column of a results CSV against a MOS column.
+
+        A column named after a lower-is-better metric (e.g. ``niqe``) is negated first, so a
+        high surface always means agreement with the MOS.
+        """
+        from reliqa.evaluation.correlation import read_score_columns
+        from reliqa.evaluation.gmc import gmc
+        from reliqa.metrics import list_metrics
+
+        name, path = table
+        columns = [score_column, mos_column] + ([std_column] if std_column else [])
+        lower_is_better = any(i.name == score_column and not i.higher_is_better for i in list_metrics())
+        try:
+            values = read_score_columns(path, columns)
+            prediction = -values[score_column] if lower_is_better else values[score_column]
+            std = values[std_column] if std_column else None
+            result = gmc(prediction, values[mos_column], std, correlations=("SRCC",))
+        except ReliqaError as error:
+            raise ApiError(400, str(error).replace(str(path), name)) from None
+        statistic = "SRCC" if "SRCC" in result.surfaces else next(iter(result.surfaces), None)
+        if statistic is None:
+            raise ApiError(400, "no GMC surface could be fitted: " + "; ".join(result.notes))
+        surface = result.surfaces[statistic]
+        return {
+            "count": int(values[mos_column].size),
+            "statistic": statistic,
+            "negated": lower_is_better,
+            "grid": {
+                "qs": surface.qs.tolist(),
+                "qd": surface.qd.tolist(),
+                "values": [[_finite_or_none(float(v)) for v in row] for row in surface.values],
+            },
+            "average_height": {k: _finite_or_none(float(v)) for k, v in result.average_height.items()},
+            "global": {k: _finite_or_none(float(v)) for k, v in result.global_.items()},
+            "notes": list(result.notes),
+        }
+
+    def _load(self, path: Path, name: str) -> torch.Tensor:
+        check_image_file(path, name, self.limits)
+        try:
+            return load_image(path, max_pixels=self.limits.max_pixels).to(self.device)
+        except ReliqaError as error:
+            raise ApiError(400, str(error).replace(str(path), name)) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "_asdict"):
+        return _jsonable(value._asdict())
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    return value
+
+
+# ----------------------------------------------------------------------------------- uploads
+
+
+class _Intake:
+    """Uploads saved to a private temporary folder (removed after the request)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._folder = tempfile.TemporaryDirectory(prefix="reliqa-web-")
+        self._count = 0
+
+    async def save(self, upload: UploadFile) -> tuple[str, Path]:
+        name = Path(upload.filename or "upload").name or "upload"
+        data = await upload.read(self.limits.max_upload_bytes + 1)
+        if len(data) > self.limits.max_upload_bytes:
+            raise ApiError(
+                413, f"{name}: larger than the upload limit of {self.limits.max_upload_bytes:,} bytes"
+            )
+        if not data:
+            raise ApiError(400, f"{name}: empty file")
+        self._count += 1
+        path = Path(self._folder.name) / f"upload-{self._count}"
+        path.write_bytes(data)
+        return name, path
+
+    def close(self) -> None:
+        self._folder.cleanup()
+
+
+class _BodyLimit:
+    """ASGI middleware: 411 for a body without Content-Length, 413 above the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            problem = None
+            if length is None:
+                problem = (411, "a Content-Length header is required")
+            elif not length.isdigit() or int(length) > self.limit:
+                problem = (413, f"request larger than the limit of {self.limit:,} bytes")
+            if problem is not None:
+                response = JSONResponse({"error": problem[1]}, status_code=problem[0])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# ----------------------------------------------------------------------------------- app
+
+
+def create_app(
+    root: str | os.PathLike | None = None,
+    *,
+    limits: Limits = Limits(),
+    device: str = "cpu",
+) -> FastAPI:
+    """The viewer's FastAPI application.
+
+    Args:
+        root: folder whose images the page may pick (never anything outside it); None: uploads only.
+        limits: upload, request and pixel-count limits.
+        device: torch device for the models.
+    """
+    root_path = Path(root) if root is not None else None
+    if root_path is not None and not root_path.is_dir():
+        raise ReliqaError(f"--root {root_path}: not a directory")
+    viewer = Viewer(root_path, limits, device)
+    app = FastAPI(title="reliqa viewer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.viewer = viewer
+    app.add_middleware(_BodyLimit, limit=limits.max_request_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
+        )
+        return JSONResponse({"error": problems or "bad request"}, status_code=400)
+
+    @app.exception_handler(ReliqaError)
+    async def _reliqa_error(_: Request, error: ReliqaError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = resolve_under_root(STATIC_DIR, name)
+        media = {".js": "text/javascript", ".css": "text/css"}.get(path.suffix, "application/octet-stream")
+        return FileResponse(path, media_type=media)
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return viewer.info()
+
+    @app.get("/api/files")
+    def files() -> dict[str, Any]:
+        return {"files": viewer.files()}
+
+    @app.get("/api/file")
+    def file(path: Annotated[str, Query()]) -> FileResponse:
+        resolved = viewer.root_file(path)
+        image_format = check_image_file(resolved, path, limits)
+        return FileResponse(resolved, media_type=Image.MIME.get(image_format, "application/octet-stream"))
+
+    @app.post("/api/compare")
+    async def compare(
+        reference: Annotated[UploadFile | None, File()] = None,
+        reference_path: Annotated[str | None, Form()] = None,
+        tests: Annotated[list[UploadFile] | None, File()] = None,
+        test_paths: Annotated[list[str] | None, Form()] = None,
+    ) -> dict[str, Any]:
+        intake = _Intake(limits)
+        try:
+            if (reference is None) == (reference_path is None):
+                raise ApiError(400, "give one reference: an uploaded file or a reference_path")
+            ref = await intake.save(reference) if reference is not None else (reference_path, viewer.root_file(reference_path))  # type: ignore[arg-type]
+            candidates = [await intake.save(upload) for upload in tests or []]
+            candidates += [(p, viewer.root_file(p)) for p in test_paths or []]
+            if not candidates:
+                raise ApiError(400, "give at least one test image")
+            if len(candidates) > MAX_TEST_IMAGES:
+                raise ApiError(413, f"at most {MAX_TEST_IMAGES} test images per request")
+            return await run_in_threadpool(viewer.compare, ref, candidates)  # type: ignore[arg-type]
+        finally:
+            intake.close()
+
+    @app.post("/api/score")
+    async def score(
+        images: Annotated[list[UploadFile] | None, File()] = None,
+        paths: Annotated[list[str] | None, Form()] = None,
+    ) -> dict[str, Any]:
+        intake = _Intake(limits)
+        try:
+            sources = [await intake.save(upload) for upload in images or []]
+            sources += [(p, viewer.root_file(p)) for p in paths or []]
+            if not sources:
+                raise ApiError(400, "give at least one image")
+            if len(sources) > MAX_TEST_IMAGES:
+                raise ApiError(413, f"at most {MAX_TEST_IMAGES} images per request")
+            return await run_in_threadpool(viewer.score, sources)
+        finally:
+            intake.close()
+
+    @app.post("/api/gmc")
+    async def gmc(
+        results: Annotated[UploadFile, File()],
+        score_column: Annotated[str, Form()],
+        mos_column: Annotated[str, Form()],
+        std_column: Annotated[str | None, Form()] = None,
+    ) -> dict[str, Any]:
+        intake = _Intake(limits)
+        try:
+            table = await intake.save(results)
+            return await run_in_threadpool(viewer.gmc, table, score_column, mos_column, std_column or None)
+        finally:
+            intake.close()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    return app

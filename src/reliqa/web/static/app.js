@@ -1,0 +1,366 @@
+// reliqa viewer: vanilla JS, no external resources. The server sends each attribute map as an
+// 8-bit grey PNG (value = map * 255); this page colours it: red where the test has MORE of the
+// attribute (map > 0.5), blue where it has LESS, alpha growing with the intensity 2|m - 0.5|.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const state = { info: null, compare: null, selected: 0, base: null, maps: {}, size: [0, 0] };
+const MORE = [214, 39, 40];
+const LESS = [33, 102, 172];
+
+function setStatus(text, isError = false) {
+  const status = $("#status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+function formatScore(value) {
+  if (value === null || value === undefined) return "—";
+  const magnitude = Math.abs(value);
+  return magnitude !== 0 && (magnitude >= 1e4 || magnitude < 1e-3) ? value.toExponential(3) : value.toFixed(4);
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function loadPicture(url) {
+  return new Promise((resolve, reject) => {
+    const picture = new Image();
+    picture.onload = () => resolve(picture);
+    picture.onerror = () => reject(new Error("cannot decode a picture from the server"));
+    picture.src = url;
+  });
+}
+
+// ---------------------------------------------------------------------------- compare
+
+function compareForm() {
+  const form = new FormData();
+  const referenceFile = $("#reference-file").files[0];
+  const rootReference = $("#root-reference").value;
+  if (referenceFile) form.append("reference", referenceFile);
+  else if (rootReference) form.append("reference_path", rootReference);
+  else throw new Error("choose a reference image");
+  const tests = Array.from($("#test-files").files);
+  tests.forEach((file) => form.append("tests", file));
+  Array.from($("#root-tests").selectedOptions).forEach((option) => form.append("test_paths", option.value));
+  if (!form.has("tests") && !form.has("test_paths")) throw new Error("choose at least one test image");
+  return form;
+}
+
+async function runCompare() {
+  const button = $("#compare-button");
+  button.disabled = true;
+  try {
+    const form = compareForm();
+    setStatus("comparing…");
+    state.compare = await api("/api/compare", { method: "POST", body: form });
+    renderRanking();
+    const first = state.compare.results.findIndex((entry) => !entry.error);
+    await selectCandidate(first >= 0 ? first : 0);
+    $("#compare-results").hidden = false;
+    setStatus(`compared ${state.compare.results.length} test image(s)`);
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderRanking() {
+  const { results, ranking, ranking_by: rankingBy } = state.compare;
+  const metrics = [];
+  results.forEach((entry) => Object.keys(entry.scores).forEach((name) => metrics.includes(name) || metrics.push(name)));
+  const head = $("#ranking-head");
+  head.replaceChildren(
+    ...["rank", "image", "test", ...metrics, "note"].map((name) => element("th", { text: name, scope: "col" }))
+  );
+  makeSortable($("#ranking"));
+  $("#ranking-by").textContent = rankingBy ? `(by ${rankingBy})` : "";
+  const body = $("#ranking tbody");
+  body.replaceChildren();
+  ranking.forEach((name, position) => {
+    const index = results.findIndex((entry) => entry.name === name);
+    const entry = results[index];
+    const row = element("tr", { dataset: { index: String(index) } });
+    if (entry.error) row.classList.add("failed");
+    row.append(
+      element("td", { class: "num", text: String(position + 1), dataset: { value: String(position + 1) } }),
+      element("td", {}, [element("img", { class: "thumb", src: entry.image, alt: entry.name })]),
+      element("td", { text: entry.name, dataset: { value: entry.name } }),
+      ...metrics.map((metric) => {
+        const value = entry.scores[metric];
+        return element("td", {
+          class: "num",
+          text: formatScore(value),
+          dataset: { metric, value: value === null || value === undefined ? "" : String(value) },
+        });
+      }),
+      element("td", { text: entry.error || "" })
+    );
+    row.addEventListener("click", () => selectCandidate(index));
+    body.append(row);
+  });
+}
+
+async function selectCandidate(index) {
+  state.selected = index;
+  document.querySelectorAll("#ranking tbody tr").forEach((row) => {
+    row.classList.toggle("selected", Number(row.dataset.index) === index);
+  });
+  const entry = state.compare.results[index];
+  const showReference = $("#show-reference").checked;
+  state.base = await loadPicture(showReference ? state.compare.reference.image : entry.image);
+  state.size = [state.base.naturalWidth, state.base.naturalHeight];
+  state.maps = {};
+  if (entry.maps) {
+    for (const [name, url] of Object.entries(entry.maps)) state.maps[name] = greyValues(await loadPicture(url));
+  }
+  renderToggles(entry);
+  renderSummary(entry);
+  $("#overlay-caption").textContent = `${showReference ? state.compare.reference.name + " (reference)" : entry.name}`;
+  redraw();
+}
+
+function greyValues(picture) {
+  const [width, height] = state.size;
+  const canvas = element("canvas", { width: String(width), height: String(height) });
+  const context = canvas.getContext("2d");
+  context.drawImage(picture, 0, 0, width, height);
+  const rgba = context.getImageData(0, 0, width, height).data;
+  const values = new Uint8Array(width * height);
+  for (let i = 0; i < values.length; i += 1) values[i] = rgba[4 * i];
+  return values;
+}
+
+function renderToggles(entry) {
+  const fieldset = $("#attribute-toggles");
+  const previous = new Set(Array.from(fieldset.querySelectorAll("input:checked")).map((box) => box.value));
+  fieldset.querySelectorAll("label, p").forEach((node) => node.remove());
+  if (!entry.maps) {
+    fieldset.append(element("p", { class: "note", text: entry.error || "distortion maps need the relational model (not available)" }));
+    return;
+  }
+  for (const name of state.info.attributes) {
+    const [more, less] = state.info.directions[name];
+    const box = element("input", { type: "checkbox", id: `toggle-${name}`, value: name });
+    box.checked = previous.has(name);
+    box.addEventListener("change", redraw);
+    const peak = strongest(state.maps[name]);
+    const label = element("label", { title: `red: ${more} · blue: ${less}` }, [box, ` ${name} (max ${peak.toFixed(2)})`]);
+    if (peak < 0.1) label.classList.add("inactive");
+    fieldset.append(label);
+  }
+}
+
+function strongest(values) {
+  let peak = 0;
+  for (let i = 0; i < values.length; i += 1) peak = Math.max(peak, Math.abs(values[i] - 127.5));
+  return peak / 127.5;
+}
+
+function renderSummary(entry) {
+  const table = $("#summary");
+  table.replaceChildren();
+  if (!entry.summary || typeof entry.summary !== "object") return;
+  table.append(element("caption", { text: "per-attribute summary" }));
+  for (const [key, value] of Object.entries(entry.summary)) {
+    const text = typeof value === "number" ? formatScore(value) : JSON.stringify(value);
+    table.append(element("tr", {}, [element("th", { text: key }), element("td", { text })]));
+  }
+}
+
+function redraw() {
+  const canvas = $("#overlay");
+  const [width, height] = state.size;
+  if (!state.base || !width) return;
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(state.base, 0, 0, width, height);
+  const opacity = Number($("#opacity").value) / 100;
+  $("#opacity-value").textContent = `${Math.round(opacity * 100)}%`;
+  const active = Array.from(document.querySelectorAll("#attribute-toggles input:checked")).map((box) => box.value);
+  canvas.dataset.channels = active.join(",");
+  if (!active.length || opacity === 0) return;
+  const frame = context.getImageData(0, 0, width, height);
+  const pixels = frame.data;
+  for (const name of active) {
+    const values = state.maps[name];
+    if (!values) continue;
+    for (let i = 0; i < values.length; i += 1) {
+      const signed = (values[i] - 127.5) / 127.5;
+      // sqrt keeps weak (intensity 0.2) changes visible while strong ones stay strongest
+      const alpha = Math.sqrt(Math.abs(signed)) * opacity;
+      if (alpha < 0.02) continue;
+      const colour = signed > 0 ? MORE : LESS;
+      for (let c = 0; c < 3; c += 1) pixels[4 * i + c] = pixels[4 * i + c] * (1 - alpha) + colour[c] * alpha;
+    }
+  }
+  context.putImageData(frame, 0, 0);
+}
+
+// ---------------------------------------------------------------------------- no-reference
+
+async function runScore() {
+  const button = $("#score-button");
+  const files = Array.from($("#nr-files").files);
+  if (!files.length) return setStatus("choose one or more images to score", true);
+  button.disabled = true;
+  try {
+    const form = new FormData();
+    files.forEach((file) => form.append("images", file));
+    setStatus("scoring…");
+    const answer = await api("/api/score", { method: "POST", body: form });
+    const table = $("#nr-table");
+    table.tHead.rows[0].replaceChildren(
+      ...["image", "name", ...answer.scorers, "note"].map((name) => element("th", { text: name, scope: "col" }))
+    );
+    makeSortable(table);
+    table.tBodies[0].replaceChildren(
+      ...answer.results.map((entry) =>
+        element("tr", {}, [
+          element("td", {}, [element("img", { class: "thumb", src: entry.image, alt: entry.name })]),
+          element("td", { text: entry.name, dataset: { value: entry.name } }),
+          ...answer.scorers.map((name) => {
+            const value = entry.scores[name];
+            return element("td", {
+              class: "num",
+              text: formatScore(value),
+              dataset: { metric: name, value: value === null || value === undefined ? "" : String(value) },
+            });
+          }),
+          element("td", { text: (entry.errors || []).join("; ") }),
+        ])
+      )
+    );
+    table.hidden = false;
+    setStatus(`scored ${answer.results.length} image(s) with ${answer.scorers.join(", ") || "nothing"}`);
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------- GMC
+
+async function readCsvHeader() {
+  const file = $("#gmc-file").files[0];
+  if (!file) return;
+  const firstLine = (await file.slice(0, 65536).text()).split(/\r?\n/)[0];
+  const columns = firstLine.split(",").map((name) => name.trim().replace(/^"|"$/g, ""));
+  for (const [id, keep] of [["#gmc-score", false], ["#gmc-mos", false], ["#gmc-std", true]]) {
+    const select = $(id);
+    select.replaceChildren(...(keep ? [element("option", { value: "", text: "(none)" })] : []));
+    columns.forEach((name) => select.append(element("option", { value: name, text: name })));
+  }
+  const mos = columns.find((name) => name.toLowerCase() === "mos");
+  if (mos) $("#gmc-mos").value = mos;
+  const score = columns.find((name) => !["image", "reference", "error", "mos", "std", "maps"].includes(name.toLowerCase()));
+  if (score) $("#gmc-score").value = score;
+  const std = columns.find((name) => name.toLowerCase() === "std");
+  if (std) $("#gmc-std").value = std;
+}
+
+async function runGmc() {
+  const file = $("#gmc-file").files[0];
+  if (!file) return setStatus("choose a results CSV", true);
+  const button = $("#gmc-button");
+  button.disabled = true;
+  try {
+    const form = new FormData();
+    form.append("results", file);
+    form.append("score_column", $("#gmc-score").value);
+    form.append("mos_column", $("#gmc-mos").value);
+    if ($("#gmc-std").value) form.append("std_column", $("#gmc-std").value);
+    setStatus("computing GMC…");
+    const answer = await api("/api/gmc", { method: "POST", body: form });
+    drawHeatmap(answer);
+    $("#gmc-result").hidden = false;
+    const heights = Object.entries(answer.average_height).map(([k, v]) => `${k} ${formatScore(v)}`).join(" · ");
+    $("#gmc-caption").textContent =
+      `${answer.count} rows; average height ${heights}. x: quality scale Qs, y: quality difference Qd, colour: ${answer.statistic}.`;
+    setStatus("GMC computed");
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function heatColour(value) {
+  // -1 → blue, 0 → white, 1 → red (the same diverging idea as the maps)
+  const t = Math.max(-1, Math.min(1, value));
+  const target = t >= 0 ? MORE : LESS;
+  const a = Math.abs(t);
+  return `rgb(${target.map((c) => Math.round(255 * (1 - a) + c * a)).join(",")})`;
+}
+
+function drawHeatmap(answer) {
+  const canvas = $("#gmc-canvas");
+  const context = canvas.getContext("2d");
+  const { qs, qd, values } = answer.grid;
+  const left = 60, top = 20, width = canvas.width - left - 20, height = canvas.height - top - 50;
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  const cellW = width / qs.length, cellH = height / qd.length;
+  values.forEach((row, j) =>
+    row.forEach((value, i) => {
+      context.fillStyle = value === null ? "#ccc" : heatColour(value);
+      context.fillRect(left + i * cellW, top + height - (j + 1) * cellH, Math.ceil(cellW), Math.ceil(cellH));
+    })
+  );
+  context.fillStyle = "#222";
+  context.font = "12px system-ui, sans-serif";
+  context.fillText(`Qs ${formatScore(qs[0])} … ${formatScore(qs[qs.length - 1])}`, left, canvas.height - 25);
+  context.save();
+  context.translate(15, top + height);
+  context.rotate(-Math.PI / 2);
+  context.fillText(`Qd ${formatScore(qd[0])} … ${formatScore(qd[qd.length - 1])}`, 0, 0);
+  context.restore();
+}
+
+// ---------------------------------------------------------------------------- start
+
+async function start() {
+  $("#compare-button").addEventListener("click", runCompare);
+  $("#score-button").addEventListener("click", runScore);
+  $("#gmc-button").addEventListener("click", runGmc);
+  $("#gmc-file").addEventListener("change", readCsvHeader);
+  $("#opacity").addEventListener("input", redraw);
+  $("#show-reference").addEventListener("change", () => state.compare && selectCandidate(state.selected));
+  try {
+    state.info = await api("/api/info");
+    $("#model-note").textContent = state.info.relational
+      ? "Relational model loaded: maps and the relational score are shown."
+      : `Relational model not available: showing ${state.info.full_reference.join(", ") || "no"} metric scores only.`;
+    if (state.info.root) {
+      const { files } = await api("/api/files");
+      for (const name of files) {
+        $("#root-reference").append(element("option", { value: name, text: name }));
+        $("#root-tests").append(element("option", { value: name, text: name }));
+      }
+      $("#root-picker").hidden = false;
+    }
+    setStatus("ready");
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+start();

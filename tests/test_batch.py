@@ -1,0 +1,359 @@
+"""reliqa batch: input modes, journal + resume (incl. a SIGKILLed subprocess), exit codes.
+
+Bad inputs (corrupt files, odd formats, …) are tested in tests/test_bad_inputs.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from typer.testing import CliRunner
+
+from reliqa.cli import app
+from reliqa.evaluation import batch
+from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
+from reliqa.metrics.base import Metric, MetricInfo, create_metric, register_metric
+
+# Two tiny metrics with known values, registered for these tests only, so the batch engine is
+# tested independently of the real metrics (which have their own reference tests).
+NR_NAME, FR_NAME = "test_batch_mean", "test_batch_mae"
+
+
+def _register_test_metrics() -> None:
+    try:
+        create_metric(NR_NAME)
+        return
+    except UnknownNameError:
+        pass
+
+    @register_metric(
+        MetricInfo(NR_NAME, "NR", True, (0.0, 1.0), True, "mean pixel value (test only)")
+    )
+    class _Mean(Metric):
+        def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+            return test.double().mean(dim=(1, 2, 3))
+
+    @register_metric(
+        MetricInfo(FR_NAME, "FR", False, (0.0, 1.0), True, "mean absolute error (test only)")
+    )
+    class _MeanAbsoluteError(Metric):
+        def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+            if reference is None or reference.shape != test.shape:
+                raise InvalidInputError(f"{FR_NAME}: reference and test shapes differ")
+            return (test.double() - reference.double()).abs().mean(dim=(1, 2, 3))
+
+
+_register_test_metrics()
+runner = CliRunner()
+
+
+def _photo(name: str, size: int = 48) -> np.ndarray:
+    return np.ascontiguousarray(getattr(data, name)()[:size, :size])
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    """Five small photos (two sizes) and one broken file."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(_photo(name)).save(images / f"{name}.png")
+    Image.fromarray(_photo("rocket", 40)).save(images / "rocket.png")
+    Image.fromarray(_photo("astronaut", 40)).save(images / "astronaut small.jpg", quality=90)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return images
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _expected_mean(path: Path) -> float:
+    from reliqa.io import load_image
+
+    return float(load_image(path).double().mean())
+
+
+def test_folder_mode_scores_every_image_once_and_records_errors(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    items = batch.items_from_inputs([folder])
+    summary = batch.run_batch(items, [NR_NAME], out, workers=0, batch_size=3)
+    rows = _read(out)
+    assert list(rows[0]) == ["image", NR_NAME, "error"]
+    assert [Path(r["image"]).name for r in rows] == sorted(p.name for p in folder.iterdir())
+    for row in rows:
+        if Path(row["image"]).name == "broken.png":
+            assert row[NR_NAME] == "" and "broken.png" in row["error"]
+        else:
+            assert row["error"] == ""
+            assert float(row[NR_NAME]) == pytest.approx(_expected_mean(Path(row["image"])), abs=1e-6)
+    assert (summary.total, summary.failed, summary.scored_now) == (6, 1, 6)
+
+
+def test_stacking_does_not_change_scores(folder: Path, tmp_path: Path) -> None:
+    items = batch.items_from_inputs([folder])
+    batch.run_batch(items, [NR_NAME], tmp_path / "one.csv", batch_size=1)
+    batch.run_batch(items, [NR_NAME], tmp_path / "many.csv", batch_size=8, workers=2)
+    one, many = _read(tmp_path / "one.csv"), _read(tmp_path / "many.csv")
+    assert [r["image"] for r in one] == [r["image"] for r in many]
+    for a, b in zip(one, many):
+        assert (a[NR_NAME] == "") == (b[NR_NAME] == "")
+        if a[NR_NAME]:
+            assert float(a[NR_NAME]) == pytest.approx(float(b[NR_NAME]), rel=1e-9)
+
+
+def test_two_runs_give_identical_files(folder: Path, tmp_path: Path) -> None:
+    items = batch.items_from_inputs([folder])
+    for name in ("a.csv", "b.csv"):
+        batch.run_batch(items, [NR_NAME], tmp_path / name, workers=1)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_glob_patterns_expand_and_unknown_patterns_fail(folder: Path) -> None:
+    items = batch.items_from_inputs([str(folder / "*.png"), str(folder / "coffee.png")])
+    assert [Path(i.image).name for i in items] == [
+        "astronaut.png", "broken.png", "chelsea.png", "coffee.png", "rocket.png"
+    ]
+    with pytest.raises(InvalidInputError, match="matches no file"):
+        batch.items_from_inputs([str(folder / "*.tiff")])
+
+
+def _pairs(tmp_path: Path, folder: Path) -> Path:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ("astronaut", "coffee"):
+        noisy = _photo(name).astype(np.int16) + 20
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(dist / f"{name}.png")
+    Image.fromarray(_photo("chelsea", 40)).save(dist / "chelsea.png")  # size mismatch
+    Image.fromarray(_photo("rocket")).save(dist / "unmatched.png")
+    return dist
+
+
+def test_ref_dir_mode_matches_by_stem(folder: Path, tmp_path: Path) -> None:
+    dist = _pairs(tmp_path, folder)
+    out = tmp_path / "pairs.csv"
+    summary = batch.run_batch(batch.items_from_ref_dir([dist], folder), [FR_NAME, NR_NAME], out)
+    rows = {Path(r["image"]).name: r for r in _read(out)}
+    assert list(next(iter(rows.values()))) == ["image", "reference", FR_NAME, NR_NAME, "error"]
+    assert Path(rows["astronaut.png"]["reference"]).name == "astronaut.png"
+    assert 0.05 < float(rows["astronaut.png"][FR_NAME]) < 0.08  # +20/255 where not clipped
+    assert rows["astronaut.png"]["error"] == ""
+    # A size mismatch fails the FR metric only; the NR score of that row is kept.
+    assert "shapes differ" in rows["chelsea.png"]["error"] and rows["chelsea.png"][NR_NAME]
+    assert "no reference named 'unmatched.*'" in rows["unmatched.png"]["error"]
+    assert summary.failed == 2
+
+
+def test_pairs_csv_paths_are_relative_to_the_csv(folder: Path, tmp_path: Path) -> None:
+    dist = _pairs(tmp_path, folder)
+    pairs = tmp_path / "list.csv"
+    pairs.write_text("reference,test\nimages/coffee.png,dist/coffee.png\nimages/coffee.png,images/coffee.png\n")
+    out = tmp_path / "r.csv"
+    batch.run_batch(batch.items_from_pairs_csv(pairs), [FR_NAME], out)
+    rows = _read(out)
+    assert Path(rows[0]["image"]) == dist / "coffee.png"
+    assert float(rows[1][FR_NAME]) == 0.0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ref,img\na,b\n")
+    with pytest.raises(DataError, match="'reference' and 'test'"):
+        batch.items_from_pairs_csv(bad)
+
+
+def test_full_reference_metric_without_pairs_is_refused(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="need pairs"):
+        batch.run_batch(batch.items_from_inputs([folder]), [FR_NAME], tmp_path / "r.csv")
+
+
+def test_journal_cuts_a_torn_last_line_and_refuses_other_columns(tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    out.write_bytes(b"image,m,error\na.png,0.5,\nb.png,0.2")  # killed while writing b
+    with batch.ResultsJournal(out, ["image", "m", "error"]) as journal:
+        assert journal.done == {("", "a.png")}
+        journal.write({"image": "b.png", "m": 0.25, "error": ""})
+    assert out.read_text() == "image,m,error\na.png,0.5,\nb.png,0.25,\n"
+    with pytest.raises(DataError, match="exists with the columns"):
+        batch.ResultsJournal(out, ["image", "other", "error"]).open()
+
+
+def test_parquet_output_round_trips(folder: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "r.parquet"
+    items = batch.items_from_inputs([folder])
+    batch.run_batch(items, [NR_NAME], out)
+    assert not (tmp_path / "r.parquet.partial.csv").exists()
+    again = batch.run_batch(items, [NR_NAME], out)
+    assert again.skipped == 6 and again.scored_now == 0
+    rows = batch.read_results(out)
+    assert len(rows) == 6 and sum(bool(r["error"]) for r in rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--metrics", "no_such_metric"], 2, "unknown"),
+        (["--metrics", FR_NAME], 2, "need pairs"),
+        (["--metrics", NR_NAME], 1, ""),
+    ],
+)
+def test_cli_exit_codes(folder: Path, tmp_path: Path, extra: list[str], code: int, message: str) -> None:
+    result = runner.invoke(app, ["batch", str(folder), "--out", str(tmp_path / "r.csv"), *extra, "--json"])
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_exit_zero_when_every_input_scored(folder: Path, tmp_path: Path) -> None:
+    (folder / "broken.png").unlink()
+    result = runner.invoke(
+        app, ["batch", str(folder), "-m", NR_NAME, "-o", str(tmp_path / "r.csv"), "--json", "--workers", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rows"], summary["failed"]) == (5, 0)
+
+
+_SLOW_PLUGIN = textwrap.dedent(
+    """
+    import time
+    import torch
+    from reliqa.metrics.base import Metric, MetricInfo, register_metric
+
+    @register_metric(MetricInfo("slow_mean", "NR", True, (0.0, 1.0), False, "test: slow mean"))
+    class SlowMean(Metric):
+        def forward(self, test, reference=None):
+            time.sleep(0.04 * test.shape[0])
+            return test.double().mean(dim=(1, 2, 3))
+    """
+)
+
+
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path: Path) -> None:
+    """SIGKILL a `reliqa batch` subprocess mid-run, start it again, compare with the inputs."""
+    images = tmp_path / "many"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(40):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"{index:02d}.png")
+    (images / "17.png").write_bytes(b"not an image")
+    (tmp_path / "slowplugin.py").write_text(_SLOW_PLUGIN)
+    out = tmp_path / "results.csv"
+    command = [
+        sys.executable, "-c", "import slowplugin; from reliqa.cli import main; main()",
+        "batch", str(images), "--metrics", "slow_mean", "--out", str(out),
+        "--workers", "1", "--batch-size", "2", "--json",
+    ]
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        if out.is_file() and out.read_bytes().count(b"\n") >= 11:
+            break
+        time.sleep(0.01)
+    assert first.poll() is None, "the run finished before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_output = out.read_bytes()
+    done_before = killed_output[: killed_output.rfind(b"\n") + 1].count(b"\n") - 1
+    assert 10 <= done_before < 40
+
+    second = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1, second.stderr  # 17.png is broken
+    assert "Traceback" not in second.stderr
+    summary = json.loads(second.stdout)
+    assert summary["skipped"] == done_before and summary["scored_now"] == 40 - done_before
+    final = out.read_bytes()
+    assert final.startswith(killed_output[: killed_output.rfind(b"\n") + 1])  # kept verbatim
+    rows = _read(out)
+    assert sorted(Path(r["image"]).name for r in rows) == [f"{i:02d}.png" for i in range(40)]
+    for row in rows:
+        if row["image"].endswith("17.png"):
+            assert "not an image" in row["error"]
+        else:
+            assert float(row["slow_mean"]) == pytest.approx(_expected_mean(Path(row["image"])), abs=1e-9)
+
+
+# ----------------------------------------------------------------------------------- reports
+
+
+def _external_references(page: str) -> list[str]:
+    import re
+
+    return re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page, re.IGNORECASE)
+
+
+def test_report_is_self_contained_and_sortable(folder: Path, tmp_path: Path) -> None:
+    from reliqa.reports.batch_report import write_batch_report
+
+    out = tmp_path / "r.csv"
+    batch.run_batch(batch.items_from_inputs([folder]), [NR_NAME], out)
+    page_path = write_batch_report(out, tmp_path / "report")
+    page = page_path.read_text()
+    assert page_path.name == "index.html"
+    assert _external_references(page) == [] and "<script src" not in page and "<link" not in page
+    assert "function makeSortable" in page and 'class="sortable"' in page
+    assert page.count("data:image/jpeg;base64,") == 5  # the broken file has no thumbnail
+    assert page.count('<tr class="failed">') == 1 and "broken.png" in page
+    mean = _expected_mean(folder / "coffee.png")
+    assert f'data-value="{mean!r}"' in page or f"{mean:.4f}" in page
+
+
+def test_report_with_mos_has_correlations_and_gmc(tmp_path: Path) -> None:
+    from reliqa.reports.batch_report import write_batch_report
+
+    images = tmp_path / "graded"
+    images.mkdir()
+    lines = ["image,mos"]
+    for level in range(12):
+        Image.fromarray(np.full((16, 16, 3), 20 * level + 5, np.uint8)).save(images / f"g{level:02d}.png")
+        lines.append(f"graded/g{level:02d}.png,{level / 11:.4f}")
+    mos = tmp_path / "mos.csv"
+    mos.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r.csv"
+    batch.run_batch(batch.items_from_inputs([images]), [NR_NAME], out)
+    page = write_batch_report(out, tmp_path / "report", mos=mos).read_text()
+    assert "Agreement with human scores" in page and "12 of 12 rows matched" in page
+    assert '<td class="num">1.000 [' in page  # brightness ranks exactly as the MOS: SRCC = 1
+    assert (tmp_path / "report" / "gmc" / f"{NR_NAME}.png").stat().st_size > 1000
+    assert 'href="gmc/' in page and _external_references(page) == []
+
+
+def test_report_draws_maps_of_pairs(tmp_path: Path) -> None:
+    import torch
+
+    from reliqa.io import save_maps
+    from reliqa.reports.batch_report import write_batch_report
+
+    Image.fromarray(_photo("coffee", 32)).save(tmp_path / "t.png")
+    maps = torch.full((9, 32, 32), 0.5)
+    maps[6, 8:24, 8:24] = 0.9
+    save_maps(maps, tmp_path / "t.npz")
+    results = tmp_path / "r.csv"
+    results.write_text(
+        f"image,reference,{FR_NAME},maps,error\n{tmp_path / 't.png'},{tmp_path / 't.png'},0.1,{tmp_path / 't.npz'},\n"
+    )
+    page = write_batch_report(results, tmp_path / "report").read_text()
+    pictures = sorted((tmp_path / "report" / "maps").glob("*.png"))
+    assert len(pictures) == 1 and f'src="maps/{pictures[0].name}"' in page
+    assert page.count("data:image/jpeg;base64,") == 2  # test and reference thumbnails
+
+
+def test_cli_report_option(folder: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["batch", str(folder), "-m", NR_NAME, "-o", str(tmp_path / "r.csv"), "--report", str(tmp_path / "rep"), "--json"]
+    )
+    assert result.exit_code == 1, result.output  # broken.png
+    assert json.loads(result.stdout)["report"] == str(tmp_path / "rep" / "index.html")

@@ -1,0 +1,192 @@
+"""End to end in headless Chromium: load a reference and two test images, read the scores the
+page shows, toggle a map channel and move the opacity slider.
+
+Needs Debian's ``chromium`` (``make browser-deps`` installs it; CI runs that) and Playwright's
+Python package, driven with ``executable_path`` — Playwright's own browser download is never
+used. Set ``RELIQA_SCREENSHOT=path.png`` to save a screenshot of the page (docs/images/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (run `make browser-deps`)"),
+]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("browser images")
+    reference = np.ascontiguousarray(data.astronaut()[60:252, 140:332])
+    rng = np.random.default_rng(0)
+    noisy = np.clip(reference.astype(np.int16) + rng.integers(-30, 31, reference.shape), 0, 255).astype(np.uint8)
+    brighter = np.clip(reference.astype(np.int16) + 40, 0, 255).astype(np.uint8)
+    paths = {}
+    for name, array in (("reference", reference), ("noisy", noisy), ("brighter", brighter)):
+        paths[name] = folder / f"{name}.png"
+        Image.fromarray(array).save(paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The viewer app served by uvicorn on a free loopback port, in a background thread."""
+    import uvicorn
+
+    from reliqa.web.app import create_app
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    instance = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}/"
+    instance.should_exit = True
+    thread.join(timeout=10)
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        # A fresh profile per run; Playwright passes it as --user-data-dir.
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=LAUNCH_ARGS,
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            yield tab
+        finally:
+            context.close()
+
+
+def _canvas_digest(page: object) -> str:
+    pixels = page.evaluate(  # type: ignore[attr-defined]
+        "() => { const c = document.querySelector('#overlay');"
+        " return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"
+    )
+    return hashlib.sha1(bytes(pixels)).hexdigest()
+
+
+def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[str, Path]) -> None:
+    from reliqa.evaluation.scorers import resolve_scorer
+    from reliqa.io import load_image
+
+    page.goto(server)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#status').textContent === 'ready'")  # type: ignore[attr-defined]
+    info = page.evaluate("() => fetch('/api/info').then(r => r.json())")  # type: ignore[attr-defined]
+    shown_scores = list(info["full_reference"]) + (["relational"] if info["relational"] else [])
+    assert shown_scores, "the viewer has no full-reference scorer to show"
+
+    page.set_input_files("#reference-file", str(images["reference"]))  # type: ignore[attr-defined]
+    page.set_input_files("#test-files", [str(images["noisy"]), str(images["brighter"])])  # type: ignore[attr-defined]
+    page.click("#compare-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#compare-results:not([hidden])")  # type: ignore[attr-defined]
+    assert "error" not in (page.get_attribute("#status", "class") or "")  # type: ignore[attr-defined]
+
+    # The scores the page shows are the Python API's.
+    reference = load_image(images["reference"])
+    for name in ("noisy", "brighter"):
+        test = load_image(images[name])
+        row = page.locator("#ranking tbody tr", has_text=f"{name}.png")  # type: ignore[attr-defined]
+        for metric in shown_scores:
+            cell = row.locator(f"td[data-metric='{metric}']")
+            if metric == "relational":
+                from reliqa import compare
+
+                expected = float(compare(reference, test).score)
+            else:
+                expected = float(resolve_scorer(metric)(test, reference)[0])
+            assert float(cell.get_attribute("data-value")) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+            assert cell.inner_text() != "—"
+
+    if os.environ.get("RELIQA_SCREENSHOT"):
+        if info["relational"]:
+            page.check("#toggle-noise")  # type: ignore[attr-defined]
+        page.screenshot(path=os.environ["RELIQA_SCREENSHOT"], full_page=True)  # type: ignore[attr-defined]
+        if info["relational"]:
+            page.uncheck("#toggle-noise")  # type: ignore[attr-defined]
+
+    if not info["relational"]:
+        note = page.inner_text("#attribute-toggles")  # type: ignore[attr-defined]
+        assert "relational model" in note
+        return
+
+    # Toggling a channel draws it over the image; opacity 0 shows the bare image again.
+    page.locator("#ranking tbody tr", has_text="noisy.png").click()  # type: ignore[attr-defined]
+    bare = _canvas_digest(page)
+    page.check("#toggle-noise")  # type: ignore[attr-defined]
+    assert page.get_attribute("#overlay", "data-channels") == "noise"  # type: ignore[attr-defined]
+    with_noise = _canvas_digest(page)
+    assert with_noise != bare
+    page.fill("#opacity", "0")  # type: ignore[attr-defined]
+    page.dispatch_event("#opacity", "input")  # type: ignore[attr-defined]
+    assert _canvas_digest(page) == bare
+    page.fill("#opacity", "70")  # type: ignore[attr-defined]
+    page.dispatch_event("#opacity", "input")  # type: ignore[attr-defined]
+    assert _canvas_digest(page) == with_noise
+    page.uncheck("#toggle-noise")  # type: ignore[attr-defined]
+    assert _canvas_digest(page) == bare
+
+
+def test_gmc_heatmap_of_an_uploaded_csv(page: object, server: str, tmp_path: Path) -> None:
+    from reliqa.evaluation.gmc import gmc
+
+    rng = np.random.default_rng(1)
+    mos = rng.uniform(0.0, 1.0, 50)
+    score = mos + rng.normal(0.0, 0.15, 50)
+    table = tmp_path / "results.csv"
+    table.write_text("image,my_score,mos\n" + "".join(f"i{k}.png,{float(s)!r},{float(m)!r}\n" for k, (s, m) in enumerate(zip(score, mos))))
+    page.goto(server)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#status').textContent === 'ready'")  # type: ignore[attr-defined]
+    page.set_input_files("#gmc-file", str(table))  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#gmc-mos').value === 'mos'")  # type: ignore[attr-defined]
+    assert page.input_value("#gmc-score") == "my_score"  # type: ignore[attr-defined]
+    page.click("#gmc-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#gmc-result:not([hidden])", timeout=120_000)  # type: ignore[attr-defined]
+    expected = gmc(score, mos, correlations=("SRCC",)).average_height["SRCC"]
+    assert f"SRCC {expected:.4f}" in page.inner_text("#gmc-caption")  # type: ignore[attr-defined]
+    coloured = page.evaluate(  # type: ignore[attr-defined]
+        "() => { const c = document.querySelector('#gmc-canvas');"
+        " const d = c.getContext('2d').getImageData(60, 20, c.width - 80, c.height - 70).data;"
+        " let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) n++; return n; }"
+    )
+    assert coloured > 1000
