@@ -28,11 +28,27 @@ INTENSITIES = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 # Catalogue type -> KADID-10k distortion number (01..25) that it re-implements or is calibrated on.
 KADID_TYPE = {
-    "gaussian_blur": 1, "lens_blur": 2, "motion_blur": 3, "colour_quantisation": 6,
-    "saturation_down": 7, "saturation_up": 8, "jpeg2000": 9, "jpeg": 10, "webp": 10,
-    "gaussian_noise": 11, "chroma_noise": 12, "shot_noise": 11, "impulse_noise": 13,
-    "speckle_noise": 14, "brighten": 16, "darken": 17, "jitter": 19, "pixelation": 21,
-    "banding": 22, "lost_blocks": 23, "high_boost_sharpen": 24,
+    "gaussian_blur": 1,
+    "lens_blur": 2,
+    "motion_blur": 3,
+    "colour_quantisation": 6,
+    "saturation_down": 7,
+    "saturation_up": 8,
+    "jpeg2000": 9,
+    "jpeg": 10,
+    "webp": 10,
+    "gaussian_noise": 11,
+    "chroma_noise": 12,
+    "shot_noise": 11,
+    "impulse_noise": 13,
+    "speckle_noise": 14,
+    "brighten": 16,
+    "darken": 17,
+    "jitter": 19,
+    "pixelation": 21,
+    "banding": 22,
+    "lost_blocks": 23,
+    "high_boost_sharpen": 24,
 }
 
 
@@ -41,14 +57,20 @@ def kadid_psnr_levels() -> dict[int, list[float]]:
     folder = SHARED / "gmc_reference" / "kadid10k"
     if not folder.is_dir():
         return {}
-    with open(folder / "meta_info.csv", newline="") as meta, open(folder / "pred_psnr.csv", newline="") as psnr:
+    with (
+        open(folder / "meta_info.csv", newline="") as meta,
+        open(folder / "pred_psnr.csv", newline="") as psnr,
+    ):
         names = [row["dist_name"] for row in csv.DictReader(meta)]
         values = [float(row["Results Scores for CC"]) for row in csv.DictReader(psnr)]
     groups: dict[tuple[int, int], list[float]] = {}
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=True):
         kind, level = int(name[4:6]), int(name[7:9])
         groups.setdefault((kind, level), []).append(value)
-    return {kind: [statistics.median(groups[(kind, level)]) for level in range(1, 6)] for kind in range(1, 26)}
+    return {
+        kind: [statistics.median(groups[(kind, level)]) for level in range(1, 6)]
+        for kind in range(1, 26)
+    }
 
 
 def pristine_photos(count: int) -> list[torch.Tensor]:
@@ -79,20 +101,35 @@ def main() -> None:
     def cell(value: float) -> str:
         return "∞" if value > 79 else f"{value:.1f}"
 
-    print(f"median PSNR (dB) over {len(photos)} Kodak photos at 512 px; KADID-10k: median over its 81 references\n")
-    print("| type | attribute | sign | " + " | ".join(f"t={t}" for t in INTENSITIES) + " | KADID-10k levels 1..5 |")
+    print(
+        f"median PSNR (dB) over {len(photos)} Kodak photos at 512 px; "
+        "KADID-10k: median over its 81 references\n"
+    )
+    print(
+        "| type | attribute | sign | "
+        + " | ".join(f"t={t}" for t in INTENSITIES)
+        + " | KADID-10k levels 1..5 |"
+    )
     print("|---|---|---|" + "---|" * len(INTENSITIES) + "---|")
     wanted = set(filter(None, args.types.split(",")))
     for entry in (e for e in list_distortions() if not wanted or e.name in wanted):
         row = []
         for intensity in INTENSITIES:
             generator = torch.Generator().manual_seed(args.seed)
-            scores = [psnr_8bit(apply_distortion(entry.name, p, intensity, generator), p) for p in photos]
+            scores = [
+                psnr_8bit(apply_distortion(entry.name, p, intensity, generator), p) for p in photos
+            ]
             row.append(statistics.median(scores))
         kind = KADID_TYPE.get(entry.name)
-        reference = f"#{kind:02d}: " + " ".join(cell(v) for v in kadid[kind]) if kind and kadid else "—"
+        reference = (
+            f"#{kind:02d}: " + " ".join(cell(v) for v in kadid[kind]) if kind and kadid else "—"
+        )
         sign = "+" if entry.sign > 0 else "−"
-        print(f"| {entry.name} | {entry.attribute} | {sign} | " + " | ".join(cell(v) for v in row) + f" | {reference} |")
+        print(
+            f"| {entry.name} | {entry.attribute} | {sign} | "
+            + " | ".join(cell(v) for v in row)
+            + f" | {reference} |"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ EOF
 fi
 
 OUT=${OUT:-out/nr_gpu}
-TRAIN_SECONDS=${TRAIN_SECONDS:-430}
+TRAIN_SECONDS=${TRAIN_SECONDS:-430}   # hard stop of each training process
+MAX_MINUTES=${MAX_MINUTES:-5.5}        # the configs' training-time budget (schedule follows it)
 mkdir -p "$OUT"
 if ! python3 -c "import kornia" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/kornia*.whl || exit 1
@@ -47,13 +48,13 @@ print("restored", sum(1 for _ in target.rglob("*.*")), "photos")
 EOF
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 benchmarks/nr_speed.py --out "$OUT/nr_speed_gpu_machine.json" 2>&1 | tee "$OUT/speed.log"
+python3 benchmarks/nr_speed.py --repeats 3 --out "$OUT/nr_speed_gpu_machine.json" 2>&1 | tee "$OUT/speed.log"
 
 CLI='import sys; sys.argv[0] = "reliqa"; from reliqa.cli import main; main()'
 train() {  # name config
   local start=$SECONDS
   timeout "$TRAIN_SECONDS" python3 -c "$CLI" train nr --config "$2" --data /tmp/pristine \
-    --run-dir "/tmp/runs/$1" --json >"/tmp/train_$1.log" 2>&1
+    --run-dir "/tmp/runs/$1" --max-minutes "$MAX_MINUTES" --json >"/tmp/train_$1.log" 2>&1
   local code=$?
   if [[ $code -ne 0 && $code -ne 124 && $((SECONDS - start)) -lt 150 ]]; then
     # The engine failed on the GPU: fall back to CPU DataLoader workers for the time left.

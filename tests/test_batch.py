@@ -357,3 +357,33 @@ def test_cli_report_option(folder: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output  # broken.png
     assert json.loads(result.stdout)["report"] == str(tmp_path / "rep" / "index.html")
+
+
+def test_shipped_scorers_give_identical_files_on_two_runs(tmp_path: Path) -> None:
+    """Every shipped metric/model that can be built, NR and FR together, twice on CPU."""
+    from reliqa.evaluation.scorers import resolve_scorer
+    from reliqa.exceptions import ReliqaError
+
+    candidates = ["laplacian_var", "niqe", "hirqa-s", "psnr", "ssim", "relational"]
+    names = []
+    for name in candidates:
+        try:
+            resolve_scorer(name)
+        except ReliqaError:
+            continue
+        names.append(name)
+    references, tests = tmp_path / "ref", tmp_path / "test"
+    references.mkdir()
+    tests.mkdir()
+    rng = np.random.default_rng(0)
+    for photo in ("astronaut", "coffee"):
+        clean = _photo(photo, 128)
+        noisy = np.clip(clean.astype(np.int16) + rng.integers(-20, 21, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(clean).save(references / f"{photo}.png")
+        Image.fromarray(noisy).save(tests / f"{photo}.png")
+    items = batch.items_from_ref_dir([tests], references)
+    for out in ("first.csv", "second.csv"):
+        summary = batch.run_batch(items, names, tmp_path / out, workers=0)
+        assert summary.failed == 0, _read(tmp_path / out)
+    assert (tmp_path / "first.csv").read_bytes() == (tmp_path / "second.csv").read_bytes()
+    assert "laplacian_var" in names

@@ -260,9 +260,12 @@ def test_bad_inputs_raise_clear_errors() -> None:
 def test_gpu_batch_matches_cpu_truth(crops: torch.Tensor) -> None:
     cpu = distort(crops, pool=FAST_POOL, generator=6)
     gpu = distort(crops.cuda(), pool=FAST_POOL, generator=6)
-    assert gpu.test.device.type == "cuda"
-    assert cpu.distortions == gpu.distortions or all(
-        [(a.type, a.sign) for a in x] == [(b.type, b.sign) for b in y]
-        for x, y in zip(cpu.distortions, gpu.distortions)
-    )
+    assert gpu.test.device.type == "cuda" and gpu.truth.device.type == "cuda"
+    assert torch.equal(gpu.swapped, cpu.swapped)
+    assert [[(a.type, a.sign) for a in x] for x in gpu.distortions] == [
+        [(a.type, a.sign) for a in x] for x in cpu.distortions
+    ]
     torch.testing.assert_close(gpu.truth.cpu(), cpu.truth, atol=1e-4, rtol=0)
+    result = ordinal_set(crops.cuda(), levels=3, pool=FAST_POOL, generator=6)
+    assert result.versions.device.type == "cuda"
+    assert bool((result.levels.diff(dim=1) > 0).all())

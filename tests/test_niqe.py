@@ -65,7 +65,9 @@ def test_aggd_fit_of_a_gaussian_and_undefined_rows() -> None:
 def test_rgb_to_gray_matches_matlab_rgb2gray_rounding() -> None:
     rgb = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 200, 30]], dtype=torch.float32)
     image = (rgb / 255).T.reshape(1, 3, 1, 4)
-    expected = [round(0.2989 * r + 0.5870 * g + 0.1140 * b) for r, g, b in rgb.tolist()]
+    # rgb2gray's exact weights (the inverse NTSC matrix), rounded half away from zero.
+    weights = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+    expected = [math.floor(sum(w * c for w, c in zip(weights, pixel)) + 0.5) for pixel in rgb.tolist()]
     assert rgb_to_gray255(image).flatten().tolist() == expected
 
 

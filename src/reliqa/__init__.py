@@ -17,6 +17,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "create_metric": "reliqa.metrics",
+    "list_metrics": "reliqa.metrics",
+    "gmc": "reliqa.evaluation.gmc",
     "score": "reliqa.models.nr_api",
 }
 

@@ -12,6 +12,8 @@ from reliqa.cli import distort_cmd  # noqa: E402,F401
 from reliqa.cli import score_cmd  # noqa: E402,F401
 from reliqa.cli import train_cmd  # noqa: E402,F401
 from reliqa.cli import train_nr_cmd  # noqa: E402,F401
+from reliqa.cli import gmc_cmd  # noqa: E402,F401
+from reliqa.cli import metrics_cmd  # noqa: E402,F401
 
 
 __all__ = ["app", "main"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -70,7 +67,7 @@ def batch_command(
             items = batch.items_from_inputs(inputs or [])
         # A report on pairs shows map pictures when a model among --metrics produces maps.
         report_maps = report is not None and maps_dir is None and items and items[0].reference is not None
-        with _progress(enabled=not as_json) as on_progress:
+        with batch.progress_bar(enabled=not as_json) as on_progress:
             summary = batch.run_batch(
                 items,
                 names,
@@ -121,24 +118,3 @@ def batch_command(
         if report_path:
             typer.echo(f"report: {report_path}", err=True)
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal's stderr; no callback otherwise (pipes, --json)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("scoring", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)

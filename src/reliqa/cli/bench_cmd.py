@@ -76,12 +76,12 @@ def bench_command(
 
 
 def _interval(report: dict[str, Any], key: str) -> str:
-    """``0.612 [0.580, 0.641]`` from a correlation_report entry; ``—`` when absent."""
+    """``0.612`` and, below it, ``[0.580, 0.641]`` from a correlation_report entry; ``—`` if absent."""
     entry = report.get(key)
     if not entry:
         return "—"
     low_high = entry.get("ci")
-    return f"{entry['value']:.3f}" + (f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
+    return f"{entry['value']:.3f}" + (f"\n[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
 
 
 def _print_table(result: Any) -> None:
@@ -105,6 +105,8 @@ def _print_table(result: Any) -> None:
         )
     errors = [f"{s.name}: {s.error}" for s in result.metrics.values() if s.error]
     console = Console()
+    if not console.is_terminal:  # a pipe or file: no width to respect, keep the table whole
+        console.width = 160
     console.print(table)
     for line in errors:
         console.print(f"[red]{line}[/red]")

@@ -60,7 +60,9 @@ def _whole_frame(operation: DistortionFunction) -> DistortionFunction:
     """Wrap an ``ops_*`` operation: identity at intensity 0, output clipped to [0, 1]."""
 
     @functools.wraps(operation)
-    def apply(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def apply(
+        images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         active = intensity > 0
         if not bool(active.any()):
             return images.clone()
@@ -70,11 +72,15 @@ def _whole_frame(operation: DistortionFunction) -> DistortionFunction:
     return apply
 
 
-def _entry(operation: DistortionFunction, attribute: str, sign: int, parameter: str) -> DistortionType:
+def _entry(
+    operation: DistortionFunction, attribute: str, sign: int, parameter: str
+) -> DistortionType:
     if attribute not in ATTRIBUTES or sign not in (1, -1):
         raise ValueError(f"bad catalogue entry {operation.__name__}: {attribute!r}, sign {sign}")
     summary = (operation.__doc__ or "").strip().splitlines()[0]
-    return DistortionType(operation.__name__, attribute, sign, _whole_frame(operation), parameter, summary)
+    return DistortionType(
+        operation.__name__, attribute, sign, _whole_frame(operation), parameter, summary
+    )
 
 
 _ENTRIES: Final[tuple[DistortionType, ...]] = (
@@ -83,20 +89,35 @@ _ENTRIES: Final[tuple[DistortionType, ...]] = (
     _entry(ops_tone.gamma_brighten, "brightness", +1, "gamma 1 → 1/2.2 (log)"),
     _entry(ops_tone.gamma_darken, "brightness", -1, "gamma 1 → 2.2 (log)"),
     _entry(ops_tone.exposure_up, "brightness", +1, "exposure +0.3 → +1.5 EV (linear light)"),
-    _entry(ops_tone.exposure_down, "brightness", -1, "exposure −0.3 → −1.5 EV (linear light)"),
+    _entry(ops_tone.exposure_down, "brightness", -1, "exposure −0.3 → −1.5 EV, linear light"),
     _entry(ops_tone.linear_contrast_up, "contrast", +1, "luma gain about the mean 1.15 → 1.8"),
     _entry(ops_tone.linear_contrast_down, "contrast", -1, "luma factor about the mean 0.8 → 0.1"),
     _entry(ops_tone.nonlinear_contrast_up, "contrast", +1, "S-curve steepness k 0.6 → 1.9"),
-    _entry(ops_tone.nonlinear_contrast_down, "contrast", -1, "roll-off k 0.25 → 9 (luma range 0.8 → 0.1)"),
+    _entry(
+        ops_tone.nonlinear_contrast_down,
+        "contrast",
+        -1,
+        "roll-off k 0.25 → 9 (luma range 0.8 → 0.1)",
+    ),
     _entry(ops_colour.saturation_up, "saturation", +1, "a*, b* factor 1.5 → 9"),
     _entry(ops_colour.saturation_down, "saturation", -1, "a*, b* factor 0.4 → 0"),
     _entry(ops_colour.warm, "temperature", +1, "red/blue gain ratio 1 → 2.8 (log, linear light)"),
     _entry(ops_colour.cool, "temperature", -1, "blue/red gain ratio 1 → 2.8 (log, linear light)"),
-    _entry(ops_colour.magenta_tint, "tint", +1, "red+blue/green gain ratio 1 → 2 (log, linear light)"),
-    _entry(ops_colour.green_tint, "tint", -1, "green/red+blue gain ratio 1 → 2 (log, linear light)"),
+    _entry(
+        ops_colour.magenta_tint, "tint", +1, "red+blue/green gain ratio 1 → 2 (log, linear light)"
+    ),
+    _entry(
+        ops_colour.green_tint, "tint", -1, "green/red+blue gain ratio 1 → 2 (log, linear light)"
+    ),
     _entry(ops_blur.gaussian_blur, "sharpness", -1, "sigma 0.5 → 5 px (log)"),
     _entry(ops_blur.lens_blur, "sharpness", -1, "disk radius 1 → 8 px"),
     _entry(ops_blur.motion_blur, "sharpness", -1, "streak length 2 → 10 px (log), random angle"),
+    _entry(
+        ops_blur.denoise_smoothing,
+        "sharpness",
+        -1,
+        "guided-filter eps 1e-4 → 0.1 (log), radius 4 px",
+    ),
     _entry(ops_blur.unsharp_mask, "sharpness", +1, "amount 0.5 → 4 (log), sigma 1 px, RGB"),
     _entry(ops_blur.high_boost_sharpen, "sharpness", +1, "amount 1 → 12, sigma 3 px, on L*"),
     _entry(ops_noise.gaussian_noise, "noise", +1, "variance 0.001 → 0.01"),
@@ -107,11 +128,15 @@ _ENTRIES: Final[tuple[DistortionType, ...]] = (
     _entry(ops_codec.jpeg, "compression", +1, "JPEG quality 43 → 4"),
     _entry(ops_codec.jpeg2000, "compression", +1, "JPEG 2000 ratio 10 → 300 (log)"),
     _entry(ops_codec.webp, "compression", +1, "WebP quality 40 → 0"),
-    _entry(ops_codec.colour_quantisation, "compression", +1, "palette 40 → 8 colours (log), dithered"),
+    _entry(
+        ops_codec.colour_quantisation, "compression", +1, "palette 40 → 8 colours (log), dithered"
+    ),
     _entry(ops_codec.banding, "compression", +1, "levels per channel 12 → 5 (log)"),
     _entry(ops_structure.pixelation, "structure", +1, "cell size 1.6 → 6 px"),
     _entry(ops_structure.jitter, "structure", +1, "displacement std 0.25 → 2.4 px"),
-    _entry(ops_structure.lost_blocks, "structure", +1, "blocks lost 1 % → 5.2 %, side min(H, W)/12"),
+    _entry(
+        ops_structure.lost_blocks, "structure", +1, "blocks lost 1 % → 5.2 %, side min(H, W)/12"
+    ),
 )
 
 DISTORTIONS: Final[dict[str, DistortionType]] = {entry.name: entry for entry in _ENTRIES}
@@ -140,12 +165,18 @@ def _check_images(images: object) -> Tensor:
     if not isinstance(images, Tensor):
         raise InvalidInputError(f"images: expected a tensor, got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] != 3 or images.numel() == 0:
-        raise InvalidInputError(f"images: expected shape (N, 3, H, W) with N, H, W >= 1, got {tuple(images.shape)}")
+        raise InvalidInputError(
+            f"images: expected shape (N, 3, H, W) with N, H, W >= 1, got {tuple(images.shape)}"
+        )
     if not images.is_floating_point():
-        raise InvalidInputError(f"images: expected a float tensor in [0, 1], got dtype {images.dtype}")
+        raise InvalidInputError(
+            f"images: expected a float tensor in [0, 1], got dtype {images.dtype}"
+        )
     low, high = torch.aminmax(images.detach())
     if not (low >= 0.0 and high <= 1.0):  # also false for NaN
-        raise InvalidInputError(f"images: values must lie in [0, 1], got [{float(low):.4g}, {float(high):.4g}]")
+        raise InvalidInputError(
+            f"images: values must lie in [0, 1], got [{float(low):.4g}, {float(high):.4g}]"
+        )
     return images.to(torch.float32)
 
 
@@ -156,7 +187,8 @@ def _check_intensity(intensity: float | Tensor, images: Tensor) -> Tensor:
         values = values.expand(count)
     if values.shape != (count,):
         raise InvalidInputError(
-            f"intensity: expected a number or a ({count},) tensor for {count} images, got shape {tuple(values.shape)}"
+            f"intensity: expected a number or a ({count},) tensor for {count} images, "
+            f"got shape {tuple(values.shape)}"
         )
     if not bool(((values >= 0.0) & (values <= 1.0)).all()):
         raise InvalidInputError(f"intensity: values must lie in [0, 1], got {values.tolist()}")

@@ -176,10 +176,16 @@ def as_generator(generator: GeneratorLike) -> torch.Generator | None:
 def _device_generator(
     generator: torch.Generator | None, device: torch.device
 ) -> torch.Generator | None:
-    """The generator to hand to catalogue operations that run on ``device``."""
-    if generator is None or device.type == "cpu":
-        return generator
+    """The generator to hand to catalogue operations that run on ``device``.
+
+    A seed is drawn on every device, so the later draws (e.g. the swap) are the same on CPU and
+    GPU; on CPU the operations then share ``generator`` itself.
+    """
+    if generator is None:
+        return None
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    if device.type == "cpu":
+        return generator
     return torch.Generator(device=device).manual_seed(seed)
 
 
@@ -321,10 +327,10 @@ def sample_plan(
     used = torch.tensor([[j < len(m) for j in range(slots)] for m in mixes])
     intensity = low + (high - low) * torch.rand(batch, slots, generator=generator)
     intensity = torch.where(used, intensity, torch.zeros(()))
-    masks = random_masks(
-        batch * slots, height, width, families=mask_families, generator=generator, device=device
-    ).view(batch, slots, height, width)
-    masks = masks * used.to(masks.device)[:, :, None, None]
+    masks = torch.zeros(batch, slots, height, width, device=device)
+    masks[used.to(masks.device)] = random_masks(
+        int(used.sum()), height, width, families=mask_families, generator=generator, device=device
+    )[:, 0]
     return DistortionPlan(types=mixes, intensity=intensity.to(masks.device), masks=masks)
 
 
@@ -404,7 +410,12 @@ def truth_maps(plan: DistortionPlan, catalogue: Catalogue | None = None) -> torc
     truth = torch.full((n, NUM_ATTRIBUTES, h, w), NEUTRAL, device=device)
     index = channel.to(device)[:, :, None, None].expand(n, slots, h, w)
     truth.scatter_add_(1, index, weight * plan.masks)
-    return truth.clamp_(0.0, 1.0)
+    # One distortion per channel stays within [0, 1] by itself; only stacked ones can leave it.
+    stacked = any(
+        len({ATTRIBUTE_INDEX[_lookup(name, catalogue).attribute] for name in mix}) < len(mix)
+        for mix in plan.types
+    )
+    return truth.clamp_(0.0, 1.0) if stacked else truth
 
 
 def describe_plan(
@@ -453,7 +464,8 @@ def distort(
             ``max_distortions`` / ``intensity_range`` / ``mask_families``.
         p_swap: probability that a sample is returned swapped (test ↔ reference, truth 1 − t).
         generator: CPU generator or int seed; with a seed the result is reproducible (bitwise
-            on CPU). The swap draw comes last, so ``p_swap`` never changes the other draws.
+            on CPU). The swap flags are drawn for every sample whatever ``p_swap`` is, so
+            ``p_swap`` never changes the other draws.
 
     Returns:
         A :class:`DistortedBatch`.
@@ -475,14 +487,22 @@ def distort(
             intensity_range=intensity_range, mask_families=mask_families, generator=generator,
             device=reference.device, catalogue=catalogue,
         )
+    # Drawn before the operations, which may consume the generator differently per device.
+    swapped = torch.rand(n, generator=generator) < p_swap
     test = apply_plan(reference, plan, generator=generator, catalogue=catalogue)
     truth = truth_maps(plan, catalogue)
-    swapped = torch.rand(n, generator=generator) < p_swap
-    flip = swapped.to(reference.device)[:, None, None, None]
+    if bool(swapped.any()):
+        # Touch only the swapped rows (a full torch.where would rewrite all nine truth channels).
+        rows = swapped.nonzero().flatten().to(reference.device)
+        clean = reference[rows]
+        reference = reference.clone()
+        reference[rows] = test[rows]
+        test[rows] = clean
+        truth[rows] = 1.0 - truth[rows]
     return DistortedBatch(
-        reference=torch.where(flip, test, reference),
-        test=torch.where(flip, reference, test),
-        truth=torch.where(flip, 1.0 - truth, truth),
+        reference=reference,
+        test=test,
+        truth=truth,
         distortions=describe_plan(plan, swapped, catalogue),
         swapped=swapped,
         plan=plan,

@@ -18,6 +18,7 @@ from reliqa.distortions.ops_common import (
     disk_kernels,
     filter_per_sample,
     line_kernels,
+    luma,
     per_sample,
     uniform,
 )
@@ -45,6 +46,12 @@ UNSHARP_AMOUNT = LevelTable((0.0, 0.2, 1.0), (0.0, 0.5, 4.0), log=True)
 
 UNSHARP_SIGMA = 1.0
 
+DENOISE_EPS = LevelTable((0.0, 0.2, 1.0), (0.0, 1e-4, 1e-1), log=True)
+"""Guided-filter regulariser (squared luma units): local variation below about sqrt(eps) is
+flattened (no KADID counterpart; its 'denoise' also leaves noise behind)."""
+
+DENOISE_RADIUS = 4
+
 
 def _gaussian(images: Tensor, sigma: Tensor) -> Tensor:
     """Per-sample Gaussian blur; sigma (N,) in px, >= 0 (0 leaves the sample unchanged)."""
@@ -54,23 +61,31 @@ def _gaussian(images: Tensor, sigma: Tensor) -> Tensor:
     return kornia.filters.gaussian_blur2d(images, 2 * radius + 1, sigmas, border_type=BORDER)
 
 
-def gaussian_blur(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def gaussian_blur(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Isotropic Gaussian blur, sigma from :data:`GAUSSIAN_SIGMA` (0.5 → 5 px)."""
     return _gaussian(images, GAUSSIAN_SIGMA(intensity))
 
 
-def lens_blur(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def lens_blur(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Defocus blur with a flat disk point-spread function, radius from :data:`LENS_RADIUS`."""
     return filter_per_sample(images, disk_kernels(LENS_RADIUS(intensity)))
 
 
-def motion_blur(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def motion_blur(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Linear motion blur in a random direction (uniform over 180°, drawn from ``generator``)."""
     angle = uniform(images, (images.shape[0],), generator) * math.pi
     return filter_per_sample(images, line_kernels(MOTION_LENGTH(intensity), angle))
 
 
-def high_boost_sharpen(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def high_boost_sharpen(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """KADID-10k's 'high sharpen': a wide unsharp mask (sigma 3 px) on CIE L*, colour untouched.
 
     L* ← L* + amount · (L* − G_σ * L*), amount from :data:`HIGH_BOOST_AMOUNT` (1 → 12).
@@ -83,7 +98,24 @@ def high_boost_sharpen(images: Tensor, intensity: Tensor, generator: torch.Gener
     return kornia.color.lab_to_rgb(lab, clip=True)
 
 
-def unsharp_mask(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def unsharp_mask(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Fine-detail unsharp masking on RGB: x + amount · (x − G_1px * x), amount 0.5 → 4."""
     blurred = _gaussian(images, torch.full_like(intensity, UNSHARP_SIGMA))
     return images + per_sample(UNSHARP_AMOUNT(intensity)) * (images - blurred)
+
+
+def denoise_smoothing(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Over-eager noise reduction: an edge-preserving guided filter that wipes out fine texture.
+
+    Self-guided by luma over a 9 × 9 window (radius 4 px), regulariser eps from
+    :data:`DENOISE_EPS`: texture and low-contrast detail smooth away while strong edges stay,
+    the 'waxy' look of aggressive phone-camera denoising. Loss of detail, hence sharpness −.
+    """
+    eps = DENOISE_EPS(intensity).clamp_min(1e-8)
+    return kornia.filters.guided_blur(
+        luma(images), images, 2 * DENOISE_RADIUS + 1, eps, border_type=BORDER
+    )

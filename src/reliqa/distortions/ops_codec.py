@@ -53,10 +53,19 @@ def _through_pil(
     Returns:
         (N, 3, H, W) float32 on the input's device.
     """
-    pixels = images.detach().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pixels = (
+        images.detach()
+        .clamp(0.0, 1.0)
+        .mul(255.0)
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .cpu()
+        .numpy()
+    )
     outputs = [
         np.asarray(transform(Image.fromarray(pixel_array, "RGB"), float(parameter)).convert("RGB"))
-        for pixel_array, parameter in zip(pixels, parameters.tolist())
+        for pixel_array, parameter in zip(pixels, parameters.tolist(), strict=True)
     ]
     stacked = torch.from_numpy(np.stack(outputs)).permute(0, 3, 1, 2)
     return stacked.to(device=images.device, dtype=torch.float32) / 255.0
@@ -94,7 +103,9 @@ def _webp(image: Image.Image, quality: float) -> Image.Image:
 
 def _palette(image: Image.Image, colours: float) -> Image.Image:
     return image.quantize(
-        colors=int(round(colours)), method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
+        colors=int(round(colours)),
+        method=Image.Quantize.FASTOCTREE,
+        dither=Image.Dither.FLOYDSTEINBERG,
     )
 
 
@@ -113,7 +124,9 @@ def webp(images: Tensor, intensity: Tensor, generator: torch.Generator | None = 
     return _through_pil(images, WEBP_QUALITY(intensity), _webp)
 
 
-def colour_quantisation(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def colour_quantisation(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """GIF-like palette coding: octree palette of 40 → 8 colours, Floyd–Steinberg dithered."""
     return _through_pil(images, PALETTE_COLOURS(intensity), _palette)
 

@@ -1,4 +1,4 @@
-"""Colour distortions: saturation (±), white-balance temperature (warm +, cool −), tint (magenta +, green −).
+"""Colour distortions: saturation (±), white balance (warm +, cool −), tint (magenta +, green −).
 
 Every function: images (N, 3, H, W) float32 in [0, 1], intensity (N,) in [0, 1], optional
 ``torch.Generator`` (unused: deterministic) → (N, 3, H, W) (unclipped; the catalogue clips).
@@ -38,12 +38,16 @@ def _scale_chroma(images: Tensor, factor: Tensor) -> Tensor:
     return kornia.color.lab_to_rgb(lab, clip=True)
 
 
-def saturation_up(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """More saturated: CIE a*, b* multiplied by 1.5 → 9 at fixed L* (strong levels clip in RGB)."""
+def saturation_up(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """More saturated: CIE a*, b* times 1.5 → 9 at fixed L* (strong levels clip in RGB)."""
     return _scale_chroma(images, SATURATION_GAIN(intensity))
 
 
-def saturation_down(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def saturation_down(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Less saturated: CIE a*, b* multiplied by 0.4 → 0 at fixed L* (1.0 is greyscale)."""
     return _scale_chroma(images, DESATURATION_FACTOR(intensity))
 
@@ -66,7 +70,7 @@ def _tint(images: Tensor, ratio: Tensor) -> Tensor:
 
 
 def warm(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Warm white balance: red gain over blue gain 1 → 2.8 in linear light (a yellow/orange cast)."""
+    """Warm white balance: red gain over blue gain 1 → 2.8 in linear light (an orange cast)."""
     return _white_balance(images, WHITE_BALANCE_RATIO(intensity))
 
 
@@ -75,11 +79,15 @@ def cool(images: Tensor, intensity: Tensor, generator: torch.Generator | None = 
     return _white_balance(images, 1.0 / WHITE_BALANCE_RATIO(intensity))
 
 
-def magenta_tint(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def magenta_tint(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Magenta tint: red and blue gains over the green gain 1 → 2 in linear light."""
     return _tint(images, TINT_RATIO(intensity))
 
 
-def green_tint(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def green_tint(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Green tint: green gain over the red and blue gains 1 → 2 in linear light."""
     return _tint(images, 1.0 / TINT_RATIO(intensity))

@@ -1,4 +1,4 @@
-"""Shared pieces of the distortion operations: intensity → parameter tables and per-sample kernels.
+"""Shared pieces of the distortion operations: intensity → parameter tables, per-sample kernels.
 
 Convention:
     Every operation in ``ops_*.py`` has the signature
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 BORDER = "replicate"
-"""Border for every spatial filter: unlike ``reflect`` it works for kernels larger than the image."""
+"""Border of every spatial filter: unlike ``reflect`` it allows kernels larger than the image."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,11 @@ class LevelTable:
         knots = self.intensities
         if len(knots) != len(self.values) or len(knots) < 2:
             raise ValueError("LevelTable needs as many values as knots, at least two")
-        if knots[0] != 0.0 or knots[-1] != 1.0 or any(b <= a for a, b in zip(knots, knots[1:])):
+        if (
+            knots[0] != 0.0
+            or knots[-1] != 1.0
+            or any(b <= a for a, b in zip(knots, knots[1:], strict=False))
+        ):
             raise ValueError(f"LevelTable knots must rise from 0.0 to 1.0, got {knots}")
 
     def __call__(self, intensity: Tensor) -> Tensor:
@@ -67,15 +71,10 @@ class LevelTable:
             return linear
         positive = (low > 0) & (high > 0)
         tiny = torch.finfo(torch.float32).tiny
-        logarithmic = torch.exp(torch.lerp(low.clamp_min(tiny).log(), high.clamp_min(tiny).log(), fraction))
+        logarithmic = torch.exp(
+            torch.lerp(low.clamp_min(tiny).log(), high.clamp_min(tiny).log(), fraction)
+        )
         return torch.where(positive, logarithmic, linear)
-
-    def describe(self, unit: str = "", digits: int = 3) -> str:
-        """The mapping in words, e.g. ``"0 → 0.5 → … → 5 px at intensity 0, 0.2, …, 1 (log)"``."""
-        values = " → ".join(f"{v:.{digits}g}" for v in self.values)
-        knots = ", ".join(f"{k:g}" for k in self.intensities)
-        suffix = " (log-interpolated)" if self.log else ""
-        return f"{values}{(' ' + unit) if unit else ''} at intensity {knots}{suffix}"
 
 
 def per_sample(values: Tensor) -> Tensor:
@@ -151,7 +150,9 @@ def line_kernels(length: Tensor, angle: Tensor) -> Tensor:
     cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     along = u * cos + v * sin
     across = -u * sin + v * cos
-    weights = (1.0 - across.abs()).clamp_min(0.0) * (half[:, None, None] + 0.5 - along.abs()).clamp(0.0, 1.0)
+    weights = (1.0 - across.abs()).clamp_min(0.0) * (half[:, None, None] + 0.5 - along.abs()).clamp(
+        0.0, 1.0
+    )
     return weights / weights.sum(dim=(-2, -1), keepdim=True)
 
 
@@ -177,6 +178,6 @@ def luma(images: Tensor) -> Tensor:
 
 
 def replace_luma(images: Tensor, new_luma: Tensor) -> Tensor:
-    """Images with their luma replaced and Cb, Cr kept: (N, 3, H, W), (N, 1, H, W) → (N, 3, H, W)."""
+    """Replace the luma, keep Cb and Cr: (N, 3, H, W), (N, 1, H, W) → (N, 3, H, W)."""
     ycbcr = kornia.color.rgb_to_ycbcr(images)
     return kornia.color.ycbcr_to_rgb(torch.cat([new_luma, ycbcr[:, 1:]], dim=1))

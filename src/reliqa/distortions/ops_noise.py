@@ -34,13 +34,17 @@ SPECKLE_VARIANCE = LevelTable(_KADID_KNOTS, (0.0, 0.001, 0.005, 0.01, 0.02, 0.05
 """Variance of the multiplicative noise factor (KADID-10k multiplicative noise)."""
 
 
-def gaussian_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def gaussian_noise(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Additive white Gaussian noise, independent per pixel and channel."""
     std = per_sample(GAUSSIAN_VARIANCE(intensity).sqrt())
     return images + std * normal(images, tuple(images.shape), generator)
 
 
-def chroma_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def chroma_noise(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """White Gaussian noise on the chroma channels Cb, Cr only (colour speckles, luma kept)."""
     ycbcr = kornia.color.rgb_to_ycbcr(images)
     n, _, h, w = images.shape
@@ -49,7 +53,9 @@ def chroma_noise(images: Tensor, intensity: Tensor, generator: torch.Generator |
     return kornia.color.ycbcr_to_rgb(torch.cat([ycbcr[:, :1], chroma], dim=1))
 
 
-def shot_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def shot_noise(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Signal-dependent photon (shot) noise, as a camera sensor makes it.
 
     The image is taken to linear light, each value gets noise of variance ``k · signal``
@@ -64,14 +70,18 @@ def shot_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | N
     return kornia.color.linear_rgb_to_rgb(noisy)
 
 
-def impulse_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def impulse_noise(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Salt-and-pepper noise: a fraction of the values (per channel) set to 0 or 1 at random."""
     hit = uniform(images, tuple(images.shape), generator) < per_sample(IMPULSE_DENSITY(intensity))
     salt = uniform(images, tuple(images.shape), generator) < 0.5
     return torch.where(hit, salt.to(images.dtype), images)
 
 
-def speckle_noise(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def speckle_noise(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Multiplicative Gaussian noise: x + x · n, n ~ N(0, variance)."""
     std = per_sample(SPECKLE_VARIANCE(intensity).sqrt())
     return images * (1.0 + std * normal(images, tuple(images.shape), generator))

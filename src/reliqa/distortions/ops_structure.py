@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from reliqa.distortions.ops_common import LevelTable, box_kernels, filter_per_sample, normal, uniform
+from reliqa.distortions.ops_common import (
+    LevelTable,
+    box_kernels,
+    filter_per_sample,
+    normal,
+    uniform,
+)
 
 _KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -41,11 +47,15 @@ def _sample(images: Tensor, y: Tensor, x: Tensor, mode: str) -> Tensor:
 def _pixel_coordinates(images: Tensor) -> tuple[Tensor, Tensor]:
     n, _, height, width = images.shape
     options = {"device": images.device, "dtype": torch.float32}
-    y, x = torch.meshgrid(torch.arange(height, **options), torch.arange(width, **options), indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(height, **options), torch.arange(width, **options), indexing="ij"
+    )
     return y.expand(n, -1, -1), x.expand(n, -1, -1)
 
 
-def pixelation(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def pixelation(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Mosaic: each cell of b × b px (b continuous, 1.6 → 6) takes the cell's mean colour.
 
     A box filter of width b averages each cell, then every pixel reads its cell's centre; a
@@ -61,8 +71,7 @@ def pixelation(images: Tensor, intensity: Tensor, generator: torch.Generator | N
 
 
 def jitter(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Each pixel read from a randomly displaced position (Gaussian, std 0.25 → 2.4 px, bilinear).
-    """
+    """Each pixel read from a randomly displaced spot (Gaussian, std 0.25 → 2.4 px, bilinear)."""
     n, _, height, width = images.shape
     y, x = _pixel_coordinates(images)
     std = JITTER_STD(intensity)[:, None, None]
@@ -71,7 +80,9 @@ def jitter(images: Tensor, intensity: Tensor, generator: torch.Generator | None 
     return _sample(images, y + offset_y, x + offset_x, "bilinear")
 
 
-def lost_blocks(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def lost_blocks(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Blocks replaced by flat random colours, as lost packets or KADID-10k's colour blocks.
 
     The image is tiled into blocks of side max(1, round(min(H, W) / 12)); a fraction
@@ -87,6 +98,8 @@ def lost_blocks(images: Tensor, intensity: Tensor, generator: torch.Generator | 
     lost = (order < count[:, None]).view(n, 1, rows, columns)
 
     def to_pixels(blocks: Tensor) -> Tensor:
-        return blocks.repeat_interleave(side, dim=-2).repeat_interleave(side, dim=-1)[..., :height, :width]
+        return blocks.repeat_interleave(side, dim=-2).repeat_interleave(side, dim=-1)[
+            ..., :height, :width
+        ]
 
     return torch.where(to_pixels(lost), to_pixels(colours), images)

@@ -22,10 +22,8 @@ BRIGHTEN_AMOUNT = LevelTable(_KADID_KNOTS, (0.0, 0.1, 0.2, 0.4, 0.7, 1.1))
 DARKEN_AMOUNT = LevelTable(_KADID_KNOTS, (0.0, 0.05, 0.1, 0.2, 0.4, 0.8))
 """Mid-grey drop a of the darken curve: 0.5 → 0.5 − a/2 (KADID-10k darken)."""
 
-GAMMA_STOPS = LevelTable((0.0, 1.0), (0.0, 1.0))
-"""log2 of the gamma exponent's distance from 1: gamma = 2.2^(∓stops), up to 2.2 or 1/2.2."""
-
-GAMMA_LIMIT = 2.2
+GAMMA_EXPONENT = LevelTable((0.0, 1.0), (1.0, 2.2), log=True)
+"""Power-law exponent γ = 2.2^t for darkening; brightening uses 1/γ (no KADID counterpart)."""
 
 EXPOSURE_STOPS = LevelTable((0.0, 0.2, 1.0), (0.0, 0.3, 1.5), log=True)
 """Exposure change in stops (EV), applied as a gain of 2^(±EV) in linear light."""
@@ -59,16 +57,18 @@ def darken(images: Tensor, intensity: Tensor, generator: torch.Generator | None 
     return _midtone_curve(images, -DARKEN_AMOUNT(intensity))
 
 
-def gamma_brighten(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Power law x^gamma with gamma = 2.2^(−t) down to 1/2.2: lifts shadows most, keeps 0 and 1."""
-    gamma = GAMMA_LIMIT ** (-GAMMA_STOPS(intensity))
-    return kornia.enhance.adjust_gamma(images, gamma)
+def gamma_brighten(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Power law x^(1/γ), γ = 2.2^t: lifts shadows most, keeps black and white."""
+    return kornia.enhance.adjust_gamma(images, 1.0 / GAMMA_EXPONENT(intensity))
 
 
-def gamma_darken(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Power law x^gamma with gamma = 2.2^t up to 2.2: deepens shadows, keeps 0 and 1."""
-    gamma = GAMMA_LIMIT ** GAMMA_STOPS(intensity)
-    return kornia.enhance.adjust_gamma(images, gamma)
+def gamma_darken(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Power law x^γ, γ = 2.2^t: deepens shadows, keeps black and white."""
+    return kornia.enhance.adjust_gamma(images, GAMMA_EXPONENT(intensity))
 
 
 def _exposure(images: Tensor, stops: Tensor) -> Tensor:
@@ -76,12 +76,16 @@ def _exposure(images: Tensor, stops: Tensor) -> Tensor:
     return kornia.color.linear_rgb_to_rgb(linear.clamp(0.0, 1.0))
 
 
-def exposure_up(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def exposure_up(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Over-exposure: linear-light gain of 2^EV (0.3 → 1.5 EV), highlights clip as in a camera."""
     return _exposure(images, EXPOSURE_STOPS(intensity))
 
 
-def exposure_down(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def exposure_down(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Under-exposure: linear-light gain of 2^−EV (0.3 → 1.5 EV)."""
     return _exposure(images, -EXPOSURE_STOPS(intensity))
 
@@ -91,17 +95,23 @@ def _luma_about_mean(images: Tensor, factor: Tensor) -> Tensor:
     return replace_luma(images, kornia.enhance.adjust_contrast_with_mean_subtraction(y, factor))
 
 
-def linear_contrast_up(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def linear_contrast_up(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Linear contrast stretch of luma about its mean, gain 1.15 → 1.8 (extremes clip)."""
     return _luma_about_mean(images, CONTRAST_GAIN(intensity))
 
 
-def linear_contrast_down(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def linear_contrast_down(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Linear contrast reduction of luma towards its mean, factor 0.8 → 0.1."""
     return _luma_about_mean(images, CONTRAST_FACTOR(intensity))
 
 
-def nonlinear_contrast_up(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def nonlinear_contrast_up(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Non-linear contrast: an S-shaped tone curve on luma pivoting at mid-grey, keeping 0 and 1.
 
     Y' = 0.5 + 0.5 · tanh(k(2Y − 1)) / tanh(k); mid-tones steepen, shadows and highlights
@@ -112,8 +122,10 @@ def nonlinear_contrast_up(images: Tensor, intensity: Tensor, generator: torch.Ge
     return replace_luma(images, 0.5 + 0.5 * torch.tanh(k * (2.0 * y - 1.0)) / torch.tanh(k))
 
 
-def nonlinear_contrast_down(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Non-linear contrast reduction: luma rolled off towards its mean, extremes most (a 'faded' look).
+def nonlinear_contrast_down(
+    images: Tensor, intensity: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Non-linear contrast reduction: luma rolled off towards its mean, extremes most ("faded").
 
     Y' = μ + d / (1 + 2k|d|) with d = Y − μ; the slope is at most 1 everywhere, so the luma
     spread always shrinks. k from :data:`COMPRESSION_STRENGTH`: with μ = 0.5 the output spans

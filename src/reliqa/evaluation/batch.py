@@ -31,8 +31,10 @@ import glob
 import hashlib
 import io
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -557,7 +559,7 @@ def run_batch(
             for decoded, (scores, errors) in zip(group, _score_group(scorers, group, device)):
                 row = _row(todo[decoded.index], scores, errors)
                 if maps_dir is not None and map_scorer is not None and map_scorer.name in scores:
-                    maps = map_scorer.maps(decoded.test, decoded.reference)  # type: ignore[arg-type]
+                    maps = map_scorer.maps(decoded.test.to(device), decoded.reference.to(device))  # type: ignore[union-attr]
                     row[MAPS_COLUMN] = str(save_maps(maps, Path(maps_dir) / _maps_name(todo[decoded.index])))
                 journal.write(row)
                 report_progress()
@@ -596,6 +598,30 @@ def run_batch(
         seconds=time.perf_counter() - started,
         columns=columns,
     )
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal, as an ``on_progress`` callback.
+
+    Yields None (no bar) when ``enabled`` is False or stderr is not a terminal (pipes, --json).
+    """
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scoring", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _row(item: BatchItem, scores: dict[str, float], errors: Sequence[str]) -> dict[str, object]:

@@ -281,6 +281,36 @@ def read_score_columns(path: str | Path, columns: Sequence[str]) -> dict[str, np
     return result
 
 
+def read_value_list(path: str | Path, expected: int | None = None) -> np.ndarray:
+    """One number per line (a non-numeric first line is taken as a header) → (N,) float64.
+
+    Raises:
+        DataError: unreadable file, a bad value (with its line number), or, with ``expected``,
+            a count that differs from it.
+    """
+    list_path = Path(path)
+    try:
+        lines = list_path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise DataError(f"{list_path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{list_path}: not a text file ({error})") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    first_line = 1
+    if lines and not math.isfinite(_parse_float(lines[0])) and lines[0].strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+        lines, first_line = lines[1:], 2
+    values = np.array([_parse_float(line) for line in lines], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DataError(
+            f"{list_path}: empty, non-numeric, NaN or infinite value at {describe_rows((bad + first_line).tolist(), label='line')}"
+        )
+    if expected is not None and values.size != expected:
+        raise DataError(f"{list_path}: {values.size} values, but the CSV has {expected} rows")
+    return values
+
+
 def _parse_float(text: str | None) -> float:
     try:
         return float(text) if text is not None and text.strip() else math.nan

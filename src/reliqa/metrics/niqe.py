@@ -40,8 +40,10 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from reliqa.exceptions import InvalidInputError, WeightsError
-from reliqa.io import ImageSource, describe_source, load_image
+from reliqa.io import ImageSource, load_image
+from reliqa.metrics._validate import check_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
+from reliqa.metrics.color import rgb_to_gray_matlab
 
 PATCH_SIZE: int = 96
 SHARPNESS_THRESHOLD: float = 0.75
@@ -52,7 +54,6 @@ NUM_FEATURES: int = NUM_SCALES * FEATURES_PER_SCALE
 SHIPPED_PARAMS: Path = Path(__file__).resolve().parents[1] / "weights" / "niqe_pristine.safetensors"
 """The pristine model fitted by ``reliqa niqe-fit`` (provenance and sha256 in the ``.json`` beside it)."""
 
-_RGB2GRAY = (0.2989, 0.5870, 0.1140)  # MATLAB rgb2gray, as the official NIQE values use
 # NIQE runs in float64 like the MATLAB original: the score inverts a nearly singular 36×36
 # covariance (pinv), which amplifies float32 rounding in the features.
 _DTYPE = torch.float64
@@ -71,11 +72,11 @@ _ALPHA_GRID, _RATIO_GRID = _gamma_grid()
 def rgb_to_gray255(image: torch.Tensor) -> torch.Tensor:
     """MATLAB ``rgb2gray`` of an 8-bit image: (N, 3, H, W) in [0, 1] → (N, 1, H, W) in 0..255.
 
-    The result is rounded to integers, as MATLAB does for uint8 input.
+    The RGB values are first put back on their 8-bit integers, and the luminance is rounded to
+    integers, as MATLAB does for uint8 input.
     """
-    weights = torch.tensor(_RGB2GRAY, dtype=_DTYPE, device=image.device).view(1, 3, 1, 1)
     rgb255 = torch.round(image.to(_DTYPE) * 255.0)
-    return torch.round((rgb255 * weights).sum(dim=1, keepdim=True))
+    return torch.round(rgb_to_gray_matlab(rgb255, data_range=255.0))
 
 
 def mscn(gray: torch.Tensor, *, kernel_size: int = 7, sigma: float = 7 / 6, c: float = 1.0
@@ -380,8 +381,7 @@ def load_shipped_params() -> NIQEParams:
 
 
 def _check_image(image: torch.Tensor, patch_size: int) -> None:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
-        raise InvalidInputError(f"NIQE expects a (N, 3, H, W) tensor, got {describe_source(image)}")
+    check_image(image, "niqe", channels=(3,))
     if patch_size < 2 or patch_size % 2:
         raise InvalidInputError(f"patch_size must be an even number ≥ 2, got {patch_size}")
     height, width = image.shape[-2:]

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.io import describe_source
+from reliqa.metrics._validate import check_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
+from reliqa.metrics.color import rgb_to_gray_matlab
 
-_RGB2GRAY = (0.2989, 0.5870, 0.1140)
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
 
@@ -38,14 +38,12 @@ def laplacian_variance(image: torch.Tensor) -> torch.Tensor:
         >>> laplacian_variance(flat)
         tensor([0.])
     """
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
-        raise InvalidInputError(f"laplacian_var expects a (N, 3, H, W) tensor, got {describe_source(image)}")
+    check_image(image, "laplacian_var", channels=(3,))
     if image.shape[-1] < 3 or image.shape[-2] < 3:
         raise InvalidInputError(
             f"laplacian_var needs images of at least 3×3 px, got {image.shape[-1]}×{image.shape[-2]}"
         )
-    weights = torch.tensor(_RGB2GRAY, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    gray = (image * weights).sum(dim=1, keepdim=True) * 255.0
+    gray = rgb_to_gray_matlab(image, quantize=False) * 255.0
     kernel = torch.tensor(_LAPLACIAN, dtype=image.dtype, device=image.device).view(1, 1, 3, 3)
     response = F.conv2d(gray, kernel).flatten(1)
     return response.var(dim=1, unbiased=False)

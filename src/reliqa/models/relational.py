@@ -259,11 +259,50 @@ def mirror_map_statistics(statistics: torch.Tensor) -> torch.Tensor:
     )
 
 
-class PairDescriptor(NamedTuple):
-    """Pooled inputs of the scorer for both orderings, each (N, 36 + C).
+IMAGE_STATISTICS: int = 8
+"""Per-image statistics in the scorer's descriptor (see :func:`image_statistic_sums`)."""
 
-    ``forward`` = [map statistics of u, mean features of h(t, r)];
-    ``backward`` = [map statistics of −u, mean features of h(r, t)].
+
+def image_statistic_sums(image: torch.Tensor) -> torch.Tensor:
+    """Spatial sums of global statistics of ONE image, the scorer's absolute cues.
+
+    A relational map says that the test is brighter, not whether brighter is better; whether
+    the change moved the image towards or away from natural statistics (clipped highlights,
+    crushed shadows, a colour cast, lost detail) is what these few numbers describe.
+
+    Args:
+        image: (N, 3, H, W) in [0, 1].
+
+    Returns:
+        (N, 8): Σ luma, Σ luma², Σ [luma < 0.02], Σ [luma > 0.98], Σ chroma (max − min of RGB),
+        Σ (R − B), Σ (G − (R + B)/2), Σ |∇ luma| (horizontal + vertical differences).
+    """
+    red, green, blue = image.unbind(1)
+    luma = 0.299 * red + 0.587 * green + 0.114 * blue
+    chroma = image.amax(dim=1) - image.amin(dim=1)
+    gradient = (luma[..., :, 1:] - luma[..., :, :-1]).abs().sum(dim=(-2, -1)) + (
+        luma[..., 1:, :] - luma[..., :-1, :]
+    ).abs().sum(dim=(-2, -1))
+    return torch.stack(
+        [
+            luma.sum(dim=(-2, -1)),
+            luma.square().sum(dim=(-2, -1)),
+            (luma < 0.02).float().sum(dim=(-2, -1)),
+            (luma > 0.98).float().sum(dim=(-2, -1)),
+            chroma.sum(dim=(-2, -1)),
+            (red - blue).sum(dim=(-2, -1)),
+            (green - 0.5 * (red + blue)).sum(dim=(-2, -1)),
+            gradient,
+        ],
+        dim=1,
+    )
+
+
+class PairDescriptor(NamedTuple):
+    """Pooled inputs of the scorer for both orderings, each (N, 36 + C + 16).
+
+    ``forward`` = [map statistics of u, mean features of h(t, r), image statistics of t, of r];
+    ``backward`` = [map statistics of −u, mean features of h(r, t), image statistics of r, of t].
     """
 
     forward: torch.Tensor
@@ -281,13 +320,13 @@ class RelationalScorer(nn.Module):
         hidden: width of the MLP.
 
     Shapes:
-        descriptor: two (N, 36 + C) tensors → score (N,).
+        descriptor: two (N, 36 + C + 16) tensors → score (N,).
     """
 
     def __init__(self, feature_channels: int, hidden: int = 64) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(4 * NUM_ATTRIBUTES + feature_channels, hidden),
+            nn.Linear(4 * NUM_ATTRIBUTES + feature_channels + 2 * IMAGE_STATISTICS, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
@@ -334,18 +373,45 @@ class RelationalModel(nn.Module):
         """Maps and score; images larger than ``tile + 2·margin`` run in tiles (None: never)."""
         check_pair(test, reference)
         logits, descriptor = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
-        return RelationalOutput(torch.sigmoid(logits), self.scorer(descriptor))
+        # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
+        maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
+        return RelationalOutput(maps, self.scorer(descriptor))
 
 
-def _descriptor_sums(
-    low: torch.Tensor, features_tr: torch.Tensor, features_rt: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Un-normalised descriptor halves of one (possibly cropped) low-resolution region."""
-    statistics = signed_map_sums(torch.tanh(0.5 * low))  # 2·sigmoid(x) − 1 = tanh(x / 2)
-    return (
-        torch.cat([statistics, features_tr.sum(dim=(-2, -1))], dim=1),
-        torch.cat([mirror_map_statistics(statistics), features_rt.sum(dim=(-2, -1))], dim=1),
-    )
+class _DescriptorSums:
+    """Accumulates the descriptor's sums over tiles, then divides by the pixel counts."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.low_count = float(-(-height // FOLD) * -(-width // FOLD))  # positions at 1/4 resolution
+        self.pixel_count = float(height * width)
+        self.low_tr: torch.Tensor | float = 0.0
+        self.low_rt: torch.Tensor | float = 0.0
+        self.image_t: torch.Tensor | float = 0.0
+        self.image_r: torch.Tensor | float = 0.0
+
+    def add(
+        self,
+        low: torch.Tensor,
+        features_tr: torch.Tensor,
+        features_rt: torch.Tensor,
+        test: torch.Tensor,
+        reference: torch.Tensor,
+    ) -> None:
+        """One region: low-resolution logits/features (N, ·, h, w) and its pixels (N, 3, H, W)."""
+        statistics = signed_map_sums(torch.tanh(0.5 * low))  # 2·sigmoid(x) − 1 = tanh(x / 2)
+        self.low_tr = self.low_tr + torch.cat([statistics, features_tr.sum(dim=(-2, -1))], dim=1)
+        self.low_rt = self.low_rt + torch.cat(
+            [mirror_map_statistics(statistics), features_rt.sum(dim=(-2, -1))], dim=1
+        )
+        self.image_t = self.image_t + image_statistic_sums(test)
+        self.image_r = self.image_r + image_statistic_sums(reference)
+
+    def descriptor(self) -> PairDescriptor:
+        low_tr, low_rt = self.low_tr / self.low_count, self.low_rt / self.low_count  # type: ignore[operator]
+        image_t, image_r = self.image_t / self.pixel_count, self.image_r / self.pixel_count  # type: ignore[operator]
+        return PairDescriptor(
+            torch.cat([low_tr, image_t, image_r], dim=1), torch.cat([low_rt, image_r, image_t], dim=1)
+        )
 
 
 def tiled_forward(
@@ -379,19 +445,15 @@ def tiled_forward(
         InvalidInputError: ``tile`` or ``margin`` is not a positive multiple of 16.
     """
     height, width = test.shape[-2:]
-    count = float(-(-height // FOLD) * -(-width // FOLD))  # valid positions at 1/4 resolution
+    sums = _DescriptorSums(height, width)
     if tile is None or (height <= tile + 2 * margin and width <= tile + 2 * margin):
         low, f_tr, f_rt = net.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
-        valid_h, valid_w = -(-height // FOLD), -(-width // FOLD)
-        sum_tr, sum_rt = _descriptor_sums(
-            low[..., :valid_h, :valid_w], f_tr[..., :valid_h, :valid_w], f_rt[..., :valid_h, :valid_w]
-        )
-        return upsample_logits(low)[..., :height, :width], PairDescriptor(sum_tr / count, sum_rt / count)
+        valid = (..., slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
+        sums.add(low[valid], f_tr[valid], f_rt[valid], test, reference)
+        return upsample_logits(low)[..., :height, :width], sums.descriptor()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
         raise InvalidInputError(f"tile ({tile}) and margin ({margin}) must be multiples of {ALIGN}, tile > 0")
     logits = test.new_empty(test.shape[0], NUM_ATTRIBUTES, height, width)
-    sum_tr: torch.Tensor | float = 0.0
-    sum_rt: torch.Tensor | float = 0.0
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
@@ -406,9 +468,9 @@ def tiled_forward(
             # the core in 1/4-resolution coordinates (core origins are multiples of FOLD)
             fy0, fx0 = (top - y0) // FOLD, (left - x0) // FOLD
             core = (..., slice(fy0, fy0 + -(-(bottom - top) // FOLD)), slice(fx0, fx0 + -(-(right - left) // FOLD)))
-            tile_tr, tile_rt = _descriptor_sums(low[core], f_tr[core], f_rt[core])
-            sum_tr, sum_rt = sum_tr + tile_tr, sum_rt + tile_rt
-    return logits, PairDescriptor(sum_tr / count, sum_rt / count)  # type: ignore[operator]
+            pixels = (..., slice(top, bottom), slice(left, right))
+            sums.add(low[core], f_tr[core], f_rt[core], test[pixels], reference[pixels])
+    return logits, sums.descriptor()
 
 
 # --------------------------------------------------------------------------------------------

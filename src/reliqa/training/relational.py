@@ -98,7 +98,7 @@ class RelationalTrainConfig:
     log_every: int = 25
     checkpoint_every: int = 500
     amp: bool = False
-    init_weights: str | None = None
+    init_maps: str | None = None
 
     def __post_init__(self) -> None:
         if self.map_steps < 0 or self.score_steps < 0:
@@ -272,8 +272,9 @@ def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume
     device = context.device
     seed_everything(config.seed)  # same initial weights on every rank
     model = config.model().to(device)
-    if config.init_weights:
-        model.load_state_dict(_load_weights(config.init_weights))
+    if config.init_maps:  # warm start of the map network (the scorer always starts fresh)
+        state = _load_weights(config.init_maps)
+        model.maps_net.load_state_dict({k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")})
     map_optimizer = torch.optim.AdamW(model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     score_optimizer = torch.optim.AdamW(model.scorer.parameters(), lr=config.score_lr, weight_decay=config.weight_decay)
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)

@@ -157,6 +157,14 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def _json_score(value: float) -> float | str | None:
+    """JSON has no infinity: ±inf travel as "Infinity"/"-Infinity" (JS ``Number`` reads them
+    back; e.g. PSNR of identical images), NaN as null."""
+    if np.isnan(value):
+        return None
+    return value if np.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 # ----------------------------------------------------------------------------------- service
 
 
@@ -236,16 +244,26 @@ class Viewer:
                 )
                 results.append(entry)
                 continue
+            problems = []
             with self._lock, torch.inference_mode():
                 for metric_name, metric in metrics.items():
-                    entry["scores"][metric_name] = _finite_or_none(_as_float(metric(test_image, ref_image)))
+                    try:
+                        entry["scores"][metric_name] = _json_score(_as_float(metric(test_image, ref_image)))
+                    except ReliqaError as error:  # e.g. an image too small for SSIM's window
+                        problems.append(str(error))
                 if relational is not None:
                     from reliqa import compare
 
-                    outcome = compare(ref_image, test_image)
-                    entry["scores"][RELATIONAL] = _as_float(outcome.score)
-                    entry["maps"] = map_data_urls(outcome.maps)
-                    entry["summary"] = _jsonable(getattr(outcome, "summary", None))
+                    try:
+                        outcome = compare(ref_image, test_image)
+                    except ReliqaError as error:
+                        problems.append(str(error))
+                    else:
+                        entry["scores"][RELATIONAL] = _json_score(_as_float(outcome.score))
+                        entry["maps"] = map_data_urls(outcome.maps)
+                        entry["summary"] = _jsonable(getattr(outcome, "summary", None))
+            if problems:
+                entry["error"] = "; ".join(problems)
             results.append(entry)
         ranking_by = RELATIONAL if relational is not None else next(iter(metrics), None)
         return {
@@ -262,7 +280,7 @@ class Viewer:
             return [entry["name"] for entry in results]
         higher_is_better = self.scorer(by).higher_is_better  # type: ignore[union-attr]
         scored = [e for e in results if e["scores"].get(by) is not None]
-        scored.sort(key=lambda e: e["scores"][by], reverse=higher_is_better)
+        scored.sort(key=lambda e: float(e["scores"][by]), reverse=higher_is_better)
         return [e["name"] for e in scored] + [e["name"] for e in results if e not in scored]
 
     def score(self, images: Sequence[tuple[str, Path]]) -> dict[str, Any]:
@@ -274,7 +292,7 @@ class Viewer:
             with self._lock, torch.inference_mode():
                 for scorer_name, scorer in scorers.items():
                     try:
-                        entry["scores"][scorer_name] = _finite_or_none(_as_float(scorer(image)))
+                        entry["scores"][scorer_name] = _json_score(_as_float(scorer(image)))
                     except ReliqaError as error:
                         entry.setdefault("errors", []).append(str(error))
             results.append(entry)

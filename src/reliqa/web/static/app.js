@@ -16,6 +16,7 @@ function setStatus(text, isError = false) {
 
 function formatScore(value) {
   if (value === null || value === undefined) return "—";
+  if (typeof value === "string") return value.replace("Infinity", "∞"); // JSON has no infinity
   const magnitude = Math.abs(value);
   return magnitude !== 0 && (magnitude >= 1e4 || magnitude < 1e-3) ? value.toExponential(3) : value.toFixed(4);
 }

@@ -1,0 +1,120 @@
+"""``reliqa gmc``: Granularity-Modulated Correlation of one prediction column against MOS.
+
+The logic lives in :mod:`reliqa.evaluation.gmc`; this command reads the columns, calls
+:func:`reliqa.evaluation.gmc.gmc`, prints and draws.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.exceptions import ReliqaError
+
+if TYPE_CHECKING:
+    from reliqa.evaluation.gmc import GMCResult
+
+
+@app.command("gmc")
+def gmc_command(
+    csv_file: Path = typer.Argument(..., metavar="CSV", help="CSV with a header row: predictions, MOS and optionally MOS std."),
+    pred_col: str = typer.Option(..., "--pred-col", help="Column of predicted quality (higher = better)."),
+    mos_col: str = typer.Option(..., "--mos-col", help="Column of mean opinion scores (higher = better)."),
+    std_col: Optional[str] = typer.Option(None, "--std-col", help="Column of per-image MOS std."),
+    std_file: Optional[Path] = typer.Option(None, "--std-file", help="Per-image MOS std, one number per line, in CSV row order."),
+    weights_file: Optional[Path] = typer.Option(
+        None, "--weights-file", help="Distribution-Regulator weights, one per line (default: computed from MOS and std)."
+    ),
+    points_file: Optional[Path] = typer.Option(None, "--points", help="CSV of query points with columns Qs, Qd."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Latin-hypercube query points [default: 100]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the Latin-hypercube points [default: 0]."),
+    bandwidth_multiplier: float = typer.Option(1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."),
+    score_range: Optional[str] = typer.Option(
+        None, "--score-range", help="MOS scale as LOW,HIGH (e.g. 1,5) [default: the MOS min and max]."
+    ),
+    phi: float = typer.Option(4.0, "--phi", help="Beta precision used to estimate std when none is given."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the surfaces as a heatmap PNG here."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive 3-D HTML of the surfaces here."),
+    device: str = typer.Option("cpu", "--device", help="torch device for the pair sums (cpu, cuda)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """GMC surfaces (PLCC, SRCC, KRCC over quality scale × quality difference) of one predictor.
+
+    Prints the global correlations and each surface's average height; --json prints every
+    query point. A correlation undefined at a point (no weighted pair, or all tied) is null there.
+    """
+    from reliqa.evaluation.correlation import read_score_columns, read_value_list
+    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html, read_points
+
+    if std_col is not None and std_file is not None:
+        usage_error("give --std-col or --std-file, not both")
+    if points_file is not None and (samples is not None or seed is not None):
+        usage_error("--points replaces --samples/--seed; give one or the other")
+    if samples is not None and samples < 5:
+        usage_error(f"--samples must be at least 5 (a surface needs 5 points), got {samples}")
+    if not (bandwidth_multiplier > 0):
+        usage_error(f"--bandwidth-multiplier must be positive, got {bandwidth_multiplier}")
+    scale = _parse_range(score_range) if score_range is not None else None
+    try:
+        columns = read_score_columns(csv_file, [pred_col, mos_col] + ([std_col] if std_col else []))
+        size = columns[mos_col].size
+        std = columns[std_col] if std_col else (read_value_list(std_file, size) if std_file else None)
+        weights = read_value_list(weights_file, size) if weights_file else None
+        result = gmc(
+            columns[pred_col],
+            columns[mos_col],
+            std,
+            weights=weights,
+            points=read_points(points_file) if points_file else None,
+            samples=100 if samples is None else samples,
+            seed=0 if seed is None else seed,
+            bandwidth_multiplier=bandwidth_multiplier,
+            phi=phi,
+            score_range=scale,
+            device=device,
+        )
+        written = {}
+        if plot is not None:
+            written["heatmap"] = str(plot_heatmap(result, plot, title=f"{pred_col} vs {mos_col}"))
+        if html is not None:
+            written["html"] = str(plot_surface_html(result, html, title=f"{pred_col} vs {mos_col}"))
+    except ReliqaError as error:
+        fail(str(error))
+    if as_json:
+        print_json({**result.to_dict(), "notes": result.notes, "files": written})
+        return
+    _print_summary(result, written)
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        usage_error(f"--score-range: expected LOW,HIGH such as 1,5, got {text!r}")
+    return low, high
+
+
+def _print_summary(result: GMCResult, written: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"GMC over {result.qs.size} query points")
+    for column in ("correlation", "global", "GMC average height", "undefined points"):
+        table.add_column(column)
+    for name, values in result.values.items():
+        height = result.average_height[name]
+        table.add_row(
+            name,
+            f"{result.global_[name]:.4f}",
+            "—" if height != height else f"{height:.4f}",
+            str(int((values != values).sum())),
+        )
+    console = Console()
+    console.print(table)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    for kind, path in written.items():
+        console.print(f"{kind}: {path}")

@@ -1,0 +1,158 @@
+"""Filters shared by the metrics: separable 'valid' filtering and MATLAB-style downsampling.
+
+Convention:
+    Images are (N, C, H, W); every channel is filtered independently. "valid" means MATLAB's
+    ``filter2(..., 'valid')``: only the positions where the whole window lies inside the image,
+    so the output is (N, C, H - K + 1, W - K + 1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.filters import get_gaussian_kernel1d
+
+from reliqa.exceptions import InvalidInputError
+
+# Rows of this many output samples are produced by one block of the Toeplitz matrix.
+_BLOCK = 64
+
+
+def gaussian_window_1d(size: int, sigma: float, *, device: torch.device | None = None,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian of ``size`` taps; its outer product is MATLAB's
+    ``fspecial('gaussian', size, sigma)``.
+
+    Returns:
+        (size,) tensor summing to 1.
+    """
+    return get_gaussian_kernel1d(size, sigma, device=device, dtype=dtype)[0]
+
+
+def _toeplitz_blocks(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (B + K - 1, B) correlation matrix, split in its first B rows and last K - 1 rows."""
+    size = kernel.numel()
+    rows = torch.arange(_BLOCK + size - 1, device=kernel.device)[:, None]
+    cols = torch.arange(_BLOCK, device=kernel.device)[None, :]
+    offset = rows - cols
+    inside = (offset >= 0) & (offset < size)
+    matrix = torch.where(inside, kernel[offset.clamp(0, size - 1)], kernel.new_zeros(()))
+    return matrix[:_BLOCK].contiguous(), matrix[_BLOCK:].contiguous()
+
+
+def separable_filter_valid(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Correlate every channel with ``outer(kernel, kernel)``, keeping only valid positions.
+
+    Why not ``conv2d``: a depthwise 1-D convolution is memory-bound and slow on CPU. Here each
+    direction is two matrix products instead: the signal is cut into blocks of 64 samples and
+    output block j = block j @ T0 + (first K - 1 samples of block j + 1) @ T1, where T0, T1 are
+    the parts of the banded (Toeplitz) correlation matrix. Treating the whole padded tensor as
+    one long signal makes each product a single large GEMM (fast on CPU and GPU); outputs whose
+    window crosses a row or image boundary are exactly those cut away as invalid.
+
+    Arguments:
+        image: (N, C, H, W) with H, W >= K.
+        kernel: (K,) 1-D filter, K odd or even.
+
+    Returns:
+        (N, C, H - K + 1, W - K + 1).
+    """
+    size = kernel.numel()
+    batch, channels, height, width = image.shape
+    padded_height = -(-height // _BLOCK) * _BLOCK
+    padded_width = -(-width // _BLOCK) * _BLOCK
+    if (padded_height, padded_width) != (height, width):
+        image = F.pad(image, (0, padded_width - width, 0, padded_height - height))
+    head, tail = _toeplitz_blocks(kernel.to(image.dtype))
+
+    # Along W: the tensor as rows of one block each.
+    rows = image.reshape(-1, _BLOCK)
+    along_width = rows @ head
+    along_width[:-1] += rows[1:, : size - 1] @ tail
+    # Along H: blocks of 64 image rows, multiplied from the left.
+    stacked = along_width.view(-1, _BLOCK, padded_width)
+    result = torch.matmul(head.t(), stacked)
+    result[:-1] += torch.matmul(tail.t(), stacked[1:, : size - 1])
+    result = result.view(batch, channels, padded_height, padded_width)
+    return result[..., : height - size + 1, : width - size + 1]
+
+
+def pad_symmetric(image: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """MATLAB's ``'symmetric'`` padding (mirror including the edge sample: a b | b a).
+
+    Arguments:
+        image: (N, C, H, W); each pad at most the size of that dimension.
+
+    Returns:
+        (N, C, H + top + bottom, W + left + right).
+    """
+    height, width = image.shape[-2:]
+    row_index = torch.cat([
+        torch.arange(top - 1, -1, -1), torch.arange(height), torch.arange(height - 1, height - 1 - bottom, -1)
+    ]).to(image.device)
+    col_index = torch.cat([
+        torch.arange(left - 1, -1, -1), torch.arange(width), torch.arange(width - 1, width - 1 - right, -1)
+    ]).to(image.device)
+    return image.index_select(-2, row_index).index_select(-1, col_index)
+
+
+def box_downsample(image: torch.Tensor, factor: int, boundary: str = "symmetric") -> torch.Tensor:
+    """MATLAB's ``imfilter(I, ones(f)/f^2, boundary, 'same')`` (or ``conv2(I, ones(f)/f^2,
+    'same')`` for ``boundary='zero'``) followed by ``I(1:f:end, 1:f:end)``.
+
+    Both MATLAB calls put the window of output i on samples i - (ceil(f/2) - 1) ...
+    i + floor(f/2); only every f-th output is needed, so this is an average pool of the padded
+    image (no filtered full-resolution image is formed).
+
+    Arguments:
+        image: (N, C, H, W).
+        factor: f >= 1.
+        boundary: ``"symmetric"`` (imfilter 'symmetric') or ``"zero"`` (conv2).
+
+    Returns:
+        (N, C, ceil(H / f), ceil(W / f)).
+    """
+    if factor == 1:
+        return image
+    height, width = image.shape[-2:]
+    before = (factor + 1) // 2 - 1
+    after_h = -(-height // factor) * factor - height - before
+    after_w = -(-width // factor) * factor - width - before
+    if boundary == "symmetric":
+        padded = pad_symmetric(image, before, max(after_w, 0), before, max(after_h, 0))
+    elif boundary == "zero":
+        padded = F.pad(image, (before, max(after_w, 0), before, max(after_h, 0)))
+    else:
+        raise InvalidInputError(f"boundary must be 'symmetric' or 'zero', got {boundary!r}")
+    pooled = F.avg_pool2d(padded, factor, stride=factor)
+    return pooled[..., : -(-height // factor), : -(-width // factor)]
+
+
+def local_moments(
+    first: torch.Tensor, second: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local means, variances and covariance under ``outer(window, window)``, valid positions.
+
+    The five maps are filtered in one pass over one stacked tensor.
+
+    Arguments:
+        first: (N, C, H, W).
+        second: (N, C, H, W).
+        window: (K,) 1-D window summing to 1.
+
+    Returns:
+        mu_first, mu_second, var_first, var_second, covariance: each (N, C, H - K + 1, W - K + 1)
+        (population moments: E[x²] − E[x]², not clipped at 0).
+    """
+    channels = first.shape[1]
+    stacked = torch.cat([first, second, first * first, second * second, first * second], dim=1)
+    mu_first, mu_second, first_sq, second_sq, product = separable_filter_valid(stacked, window).split(
+        channels, dim=1
+    )
+    return (
+        mu_first,
+        mu_second,
+        first_sq - mu_first * mu_first,
+        second_sq - mu_second * mu_second,
+        product - mu_first * mu_second,
+    )

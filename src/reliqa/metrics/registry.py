@@ -1,0 +1,137 @@
+"""The registered full-reference metrics: thin :class:`Metric` modules over the functional core.
+
+Each entry fixes a colour handling and the function's options. The name without a suffix is
+the official definition (it reproduces the authors' code on ../shared/data/tid2013_calib);
+suffixed names are common variants, each described exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+
+from reliqa.exceptions import InvalidInputError
+from reliqa.metrics._validate import check_pair
+from reliqa.metrics.base import Metric, MetricInfo, register_metric
+from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
+from reliqa.metrics.gmsd import gmsd
+from reliqa.metrics.psnr import psnr
+from reliqa.metrics.ssim import ms_ssim, ssim, ssim_downsampled
+from reliqa.metrics.vif import vif
+
+ColorMode = Literal["gray_matlab", "rgb", "luma_bt601"]
+
+_COLOR_TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gray_matlab": rgb_to_gray_matlab,
+    "rgb": lambda image: image,
+    "luma_bt601": rgb_to_luma_bt601,
+}
+
+_INF = float("inf")
+
+
+class FullReferenceMetric(Metric):
+    """A functional FR metric with a fixed colour handling and options.
+
+    ``forward(test, reference)``: both (N, 3, H, W) RGB in [0, 1] (see
+    :func:`reliqa.io.load_image`) → (N,) scores, direction given by ``info.higher_is_better``.
+    """
+
+    def __init__(self, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:
+        super().__init__()
+        self.function = function
+        self.color = color
+        self.options = options
+
+    def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        name = self.info.name
+        if reference is None:
+            raise InvalidInputError(f"{name} is a full-reference metric: pass a reference image")
+        check_pair(test, reference, metric=name, channels=(3,))
+        to_color = _COLOR_TRANSFORMS[self.color]
+        return self.function(to_color(test), to_color(reference), **self.options)
+
+
+def _register(info: MetricInfo, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:
+    register_metric(info)(functools.partial(FullReferenceMetric, function, color, **options))
+
+
+_GRAY = "MATLAB rgb2gray luminance (0.2989 R + 0.5870 G + 0.1140 B) rounded to 8 bits"
+
+_register(
+    MetricInfo("psnr", "FR", True, (0.0, _INF), True,
+               "PSNR in dB over the three RGB channels together (one MSE), peak 1.0; inf for identical images",
+               "MATLAB psnr(A, ref) on the RGB image"),
+    psnr, "rgb",
+)
+_register(
+    MetricInfo("psnr_y", "FR", True, (0.0, _INF), True,
+               "PSNR in dB on the BT.601 studio-swing luma (MATLAB rgb2ycbcr Y, 16..235), not rounded, "
+               "peak 1.0 — the super-resolution convention",
+               "super-resolution benchmarks (e.g. Set5/Set14 evaluation scripts)"),
+    psnr, "luma_bt601",
+)
+_register(
+    MetricInfo("ssim", "FR", True, (-1.0, 1.0), True,
+               f"SSIM on the {_GRAY}; 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid "
+               "positions only, NO automatic downsampling",
+               "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)"),
+    ssim, "gray_matlab",
+)
+_register(
+    MetricInfo("ssim_rgb", "FR", True, (-1.0, 1.0), True,
+               "SSIM computed on R, G and B separately and averaged; 11x11 Gaussian window, sigma 1.5, "
+               "valid positions, no downsampling (what pytorch-msssim and piq(downsample=False) compute)",
+               "Wang et al. 2004 applied per channel"),
+    ssim, "rgb",
+)
+_register(
+    MetricInfo("ssim_downsampled", "FR", True, (-1.0, 1.0), True,
+               f"SSIM on the {_GRAY} after Wang's automatic downsampling: F x F block average "
+               "(symmetric boundary) and every F-th pixel, F = max(1, round(min(H, W) / 256))",
+               "Wang's ssim.m (2009) and MATLAB's ssim"),
+    ssim_downsampled, "gray_matlab",
+)
+_register(
+    MetricInfo("ssim_skimage", "FR", True, (-1.0, 1.0), True,
+               "scikit-image structural_similarity defaults on RGB (channel_axis, data_range 1): 7x7 "
+               "uniform window, sample covariance, valid positions, channels averaged",
+               "skimage.metrics.structural_similarity"),
+    ssim, "rgb", window="uniform", window_size=7, sample_covariance=True,
+)
+_register(
+    MetricInfo("ms_ssim", "FR", True, (0.0, 1.0), True,
+               f"MS-SSIM on the {_GRAY}; 5 scales, weights 0.0448/0.2856/0.3001/0.2363/0.1333, 2x2 "
+               "average downsampling (symmetric boundary), 11x11 Gaussian sigma 1.5; needs >= 161 px",
+               "Wang, Simoncelli & Bovik 2003, msssim.m"),
+    ms_ssim, "gray_matlab",
+)
+_register(
+    MetricInfo("ms_ssim_rgb", "FR", True, (0.0, 1.0), True,
+               "MS-SSIM (as ms_ssim) computed on R, G and B separately and averaged; needs >= 161 px",
+               "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)"),
+    ms_ssim, "rgb",
+)
+_register(
+    MetricInfo("gmsd", "FR", False, (0.0, 1.0), True,
+               f"GMSD on the {_GRAY}; 2x2 average + every 2nd pixel, Prewitt [1 0 -1]/3 gradients, "
+               "T = 170/255^2, sample std of the similarity map; LOWER is better",
+               "Xue et al. 2014, GMSD.m"),
+    gmsd, "gray_matlab",
+)
+_register(
+    MetricInfo("gmsd_rgb", "FR", False, (0.0, 1.0), True,
+               "GMSD (as gmsd) computed on R, G and B separately and averaged; LOWER is better",
+               "Xue et al. 2014 applied per channel"),
+    gmsd, "rgb",
+)
+_register(
+    MetricInfo("vifp", "FR", True, (0.0, _INF), True,
+               f"pixel-domain VIF on the {_GRAY}; 4 scales, Gaussian windows 17/9/5/3 (sigma N/5), "
+               "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
+               "Sheikh & Bovik 2006, vifp_mscale.m"),
+    vif, "gray_matlab",
+)

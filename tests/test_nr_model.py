@@ -1,0 +1,107 @@
+"""HiRQA / HiRQA-S: shapes, determinism, batching, shipped weights, and that they rank quality."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reliqa.attributes import ATTRIBUTES
+from reliqa.distortions.catalogue import DISTORTIONS
+from reliqa.exceptions import InvalidInputError, WeightsError
+from reliqa.models import create_model, list_models
+from reliqa.models.nr import HIRQA_CONFIGS, MIN_SIZE, HiRQA, fit_to_max_side
+from reliqa.models.weights import WEIGHTS_DIR, load_shipped
+from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
+
+NAMES = tuple(HIRQA_CONFIGS)
+
+
+@pytest.fixture(scope="module")
+def untrained() -> dict[str, HiRQA]:
+    torch.manual_seed(0)
+    return {name: HiRQA(**config).eval() for name, config in HIRQA_CONFIGS.items()}
+
+
+def test_both_sizes_are_registered() -> None:
+    assert set(NAMES) <= {entry.name for entry in list_models()}
+    assert isinstance(create_model("hirqa-s", pretrained=False), HiRQA)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", [(MIN_SIZE, MIN_SIZE), (45, 97), (130, 64)])
+def test_any_input_size_gives_scores_in_unit_interval(untrained: dict[str, HiRQA], name: str, size: tuple[int, int]) -> None:
+    scores = untrained[name].score(torch.rand(2, 3, *size))
+    assert scores.shape == (2,)
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scores_are_deterministic_and_batch_equals_single(untrained: dict[str, HiRQA], name: str) -> None:
+    images = torch.rand(3, 3, 64, 80)
+    network = untrained[name]
+    batch = network.score(images)
+    assert torch.equal(batch, network.score(images))
+    singles = torch.cat([network.score(image[None]) for image in images])
+    torch.testing.assert_close(batch, singles, atol=1e-5, rtol=0)
+
+
+def test_too_small_or_malformed_input_is_refused(untrained: dict[str, HiRQA]) -> None:
+    with pytest.raises(InvalidInputError, match="at least 32x32"):
+        untrained["hirqa-s"].score(torch.rand(1, 3, 31, 64))
+    with pytest.raises(InvalidInputError, match=r"\(N, 3, H, W\)"):
+        untrained["hirqa-s"].score(torch.rand(3, 64, 64))
+
+
+def test_fit_to_max_side_downscales_only_large_images() -> None:
+    assert fit_to_max_side(torch.rand(1, 3, 1000, 500)).shape == (1, 3, 1000, 500)
+    assert fit_to_max_side(torch.rand(1, 3, 1500, 3000)).shape == (1, 3, 512, 1024)
+
+
+def test_prompt_embeddings_match_the_prompt_bank() -> None:
+    bank = load_prompt_bank()
+    embeddings = load_prompt_embeddings(bank)
+    assert embeddings.shape == (len(bank.prompts), 384)
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(len(bank.prompts)), atol=1e-4, rtol=0)
+    # every direction the catalogue can produce without a swap has its own prompts
+    produced = {f"{d.attribute}{'+' if d.sign > 0 else '-'}" for d in DISTORTIONS.values()}
+    assert produced <= set(bank.directions)
+    assert set(name.rstrip("+-") for name in bank.directions) <= set(ATTRIBUTES)
+    # distinct prompts have distinct embeddings, the same strength word keeps them related
+    similarity = embeddings @ embeddings.T
+    assert similarity.fill_diagonal_(0).max() < 0.999
+
+
+def _require_shipped(name: str) -> None:
+    if not (WEIGHTS_DIR / f"{name}.json").is_file():
+        pytest.skip(f"shipped weights {name!r} missing from {WEIGHTS_DIR}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_weights_load_offline_and_are_hash_checked(name: str, tmp_path: Path) -> None:
+    _require_shipped(name)
+    state, card = load_shipped(name)
+    assert card["sha256"] and card["training_command"].startswith("reliqa train nr")
+    assert (WEIGHTS_DIR / card["file"]).stat().st_size < 20 * 2**20
+    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    tampered = bytearray((tmp_path / f"{name}.safetensors").read_bytes())
+    tampered[-1] ^= 0xFF
+    (tmp_path / f"{name}.safetensors").write_bytes(bytes(tampered))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_shipped(name, tmp_path)
+
+
+def test_shipped_hirqa_s_ranks_a_clean_photo_above_blurred_and_noisy_versions(astronaut: torch.Tensor) -> None:
+    _require_shipped("hirqa-s")
+    network = create_model("hirqa-s")
+    strong = torch.ones(1)
+    generator = torch.Generator().manual_seed(0)
+    blurred = DISTORTIONS["gaussian_blur"].apply(astronaut, strong, generator)
+    noisy = DISTORTIONS["gaussian_noise"].apply(astronaut, strong, generator)
+    clean, blur_score, noise_score = network.score(torch.cat([astronaut, blurred, noisy])).tolist()
+    assert clean > blur_score + 0.1
+    assert clean > noise_score + 0.1
