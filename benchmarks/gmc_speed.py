@@ -29,14 +29,20 @@ from scipy import stats
 
 from reliqa.evaluation.gmc import fit_surface, gmc_values, regulator_weights
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gmc_reference" / "kadid10k"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gmc_reference" / "kadid10k"
+)
 
 
-def literal_numpy(pred: np.ndarray, mos: np.ndarray, std: np.ndarray, weights: np.ndarray, point: np.ndarray) -> np.ndarray:
+def literal_numpy(
+    pred: np.ndarray, mos: np.ndarray, std: np.ndarray, weights: np.ndarray, point: np.ndarray
+) -> np.ndarray:
     """PLCC, SRCC, KRCC-GMC at one point by the definition: a row of pairs at a time."""
     rank_s, rank_y = stats.rankdata(pred, method="dense"), stats.rankdata(mos, method="dense")
     qs, qd = point
-    with np.errstate(divide="ignore", invalid="ignore"):  # σ = 0 images: x/0 as in the authors' code
+    with np.errstate(
+        divide="ignore", invalid="ignore"
+    ):  # σ = 0 images: x/0 as in the authors' code
         u = weights * np.exp(-((qs - mos) ** 2) / (2 * std**2))
         sums = np.zeros(8)
         for i in range(mos.size - 1):
@@ -45,12 +51,26 @@ def literal_numpy(pred: np.ndarray, mos: np.ndarray, std: np.ndarray, weights: n
             ra, rb = rank_s[i] - rank_s[j], rank_y[i] - rank_y[j]
             w = u[i] * u[j] * np.exp(-((qd - np.abs(b)) ** 2) / (2 * (std[i] ** 2 + std[j] ** 2)))
             w = np.nan_to_num(w)
-            sums += [w.sum(), w @ (a * b), w @ (a * a), w @ (b * b), w @ (ra * rb), w @ (ra * ra), w @ (rb * rb),
-                     w @ (np.sign(a) * np.sign(b))]
-    return np.array([sums[1] / np.sqrt(sums[2] * sums[3]), sums[4] / np.sqrt(sums[5] * sums[6]), sums[7] / sums[0]])
+            sums += [
+                w.sum(),
+                w @ (a * b),
+                w @ (a * a),
+                w @ (b * b),
+                w @ (ra * rb),
+                w @ (ra * ra),
+                w @ (rb * rb),
+                w @ (np.sign(a) * np.sign(b)),
+            ]
+    return np.array(
+        [
+            sums[1] / np.sqrt(sums[2] * sums[3]),
+            sums[4] / np.sqrt(sums[5] * sums[6]),
+            sums[7] / sums[0],
+        ]
+    )
 
 
-def timed(function, repeat: int) -> tuple[float, object]:  # noqa: ANN001
+def timed(function, repeat: int) -> tuple[float, object]:
     best, value = float("inf"), None
     for _ in range(repeat):
         if torch.cuda.is_available():
@@ -64,14 +84,28 @@ def timed(function, repeat: int) -> tuple[float, object]:  # noqa: ANN001
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--metrics", default="psnr,ssim,ms_ssim")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
-    parser.add_argument("--literal-points", type=int, default=1, help="points timed with the literal formula (0: skip)")
-    parser.add_argument("--scaling", default="", help="comma-separated N for the no-ties scaling run")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per measurement; the best is kept"
+    )
+    parser.add_argument(
+        "--literal-points",
+        type=int,
+        default=1,
+        help="points timed with the literal formula (0: skip)",
+    )
+    parser.add_argument(
+        "--scaling", default="", help="comma-separated N for the no-ties scaling run"
+    )
+    parser.add_argument(
+        "--synthetic-kadid", action="store_true", help="also time generated data with KADID-like ties"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,19 +119,28 @@ def main() -> None:
         "metrics": {},
         "scaling": [],
     }
-    print(f"{report['machine']}; device {report['device']}; torch threads {args.threads}; "
-          f"load average {report['load_average_at_start'][0]:.1f}")
+    print(
+        f"{report['machine']}; device {report['device']}; torch threads {args.threads}; "
+        f"load average {report['load_average_at_start'][0]:.1f}"
+    )
     if args.data.is_dir():
-        meta = np.genfromtxt(args.data / "meta_info.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+        meta = np.genfromtxt(
+            args.data / "meta_info.csv", delimiter=",", names=True, dtype=None, encoding="utf-8"
+        )
         weights = regulator_weights(meta["mos"], meta["std"])
-        print(f"{'metric':8s} {'images':>7s} {'groups':>7s} {'points':>6s} {'total s':>8s} {'ms/point':>9s} "
-              f"{'max |dev|':>10s} {'surface s':>10s} {'literal s/point':>16s}")
+        print(
+            f"{'metric':8s} {'images':>7s} {'groups':>7s} {'points':>6s} {'total s':>8s} {'ms/point':>9s} "
+            f"{'max |dev|':>10s} {'surface s':>10s} {'literal s/point':>16s}"
+        )
         for metric in [name for name in args.metrics.split(",") if name]:
             predictions = np.loadtxt(args.data / f"pred_{metric}.csv", delimiter=",", skiprows=1)
             expected = np.loadtxt(args.data / f"expected_{metric}.csv", delimiter=",", skiprows=1)
             pred, mos = predictions[:, 0], predictions[:, 1]
             seconds, values = timed(
-                lambda: gmc_values(pred, mos, meta["std"], weights, expected[:, :2], device=args.device), args.repeat
+                lambda: gmc_values(
+                    pred, mos, meta["std"], weights, expected[:, :2], device=args.device
+                ),
+                args.repeat,
             )
             deviation = float(np.abs(values - expected[:, 2:]).max())
             surface_seconds, _ = timed(
@@ -111,31 +154,67 @@ def main() -> None:
                     literal_numpy(pred, mos, meta["std"], weights, point)
                 literal = (time.perf_counter() - start) / args.literal_points
             row = {
-                "images": int(mos.size), "groups": int(groups), "points": int(expected.shape[0]),
-                "seconds": seconds, "ms_per_point": 1000 * seconds / expected.shape[0],
-                "max_abs_deviation": deviation, "surface_fit_seconds_3": surface_seconds,
+                "images": int(mos.size),
+                "groups": int(groups),
+                "points": int(expected.shape[0]),
+                "seconds": seconds,
+                "ms_per_point": 1000 * seconds / expected.shape[0],
+                "max_abs_deviation": deviation,
+                "surface_fit_seconds_3": surface_seconds,
                 "literal_numpy_seconds_per_point_3_correlations": literal,
             }
             report["metrics"][metric] = row
             literal_text = "—" if literal is None else f"{literal:.2f}"
-            print(f"{metric:8s} {mos.size:7d} {groups:7d} {expected.shape[0]:6d} {seconds:8.2f} "
-                  f"{row['ms_per_point']:9.1f} {deviation:10.1e} {surface_seconds:10.2f} {literal_text:>16s}")
+            print(
+                f"{metric:8s} {mos.size:7d} {groups:7d} {expected.shape[0]:6d} {seconds:8.2f} "
+                f"{row['ms_per_point']:9.1f} {deviation:10.1e} {surface_seconds:10.2f} {literal_text:>16s}"
+            )
     else:
         print(f"no reference data at {args.data}: skipping the KADID-10k rows")
 
     sizes = [int(n) for n in args.scaling.split(",") if n]
-    if sizes:
-        print(f"\nno ties (every image its own group), 100 points:\n{'N':>7s} {'pairs':>12s} {'total s':>8s} {'ns/pair/point':>14s}")
     rng = np.random.default_rng(0)
     points = np.column_stack([rng.uniform(1, 5, 100), rng.uniform(0, 4, 100)])
+    if args.synthetic_kadid:
+        # KADID-10k-like ties without its data: MOS to 2 decimals, std to 3 decimals.
+        mos = np.round(rng.uniform(1, 5, 10125), 2)
+        pred = mos + rng.normal(0, 0.7, mos.size)
+        std = np.round(rng.uniform(0.3, 1.2, mos.size), 3)
+        weights = regulator_weights(mos, std)
+        seconds, values = timed(
+            lambda: gmc_values(pred, mos, std, weights, points, device=args.device), args.repeat
+        )
+        groups = np.unique(np.column_stack([mos, std, weights]), axis=0).shape[0]
+        row = {"images": mos.size, "groups": int(groups), "seconds": seconds}
+        if args.device != "cpu":
+            row["max_abs_difference_to_cpu"] = float(
+                np.abs(values - gmc_values(pred, mos, std, weights, points)).max()
+            )
+        report["synthetic_kadid"] = row
+        print(f"\nsynthetic KADID-like ties, 100 points: {row}")
+    if sizes:
+        print(
+            f"\nno ties (every image its own group), 100 points:\n"
+            f"{'N':>7s} {'pairs':>12s} {'total s':>8s} {'ns/pair/point':>14s} {'|GPU−CPU|':>10s}"
+        )
     for size in sizes:
         mos = rng.uniform(1, 5, size)
         pred = mos + rng.normal(0, 0.7, size)
         std = rng.uniform(0.3, 1.2, size)
-        seconds, _ = timed(lambda: gmc_values(pred, mos, std, np.ones(size), points, device=args.device), args.repeat)
+        seconds, values = timed(
+            lambda: gmc_values(pred, mos, std, np.ones(size), points, device=args.device),
+            args.repeat,
+        )
         pairs = size * (size - 1) // 2
-        report["scaling"].append({"images": size, "pairs": pairs, "seconds": seconds})
-        print(f"{size:7d} {pairs:12d} {seconds:8.2f} {1e9 * seconds / (pairs * 100):14.2f}")
+        row = {"images": size, "pairs": pairs, "seconds": seconds}
+        difference = ""
+        if args.device != "cpu" and size <= 4000:
+            row["max_abs_difference_to_cpu"] = float(
+                np.abs(values - gmc_values(pred, mos, std, np.ones(size), points)).max()
+            )
+            difference = f"{row['max_abs_difference_to_cpu']:.1e}"
+        report["scaling"].append(row)
+        print(f"{size:7d} {pairs:12d} {seconds:8.2f} {1e9 * seconds / (pairs * 100):14.2f} {difference:>10s}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

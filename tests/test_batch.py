@@ -226,6 +226,9 @@ def test_cli_exit_zero_when_every_input_scored(folder: Path, tmp_path: Path) -> 
     assert (summary["rows"], summary["failed"]) == (5, 0)
 
 
+KILLED_RUN_IMAGES = 60
+"""Images of the killed run: 60 × 50 ms of scoring, long enough to be caught mid-run."""
+
 _SLOW_PLUGIN = textwrap.dedent(
     """
     import time
@@ -235,7 +238,7 @@ _SLOW_PLUGIN = textwrap.dedent(
     @register_metric(MetricInfo("slow_mean", "NR", True, (0.0, 1.0), False, "test: slow mean"))
     class SlowMean(Metric):
         def forward(self, test, reference=None):
-            time.sleep(0.04 * test.shape[0])
+            time.sleep(0.05 * test.shape[0])
             return test.double().mean(dim=(1, 2, 3))
     """
 )
@@ -246,7 +249,7 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path: Path) -> Non
     images = tmp_path / "many"
     images.mkdir()
     rng = np.random.default_rng(0)
-    for index in range(40):
+    for index in range(KILLED_RUN_IMAGES):
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"{index:02d}.png")
     (images / "17.png").write_bytes(b"not an image")
     (tmp_path / "slowplugin.py").write_text(_SLOW_PLUGIN)
@@ -268,17 +271,17 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path: Path) -> Non
     first.wait()
     killed_output = out.read_bytes()
     done_before = killed_output[: killed_output.rfind(b"\n") + 1].count(b"\n") - 1
-    assert 10 <= done_before < 40
+    assert 10 <= done_before < KILLED_RUN_IMAGES
 
     second = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
     assert second.returncode == 1, second.stderr  # 17.png is broken
     assert "Traceback" not in second.stderr
     summary = json.loads(second.stdout)
-    assert summary["skipped"] == done_before and summary["scored_now"] == 40 - done_before
+    assert summary["skipped"] == done_before and summary["scored_now"] == KILLED_RUN_IMAGES - done_before
     final = out.read_bytes()
     assert final.startswith(killed_output[: killed_output.rfind(b"\n") + 1])  # kept verbatim
     rows = _read(out)
-    assert sorted(Path(r["image"]).name for r in rows) == [f"{i:02d}.png" for i in range(40)]
+    assert sorted(Path(r["image"]).name for r in rows) == [f"{i:02d}.png" for i in range(KILLED_RUN_IMAGES)]
     for row in rows:
         if row["image"].endswith("17.png"):
             assert "not an image" in row["error"]

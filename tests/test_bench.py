@@ -16,7 +16,7 @@ from reliqa.evaluation import bench
 from reliqa.evaluation.bench import run_benchmark
 from reliqa.evaluation.datasets import IQADataset, IQAItem, read_csv_dataset
 from reliqa.evaluation.scorers import Scorer, resolve_scorer
-from reliqa.exceptions import UnknownNameError
+from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import save_image
 from reliqa.metrics import sharpness
 
@@ -166,3 +166,18 @@ def test_cli_niqe_fit_writes_a_loadable_model(tmp_path: Path, photos: list[torch
     assert card["photos"] == ["p0.png", "p1.png"] and len(card["sha256"]) == 64
     bad = runner.invoke(app, ["niqe-fit", str(tmp_path / "pristine"), "--out", str(tmp_path / "m.npz")])
     assert bad.exit_code == 2 and ".safetensors" in bad.output
+
+
+def test_constant_predictions_are_reported_not_nan(tmp_path: Path) -> None:
+    items = [IQAItem(Path(f"{i}.png"), float(i)) for i in range(5)]
+    rows = [{"flat": "0.5"} for _ in items]
+    flat = Scorer("flat", "NR", True, lambda test, reference=None: test)
+    summary = bench._evaluate(flat, IQADataset("toy", tmp_path, items), rows, tmp_path, 50, 12, 0)
+    assert summary.error is not None and "constant" in summary.error
+    assert summary.correlations == {}
+
+
+def test_full_reference_metric_needs_references(blur_series: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="psnr: full-reference, but the csv dataset"):
+        run_benchmark(read_csv_dataset(blur_series), ["laplacian_var", "psnr"], tmp_path / "run", **_fast())
+    assert not (tmp_path / "run" / "scores.csv").exists()

@@ -38,7 +38,9 @@ def test_match_scipy(monotone: tuple[np.ndarray, np.ndarray]) -> None:
     assert srcc(-pred, mos) == pytest.approx(-srcc(pred, mos), abs=1e-12)
 
 
-def test_logistic_beats_linear_on_monotone_nonlinear(monotone: tuple[np.ndarray, np.ndarray]) -> None:
+def test_logistic_beats_linear_on_monotone_nonlinear(
+    monotone: tuple[np.ndarray, np.ndarray],
+) -> None:
     pred, mos = monotone
     assert plcc_logistic(pred, mos) > plcc(pred, mos) + 0.02
     # Lower-is-better predictions: the logistic flips, the correlation stays positive.
@@ -86,12 +88,14 @@ def test_bad_inputs() -> None:
         srcc([1, 2], [2, 1])
 
 
-def test_read_score_columns(tmp_path) -> None:  # noqa: ANN001
+def test_read_score_columns(tmp_path) -> None:
     good = tmp_path / "scores.csv"
     good.write_text("image,pred,mos\na.png,0.5,3\nb.png,0.7,4\n")
     columns = read_score_columns(good, ["pred", "mos"])
     np.testing.assert_array_equal(columns["mos"], [3.0, 4.0])
-    with pytest.raises(DataError, match=r"no column 'score'; available columns: 'image', 'pred', 'mos'"):
+    with pytest.raises(
+        DataError, match=r"no column 'score'; available columns: 'image', 'pred', 'mos'"
+    ):
         read_score_columns(good, ["score", "mos"])
     bad = tmp_path / "bad.csv"
     bad.write_text("pred,mos\n1,2\nnan,3\n2,\n4,inf\n5,x\n")

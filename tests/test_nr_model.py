@@ -76,7 +76,7 @@ def test_prompt_embeddings_match_the_prompt_bank() -> None:
 
 def _require_shipped(name: str) -> None:
     if not (WEIGHTS_DIR / f"{name}.json").is_file():
-        pytest.skip(f"shipped weights {name!r} missing from {WEIGHTS_DIR}")
+        pytest.fail(f"shipped weights {name!r} missing from {WEIGHTS_DIR}")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -234,3 +234,17 @@ def test_gmc_of_an_uploaded_results_csv(client: TestClient) -> None:
         data={"score_column": "ssim", "mos_column": "mos"},
     )
     assert missing.status_code == 400 and "results.csv: no column 'ssim'" in missing.json()["error"]
+
+
+def test_a_metric_refusing_an_image_is_a_note_not_a_failure(client: TestClient) -> None:
+    tiny = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    response = client.post(
+        "/api/compare",
+        files=[("reference", ("a.png", png_bytes(tiny), "image/png")), ("tests", ("b.png", png_bytes(tiny), "image/png"))],
+    )
+    assert response.status_code == 200, response.text
+    entry = response.json()["results"][0]
+    if "psnr" in entry["scores"]:
+        assert entry["scores"]["psnr"] == "Infinity"  # identical images; JSON has no inf
+    if "ssim" in client.get("/api/info").json()["full_reference"]:
+        assert "ssim" in entry["error"] and "ssim" not in entry["scores"]

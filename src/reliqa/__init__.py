@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "compare": "reliqa.models.relational_api",
+    "rank": "reliqa.models.relational_api",
     "create_metric": "reliqa.metrics",
     "list_metrics": "reliqa.metrics",
     "gmc": "reliqa.evaluation.gmc",

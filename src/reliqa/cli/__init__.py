@@ -11,6 +11,7 @@ from reliqa.cli import bench_cmd  # noqa: E402,F401
 from reliqa.cli import distort_cmd  # noqa: E402,F401
 from reliqa.cli import score_cmd  # noqa: E402,F401
 from reliqa.cli import train_cmd  # noqa: E402,F401
+from reliqa.cli import compare_cmd  # noqa: E402,F401
 from reliqa.cli import train_nr_cmd  # noqa: E402,F401
 from reliqa.cli import gmc_cmd  # noqa: E402,F401
 from reliqa.cli import metrics_cmd  # noqa: E402,F401

@@ -6,6 +6,7 @@ The logic lives in :mod:`reliqa.evaluation.gmc`; this command reads the columns,
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -20,25 +21,55 @@ if TYPE_CHECKING:
 
 @app.command("gmc")
 def gmc_command(
-    csv_file: Path = typer.Argument(..., metavar="CSV", help="CSV with a header row: predictions, MOS and optionally MOS std."),
-    pred_col: str = typer.Option(..., "--pred-col", help="Column of predicted quality (higher = better)."),
-    mos_col: str = typer.Option(..., "--mos-col", help="Column of mean opinion scores (higher = better)."),
+    csv_file: Path = typer.Argument(
+        ..., metavar="CSV", help="CSV with a header row: predictions, MOS and optionally MOS std."
+    ),
+    pred_col: str = typer.Option(
+        ..., "--pred-col", help="Column of predicted quality (higher = better)."
+    ),
+    mos_col: str = typer.Option(
+        ..., "--mos-col", help="Column of mean opinion scores (higher = better)."
+    ),
     std_col: Optional[str] = typer.Option(None, "--std-col", help="Column of per-image MOS std."),
-    std_file: Optional[Path] = typer.Option(None, "--std-file", help="Per-image MOS std, one number per line, in CSV row order."),
+    std_file: Optional[Path] = typer.Option(
+        None,
+        "--std-file",
+        help="Per-image MOS std in CSV row order: one number per line, or a CSV with a 'std' column.",
+    ),
     weights_file: Optional[Path] = typer.Option(
-        None, "--weights-file", help="Distribution-Regulator weights, one per line (default: computed from MOS and std)."
+        None,
+        "--weights-file",
+        help="Distribution-Regulator weights, one per line (default: computed from MOS and std).",
     ),
-    points_file: Optional[Path] = typer.Option(None, "--points", help="CSV of query points with columns Qs, Qd."),
-    samples: Optional[int] = typer.Option(None, "--samples", help="Latin-hypercube query points [default: 100]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the Latin-hypercube points [default: 0]."),
-    bandwidth_multiplier: float = typer.Option(1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."),
+    points_file: Optional[Path] = typer.Option(
+        None, "--points", help="CSV of query points with columns Qs, Qd."
+    ),
+    samples: Optional[int] = typer.Option(
+        None, "--samples", help="Latin-hypercube query points [default: 100]."
+    ),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Seed of the Latin-hypercube points [default: 0]."
+    ),
+    bandwidth_multiplier: float = typer.Option(
+        1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."
+    ),
     score_range: Optional[str] = typer.Option(
-        None, "--score-range", help="MOS scale as LOW,HIGH (e.g. 1,5) [default: the MOS min and max]."
+        None,
+        "--score-range",
+        help="MOS scale as LOW,HIGH (e.g. 1,5) [default: the MOS min and max].",
     ),
-    phi: float = typer.Option(4.0, "--phi", help="Beta precision used to estimate std when none is given."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the surfaces as a heatmap PNG here."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive 3-D HTML of the surfaces here."),
-    device: str = typer.Option("cpu", "--device", help="torch device for the pair sums (cpu, cuda)."),
+    phi: float = typer.Option(
+        4.0, "--phi", help="Beta precision used to estimate std when none is given."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Write the surfaces as a heatmap PNG here."
+    ),
+    html: Optional[Path] = typer.Option(
+        None, "--html", help="Write an interactive 3-D HTML of the surfaces here."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", help="torch device for the pair sums (cpu, cuda)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """GMC surfaces (PLCC, SRCC, KRCC over quality scale × quality difference) of one predictor.
@@ -61,7 +92,11 @@ def gmc_command(
     try:
         columns = read_score_columns(csv_file, [pred_col, mos_col] + ([std_col] if std_col else []))
         size = columns[mos_col].size
-        std = columns[std_col] if std_col else (read_value_list(std_file, size) if std_file else None)
+        std = (
+            columns[std_col]
+            if std_col
+            else (read_value_list(std_file, size, column="std") if std_file else None)
+        )
         weights = read_value_list(weights_file, size) if weights_file else None
         result = gmc(
             columns[pred_col],
@@ -78,9 +113,13 @@ def gmc_command(
         )
         written = {}
         if plot is not None:
-            written["heatmap"] = str(plot_heatmap(result, plot, title=f"{pred_col} vs {mos_col}"))
+            written["heatmap"] = str(
+                plot_heatmap(result, plot, title=f"{csv_file.name}: {pred_col}")
+            )
         if html is not None:
-            written["html"] = str(plot_surface_html(result, html, title=f"{pred_col} vs {mos_col}"))
+            written["html"] = str(
+                plot_surface_html(result, html, title=f"{csv_file.name}: {pred_col}")
+            )
     except ReliqaError as error:
         fail(str(error))
     if as_json:
@@ -104,13 +143,13 @@ def _print_summary(result: GMCResult, written: dict[str, str]) -> None:
     table = Table(title=f"GMC over {result.qs.size} query points")
     for column in ("correlation", "global", "GMC average height", "undefined points"):
         table.add_column(column)
-    for name, values in result.values.items():
+    for name in result.values:
         height = result.average_height[name]
         table.add_row(
             name,
             f"{result.global_[name]:.4f}",
-            "—" if height != height else f"{height:.4f}",
-            str(int((values != values).sum())),
+            "—" if math.isnan(height) else f"{height:.4f}",
+            str(int(result.degenerate[name].sum())),
         )
     console = Console()
     console.print(table)

@@ -57,13 +57,14 @@ def export_nr_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr` run."),
     name: str = typer.Option(..., "--name", help="hirqa or hirqa-s (must match the run's model)."),
     command: Optional[str] = typer.Option(None, "--command", help="Training command for the card (default: the run's)."),
+    data_note: Optional[str] = typer.Option(None, "--data-note", help="Describe the training data in the card."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""
     from reliqa.training.nr import export_nr_weights
 
     recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
-    path = export_nr_weights(run_dir, name, command=recorded)
+    path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)
     if json_output:
         print_json({"weights": str(path)})
     else:

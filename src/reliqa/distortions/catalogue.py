@@ -88,7 +88,7 @@ _ENTRIES: Final[tuple[DistortionType, ...]] = (
     _entry(ops_tone.darken, "brightness", -1, "mid-grey drop 0.05 → 0.8 (0.5 → 0.5 − a/2)"),
     _entry(ops_tone.gamma_brighten, "brightness", +1, "gamma 1 → 1/2.2 (log)"),
     _entry(ops_tone.gamma_darken, "brightness", -1, "gamma 1 → 2.2 (log)"),
-    _entry(ops_tone.exposure_up, "brightness", +1, "exposure +0.3 → +1.5 EV (linear light)"),
+    _entry(ops_tone.exposure_up, "brightness", +1, "exposure +0.3 → +1.5 EV, linear light"),
     _entry(ops_tone.exposure_down, "brightness", -1, "exposure −0.3 → −1.5 EV, linear light"),
     _entry(ops_tone.linear_contrast_up, "contrast", +1, "luma gain about the mean 1.15 → 1.8"),
     _entry(ops_tone.linear_contrast_down, "contrast", -1, "luma factor about the mean 0.8 → 0.1"),

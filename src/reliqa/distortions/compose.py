@@ -3,10 +3,9 @@
 Convention (the rules are argued in docs/engine.md):
     - A sample carries 1–4 distortions of DISTINCT types. Each has its own intensity in [0, 1]
       and its own spatial mask (N, 1, H, W) from :mod:`reliqa.distortions.masks`.
-    - Distortions are applied one after the other in a fixed pipeline order (:data:`STAGES`:
-      optics → sensor → exposure / white balance → tone → sharpening → coding → transmission),
-      each as ``x ← clip(lerp(x, d(x), mask))``: where a mask is 0 the pixel is left exactly as
-      it was.
+    - Distortions are applied one after the other in a fixed order (:data:`STAGES`: an
+      operation that would hide another's evidence goes first), each as
+      ``x ← clip(lerp(x, d(x), mask))``: where a mask is 0 the pixel is left exactly as it was.
     - Truth maps follow DESIGN.md: ``t_c = clip(0.5 + 0.5 · Σ sign · intensity · mask)`` over the
       distortions of attribute c, so t is exactly 0.5 where every mask of that channel is 0.
     - Two distortions of one channel with OPPOSITE signs are never combined: random sampling
@@ -42,19 +41,21 @@ MAX_DISTORTIONS: int = 4
 """Most distortions one sample carries."""
 
 STAGES: tuple[tuple[str, int | None], ...] = (
-    ("sharpness", -1),  # optics: defocus, motion
-    ("noise", -1),  # (denoising, if a catalogue has it, belongs with smoothing)
-    ("noise", 1),  # sensor
-    ("brightness", None),  # exposure
-    ("temperature", None),  # white balance
+    ("structure", None),  # replaces or moves pixels: first, so later changes still show on top
+    ("sharpness", -1),  # blur, denoising: remove detail before anything adds some
+    ("contrast", None),  # tone changes that shrink or stretch what came before…
+    ("saturation", None),  # …so they go before the colour casts and noise they would hide
+    ("brightness", None),
+    ("temperature", None),
     ("tint", None),
-    ("contrast", None),  # tone curve
-    ("saturation", None),
-    ("sharpness", 1),  # in-camera sharpening, which also amplifies earlier noise
-    ("compression", None),  # coding
-    ("structure", None),  # transmission: lost blocks, jitter, pixelation
+    ("noise", None),  # after tone and colour: a later desaturation or contrast cut would hide it
+    ("sharpness", 1),  # sharpening amplifies the noise before it, as in a camera
+    ("compression", None),  # coding last: it codes all the damage before it
 )
-"""Pipeline order in which a sample's distortions are applied: (attribute, sign or any)."""
+"""Order in which a sample's distortions are applied: (attribute, sign or any). The rule: an
+operation that destroys evidence of another (desaturation removes a colour cast or chroma
+noise, contrast reduction flattens noise, lost blocks overwrite everything) comes BEFORE it,
+so every distortion in a sample stays visible where its truth map says it is."""
 
 
 def _stage(distortion: DistortionType) -> int:

@@ -37,11 +37,11 @@ LOST_BLOCKS_PER_SIDE = 12
 """Block side = shorter image side / 12 (32 px in KADID-10k's 384-px-high images)."""
 
 
-def _sample(images: Tensor, y: Tensor, x: Tensor, mode: str) -> Tensor:
-    """Read images at pixel coordinates y, x of shape (N, H, W) (pixel centres at integers)."""
+def _sample(images: Tensor, y: Tensor, x: Tensor) -> Tensor:
+    """Read images bilinearly at pixel coordinates y, x of shape (N, H, W) (centres at integers)."""
     height, width = images.shape[-2:]
     grid = torch.stack([(2.0 * x + 1.0) / width - 1.0, (2.0 * y + 1.0) / height - 1.0], dim=-1)
-    return F.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _pixel_coordinates(images: Tensor) -> tuple[Tensor, Tensor]:
@@ -67,7 +67,7 @@ def pixelation(
     size = block[:, None, None]
     centre_y = (torch.floor((y + 0.5) / size) + 0.5) * size - 0.5
     centre_x = (torch.floor((x + 0.5) / size) + 0.5) * size - 0.5
-    return _sample(averaged, centre_y, centre_x, "bilinear")
+    return _sample(averaged, centre_y, centre_x)
 
 
 def jitter(images: Tensor, intensity: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -77,7 +77,7 @@ def jitter(images: Tensor, intensity: Tensor, generator: torch.Generator | None 
     std = JITTER_STD(intensity)[:, None, None]
     offset_y = std * normal(images, (n, height, width), generator)
     offset_x = std * normal(images, (n, height, width), generator)
-    return _sample(images, y + offset_y, x + offset_x, "bilinear")
+    return _sample(images, y + offset_y, x + offset_x)
 
 
 def lost_blocks(

@@ -435,13 +435,16 @@ def _score_group(
             continue
         try:
             values = scorer(tests, references if scorer.kind == "FR" else None).tolist()
-        except Exception:  # noqa: BLE001 -- isolate the item that fails, below
-            values = None
+        except Exception as error:  # noqa: BLE001 -- one bad image must not stop the run
+            if len(group) == 1:
+                results[0][1].append(_one_line(_describe_failure(scorer, error)))
+                continue
+            values = None  # a stack failed: find the image(s) that fail, one at a time
         if values is not None and len(values) == len(group):
             for (scores, _), value in zip(results, values):
                 scores[scorer.name] = float(value)
             continue
-        for position, decoded in enumerate(group):
+        for position in range(len(group)):
             try:
                 reference = references[position : position + 1] if scorer.kind == "FR" else None  # type: ignore[index]
                 value = scorer(tests[position : position + 1], reference)

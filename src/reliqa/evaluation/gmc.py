@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ _PAIR_FEATURES = 8  # Σ W × [pairs, ab, a², b², rank ab, rank a², rank b²,
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_score_range(mos: np.ndarray, score_range: Sequence[float] | None) -> tuple[float, float]:
+def resolve_score_range(
+    mos: np.ndarray, score_range: Sequence[float] | None
+) -> tuple[float, float]:
     """``score_range`` as (low, high), defaulting to the MOS minimum and maximum."""
     if score_range is None:
         low, high = float(mos.min()), float(mos.max())
@@ -96,7 +99,9 @@ def resolve_score_range(mos: np.ndarray, score_range: Sequence[float] | None) ->
                 f"mos: value outside score_range [{low:g}, {high:g}] at {describe_rows(outside.tolist())}"
             )
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
-        raise InvalidInputError(f"score_range must be finite with low < high, got ({low:g}, {high:g})")
+        raise InvalidInputError(
+            f"score_range must be finite with low < high, got ({low:g}, {high:g})"
+        )
     return low, high
 
 
@@ -110,7 +115,9 @@ def _nonnegative_vector(values: ArrayLike, name: str, size: int) -> np.ndarray:
     return array
 
 
-def beta_std(mos: ArrayLike, *, phi: float = DEFAULT_PHI, score_range: Sequence[float] | None = None) -> np.ndarray:
+def beta_std(
+    mos: ArrayLike, *, phi: float = DEFAULT_PHI, score_range: Sequence[float] | None = None
+) -> np.ndarray:
     """Per-image MOS std (N,) estimated from a Beta model of the ratings.
 
     Convention:
@@ -155,7 +162,8 @@ def regulator_weights(
         for start in range(0, mos_array.size, 4096):  # (101, 4096) at a time
             part = slice(start, start + 4096)
             density += np.exp(
-                -((bins[:, None] - scaled[None, part]) ** 2) / (2 * scaled_std[None, part] ** 2 + REGULATOR_EPS)
+                -((bins[:, None] - scaled[None, part]) ** 2)
+                / (2 * scaled_std[None, part] ** 2 + REGULATOR_EPS)
             ).sum(axis=1)
     else:
         from scipy.ndimage import gaussian_filter1d
@@ -228,7 +236,9 @@ class _Groups:
     pred_rank_count: int
 
 
-def _group_images(pred: np.ndarray, mos: np.ndarray, sigma: np.ndarray, weights: np.ndarray, device: torch.device) -> _Groups:
+def _group_images(
+    pred: np.ndarray, mos: np.ndarray, sigma: np.ndarray, weights: np.ndarray, device: torch.device
+) -> _Groups:
     keys = np.column_stack([mos, sigma, weights])
     unique, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.ravel()
@@ -270,7 +280,9 @@ def _concordance(groups: _Groups, first: int, last: int) -> torch.Tensor:
     size = groups.count.numel()
     ranks = groups.pred_rank_count
     image_group, image_rank = groups.image_group, groups.image_pred_rank
-    begin, end = torch.searchsorted(image_group, torch.tensor([first, last], device=image_group.device)).tolist()
+    begin, end = torch.searchsorted(
+        image_group, torch.tensor([first, last], device=image_group.device)
+    ).tolist()
     rows = last - first
     # histogram[g, t] = images of group g whose prediction has dense rank t
     histogram = torch.zeros(rows * ranks, dtype=torch.float64, device=image_group.device)
@@ -285,7 +297,9 @@ def _concordance(groups: _Groups, first: int, last: int) -> torch.Tensor:
     signed = (groups.count[first:last, None] - at_or_below) - (at_or_below - histogram)
     # Sum signed[g, rank of j] over the images j of each group h (contiguous, groups sorted):
     # differences of a running sum at the group boundaries (integers, exact in float64).
-    running = torch.zeros(image_group.numel() - begin + 1, rows, dtype=torch.float64, device=image_group.device)
+    running = torch.zeros(
+        image_group.numel() - begin + 1, rows, dtype=torch.float64, device=image_group.device
+    )
     torch.cumsum(signed.T.contiguous()[image_rank[begin:]], dim=0, out=running[1:])
     boundaries = torch.searchsorted(
         image_group[begin:], torch.arange(first, size + 1, device=image_group.device)
@@ -294,7 +308,9 @@ def _concordance(groups: _Groups, first: int, last: int) -> torch.Tensor:
     return concordance
 
 
-def _pair_features(groups: _Groups, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _pair_features(
+    groups: _Groups, first: int, last: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per group pair (g, h), g in [first, last), h in [first, M), h ≥ g: the weighted-sum
     features (8, R·C), |y_g − y_h| (R, C) and σ_g² + σ_h² (R, C). Pairs with h < g or no image
     pair (a single-image group with itself) get zero features."""
@@ -308,9 +324,11 @@ def _pair_features(groups: _Groups, first: int, last: int) -> tuple[torch.Tensor
 
     def squared_differences(dev: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         # Σ_{i∈g, j∈h} (x_i − x_j)² from within-group deviations: no cancellation.
-        between = n_column * dev[first:last, None] + n_row * dev[None, first:] + n_row * n_column * (
-            mean[first:last, None] - mean[None, first:]
-        ) ** 2
+        between = (
+            n_column * dev[first:last, None]
+            + n_row * dev[None, first:]
+            + n_row * n_column * (mean[first:last, None] - mean[None, first:]) ** 2
+        )
         return torch.where(same, n_row * dev[first:last, None], between) * upper
 
     mos_difference = groups.mos[first:last, None] - groups.mos[None, first:]
@@ -334,7 +352,12 @@ def _pair_features(groups: _Groups, first: int, last: int) -> tuple[torch.Tensor
 
 
 def _weighted_pair_sums(
-    groups: _Groups, qs: torch.Tensor, qd: torch.Tensor, memory_elements: int, *, running_max: bool = False
+    groups: _Groups,
+    qs: torch.Tensor,
+    qd: torch.Tensor,
+    memory_elements: int,
+    *,
+    running_max: bool = False,
 ) -> torch.Tensor:
     """Σ_pairs W · feature for every query point: (K, 8), each point's W scaled by exp(−shift_k).
 
@@ -343,6 +366,11 @@ def _weighted_pair_sums(
     ``running_max=True`` uses the exact maximum instead, updated block by block and rescaling
     the sums (a streaming log-sum-exp): one more pass, needed only when the bound is so loose
     that the largest weights would underflow (see :func:`gmc_values`).
+
+    On CPU the bands of group pairs are shared among ``torch.get_num_threads()`` Python threads,
+    each running single-threaded kernels (torch and numpy release the GIL). The kernels are
+    small (inner dimension 4, 8 output rows), where OpenMP's intra-op threads gain little and,
+    on a machine whose cores are busy, spin and lose several-fold.
     """
     size = groups.count.numel()
     points = qs.numel()
@@ -357,42 +385,104 @@ def _weighted_pair_sums(
         shift = 2 * log_factor.amax(dim=0)
         shift = torch.where(torch.isinf(shift), torch.zeros_like(shift), shift)
         log_factor = log_factor - shift / 2
+    bands = []
+    first = 0
+    while first < size:  # bands of rows whose features are built at once
+        last = first + min(size - first, max(1, _FEATURE_ELEMENTS // (size - first)))
+        bands.append((first, last))
+        first = last
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if workers <= 1:
+        parts = [_band_sums(groups, bands, log_factor, qd, shift, memory_elements, running_max)]
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(
+                    pool.map(
+                        lambda k: _band_sums(
+                            groups,
+                            bands[k::workers],
+                            log_factor,
+                            qd,
+                            shift,
+                            memory_elements,
+                            running_max,
+                        ),
+                        range(workers),
+                    )
+                )
+        finally:
+            torch.set_num_threads(threads)
+    shifts = torch.stack([part_shift for _, part_shift in parts])
+    total_shift = shifts.amax(dim=0)
+    finite_shift = torch.where(torch.isinf(total_shift), torch.zeros_like(total_shift), total_shift)
+    sums = sum(part_sums * torch.exp(part_shift - finite_shift) for part_sums, part_shift in parts)
+    return sums.T
+
+
+def _band_sums(
+    groups: _Groups,
+    bands: list[tuple[int, int]],
+    log_factor: torch.Tensor,
+    qd: torch.Tensor,
+    shift: torch.Tensor,
+    memory_elements: int,
+    running_max: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted sums (8, K) over the group pairs of ``bands``, and the shift they are in."""
+    size = groups.count.numel()
+    points = qd.numel()
+    device = qd.device
     sums = torch.zeros(_PAIR_FEATURES, points, dtype=torch.float64, device=device)
     qd_powers = torch.stack([qd**2, qd, torch.ones_like(qd)])  # (3, K)
-    buffer = torch.empty(min(max(memory_elements, size * points), size * size * points), dtype=torch.float64, device=device)
-    first = 0
-    while first < size:
+    buffer = torch.empty(
+        min(max(memory_elements, size * points), size * size * points),
+        dtype=torch.float64,
+        device=device,
+    )
+    for first, last in bands:
         columns = size - first
-        # Features for a band of rows at once (cheap, per pair); the (pairs × points) work in
-        # sub-bands of `step` rows that fit the buffer, so that it stays in cache.
-        rows = min(columns, max(1, _FEATURE_ELEMENTS // columns))
+        # the (pairs × points) work in sub-bands of `step` rows that fit the buffer (in cache)
         step = max(1, memory_elements // (columns * points))
-        last = first + rows
         features, distance, sigma_sum = _pair_features(groups, first, last)
         # exponent[g, h, k] = log u_gk + log u_hk − (Qd_k − |b|)²/(2S), the square expanded
         # (−Qd²/(2S) + Qd|b|/S − b²/(2S)) so that one batched matrix product over
         # [Qd², Qd, 1, log u_g] writes it in a single pass. Pairs that do not exist get a very
         # negative constant: their weight is exactly 0 and they never set the running maximum.
         inverse = 1.0 / sigma_sum
-        constant = torch.where(features[0].view_as(distance) > 0, -0.5 * distance**2 * inverse, -1e300)
-        coefficients = torch.stack([-0.5 * inverse, distance * inverse, constant, torch.ones_like(inverse)], dim=-1)
+        constant = torch.where(
+            features[0].view_as(distance) > 0, -0.5 * distance**2 * inverse, -1e300
+        )
+        coefficients = torch.stack(
+            [-0.5 * inverse, distance * inverse, constant, torch.ones_like(inverse)], dim=-1
+        )
         for band in range(first, last, step):
             band_end = min(last, band + step)
             height = band_end - band
-            powers = torch.cat([qd_powers.expand(height, 3, points), log_factor[band:band_end, None, :]], dim=1)
+            powers = torch.cat(
+                [qd_powers.expand(height, 3, points), log_factor[band:band_end, None, :]], dim=1
+            )
             exponent = buffer[: height * columns * points].view(height, columns, points)
-            torch.baddbmm(log_factor[None, first:, :], coefficients[band - first : band_end - first], powers, out=exponent)
+            torch.baddbmm(
+                log_factor[None, first:, :],
+                coefficients[band - first : band_end - first],
+                powers,
+                out=exponent,
+            )
             if running_max:
                 new_shift = torch.maximum(shift, exponent.amax(dim=(0, 1)))
-                finite_shift = torch.where(torch.isinf(new_shift), torch.zeros_like(new_shift), new_shift)
+                finite_shift = torch.where(
+                    torch.isinf(new_shift), torch.zeros_like(new_shift), new_shift
+                )
                 exponent -= finite_shift
                 sums *= torch.exp(shift - finite_shift)
                 shift = new_shift
             _exp_inplace(exponent)
             band_features = features[:, (band - first) * columns : (band_end - first) * columns]
             sums += band_features @ exponent.view(-1, points)
-        first = last
-    return sums.T
+    return sums, shift
 
 
 def _exp_inplace(tensor: torch.Tensor) -> None:
@@ -427,7 +517,7 @@ def gmc_values(
     bandwidth_multiplier: float = 1.0,
     score_range: Sequence[float] | None = None,
     device: str | torch.device = "cpu",
-    memory_elements: int = 1 << 19,
+    memory_elements: int | None = None,
 ) -> np.ndarray:
     """PLCC-, SRCC- and KRCC-GMC at each query point: the computational core of :func:`gmc`.
 
@@ -437,7 +527,8 @@ def gmc_values(
         bandwidth_multiplier: scales every σ (the Granularity Modulator's bandwidths).
         score_range: sets the σ floor, ``SIGMA_FLOOR_FRACTION`` × its width (default min..max).
         device: torch device of the computation (float64); "cuda" runs the same code on a GPU.
-        memory_elements: size of the (group pairs × points) blocks, in float64 elements.
+        memory_elements: size of the (group pairs × points) blocks, in float64 elements;
+            default 2**19 on CPU (4 MB: stays in cache), 2**25 on a GPU (fewer, larger kernels).
 
     Returns:
         (K, 3) float64 in the order of :data:`CORRELATIONS`; NaN where the correlation is
@@ -448,13 +539,17 @@ def gmc_values(
     weight_array = _nonnegative_vector(weights, "weights", mos_array.size)
     query = _as_points(points)
     if not (math.isfinite(bandwidth_multiplier) and bandwidth_multiplier > 0):
-        raise InvalidInputError(f"bandwidth_multiplier must be a positive number, got {bandwidth_multiplier}")
+        raise InvalidInputError(
+            f"bandwidth_multiplier must be a positive number, got {bandwidth_multiplier}"
+        )
     low, high = resolve_score_range(mos_array, score_range)
     sigma = np.maximum(std_array * bandwidth_multiplier, SIGMA_FLOOR_FRACTION * (high - low))
     torch_device = torch.device(device)
     groups = _group_images(pred_array, mos_array, sigma, weight_array, torch_device)
     qs = torch.as_tensor(query[:, 0], device=torch_device)
     qd = torch.as_tensor(query[:, 1], device=torch_device)
+    if memory_elements is None:
+        memory_elements = 1 << 19 if torch_device.type == "cpu" else 1 << 25
     sums = _weighted_pair_sums(groups, qs, qd, memory_elements)
     # Total weight ≥ pairs · e^−600 means the largest weight is ≥ e^−600, so anything flushed to
     # 0 (< e^−707) is < 1e-39 of the total: the fast pass is exact to rounding. Otherwise redo
@@ -462,7 +557,9 @@ def gmc_values(
     pair_count = mos_array.size * (mos_array.size - 1) / 2
     loose = ~(sums[:, 0] >= pair_count * math.exp(-600.0))
     if bool(loose.any()):
-        sums[loose] = _weighted_pair_sums(groups, qs[loose], qd[loose], memory_elements, running_max=True)
+        sums[loose] = _weighted_pair_sums(
+            groups, qs[loose], qd[loose], memory_elements, running_max=True
+        )
     return _correlations_from_sums(sums.cpu().numpy())
 
 
@@ -491,7 +588,12 @@ class Surface:
 
 
 def local_linear(
-    points: np.ndarray, values: np.ndarray, at: np.ndarray, bandwidth: Sequence[float], *, leave_one_out: bool = False
+    points: np.ndarray,
+    values: np.ndarray,
+    at: np.ndarray,
+    bandwidth: Sequence[float],
+    *,
+    leave_one_out: bool = False,
 ) -> np.ndarray:
     """Local-linear kernel regression (Gaussian product kernel) of ``values`` (K,) observed at
     ``points`` (K, D), evaluated at ``at`` (E, D) → (E,).
@@ -509,7 +611,8 @@ def local_linear(
     weighted = design * kernel[:, :, None]
     gram = np.einsum("ekd,ekf->edf", weighted, design)
     moments = np.einsum("ekd,k->ed", weighted, values)
-    return np.einsum("edf,ef->ed", np.linalg.pinv(gram), moments)[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):  # no kernel mass at a point: NaN there
+        return np.einsum("edf,ef->ed", np.linalg.pinv(gram), moments)[:, 0]
 
 
 def cross_validated_bandwidth(points: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -521,8 +624,11 @@ def cross_validated_bandwidth(points: np.ndarray, values: np.ndarray) -> np.ndar
     start = 1.06 * points.std(axis=0) * points.shape[0] ** (-1.0 / (4 + points.shape[1]))
 
     def loss(bandwidth: np.ndarray) -> float:
+        if np.any(np.abs(bandwidth) < 1e-12):  # the simplex may probe 0: no fit there
+            return math.inf
         fitted = local_linear(points, values, points, np.abs(bandwidth), leave_one_out=True)
-        return float(np.mean((values - fitted) ** 2))
+        error = float(np.mean((values - fitted) ** 2))
+        return error if math.isfinite(error) else math.inf
 
     return np.abs(optimize.fmin(loss, start, maxiter=1000, maxfun=1000, disp=False))
 
@@ -552,25 +658,35 @@ def fit_surface(
         raise ShapeMismatchError(f"values: expected shape ({query.shape[0]},), got {z.shape}")
     usable = np.isfinite(z)
     if usable.sum() < 5:
-        raise InvalidInputError(f"a surface needs at least 5 non-degenerate points, got {int(usable.sum())}")
+        raise InvalidInputError(
+            f"a surface needs at least 5 non-degenerate points, got {int(usable.sum())}"
+        )
     qs_low, qs_high = qs_range if qs_range is not None else (query[:, 0].min(), query[:, 0].max())
     qd_low, qd_high = qd_range if qd_range is not None else (query[:, 1].min(), query[:, 1].max())
     qs_axis = np.linspace(qs_low, qs_high, grid)
     qd_axis = np.linspace(qd_low, qd_high, grid)
     bandwidth = cross_validated_bandwidth(query[usable], z[usable])
     mesh_qs, mesh_qd = np.meshgrid(qs_axis, qd_axis)
-    fitted = local_linear(query[usable], z[usable], np.column_stack([mesh_qs.ravel(), mesh_qd.ravel()]), bandwidth)
+    fitted = local_linear(
+        query[usable], z[usable], np.column_stack([mesh_qs.ravel(), mesh_qd.ravel()]), bandwidth
+    )
     surface = np.clip(fitted.reshape(grid, grid), -1.0, 1.0)
     return Surface(qs_axis, qd_axis, surface, (float(bandwidth[0]), float(bandwidth[1])))
 
 
 def average_height(
-    points: ArrayLike, values: ArrayLike, *, grid: int = 50, qs_range: Sequence[float] | None = None,
+    points: ArrayLike,
+    values: ArrayLike,
+    *,
+    grid: int = 50,
+    qs_range: Sequence[float] | None = None,
     qd_range: Sequence[float] | None = None,
 ) -> float:
     """The mean height of the surface :func:`fit_surface` fits through ``values`` (K,) at
     ``points`` (K, 2), over the grid spanning ``qs_range`` × ``qd_range``."""
-    return fit_surface(points, values, grid=grid, qs_range=qs_range, qd_range=qd_range).average_height
+    return fit_surface(
+        points, values, grid=grid, qs_range=qs_range, qd_range=qd_range
+    ).average_height
 
 
 @dataclass(frozen=True)
@@ -613,7 +729,11 @@ class GMCResult:
         into null)."""
         names = list(self.values)
         rows = [
-            {"Qs": float(self.qs[k]), "Qd": float(self.qd[k]), **{n: float(self.values[n][k]) for n in names}}
+            {
+                "Qs": float(self.qs[k]),
+                "Qd": float(self.qd[k]),
+                **{n: float(self.values[n][k]) for n in names},
+            }
             for k in range(self.qs.size)
         ]
         return {
@@ -670,13 +790,17 @@ def gmc(
     """
     unknown = [name for name in correlations if name not in CORRELATIONS]
     if unknown or not correlations:
-        raise InvalidInputError(f"correlations: expected some of {', '.join(CORRELATIONS)}, got {list(correlations)}")
+        raise InvalidInputError(
+            f"correlations: expected some of {', '.join(CORRELATIONS)}, got {list(correlations)}"
+        )
     pred_array, mos_array = validate_pair(pred, mos)
     low, high = resolve_score_range(mos_array, score_range)
     notes = []
     if std is None:
         std_array = beta_std(mos_array, phi=phi, score_range=(low, high))
-        notes.append(f"per-image std estimated from a Beta model (phi = {phi:g}) over [{low:g}, {high:g}]")
+        notes.append(
+            f"per-image std estimated from a Beta model (phi = {phi:g}) over [{low:g}, {high:g}]"
+        )
     else:
         std_array = _nonnegative_vector(std, "std", mos_array.size)
     if weights is None:
@@ -684,7 +808,9 @@ def gmc(
     else:
         weight_array = _nonnegative_vector(weights, "weights", mos_array.size)
     query = (
-        latin_hypercube_points(samples, seed, score_range=(low, high)) if points is None else _as_points(points)
+        latin_hypercube_points(samples, seed, score_range=(low, high))
+        if points is None
+        else _as_points(points)
     )
     table = gmc_values(
         pred_array,
@@ -701,7 +827,9 @@ def gmc(
     heights: dict[str, float] = {}
     for name, column in values.items():
         if np.isfinite(column).sum() >= 5:
-            surfaces[name] = fit_surface(query, column, grid=grid, qs_range=(low, high), qd_range=(0.0, high - low))
+            surfaces[name] = fit_surface(
+                query, column, grid=grid, qs_range=(low, high), qd_range=(0.0, high - low)
+            )
             heights[name] = surfaces[name].average_height
         else:
             heights[name] = math.nan
@@ -709,7 +837,9 @@ def gmc(
         degenerate = int(np.isnan(column).sum())
         if degenerate:
             notes.append(f"{name}: undefined at {degenerate} of {column.size} points (NaN)")
-    global_values = {name: CORRELATION_FUNCTIONS[name](pred_array, mos_array) for name in correlations}
+    global_values = {
+        name: CORRELATION_FUNCTIONS[name](pred_array, mos_array) for name in correlations
+    }
     return GMCResult(
         qs=query[:, 0].copy(),
         qd=query[:, 1].copy(),
@@ -730,12 +860,12 @@ __all__ = [
     "Surface",
     "average_height",
     "beta_std",
+    "cross_validated_bandwidth",
     "fit_surface",
     "gmc",
     "gmc_values",
     "latin_hypercube_points",
     "local_linear",
-    "cross_validated_bandwidth",
     "plot_heatmap",
     "plot_surface_html",
     "read_points",

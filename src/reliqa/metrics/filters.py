@@ -15,7 +15,7 @@ from kornia.filters import get_gaussian_kernel1d
 from reliqa.exceptions import InvalidInputError
 
 # Rows of this many output samples are produced by one block of the Toeplitz matrix.
-_BLOCK = 64
+_BLOCK = 32
 
 
 def gaussian_window_1d(size: int, sigma: float, *, device: torch.device | None = None,
@@ -44,7 +44,7 @@ def separable_filter_valid(image: torch.Tensor, kernel: torch.Tensor) -> torch.T
     """Correlate every channel with ``outer(kernel, kernel)``, keeping only valid positions.
 
     Why not ``conv2d``: a depthwise 1-D convolution is memory-bound and slow on CPU. Here each
-    direction is two matrix products instead: the signal is cut into blocks of 64 samples and
+    direction is two matrix products instead: the signal is cut into blocks of 32 samples and
     output block j = block j @ T0 + (first K - 1 samples of block j + 1) @ T1, where T0, T1 are
     the parts of the banded (Toeplitz) correlation matrix. Treating the whole padded tensor as
     one long signal makes each product a single large GEMM (fast on CPU and GPU); outputs whose
@@ -69,7 +69,7 @@ def separable_filter_valid(image: torch.Tensor, kernel: torch.Tensor) -> torch.T
     rows = image.reshape(-1, _BLOCK)
     along_width = rows @ head
     along_width[:-1] += rows[1:, : size - 1] @ tail
-    # Along H: blocks of 64 image rows, multiplied from the left.
+    # Along H: blocks of _BLOCK image rows, multiplied from the left.
     stacked = along_width.view(-1, _BLOCK, padded_width)
     result = torch.matmul(head.t(), stacked)
     result[:-1] += torch.matmul(tail.t(), stacked[1:, : size - 1])
@@ -118,7 +118,9 @@ def box_downsample(image: torch.Tensor, factor: int, boundary: str = "symmetric"
     before = (factor + 1) // 2 - 1
     after_h = -(-height // factor) * factor - height - before
     after_w = -(-width // factor) * factor - width - before
-    if boundary == "symmetric":
+    if before == 0 and after_h <= 0 and after_w <= 0:
+        padded = image
+    elif boundary == "symmetric":
         padded = pad_symmetric(image, before, max(after_w, 0), before, max(after_h, 0))
     elif boundary == "zero":
         padded = F.pad(image, (before, max(after_w, 0), before, max(after_h, 0)))

@@ -334,9 +334,9 @@ class RelationalScorer(nn.Module):
         )
 
     def forward(self, descriptor: PairDescriptor) -> torch.Tensor:
-        batch = descriptor.forward.shape[0]
-        values = self.mlp(torch.cat([descriptor.forward, descriptor.backward])).squeeze(1)
-        return values[:batch] - values[batch:]
+        # Two calls, not one batch: a matrix kernel may round rows of one batch differently, and
+        # equal descriptors (an image against itself) must give exactly the neutral score 0.
+        return (self.mlp(descriptor.forward) - self.mlp(descriptor.backward)).squeeze(1)
 
 
 # --------------------------------------------------------------------------------------------

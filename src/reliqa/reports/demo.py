@@ -27,7 +27,7 @@ BUNDLED_PHOTOS: tuple[str, ...] = (
 )
 """Colour photos that ship inside scikit-image's wheel (no download); the demo accepts these."""
 
-PICTURE_WIDTH = 360
+PICTURE_WIDTH = 320
 
 
 def demo_page(
@@ -66,7 +66,7 @@ def demo_page(
                 [
                     Picture(reference[0], "reference", PICTURE_WIDTH),
                     Picture(test, f"test: {summary}", PICTURE_WIDTH),
-                    Picture(render_maps(test, truth), "truth maps"),
+                    Picture(render_maps(test, truth), "truth maps", 2 * PICTURE_WIDTH),
                 ]
             )
             page.table(

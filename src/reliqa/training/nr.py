@@ -401,7 +401,12 @@ def load_nr_config(path: str, **overrides: Any) -> NRTrainConfig:
 
 
 def export_nr_weights(
-    run_dir: str | os.PathLike, name: str, *, command: str, weights_dir: Path | None = None
+    run_dir: str | os.PathLike,
+    name: str,
+    *,
+    command: str,
+    data_note: str | None = None,
+    weights_dir: Path | None = None,
 ) -> Path:
     """Ship a run's best checkpoint as ``<name>.safetensors`` + model card (hash-checked on load).
 
@@ -424,7 +429,8 @@ def export_nr_weights(
         "architecture": HIRQA_CONFIGS[name],
         "parameters": sum(int(v.numel()) for k, v in state.items() if "running" not in k and "num_batches" not in k),
         "training_command": command,
-        "training_data": f"synthetic ordinal sets from {config['data']} (train split); no human labels",
+        "training_data": data_note
+        or f"synthetic ordinal sets from {config['data']} (train split); no human labels",
         "seed": config["seed"],
         "commit": git_commit(),
         "config": config,

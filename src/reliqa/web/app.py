@@ -195,7 +195,19 @@ class Viewer:
         return self._scorers[name]
 
     def relational_available(self) -> bool:
-        return self.scorer(RELATIONAL) is not None
+        """Whether the shipped relational model (``reliqa.compare``) can be loaded."""
+        if RELATIONAL not in self._unavailable:
+            from reliqa.models.relational_api import relational_model
+
+            try:
+                relational_model(self.device)
+            except (UnknownNameError, WeightsError) as error:
+                self._unavailable[RELATIONAL] = str(error)
+        return RELATIONAL not in self._unavailable
+
+    def higher_is_better(self, name: str) -> bool:
+        """Direction of a score; the relational score is higher = better (DESIGN.md)."""
+        return True if name == RELATIONAL else self.scorer(name).higher_is_better  # type: ignore[union-attr]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -231,7 +243,7 @@ class Viewer:
     def compare(self, reference: tuple[str, Path], tests: Sequence[tuple[str, Path]]) -> dict[str, Any]:
         ref_name, ref_path = reference
         ref_image = self._load(ref_path, ref_name)
-        relational = self.scorer(RELATIONAL)
+        relational = self.relational_available()
         metrics = {n: s for n in FULL_REFERENCE_METRICS if (s := self.scorer(n)) is not None}
         results = []
         for name, path in tests:
@@ -251,21 +263,21 @@ class Viewer:
                         entry["scores"][metric_name] = _json_score(_as_float(metric(test_image, ref_image)))
                     except ReliqaError as error:  # e.g. an image too small for SSIM's window
                         problems.append(str(error))
-                if relational is not None:
+                if relational:
                     from reliqa import compare
 
                     try:
-                        outcome = compare(ref_image, test_image)
+                        outcome = compare(ref_image, test_image, device=self.device)
                     except ReliqaError as error:
                         problems.append(str(error))
                     else:
                         entry["scores"][RELATIONAL] = _json_score(_as_float(outcome.score))
                         entry["maps"] = map_data_urls(outcome.maps)
-                        entry["summary"] = _jsonable(getattr(outcome, "summary", None))
+                        entry["summary"] = outcome.to_dict()["attributes"]
             if problems:
                 entry["error"] = "; ".join(problems)
             results.append(entry)
-        ranking_by = RELATIONAL if relational is not None else next(iter(metrics), None)
+        ranking_by = RELATIONAL if relational else next(iter(metrics), None)
         return {
             "reference": {"name": ref_name, "image": image_data_url(ref_image),
                           "width": ref_image.shape[-1], "height": ref_image.shape[-2]},
@@ -275,10 +287,14 @@ class Viewer:
         }
 
     def _ranking(self, results: Sequence[dict[str, Any]], by: str | None) -> list[str]:
-        """Candidate names, best first, by ``by`` in its own direction; failures last."""
+        """Candidate names, best first, by ``by`` in its own direction; failures last.
+
+        By the relational score this is :func:`reliqa.rank`'s order (a stable sort of the same
+        scores), without running the model a second time.
+        """
         if by is None:
             return [entry["name"] for entry in results]
-        higher_is_better = self.scorer(by).higher_is_better  # type: ignore[union-attr]
+        higher_is_better = self.higher_is_better(by)
         scored = [e for e in results if e["scores"].get(by) is not None]
         scored.sort(key=lambda e: float(e["scores"][by]), reverse=higher_is_better)
         return [e["name"] for e in scored] + [e["name"] for e in results if e not in scored]
@@ -344,20 +360,6 @@ class Viewer:
             return load_image(path, max_pixels=self.limits.max_pixels).to(self.device)
         except ReliqaError as error:
             raise ApiError(400, str(error).replace(str(path), name)) from None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "_asdict"):
-        return _jsonable(value._asdict())
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
-    return value
 
 
 # ----------------------------------------------------------------------------------- uploads

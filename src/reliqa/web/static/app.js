@@ -176,13 +176,24 @@ function strongest(values) {
 }
 
 function renderSummary(entry) {
+  // entry.summary: {attribute: {mean_signed: -1..1, area: 0..1}} from reliqa.compare
   const table = $("#summary");
   table.replaceChildren();
-  if (!entry.summary || typeof entry.summary !== "object") return;
-  table.append(element("caption", { text: "per-attribute summary" }));
-  for (const [key, value] of Object.entries(entry.summary)) {
-    const text = typeof value === "number" ? formatScore(value) : JSON.stringify(value);
-    table.append(element("tr", {}, [element("th", { text: key }), element("td", { text })]));
+  if (!entry.summary) return;
+  table.append(
+    element("caption", { text: "per attribute: mean signed change (−1 less … +1 more) and changed area" }),
+    element("tr", {}, ["attribute", "mean change", "area"].map((text) => element("th", { text })))
+  );
+  for (const name of state.info.attributes) {
+    const summary = entry.summary[name];
+    if (!summary) continue;
+    table.append(
+      element("tr", { id: `summary-${name}` }, [
+        element("td", { text: name }),
+        element("td", { class: "num", text: summary.mean_signed.toFixed(3) }),
+        element("td", { class: "num", text: `${(100 * summary.area).toFixed(1)}%` }),
+      ])
+    );
   }
 }
 

@@ -1,0 +1,201 @@
+"""``reliqa.compare`` and ``reliqa.rank``: thin functions over the shipped relational model.
+
+Convention:
+    - ``compare(ref, test)``: the TEST is judged against the REFERENCE. Maps (9, H, W) in [0, 1]
+      (0.5 = no difference, > 0.5 = the test has more of the attribute), a relational score
+      (higher = test better; 0 = no difference, negative = worse than the reference) and a
+      per-attribute summary: ``mean_signed`` = mean of 2·(m − 0.5) over the image (−1 … 1) and
+      ``area`` = fraction of pixels with |m − 0.5| > 0.05.
+    - ``rank(ref, candidates)``: candidates sorted by score against the same reference, best
+      first (ties keep the given order).
+    - Inputs are anything :func:`reliqa.io.load_image` accepts (one image each). Reference and
+      test must have the same size unless ``align="resize"``, which resizes the test to the
+      reference (bilinear, antialiased) — useful for a codec's or a pipeline's output that was
+      cropped or scaled by a few pixels, not for a different framing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch.nn import functional as F
+
+from reliqa.attributes import ACTIVE_THRESHOLD, ATTRIBUTES, NEUTRAL
+from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.io import ImageSource, describe_source, load_image
+from reliqa.models.registry import create_model
+from reliqa.models.relational import DEFAULT_MARGIN, DEFAULT_TILE, NEUTRAL_SCORE, RelationalModel
+
+Align = Literal["none", "resize"]
+
+
+@dataclass(frozen=True)
+class AttributeSummary:
+    """One attribute of a comparison: mean signed change (−1 … 1) and changed area (0 … 1)."""
+
+    mean_signed: float
+    area: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare`.
+
+    Attributes:
+        score: relational score, higher = test better; :data:`NEUTRAL_SCORE` (0) = no difference.
+        maps: (9, H, W) float32 in [0, 1], channel order ``reliqa.ATTRIBUTES``.
+        attributes: per attribute name, its :class:`AttributeSummary`.
+        test: the test image as used, (3, H, W) (after ``align``), for drawing the maps.
+    """
+
+    score: float
+    maps: torch.Tensor = field(repr=False)
+    attributes: dict[str, AttributeSummary]
+    test: torch.Tensor = field(repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready ``{"score", "attributes": {name: {"mean_signed", "area"}}}``."""
+        return {
+            "score": self.score,
+            "attributes": {
+                name: {"mean_signed": summary.mean_signed, "area": summary.area}
+                for name, summary in self.attributes.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    """One entry of :func:`rank`: the candidate as given, its position in the input, its score."""
+
+    image: ImageSource
+    index: int
+    score: float
+
+
+@functools.lru_cache(maxsize=4)
+def relational_model(device: str = "cpu") -> RelationalModel:
+    """The shipped relational model on ``device`` (loaded once, hash-checked, eval mode)."""
+    return create_model("relational", device=device)  # type: ignore[return-value]
+
+
+def summarise_maps(maps: torch.Tensor) -> dict[str, AttributeSummary]:
+    """Per-attribute ``mean_signed`` and ``area`` of maps (9, H, W)."""
+    signed = 2.0 * (maps - NEUTRAL)
+    mean_signed = signed.mean(dim=(-2, -1)).tolist()
+    area = ((maps - NEUTRAL).abs() > ACTIVE_THRESHOLD).float().mean(dim=(-2, -1)).tolist()
+    return {name: AttributeSummary(float(m), float(a)) for name, m, a in zip(ATTRIBUTES, mean_signed, area)}
+
+
+def _load_one(source: ImageSource, role: str) -> torch.Tensor:
+    image = load_image(source)
+    if image.shape[0] != 1:
+        raise InvalidInputError(f"{role} {describe_source(source)}: expected one image, got a batch of {image.shape[0]}")
+    return image
+
+
+def _aligned(reference: torch.Tensor, test: torch.Tensor, align: Align, names: tuple[str, str]) -> torch.Tensor:
+    if align not in ("none", "resize"):
+        raise InvalidInputError(f"align must be 'none' or 'resize', got {align!r}")
+    if reference.shape == test.shape:
+        return test
+    if align == "none":
+        (rh, rw), (th, tw) = reference.shape[-2:], test.shape[-2:]
+        raise ShapeMismatchError(
+            f"reference {names[0]} is {rw}x{rh} but test {names[1]} is {tw}x{th}; "
+            "compare images of the same size, or pass align='resize' (CLI: --align resize)"
+        )
+    antialias = test.shape[-2] > reference.shape[-2] or test.shape[-1] > reference.shape[-1]
+    resized = F.interpolate(test, size=reference.shape[-2:], mode="bilinear", align_corners=False, antialias=antialias)
+    return resized.clamp(0.0, 1.0)
+
+
+@torch.inference_mode()
+def compare(
+    ref: ImageSource,
+    test: ImageSource,
+    *,
+    align: Align = "none",
+    model: RelationalModel | None = None,
+    device: str = "cpu",
+    tile: int | None = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+) -> Comparison:
+    """Compare a test image with its reference: maps, relational score, per-attribute summary.
+
+    Args:
+        ref: the reference image (path, PIL, numpy, or (3, H, W) / (1, 3, H, W) tensor).
+        test: the image judged against it.
+        align: ``"none"`` (sizes must match) or ``"resize"`` (test resized to the reference).
+        model: a :class:`RelationalModel` (default: the shipped one on ``device``).
+        device: where the shipped model runs.
+        tile, margin: tiled inference for large images (see ``reliqa.models.relational``).
+
+    Returns:
+        A :class:`Comparison`; identical images give maps of exactly 0.5 and score 0.
+
+    Raises:
+        ImageLoadError / InvalidInputError: an input cannot be read or is not one image.
+        ShapeMismatchError: sizes differ and ``align="none"``.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.full((16, 16, 3), 128, dtype=np.uint8)
+        >>> compare(image, image).score
+        0.0
+    """
+    model = model if model is not None else relational_model(device)
+    device_of_model = next(model.parameters()).device
+    reference = _load_one(ref, "reference")
+    test_image = _aligned(reference, _load_one(test, "test"), align, (describe_source(ref), describe_source(test)))
+    output = model(test_image.to(device_of_model), reference.to(device_of_model), tile=tile, margin=margin)
+    maps = output.maps[0].cpu()
+    score = float(output.score[0]) + 0.0  # + 0.0 turns −0.0 into the neutral 0.0
+    return Comparison(score=score, maps=maps, attributes=summarise_maps(maps), test=test_image[0])
+
+
+def rank(
+    ref: ImageSource,
+    candidates: Sequence[ImageSource],
+    *,
+    align: Align = "none",
+    model: RelationalModel | None = None,
+    device: str = "cpu",
+) -> list[RankedCandidate]:
+    """Rank candidate versions of one reference, best first, by their relational score.
+
+    Args:
+        ref: the reference image.
+        candidates: one or more images of the reference's size (or any size with
+            ``align="resize"``).
+
+    Returns:
+        :class:`RankedCandidate` entries sorted by score, highest first (stable for ties).
+
+    Raises:
+        InvalidInputError: no candidates; errors of :func:`compare` for any candidate.
+    """
+    if len(candidates) == 0:
+        raise InvalidInputError("rank needs at least one candidate image")
+    model = model if model is not None else relational_model(device)
+    scored = [
+        RankedCandidate(candidate, index, compare(ref, candidate, align=align, model=model).score)
+        for index, candidate in enumerate(candidates)
+    ]
+    return sorted(scored, key=lambda entry: -entry.score)
+
+
+__all__ = [
+    "NEUTRAL_SCORE",
+    "AttributeSummary",
+    "Comparison",
+    "RankedCandidate",
+    "compare",
+    "rank",
+    "relational_model",
+    "summarise_maps",
+]

@@ -1,0 +1,162 @@
+"""The relational model: exact anti-symmetry, neutral point, any size, tiling, shipped weights."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import kornia
+import pytest
+import torch
+
+from reliqa.attributes import ATTRIBUTE_INDEX
+from reliqa.exceptions import InvalidInputError, ShapeMismatchError, WeightsError
+from reliqa.models import create_model
+from reliqa.models.relational import (
+    NEUTRAL_SCORE,
+    PairNetwork,
+    RelationalModel,
+    tiled_forward,
+)
+from reliqa.models.weights import WEIGHTS_DIR, load_shipped, read_model_card
+
+
+@pytest.fixture(scope="module")
+def random_model() -> RelationalModel:
+    """An untrained model whose zero-initialised layers are perturbed, so every path is active."""
+    generator = torch.Generator().manual_seed(1)
+    model = RelationalModel()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> RelationalModel:
+    return create_model("relational")  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def pair(astronaut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(test, reference) (1, 3, 200, 232): noise on the left half, darker at the bottom."""
+    reference = astronaut[..., 100:300, 140:372].clone()
+    generator = torch.Generator().manual_seed(0)
+    test = reference.clone()
+    test[..., :116] += 0.08 * torch.randn(test[..., :116].shape, generator=generator)
+    test[..., 120:, :] *= 0.75
+    return test.clamp(0, 1), reference
+
+
+def test_maps_are_exactly_antisymmetric(random_model: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    test, reference = pair
+    with torch.inference_mode():
+        forward = random_model(test, reference)
+        backward = random_model(reference, test)
+    assert forward.maps.std() > 0.01  # not trivially 0.5 everywhere
+    torch.testing.assert_close(forward.maps, 1.0 - backward.maps, atol=1e-5, rtol=0)
+    torch.testing.assert_close(forward.score, -backward.score, atol=1e-5, rtol=1e-5)
+    assert forward.score.abs() > 1e-3
+
+
+def test_identical_images_give_neutral_maps_and_score(random_model: RelationalModel, photos: list[torch.Tensor]) -> None:
+    with torch.inference_mode():
+        for photo in photos[:2]:
+            output = random_model(photo, photo)
+            assert torch.all(output.maps == 0.5)
+            assert output.score.item() == NEUTRAL_SCORE
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (17, 33), (64, 64), (97, 50)])
+def test_any_size_gives_maps_of_that_size(random_model: RelationalModel, size: tuple[int, int]) -> None:
+    generator = torch.Generator().manual_seed(2)
+    test, reference = torch.rand(2, 2, 3, *size, generator=generator)
+    with torch.inference_mode():
+        output = random_model(test, reference)
+    assert output.maps.shape == (2, 9, *size)
+    assert output.score.shape == (2,)
+    assert torch.all((output.maps >= 0) & (output.maps <= 1))
+    assert torch.isfinite(output.score).all()
+
+
+def test_mismatched_or_malformed_pairs_are_refused(random_model: RelationalModel) -> None:
+    with pytest.raises(ShapeMismatchError, match="differ in shape"):
+        random_model(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+    with pytest.raises(InvalidInputError, match="test"):
+        random_model(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8))
+
+
+def test_tiled_inference_equals_untiled(shipped: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    test, reference = pair
+    with torch.inference_mode():
+        whole = shipped(test, reference, tile=None)
+        tiled = shipped(test, reference, tile=64, margin=128)
+    assert (whole.maps - 0.5).abs().max() > 0.1  # the pair really differs
+    torch.testing.assert_close(tiled.maps, whole.maps, atol=1e-4, rtol=0)
+    torch.testing.assert_close(tiled.score, whole.score, atol=2e-3, rtol=0)
+
+
+def test_tiles_bound_the_working_size(random_model: RelationalModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, int]] = []
+    original = PairNetwork.forward
+
+    def recording(self: PairNetwork, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(tuple(first.shape[-2:]))
+        return original(self, first, second)
+
+    monkeypatch.setattr(PairNetwork, "forward", recording)
+    image = torch.rand(1, 3, 300, 410)
+    with torch.inference_mode():
+        logits, _ = tiled_forward(random_model.maps_net, image, image.flip(-1), tile=64, margin=32)
+    assert logits.shape == (1, 9, 300, 410)
+    assert len(seen) == 5 * 7  # ceil(300 / 64) × ceil(410 / 64) tiles
+    assert max(h for h, _ in seen) <= 64 + 2 * 32 and max(w for _, w in seen) <= 64 + 2 * 32
+
+
+def test_tile_size_must_follow_the_grid(random_model: RelationalModel) -> None:
+    image = torch.rand(1, 3, 200, 200)
+    with pytest.raises(InvalidInputError, match="multiples of 16"):
+        random_model(image, image, tile=50, margin=16)
+
+
+def test_shipped_weights_load_offline_with_their_hash(shipped: RelationalModel) -> None:
+    card = read_model_card("relational")
+    state, _ = load_shipped("relational")
+    assert len(card["sha256"]) == 64
+    assert set(state) == set(shipped.state_dict())
+    assert card["training"]["human_labels_used"] is False
+
+
+def test_a_corrupted_weights_file_is_refused(tmp_path: Path) -> None:
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(WEIGHTS_DIR / f"relational{suffix}", tmp_path / f"relational{suffix}")
+    weights = tmp_path / "relational.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_shipped("relational", weights_dir=tmp_path)
+
+
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    size = 2 * int(3 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma))
+
+
+def test_shipped_model_sees_blur_as_less_sharp(shipped: RelationalModel, photos: list[torch.Tensor]) -> None:
+    sharpness = ATTRIBUTE_INDEX["sharpness"]
+    for photo in photos[:3]:
+        reference = photo[..., :256, :256]
+        with torch.inference_mode():
+            output = shipped(_blur(reference, 3.0), reference)
+        assert output.maps[0, sharpness].mean() < 0.4  # blurrier (an untrained model gives ≈ 0.5)
+        assert output.score.item() < NEUTRAL_SCORE
+
+
+def test_shipped_model_ranks_mild_blur_above_strong_blur(shipped: RelationalModel, photos: list[torch.Tensor]) -> None:
+    for photo in photos[:3]:
+        reference = photo[..., :256, :256]
+        with torch.inference_mode():
+            mild = shipped(_blur(reference, 1.0), reference).score.item()
+            strong = shipped(_blur(reference, 3.0), reference).score.item()
+        assert mild - strong > 0.5
