@@ -24,19 +24,26 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from scipy import ndimage, signal
 from skimage import color
 from skimage import data as skimage_data
 
 from reliqa.attributes import ATTRIBUTE_INDEX
-from reliqa.distortions import DISTORTIONS, distort
-from reliqa.distortions import ops_blur, ops_codec, ops_colour, ops_noise, ops_structure, ops_tone
+from reliqa.distortions import (
+    DISTORTIONS,
+    distort,
+    ops_blur,
+    ops_codec,
+    ops_colour,
+    ops_noise,
+    ops_structure,
+    ops_tone,
+)
 from reliqa.distortions.compose import DistortionPlan, sample_plan
 from reliqa.distortions.masks import DEFAULT_FAMILY_WEIGHTS
 from reliqa.io import load_image
@@ -107,17 +114,17 @@ def _chroma(x: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _disk(radius: float) -> np.ndarray:
-    r = int(math.ceil(radius))
+    r = math.ceil(radius)
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     kernel = (xx**2 + yy**2 <= radius**2 + 1e-6).astype(np.float32)
     return kernel / kernel.sum()
 
 
 def _line(length: float, angle: float) -> np.ndarray:
-    r = int(math.ceil(length / 2))
+    r = math.ceil(length / 2)
     kernel = np.zeros((2 * r + 1, 2 * r + 1), np.float32)
     for t in np.linspace(-length / 2, length / 2, max(2, int(length * 2))):
-        kernel[int(round(r + t * math.sin(angle))), int(round(r + t * math.cos(angle)))] = 1
+        kernel[round(r + t * math.sin(angle)), round(r + t * math.cos(angle))] = 1
     return kernel / kernel.sum()
 
 
@@ -141,7 +148,7 @@ def _lost_blocks(x: np.ndarray, fraction: float, rng: np.random.Generator) -> np
     side = max(1, round(min(h, w) / ops_structure.LOST_BLOCKS_PER_SIDE))
     rows, cols = -(-h // side), -(-w // side)
     out = x.copy()
-    for block in rng.permutation(rows * cols)[: int(round(fraction * rows * cols))]:
+    for block in rng.permutation(rows * cols)[: round(fraction * rows * cols)]:
         r, c = divmod(int(block), cols)
         out[r * side : (r + 1) * side, c * side : (c + 1) * side] = rng.random(3)
     return out
@@ -163,7 +170,7 @@ def _high_boost(x: np.ndarray, amount: float) -> np.ndarray:
 def _guided_smoothing(x: np.ndarray, eps: float) -> np.ndarray:
     """Self-guided filter on luma (box windows of 2·radius + 1), as the textbook writes it."""
     size = 2 * ops_blur.DENOISE_RADIUS + 1
-    box = lambda a: ndimage.uniform_filter(a, size, mode="nearest")  # noqa: E731
+    box = lambda a: ndimage.uniform_filter(a, size, mode="nearest")
     guide = _luma(x)
     mean_guide = box(guide)
     variance = box(guide * guide) - mean_guide**2
@@ -229,13 +236,13 @@ BASELINE: dict[str, Baseline] = {
         r.random(x.shape) < _value(ops_noise.IMPULSE_DENSITY, i), (r.random(x.shape) < 0.5).astype(np.float32), x
     ),
     "speckle_noise": lambda x, i, r: x * (1 + r.normal(0, _value(ops_noise.SPECKLE_VARIANCE, i) ** 0.5, x.shape)),
-    "jpeg": lambda x, i, r: _codec(x, format="JPEG", quality=int(round(_value(ops_codec.JPEG_QUALITY, i)))),
+    "jpeg": lambda x, i, r: _codec(x, format="JPEG", quality=round(_value(ops_codec.JPEG_QUALITY, i))),
     "jpeg2000": lambda x, i, r: _codec(
         x, format="JPEG2000", quality_mode="rates", quality_layers=[_value(ops_codec.JPEG2000_RATIO, i)]
     ),
-    "webp": lambda x, i, r: _codec(x, format="WEBP", quality=int(round(_value(ops_codec.WEBP_QUALITY, i)))),
+    "webp": lambda x, i, r: _codec(x, format="WEBP", quality=round(_value(ops_codec.WEBP_QUALITY, i))),
     "colour_quantisation": lambda x, i, r: _array(
-        _pil(x).quantize(int(round(_value(ops_codec.PALETTE_COLOURS, i))), method=Image.Quantize.FASTOCTREE,
+        _pil(x).quantize(round(_value(ops_codec.PALETTE_COLOURS, i)), method=Image.Quantize.FASTOCTREE,
                          dither=Image.Dither.FLOYDSTEINBERG)
     ),
     "banding": lambda x, i, r: np.round(x * (_value(ops_codec.BANDING_LEVELS, i) - 1)) / (_value(ops_codec.BANDING_LEVELS, i) - 1),
@@ -252,7 +259,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 def _perlin(h: int, w: int, cells: float, rng: np.random.Generator) -> np.ndarray:
     """Classic per-pixel Perlin noise: gather the four corner gradients of every pixel."""
-    lattice = int(math.ceil(cells)) + 2
+    lattice = math.ceil(cells) + 2
     angles = rng.uniform(0, 2 * math.pi, (lattice, lattice))
     gradients = np.stack([np.cos(angles), np.sin(angles)], -1)
     side = max(h, w)
@@ -265,7 +272,7 @@ def _perlin(h: int, w: int, cells: float, rng: np.random.Generator) -> np.ndarra
         g = gradients[v0 + dy, u0 + dx]
         return g[..., 0] * (fx - dx) + g[..., 1] * (fy - dy)
 
-    fade = lambda t: t * t * t * (t * (t * 6 - 15) + 10)  # noqa: E731
+    fade = lambda t: t * t * t * (t * (t * 6 - 15) + 10)
     wy, wx = fade(fy), fade(fx)
     top = corner(0, 0) + wx * (corner(0, 1) - corner(0, 0))
     bottom = corner(1, 0) + wx * (corner(1, 1) - corner(1, 0))
@@ -440,7 +447,7 @@ def main() -> None:
     for row in rows:
         row["speedup_vs_baseline"] = row["samples_per_s"] / baseline
 
-    print(f"| pipeline | device | CPU threads | batch | samples/s (256×256, 1–4 distortions) | × per-image |")
+    print("| pipeline | device | CPU threads | batch | samples/s (256×256, 1–4 distortions) | × per-image |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['pipeline']} | {row['device']} | {row['threads']} | {row['batch']} | "
@@ -456,7 +463,7 @@ def main() -> None:
                 f"{n} {v:.2f}" for n, v in list(part["op_ms_per_image"].items())[:8]))
     report = {
         "benchmark": "engine_throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "torch": torch.__version__,

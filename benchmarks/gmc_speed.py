@@ -104,7 +104,9 @@ def main() -> None:
         "--scaling", default="", help="comma-separated N for the no-ties scaling run"
     )
     parser.add_argument(
-        "--synthetic-kadid", action="store_true", help="also time generated data with KADID-like ties"
+        "--synthetic-kadid",
+        action="store_true",
+        help="also time generated data with KADID-like ties",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -176,10 +178,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     points = np.column_stack([rng.uniform(1, 5, 100), rng.uniform(0, 4, 100)])
     if args.synthetic_kadid:
-        # KADID-10k-like ties without its data: MOS to 2 decimals, std to 3 decimals.
-        mos = np.round(rng.uniform(1, 5, 10125), 2)
+        # KADID-10k-like ties without its data: 30 ratings on a 1..5 scale per image, so MOS and
+        # std are functions of a rating histogram (MOS to 2 decimals, std to 3, as published).
+        quality = rng.uniform(1, 5, 10125)
+        ratings = np.clip(np.round(quality[:, None] + rng.normal(0, 0.8, (quality.size, 30))), 1, 5)
+        mos = np.round(ratings.mean(axis=1), 2)
+        std = np.round(ratings.std(axis=1), 3)
         pred = mos + rng.normal(0, 0.7, mos.size)
-        std = np.round(rng.uniform(0.3, 1.2, mos.size), 3)
         weights = regulator_weights(mos, std)
         seconds, values = timed(
             lambda: gmc_values(pred, mos, std, weights, points, device=args.device), args.repeat
@@ -214,7 +219,9 @@ def main() -> None:
             )
             difference = f"{row['max_abs_difference_to_cpu']:.1e}"
         report["scaling"].append(row)
-        print(f"{size:7d} {pairs:12d} {seconds:8.2f} {1e9 * seconds / (pairs * 100):14.2f} {difference:>10s}")
+        print(
+            f"{size:7d} {pairs:12d} {seconds:8.2f} {1e9 * seconds / (pairs * 100):14.2f} {difference:>10s}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

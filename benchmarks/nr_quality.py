@@ -12,15 +12,16 @@ Two parts, each a pure function of the shipped weights (or given checkpoints) an
    ``reliqa.evaluation.bench.run_benchmark`` for hirqa, hirqa-s, NIQE and the variance of the
    Laplacian: SRCC, PLCC, KRCC with bootstrap CIs and the GMC surface.
 
-    python benchmarks/nr_quality.py                        # both parts, shipped weights, updates cards
-    python benchmarks/nr_quality.py --part synthetic --checkpoint hirqa=runs/x/checkpoints/best.safetensors
+    python benchmarks/nr_quality.py        # both parts, shipped weights; updates the cards
+    python benchmarks/nr_quality.py --part synthetic \
+        --checkpoint hirqa=runs/x/checkpoints/best.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from reliqa.training.common import module_state_from_checkpoint
 LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 CROP = 384
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCH_DIR = Path(__file__).resolve().parents[1] / "runs" / "biq2021_nr"
+"""Scores, GMC surfaces and plots of the BIQ2021 part (git-ignored: the HTML surfaces are large)."""
 
 
 def held_out_crops(root: str) -> torch.Tensor:
@@ -50,7 +53,9 @@ def held_out_crops(root: str) -> torch.Tensor:
         height, width = image.shape[-2:]
         scale = 512 / max(height, width)
         size = (max(CROP, round(height * scale)), max(CROP, round(width * scale)))
-        image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        image = F.interpolate(
+            image, size=size, mode="bilinear", antialias=True, align_corners=False
+        )
         top, left = (image.shape[-2] - CROP) // 2, (image.shape[-1] - CROP) // 2
         crops.append(image[0, :, top : top + CROP, left : left + CROP].clamp(0, 1))
     return torch.stack(crops)
@@ -74,8 +79,14 @@ def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) 
     per_model: dict[str, dict[str, dict[str, float]]] = {name: {} for name in networks}
     for type_index, type_name in enumerate(DISTORTIONS):
         plan = sample_plan(
-            count, CROP, CROP, mix=[type_name], intensity_range=(1.0, 1.0), mask_families=["full"],
-            generator=1000 + type_index, device=device,
+            count,
+            CROP,
+            CROP,
+            mix=[type_name],
+            intensity_range=(1.0, 1.0),
+            mask_families=["full"],
+            generator=1000 + type_index,
+            device=device,
         )
         versions = [references]
         for level in LEVELS:
@@ -85,9 +96,16 @@ def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) 
         images = torch.stack(versions, dim=1)  # (P, 6, 3, C, C)
         levels = np.tile(np.array((0.0, *LEVELS)), (count, 1))
         for name, network in networks.items():
-            scores = torch.cat(
-                [network.score(chunk.to(device)).cpu() for chunk in images.flatten(0, 1).split(32)]
-            ).numpy().reshape(count, -1)
+            scores = (
+                torch.cat(
+                    [
+                        network.score(chunk.to(device)).cpu()
+                        for chunk in images.flatten(0, 1).split(32)
+                    ]
+                )
+                .numpy()
+                .reshape(count, -1)
+            )
             within = [_srcc(scores[p], levels[p]) for p in range(count)]
             per_model[name][type_name] = {
                 "srcc_pooled": round(_srcc(scores.ravel(), levels.ravel()), 4),
@@ -95,12 +113,22 @@ def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) 
             }
     summary = {
         name: {
-            "mean_srcc_pooled": round(float(np.mean([v["srcc_pooled"] for v in types.values()])), 4),
-            "mean_srcc_within": round(float(np.mean([v["srcc_within"] for v in types.values()])), 4),
+            "mean_srcc_pooled": round(
+                float(np.mean([v["srcc_pooled"] for v in types.values()])), 4
+            ),
+            "mean_srcc_within": round(
+                float(np.mean([v["srcc_within"] for v in types.values()])), 4
+            ),
         }
         for name, types in per_model.items()
     }
-    return {"photos": count, "levels": [0.0, *LEVELS], "crop": CROP, "per_type": per_model, "summary": summary}
+    return {
+        "photos": count,
+        "levels": [0.0, *LEVELS],
+        "crop": CROP,
+        "per_type": per_model,
+        "summary": summary,
+    }
 
 
 def biq_part(root: str, models: list[str], device: str) -> dict[str, Any]:
@@ -109,18 +137,28 @@ def biq_part(root: str, models: list[str], device: str) -> dict[str, Any]:
 
     dataset = load_dataset(root)
     result = run_benchmark(
-        dataset, [*models, "niqe", "laplacian_var"], RESULTS / "biq2021_nr", device=device,
-        batch_size=16, n_boot=1000, seed=0,
+        dataset,
+        [*models, "niqe", "laplacian_var"],
+        BENCH_DIR,
+        device=device,
+        batch_size=16,
+        n_boot=1000,
+        seed=0,
     )
     table = {}
     for name, summary in result.metrics.items():
         correlations = summary.correlations
         table[name] = {
-            key: {"value": round(correlations[key]["value"], 4), "ci": [round(v, 4) for v in correlations[key]["ci"]]}
+            key: {
+                "value": round(correlations[key]["value"], 4),
+                "ci": [round(v, 4) for v in correlations[key]["ci"]],
+            }
             for key in ("SRCC", "PLCC", "KRCC", "PLCC_logistic")
             if key in correlations
         }
-        table[name]["gmc_average_height"] = {k: round(v, 4) for k, v in summary.gmc_average_height.items()}
+        table[name]["gmc_average_height"] = {
+            k: round(v, 4) for k, v in summary.gmc_average_height.items()
+        }
         table[name]["n"] = summary.count
     return {"dataset": str(root), "items": result.items, "failed": result.failed, "metrics": table}
 
@@ -143,10 +181,48 @@ def update_cards(results: dict[str, Any]) -> None:
             }
         if "biq2021" in results:
             measured["biq2021_test"] = {
-                name: results["biq2021"]["metrics"][name], "command": "python benchmarks/nr_quality.py",
-                "baselines": {k: v for k, v in results["biq2021"]["metrics"].items() if k not in HIRQA_CONFIGS},
+                name: results["biq2021"]["metrics"][name],
+                "command": "python benchmarks/nr_quality.py",
+                "baselines": {
+                    k: v for k, v in results["biq2021"]["metrics"].items() if k not in HIRQA_CONFIGS
+                },
             }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README tables of the results (BIQ2021 and the synthetic held-out summary)."""
+    lines = []
+    if "biq2021" in results:
+        lines += [
+            "| BIQ2021 test (2,000 photos) | SRCC [95% CI] | PLCC [95% CI] | KRCC [95% CI] "
+            + "| GMC avg. height (SRCC) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, m in results["biq2021"]["metrics"].items():
+            cells = [
+                f"{m[k]['value']:.3f} [{m[k]['ci'][0]:.3f}, {m[k]['ci'][1]:.3f}]"
+                for k in ("SRCC", "PLCC", "KRCC")
+            ]
+            lines.append(
+                f"| {name} | {' | '.join(cells)} | {m['gmc_average_height']['SRCC']:.3f} |"
+            )
+        lines.append("")
+    if "synthetic" in results:
+        synthetic = results["synthetic"]
+        types = len(synthetic["per_type"]["hirqa"])
+        lines += [
+            f"| synthetic held-out ({synthetic['photos']} photos × {types} types × 6 levels) "
+            + "| mean SRCC pooled (cross-content) | mean SRCC within photo |",
+            "|---|---|---|",
+        ]
+        for name, summary in synthetic["summary"].items():
+            lines.append(
+                f"| {name} | {summary['mean_srcc_pooled']:.3f} "
+                + f"| {summary['mean_srcc_within']:.3f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -156,25 +232,37 @@ def main() -> None:
     parser.add_argument("--biq", default="../shared/data/biq2021_test")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
-                        help="Evaluate a training checkpoint instead of the shipped weights.")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="Evaluate a training checkpoint instead of the shipped weights.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "nr_quality.json")
-    parser.add_argument("--no-cards", action="store_true", help="Do not write results into the model cards.")
+    parser.add_argument(
+        "--no-cards", action="store_true", help="Do not write results into the model cards."
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     if args.part in ("all", "synthetic"):
-        networks = {name: load_network(name, checkpoints.get(name), device) for name in HIRQA_CONFIGS}
+        networks = {
+            name: load_network(name, checkpoints.get(name), device) for name in HIRQA_CONFIGS
+        }
         results["synthetic"] = synthetic_part(networks, args.pristine, device)
         print(json.dumps(results["synthetic"]["summary"]), flush=True)
     if args.part in ("all", "biq2021"):
         results["biq2021"] = biq_part(args.biq, list(HIRQA_CONFIGS), args.device)
-        print(json.dumps({k: v["SRCC"] for k, v in results["biq2021"]["metrics"].items()}), flush=True)
+        print(
+            json.dumps({k: v["SRCC"] for k, v in results["biq2021"]["metrics"].items()}), flush=True
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
     if not args.no_cards and not checkpoints:
         update_cards(results)
 

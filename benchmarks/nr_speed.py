@@ -7,6 +7,9 @@ left out); FLOPs are counted by ``torch.utils.flop_counter`` for one 512×512 im
 multiply-add = 2 FLOPs). Weights do not change the speed, so untrained networks are timed.
 
     python benchmarks/nr_speed.py --out benchmarks/results/nr_speed_cpu.json
+    python benchmarks/nr_speed.py --cards-from benchmarks/results/nr_speed_gpu_machine.json
+
+The second form writes an earlier measurement into the shipped model cards (``results.speed``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import platform
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -28,7 +31,9 @@ SIZE = 512
 
 
 def inference_parameters(model: HiRQA) -> int:
-    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("text_projection"))
+    return sum(
+        p.numel() for name, p in model.named_parameters() if not name.startswith("text_projection")
+    )
 
 
 def flops_per_image(model: HiRQA) -> int:
@@ -55,16 +60,43 @@ def time_per_image(model: HiRQA, batch: int, device: torch.device, repeats: int)
     return statistics.median(timings)
 
 
+def write_cards(results: dict[str, object], source: str) -> None:
+    """Record a measurement in the shipped model cards (the sha256 is unchanged)."""
+    from reliqa.models.weights import WEIGHTS_DIR
+
+    for name, entry in results["models"].items():  # type: ignore[union-attr]
+        card_path = WEIGHTS_DIR / f"{name}.json"
+        if not card_path.is_file():
+            continue
+        card = json.loads(card_path.read_text())
+        context = {k: v for k, v in results.items() if k != "models"}
+        card.setdefault("results", {})["speed"] = {
+            **entry,
+            **context,
+            "file": source,
+            "command": "python benchmarks/nr_speed.py",
+        }
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write.")
+    parser.add_argument("--out", type=Path, help="JSON file to write.")
+    parser.add_argument(
+        "--cards-from", type=Path, help="Only copy this measurement into the model cards."
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-cpu", action="store_true", help="Time only the GPU.")
     args = parser.parse_args()
+    if args.cards_from:
+        write_cards(json.loads(args.cards_from.read_text()), str(args.cards_from))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     torch.set_num_threads(args.threads)
     results: dict[str, object] = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
         "cpu_threads": args.threads,
         "torch": torch.__version__,

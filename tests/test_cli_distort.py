@@ -101,19 +101,32 @@ def test_missing_arguments_are_bad_usage(photo: Path) -> None:
     assert runner.invoke(app, ["distort", str(photo), "--out", "x", "--count", "0"]).exit_code == 2
 
 
-def test_demo_writes_a_self_contained_page(tmp_path: Path) -> None:
+def test_demo_page_shows_reference_test_and_maps() -> None:
+    from reliqa.reports.demo import demo_page
+
+    html = demo_page(photos=["chelsea"], versions=1, seed=0).html()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 3  # reference, test, truth maps
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert "chelsea" in html and "<table>" in html and "coverage" in html
+
+
+def test_demo_command_writes_a_self_contained_page(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--photos", "chelsea", "--versions", "1", "--json"])
     assert result.exit_code == 0, result.output
     page = Path(json.loads(result.stdout)["page"])
     assert page == tmp_path / "index.html"
     html = page.read_text(encoding="utf-8")
     images = re.findall(r'<img src="([^"]+)"', html)
-    assert len(images) == 3  # reference, test, truth maps
+    assert len(images) >= 3  # the engine's part; later parts may add their own pictures
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    assert "chelsea" in html and "<table>" in html
+
+
+def test_demo_refuses_unknown_photos(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["demo", "--out", str(tmp_path), "--photos", "download_all"])
     assert unknown.exit_code == 2 and "known" in unknown.output
+    assert not (tmp_path / "index.html").exists()
 
 
 def test_render_maps_colours_directions_and_panels(tmp_path: Path) -> None:

@@ -121,6 +121,24 @@ def test_matches_naive_pairs(tied_data: dict[str, np.ndarray]) -> None:
     np.testing.assert_allclose(wider, naive_wider, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_matches_naive_pairs_random_structure(seed: int) -> None:
+    """Singleton and large groups, zero weights, ties across groups, any number of points."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(5, 60))
+    mos = np.round(rng.uniform(1, 5, size), int(rng.integers(0, 3)))
+    pred = np.round(rng.normal(mos, 1.0), int(rng.integers(0, 3)))
+    if np.ptp(pred) == 0 or np.ptp(mos) == 0:
+        pytest.skip("constant draw")
+    std = rng.choice([0.3, 0.5, 1.0], size) * rng.uniform(0.5, 1.5)
+    weights = rng.choice([0.0, 1.0, 3.0], size, p=[0.2, 0.4, 0.4])
+    points = np.column_stack([rng.uniform(0, 6, 5), rng.uniform(0, 4, 5)])
+    ours = gmc_values(pred, mos, std, weights, points, memory_elements=int(rng.integers(1, 5000)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = naive_gmc(pred, mos, std, weights, points)
+    np.testing.assert_allclose(ours, expected, atol=1e-12)
+
+
 def test_srcc_uses_dense_ranks(tied_data: dict[str, np.ndarray]) -> None:
     d = tied_data
     ours = gmc_values(d["pred"], d["mos"], d["std"], d["weights"], d["points"])[:, 1]

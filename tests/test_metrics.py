@@ -22,7 +22,8 @@ from reliqa.metrics.color import rgb_to_gray_matlab
 from reliqa.metrics.filters import box_downsample, gaussian_window_1d, separable_filter_valid
 
 PERFECT = {"ssim": 1.0, "ssim_rgb": 1.0, "ssim_downsampled": 1.0, "ssim_skimage": 1.0, "ms_ssim": 1.0,
-           "ms_ssim_rgb": 1.0, "gmsd": 0.0, "gmsd_rgb": 0.0, "vifp": 1.0, "psnr": math.inf, "psnr_y": math.inf}
+           "ms_ssim_rgb": 1.0, "gmsd": 0.0, "gmsd_rgb": 0.0, "vifp": 1.0, "psnr": math.inf, "psnr_y": math.inf,
+           "fsim": 1.0, "fsim_luminance": 1.0}
 
 
 def _distort(image: torch.Tensor, noise: float = 0.05) -> torch.Tensor:

@@ -14,7 +14,7 @@ import reliqa
 from reliqa.io import load_image
 
 PAIRS = ("I03", "I04", "I06", "I08", "I19")
-CALIBRATED = ("psnr", "ssim", "ms_ssim", "gmsd")
+CALIBRATED = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
 TOLERANCE = 1e-2  # absolute or relative
 
 

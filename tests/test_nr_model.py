@@ -32,14 +32,18 @@ def test_both_sizes_are_registered() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("size", [(MIN_SIZE, MIN_SIZE), (45, 97), (130, 64)])
-def test_any_input_size_gives_scores_in_unit_interval(untrained: dict[str, HiRQA], name: str, size: tuple[int, int]) -> None:
+def test_any_input_size_gives_scores_in_unit_interval(
+    untrained: dict[str, HiRQA], name: str, size: tuple[int, int]
+) -> None:
     scores = untrained[name].score(torch.rand(2, 3, *size))
     assert scores.shape == (2,)
     assert ((scores >= 0) & (scores <= 1)).all()
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_scores_are_deterministic_and_batch_equals_single(untrained: dict[str, HiRQA], name: str) -> None:
+def test_scores_are_deterministic_and_batch_equals_single(
+    untrained: dict[str, HiRQA], name: str
+) -> None:
     images = torch.rand(3, 3, 64, 80)
     network = untrained[name]
     batch = network.score(images)
@@ -64,11 +68,13 @@ def test_prompt_embeddings_match_the_prompt_bank() -> None:
     bank = load_prompt_bank()
     embeddings = load_prompt_embeddings(bank)
     assert embeddings.shape == (len(bank.prompts), 384)
-    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(len(bank.prompts)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        embeddings.norm(dim=1), torch.ones(len(bank.prompts)), atol=1e-4, rtol=0
+    )
     # every direction the catalogue can produce without a swap has its own prompts
     produced = {f"{d.attribute}{'+' if d.sign > 0 else '-'}" for d in DISTORTIONS.values()}
     assert produced <= set(bank.directions)
-    assert set(name.rstrip("+-") for name in bank.directions) <= set(ATTRIBUTES)
+    assert {name.rstrip("+-") for name in bank.directions} <= set(ATTRIBUTES)
     # distinct prompts have distinct embeddings, the same strength word keeps them related
     similarity = embeddings @ embeddings.T
     assert similarity.fill_diagonal_(0).max() < 0.999
@@ -95,7 +101,9 @@ def test_shipped_weights_load_offline_and_are_hash_checked(name: str, tmp_path: 
         load_shipped(name, tmp_path)
 
 
-def test_shipped_hirqa_s_ranks_a_clean_photo_above_blurred_and_noisy_versions(astronaut: torch.Tensor) -> None:
+def test_shipped_hirqa_s_ranks_a_clean_photo_above_blurred_and_noisy_versions(
+    astronaut: torch.Tensor,
+) -> None:
     _require_shipped("hirqa-s")
     network = create_model("hirqa-s")
     strong = torch.ones(1)
@@ -105,3 +113,75 @@ def test_shipped_hirqa_s_ranks_a_clean_photo_above_blurred_and_noisy_versions(as
     clean, blur_score, noise_score = network.score(torch.cat([astronaut, blurred, noisy])).tolist()
     assert clean > blur_score + 0.1
     assert clean > noise_score + 0.1
+
+
+def test_prompt_targets_follow_the_dominant_damage() -> None:
+    from reliqa.training.prompts import overall_severity
+
+    bank = load_prompt_bank()
+    truth = torch.full((3, len(ATTRIBUTES), 8, 8), 0.5)
+    truth[1, ATTRIBUTES.index("sharpness")] = 0.5 - 0.45  # strong blur: severity 0.9
+    truth[2, ATTRIBUTES.index("noise")] = 0.5 + 0.1  # slight noise: severity 0.2
+    severity = overall_severity(truth)
+    torch.testing.assert_close(severity, torch.tensor([0.0, 0.9, 0.2]))
+    dominant = torch.tensor([0, ATTRIBUTES.index("sharpness"), ATTRIBUTES.index("noise")])
+    sign = torch.tensor([1.0, -1.0, 1.0])
+    prompts = [bank.prompts[i] for i in bank.targets(dominant, sign, severity)]
+    assert prompts == [
+        "a clean, sharp photo",
+        "a photo with strong blur",
+        "a photo with slight noise",
+    ]
+
+
+@pytest.mark.slow
+def test_training_runs_resumes_and_exports(tmp_path: Path) -> None:
+    """Two steps, then a resume to three, on four generated photos (one of them held out)."""
+    import json
+
+    from PIL import Image
+    from skimage import data
+
+    from reliqa.training.nr import NRTrainConfig, export_nr_weights, train_nr
+
+    photos = tmp_path / "pristine" / "x"
+    photos.mkdir(parents=True)
+    for name, photo in zip(
+        ("p0", "p1", "p2", "p4"), (data.astronaut(), data.coffee(), data.chelsea(), data.rocket())
+    ):
+        Image.fromarray(photo[::4, ::4]).save(photos / f"{name}.png")  # p4 is in the held-out split
+    config = NRTrainConfig(
+        model="hirqa-s",
+        data=str(tmp_path / "pristine"),
+        run_dir=str(tmp_path / "run"),
+        steps=2,
+        batch_size=2,
+        levels=2,
+        crop_sizes=[64],
+        workers=0,
+        device="cpu",
+        val_every=2,
+        val_batches=1,
+        val_batch_size=2,
+        val_crop=64,
+        log_every=1,
+        checkpoint_every=1,
+        bf16=False,
+    )
+    train_nr(config, quiet=True)
+    config.steps = 3
+    summary = train_nr(config, resume=True, quiet=True)
+    assert summary["start_step"] == 2
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]
+    assert all(r["total"] > 0 for r in records if r["split"] == "train")
+    path = export_nr_weights(
+        tmp_path / "run",
+        "hirqa-s",
+        command="reliqa train nr --config x",
+        weights_dir=tmp_path / "w",
+    )
+    _state, card = load_shipped("hirqa-s", tmp_path / "w")
+    assert path.is_file() and card["seed"] == 0 and card["checkpoint_step"] in (2, 3)

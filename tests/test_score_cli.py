@@ -1,4 +1,4 @@
-"""``reliqa.score`` and ``reliqa score``: the contract (JSON shape, folders, per-file errors, exit codes)."""
+"""``reliqa.score`` and ``reliqa score``: the contract (JSON, folders, per-file errors, exits)."""
 
 from __future__ import annotations
 

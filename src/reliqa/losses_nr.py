@@ -35,7 +35,9 @@ def group_mask(groups: torch.Tensor) -> torch.Tensor:
     return groups[:, None] == groups[None, :]
 
 
-def ordered_pairs(levels: torch.Tensor, pair_mask: torch.Tensor, min_gap: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ordered_pairs(
+    levels: torch.Tensor, pair_mask: torch.Tensor, min_gap: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Index pairs (better, worse) with ``level[worse] - level[better] > min_gap`` inside the mask.
 
     Returns two (P,) long tensors: the less distorted and the more distorted member of each pair.
@@ -52,7 +54,7 @@ def ranking_loss(
     margin: float = 0.5,
     min_gap: float = 0.0,
 ) -> torch.Tensor:
-    """First-order ranking: a less distorted sample scores higher, by a margin that grows with the gap.
+    """First-order ranking: a less distorted sample scores higher, by a margin growing with the gap.
 
     ``L = mean over pairs (i, j) in the mask with l_j - l_i > min_gap of
     relu(margin * (l_j - l_i) - (s_i - s_j))``. Zero when every score gap exceeds its margin;
@@ -193,7 +195,8 @@ def text_alignment_loss(
     size = _check_same_length(projected=projected, targets=targets)
     if prompt_embeddings.ndim != 2 or prompt_embeddings.shape[1] != projected.shape[1]:
         raise ShapeMismatchError(
-            f"prompt_embeddings must be (P, {projected.shape[1]}), got {tuple(prompt_embeddings.shape)}"
+            f"prompt_embeddings must be (P, {projected.shape[1]}), "
+            f"got {tuple(prompt_embeddings.shape)}"
         )
     if size == 0:
         return projected.sum() * 0.0

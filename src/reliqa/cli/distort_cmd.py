@@ -7,7 +7,7 @@ Logic lives in :mod:`reliqa.distortions` (engine), :mod:`reliqa.visualize` (map 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -43,15 +43,15 @@ def _print_catalogue(as_json: bool) -> None:
 
 @app.command("distort")
 def distort_command(
-    image: Optional[Path] = typer.Argument(
+    image: Path | None = typer.Argument(
         None, help="The clean image to distort.", show_default=False
     ),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for the test images, maps (.npz) and map pictures."
     ),
     count: int = typer.Option(1, "--count", "-n", help="Number of distorted versions."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same outputs)."),
-    types: Optional[str] = typer.Option(
+    types: str | None = typer.Option(
         None, "--types", help="Comma-separated distortion types to apply to every version "
         "(default: a random mix of 1–4 per version). See --list-types.",
     ),
@@ -122,7 +122,7 @@ def distort_command(
 def demo_command(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for index.html."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    photos: Optional[str] = typer.Option(
+    photos: str | None = typer.Option(
         None, "--photos", help="Comma-separated skimage.data photos "
         "(default: astronaut,coffee,chelsea,rocket).",
     ),
@@ -130,15 +130,19 @@ def demo_command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Distort bundled photos and write a self-contained HTML page with their truth maps."""
-    from reliqa.reports.demo import DEMO_PHOTOS, build_demo
+    from reliqa.reports.demo import BUNDLED_PHOTOS, DEMO_PHOTOS, build_demo
 
     if versions < 1:
         usage_error(f"--versions must be ≥ 1, got {versions}")
     names = DEMO_PHOTOS if photos is None else [p.strip() for p in photos.split(",") if p.strip()]
+    unknown = [name for name in names if name not in BUNDLED_PHOTOS]
+    if unknown or not names:
+        usage_error(f"--photos: unknown photo {unknown[0] if unknown else ''!r}; known: "
+                    f"{', '.join(BUNDLED_PHOTOS)}")
     try:
         page = build_demo(out, photos=names, versions=versions, seed=seed)
     except ReliqaError as error:
-        usage_error(str(error))
+        fail(str(error))
     if as_json:
         print_json({"page": str(page)})
     else:

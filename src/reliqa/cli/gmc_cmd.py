@@ -45,10 +45,10 @@ def gmc_command(
         None, "--points", help="CSV of query points with columns Qs, Qd."
     ),
     samples: Optional[int] = typer.Option(
-        None, "--samples", help="Latin-hypercube query points [default: 100]."
+        None, "--samples", help="Latin-hypercube query points (default 100)."
     ),
     seed: Optional[int] = typer.Option(
-        None, "--seed", help="Seed of the Latin-hypercube points [default: 0]."
+        None, "--seed", help="Seed of the Latin-hypercube points (default 0)."
     ),
     bandwidth_multiplier: float = typer.Option(
         1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."
@@ -56,7 +56,7 @@ def gmc_command(
     score_range: Optional[str] = typer.Option(
         None,
         "--score-range",
-        help="MOS scale as LOW,HIGH (e.g. 1,5) [default: the MOS min and max].",
+        help="MOS scale as LOW,HIGH, e.g. 1,5 (default: the MOS min and max).",
     ),
     phi: float = typer.Option(
         4.0, "--phi", help="Beta precision used to estimate std when none is given."

@@ -9,10 +9,16 @@ from reliqa.cli.app import EXIT_INPUT_FAILED, app, print_json, usage_error
 
 @app.command("score")
 def score_command(
-    images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Image files or folders (folders expand to their images)."),
-    model: str = typer.Option("hirqa", "--model", "-m", help="hirqa (quality first) or hirqa-s (speed first)."),
+    images: list[str] = typer.Argument(
+        ..., metavar="IMAGE...", help="Image files or folders (folders expand to their images)."
+    ),
+    model: str = typer.Option(
+        "hirqa", "--model", "-m", help="hirqa (quality first) or hirqa-s (speed first)."
+    ),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"results": [{"image", "score" | "error"}]}.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"results": [{"image", "score" | "error"}]}.'
+    ),
 ) -> None:
     """Score images without a reference: higher = better, in [0, 1]. Exit 1 if any image failed."""
     from reliqa.models.nr_api import NR_MODELS, score_files

@@ -13,28 +13,55 @@ from reliqa.cli.train_cmd import train_app
 
 @train_app.command("nr")
 def train_nr_command(
-    config: Path = typer.Option(..., "--config", help="JSON training config (see configs/nr_*.json)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run's latest checkpoint."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Override the config's run_dir."),
-    device: Optional[str] = typer.Option(None, "--device", help="Override the config's device (auto, cpu, cuda)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Override the config's number of steps."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this much training time."),
-    data: Optional[str] = typer.Option(None, "--data", help="Override the config's folder of pristine photos."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="Override where the engine runs: workers or main."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a progress bar."),
+    config: Path = typer.Option(
+        ..., "--config", help="JSON training config (see configs/nr_*.json)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the run's latest checkpoint."
+    ),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Override the config's run_dir."
+    ),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="Override the config's device (auto, cpu, cuda)."
+    ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Override the config's number of steps."
+    ),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", help="Stop after this much training time."
+    ),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="Override the config's folder of pristine photos."
+    ),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="Override where the engine runs: workers or main."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print a JSON summary instead of a progress bar."
+    ),
 ) -> None:
     """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
     from reliqa.training.nr import load_nr_config, train_nr
 
     settings = load_nr_config(
-        str(config), run_dir=str(run_dir) if run_dir else None, device=device, steps=steps,
-        max_minutes=max_minutes, data=data, engine=engine,
+        str(config),
+        run_dir=str(run_dir) if run_dir else None,
+        device=device,
+        steps=steps,
+        max_minutes=max_minutes,
+        data=data,
+        engine=engine,
     )
     summary = train_nr(settings, resume=resume, quiet=json_output)
+    if summary["rank"] != 0:  # under torchrun only rank 0 reports
+        return
     if json_output:
         print_json(summary)
     else:
-        typer.echo(f"best checkpoint: {Path(settings.run_dir) / 'checkpoints' / 'best.safetensors'}")
+        typer.echo(
+            f"best checkpoint: {Path(settings.run_dir) / 'checkpoints' / 'best.safetensors'}"
+        )
 
 
 @train_app.command("embed-prompts")
@@ -56,8 +83,12 @@ def embed_prompts_command(
 def export_nr_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr` run."),
     name: str = typer.Option(..., "--name", help="hirqa or hirqa-s (must match the run's model)."),
-    command: Optional[str] = typer.Option(None, "--command", help="Training command for the card (default: the run's)."),
-    data_note: Optional[str] = typer.Option(None, "--data-note", help="Describe the training data in the card."),
+    command: Optional[str] = typer.Option(
+        None, "--command", help="Training command for the card (default: the run's)."
+    ),
+    data_note: Optional[str] = typer.Option(
+        None, "--data-note", help="Describe the training data in the card."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""

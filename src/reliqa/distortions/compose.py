@@ -384,10 +384,10 @@ def apply_plan(
     test = reference.clone()
     for name in pipeline_order(list(positions), catalogue):
         rows, slots = (torch.tensor(v, device=reference.device) for v in positions[name])
-        before = test[rows]
+        before = test[rows]  # a copy (advanced indexing), safe to blend in place
         after = catalogue[name].apply(before, plan.intensity[rows, slots], op_generator)
         mask = plan.masks[rows, slots][:, None].to(before)
-        test[rows] = torch.lerp(before, after.to(before), mask).clamp_(0.0, 1.0)
+        test[rows] = before.lerp_(after.to(before), mask).clamp_(0.0, 1.0)
     return test
 
 
@@ -399,23 +399,21 @@ def truth_maps(plan: DistortionPlan, catalogue: Catalogue | None = None) -> torc
     """
     catalogue = DISTORTIONS if catalogue is None else catalogue
     n, slots, h, w = plan.masks.shape
-    channel = torch.zeros(n, slots, dtype=torch.long)
-    sign = torch.zeros(n, slots)
-    for row, mix in enumerate(plan.types):
-        for slot, name in enumerate(mix):
-            distortion = _lookup(name, catalogue)
-            channel[row, slot] = ATTRIBUTE_INDEX[distortion.attribute]
-            sign[row, slot] = distortion.sign
     device = plan.masks.device
-    weight = (0.5 * sign.to(device) * plan.intensity)[:, :, None, None]
     truth = torch.full((n, NUM_ATTRIBUTES, h, w), NEUTRAL, device=device)
-    index = channel.to(device)[:, :, None, None].expand(n, slots, h, w)
-    truth.scatter_add_(1, index, weight * plan.masks)
-    # One distortion per channel stays within [0, 1] by itself; only stacked ones can leave it.
+    for slot in range(slots):
+        # Each sample appears once per slot, so the indexed add below never collides.
+        rows = [row for row, mix in enumerate(plan.types) if slot < len(mix)]
+        entries = [_lookup(plan.types[row][slot], catalogue) for row in rows]
+        rows_t = torch.tensor(rows, device=device)
+        channels = torch.tensor([ATTRIBUTE_INDEX[e.attribute] for e in entries], device=device)
+        signs = torch.tensor([float(e.sign) for e in entries], device=device)
+        weight = (0.5 * signs * plan.intensity[rows_t, slot]).view(-1, 1, 1)
+        truth[rows_t, channels] += weight * plan.masks[rows_t, slot]
     stacked = any(
-        len({ATTRIBUTE_INDEX[_lookup(name, catalogue).attribute] for name in mix}) < len(mix)
-        for mix in plan.types
+        len({_lookup(name, catalogue).attribute for name in mix}) < len(mix) for mix in plan.types
     )
+    # One distortion per channel stays within [0, 1] by itself; only stacked ones can leave it.
     return truth.clamp_(0.0, 1.0) if stacked else truth
 
 

@@ -96,7 +96,7 @@ def _distributed_position() -> tuple[int, int]:
     """(rank, world size) from torch.distributed, else torchrun's environment, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class DistortionDataset(IterableDataset):

@@ -106,7 +106,7 @@ def perlin_noise(
     cells_n = _per_sample(cells, batch, "cells")
     if not bool((cells_n > 0).all()):
         raise InvalidInputError(f"cells must be > 0, got {cells_n.tolist()}")
-    lattice = int(math.ceil(float(cells_n.max()))) + 2
+    lattice = math.ceil(float(cells_n.max())) + 2
     angles = torch.rand(batch, lattice, lattice, generator=generator) * (2.0 * math.pi)
     offsets = torch.rand(batch, 2, generator=generator)
     gradients = torch.stack((angles.cos(), angles.sin()), dim=-1).to(device)  # (N, L, L, 2)

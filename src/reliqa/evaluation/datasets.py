@@ -223,7 +223,7 @@ def _case_insensitive_index(folder: Path) -> dict[str, Path]:
     return {path.name.lower(): path for path in folder.rglob("*") if path.is_file()}
 
 
-def _finite_check(dataset: IQADataset) -> IQADataset:
+def _non_empty(dataset: IQADataset) -> IQADataset:
     if not dataset.items:
         raise DataError(f"{dataset.root}: the {dataset.name} dataset has no rated images")
     return dataset
@@ -260,7 +260,7 @@ def read_csv_dataset(path: str | os.PathLike, *, higher_is_better: bool = True, 
                 std=std,
             )
         )
-    return _finite_check(IQADataset(name, path, items, higher_is_better))
+    return _non_empty(IQADataset(name, path, items, higher_is_better))
 
 
 _LIVE_FOLDERS = ("jp2k", "jpeg", "wn", "gblur", "fastfading")
@@ -286,7 +286,7 @@ def read_live(root: str | os.PathLike) -> IQADataset:
         for image, score, original, reference in zip(images, dmos, originals, references)
         if not original
     ]
-    return _finite_check(IQADataset("live", root, items, higher_is_better=False))
+    return _non_empty(IQADataset("live", root, items, higher_is_better=False))
 
 
 # CSIQ's dst_idx → (folder, token in the file name); file names are matched case-insensitively.
@@ -322,7 +322,7 @@ def read_csiq(root: str | os.PathLike) -> IQADataset:
                 std=std,
             )
         )
-    return _finite_check(IQADataset("csiq", root, items, higher_is_better=False))
+    return _non_empty(IQADataset("csiq", root, items, higher_is_better=False))
 
 
 def _csiq_table(root: Path) -> Path:
@@ -363,7 +363,7 @@ def read_tid2013(root: str | os.PathLike) -> IQADataset:
                 std=stds[number - 1] if stds is not None else None,
             )
         )
-    return _finite_check(IQADataset("tid2013", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("tid2013", root, items, higher_is_better=True))
 
 
 def read_kadid10k(root: str | os.PathLike) -> IQADataset:
@@ -386,7 +386,7 @@ def read_kadid10k(root: str | os.PathLike) -> IQADataset:
                 std=math.sqrt(variance) if variance is not None else None,
             )
         )
-    return _finite_check(IQADataset("kadid10k", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("kadid10k", root, items, higher_is_better=True))
 
 
 def read_koniq10k(root: str | os.PathLike) -> IQADataset:
@@ -403,7 +403,7 @@ def read_koniq10k(root: str | os.PathLike) -> IQADataset:
         )
         for line, row in rows
     ]
-    return _finite_check(IQADataset("koniq10k", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("koniq10k", root, items, higher_is_better=True))
 
 
 _SPAQ_TABLE = "MOS and Image attribute scores"
@@ -423,7 +423,7 @@ def read_spaq(root: str | os.PathLike) -> IQADataset:
         IQAItem(image=folder / row["image name"], mos=_number(row["mos"], f"{table}, line {line}", "MOS"))
         for line, row in rows
     ]
-    return _finite_check(IQADataset("spaq", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("spaq", root, items, higher_is_better=True))
 
 
 def read_pipal(root: str | os.PathLike) -> IQADataset:
@@ -448,7 +448,7 @@ def read_pipal(root: str | os.PathLike) -> IQADataset:
             items.append(
                 IQAItem(image=root / "Train_Dis" / name, mos=_number(score, where, "score"), reference=reference)
             )
-    return _finite_check(IQADataset("pipal", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("pipal", root, items, higher_is_better=True))
 
 
 def read_live_challenge(root: str | os.PathLike) -> IQADataset:
@@ -471,7 +471,7 @@ def read_live_challenge(root: str | os.PathLike) -> IQADataset:
         for n, (name, score) in enumerate(zip(names, mos), start=1)
         if not (training / name).is_file()
     ]
-    return _finite_check(IQADataset("live_challenge", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("live_challenge", root, items, higher_is_better=True))
 
 
 def read_biq2021(root: str | os.PathLike, *, split: str = "Test") -> IQADataset:
@@ -487,7 +487,7 @@ def read_biq2021(root: str | os.PathLike, *, split: str = "Test") -> IQADataset:
         IQAItem(image=root / "Images" / row["image name"], mos=_number(row["mos"], f"{table}, line {line}", "MOS"))
         for line, row in rows
     ]
-    return _finite_check(IQADataset("biq2021", root, items, higher_is_better=True))
+    return _non_empty(IQADataset("biq2021", root, items, higher_is_better=True))
 
 
 # ----------------------------------------------------------------------------------- detection

@@ -7,6 +7,7 @@ Functional core: :func:`psnr`, :func:`ssim`, :func:`ms_ssim`, :func:`gmsd`, :fun
 from reliqa.metrics import registry as _registry  # noqa: F401  (registers the metrics)
 from reliqa.metrics import niqe as _niqe, sharpness as _sharpness  # noqa: F401  (register niqe, laplacian_var)
 from reliqa.metrics.base import Metric, MetricInfo, create_metric, list_metrics, register_metric
+from reliqa.metrics.fsim import fsim
 from reliqa.metrics.gmsd import gmsd
 from reliqa.metrics.psnr import psnr
 from reliqa.metrics.ssim import ms_ssim, ssim, ssim_downsampled
@@ -16,6 +17,7 @@ __all__ = [
     "Metric",
     "MetricInfo",
     "create_metric",
+    "fsim",
     "gmsd",
     "list_metrics",
     "ms_ssim",

@@ -26,8 +26,10 @@ def check_image(image: torch.Tensor, name: str, *, channels: tuple[int, ...] = (
         raise InvalidInputError(f"{name}: expected a floating-point tensor, got {image.dtype}")
     if image.numel() == 0:
         raise InvalidInputError(f"{name}: empty tensor {tuple(image.shape)}")
-    if not bool(torch.isfinite(image).all()):
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
+    # One reduction instead of torch.isfinite's four passes: the sum is finite exactly when
+    # every value is (images never come near float32 overflow); the message covers that case.
+    if not bool(torch.isfinite(image.detach().sum())):
+        raise InvalidInputError(f"{name}: contains NaN or infinite values (or values near float overflow)")
 
 
 def check_pair(

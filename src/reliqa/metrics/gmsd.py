@@ -23,14 +23,14 @@ def prewitt_gradient_squared(image: torch.Tensor) -> torch.Tensor:
         image: (N, C, H, W).
 
     Returns:
-        (N, C, H, W) squared gradient magnitude.
+        (N, C, H, W) squared gradient magnitude times 9 (the kernels' 1/3 is left to the caller).
     """
     padded = F.pad(image, (1, 1, 1, 1))
     column_box = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]  # (H, W + 2)
     row_box = padded[..., :, :-2] + padded[..., :, 1:-1] + padded[..., :, 2:]  # (H + 2, W)
     gradient_x = column_box[..., 2:] - column_box[..., :-2]
     gradient_y = row_box[..., 2:, :] - row_box[..., :-2, :]
-    return torch.addcmul(gradient_x * gradient_x, gradient_y, gradient_y) / 9.0
+    return torch.addcmul(gradient_x * gradient_x, gradient_y, gradient_y)
 
 
 def gmsd(
@@ -70,7 +70,8 @@ def gmsd(
         test, reference = box_downsample(test, 2, "zero"), box_downsample(reference, 2, "zero")
     squared_test, squared_reference = prewitt_gradient_squared(torch.cat([test, reference])).chunk(2)
     # 2·m1·m2 = 2·√(m1²·m2²): one square root; the floor keeps its gradient finite on flat areas.
+    # The squared gradients are 9× too large (kernel 1/3 left out), so the threshold is 9× too.
     cross = (squared_test * squared_reference).clamp_min(1e-30).sqrt()
-    similarity = (2.0 * cross + threshold) / (squared_test + squared_reference + threshold)
+    similarity = (2.0 * cross + 9.0 * threshold) / (squared_test + squared_reference + 9.0 * threshold)
     per_channel = similarity.flatten(2).std(dim=-1, correction=1)
     return reduce(per_channel.mean(dim=1), reduction)

@@ -17,6 +17,7 @@ from reliqa.exceptions import InvalidInputError
 from reliqa.metrics._validate import check_pair
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
+from reliqa.metrics.fsim import fsim
 from reliqa.metrics.gmsd import gmsd
 from reliqa.metrics.psnr import psnr
 from reliqa.metrics.ssim import ms_ssim, ssim, ssim_downsampled
@@ -134,4 +135,19 @@ _register(
                "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
                "Sheikh & Bovik 2006, vifp_mscale.m"),
     vif, "gray_matlab",
+)
+_register(
+    MetricInfo("fsim", "FR", True, (0.0, 1.0), True,
+               "FSIMc (the chromatic FSIM that FeatureSIM.m returns second and that published tables "
+               "list as FSIM): phase congruency + Scharr gradient on YIQ Y, times Re[(S_I S_Q)^0.03], "
+               "after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
+               "Zhang et al. 2011, FeatureSIM.m (second output, FSIMc)"),
+    fsim, "rgb", chromatic=True,
+)
+_register(
+    MetricInfo("fsim_luminance", "FR", True, (0.0, 1.0), True,
+               "FSIM without the chromatic term: phase congruency + Scharr gradient on YIQ Y (not "
+               "rounded), after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
+               "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)"),
+    fsim, "rgb",
 )

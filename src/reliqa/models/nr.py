@@ -64,7 +64,7 @@ class ResidualBlock(nn.Module):
 
 
 class SeparableBlock(nn.Module):
-    """Depthwise 3×3 then pointwise 1×1, skip when shapes match: (N, C_in, H, W) → (N, C_out, H/s, W/s)."""
+    """Depthwise 3×3, pointwise 1×1, skip if shapes match: (N, C_in, H, W) → (N, C_out, H/s, W/s)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
@@ -129,12 +129,16 @@ class HiRQA(nn.Module):
         if block not in ("residual", "separable"):
             raise InvalidInputError(f"block must be 'residual' or 'separable', got {block!r}")
         if len(widths) != len(depths):
-            raise InvalidInputError(f"widths {tuple(widths)} and depths {tuple(depths)} differ in length")
+            raise InvalidInputError(
+                f"widths {tuple(widths)} and depths {tuple(depths)} differ in length"
+            )
         layers: list[nn.Module] = []
         channels = 3
         for index, width in enumerate(stem):
             if index == 0 and patch > 2:
-                first = nn.Sequential(nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width))
+                first = nn.Sequential(
+                    nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width)
+                )
                 layers += [first, nn.ReLU(inplace=True)]
             else:
                 layers += [_conv_bn(channels, width, 3, 2), nn.ReLU(inplace=True)]
@@ -154,7 +158,9 @@ class HiRQA(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
         _check_images(images)
-        normalised = ((images - _INPUT_MEAN) / _INPUT_STD).contiguous(memory_format=torch.channels_last)
+        normalised = ((images - _INPUT_MEAN) / _INPUT_STD).contiguous(
+            memory_format=torch.channels_last
+        )
         features = self.encoder(normalised)
         return self.embedding(self.pool(features))
 
@@ -222,9 +228,18 @@ HIRQA_CONFIGS: dict[str, dict[str, object]] = {
 """Architecture of each registered size (the registry builds ``HiRQA(**config)``)."""
 
 for _name, _description in (
-    ("hirqa", "No-reference quality score in [0, 1] (quality first); trained on synthetic data only."),
+    (
+        "hirqa",
+        "No-reference quality score in [0, 1] (quality first); trained on synthetic data only.",
+    ),
     ("hirqa-s", "No-reference quality score in [0, 1] (speed first, depthwise-separable)."),
 ):
     register_model(
-        ModelEntry(name=_name, builder=HiRQA, kwargs=HIRQA_CONFIGS[_name], weights=_name, description=_description)
+        ModelEntry(
+            name=_name,
+            builder=HiRQA,
+            kwargs=HIRQA_CONFIGS[_name],
+            weights=_name,
+            description=_description,
+        )
     )

@@ -20,6 +20,7 @@ from reliqa.io import ImageSource, expand_image_paths, load_image
 NR_MODELS: tuple[str, ...] = ("hirqa", "hirqa-s")
 """Names :func:`score` accepts."""
 
+
 class QualityScorer:
     """A loaded no-reference model: ``scorer(images)`` maps (N, 3, H, W) in [0, 1] → (N,) in [0, 1].
 
@@ -30,7 +31,9 @@ class QualityScorer:
 
     def __init__(self, model: str = "hirqa", device: str | torch.device | None = None) -> None:
         if model not in NR_MODELS:
-            raise UnknownNameError(f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}")
+            raise UnknownNameError(
+                f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}"
+            )
         from reliqa.models import create_model
 
         self.name = model
@@ -42,7 +45,9 @@ class QualityScorer:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] → (N,) float32 scores on CPU."""
         if images.ndim != 4 or images.shape[1] != 3:
-            raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+            raise InvalidInputError(
+                f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}"
+            )
         return self.network.score(images.to(self.device, torch.float32)).cpu()
 
 
@@ -100,7 +105,9 @@ def score(
         for start in range(0, batch.shape[0], batch_size):
             chunk = batch[start : start + batch_size]
             queued = sum(item.shape[0] for item in pending)
-            if pending and (pending[0].shape[-2:] != chunk.shape[-2:] or queued + chunk.shape[0] > batch_size):
+            if pending and (
+                pending[0].shape[-2:] != chunk.shape[-2:] or queued + chunk.shape[0] > batch_size
+            ):
                 flush()
             pending.append(chunk)
     flush()
@@ -128,4 +135,3 @@ def score_files(
         else:
             records.append({"image": str(path), "score": value})
     return records
-

@@ -13,7 +13,7 @@ from pathlib import Path
 from skimage import data as skimage_data
 
 from reliqa.distortions.compose import distort_image
-from reliqa.exceptions import UnknownNameError
+from reliqa.exceptions import UnknownNameError, WeightsError
 from reliqa.io import load_image
 from reliqa.reports.html import Picture, ReportPage
 from reliqa.visualize import render_maps
@@ -85,7 +85,15 @@ def build_demo(
     seed: int = 0,
 ) -> Path:
     """Write ``out_dir/index.html`` (self-contained) and return its path."""
-    return demo_page(photos=photos, versions=versions, seed=seed).save(Path(out_dir) / "index.html")
+    from reliqa.reports.relational_demo import add_relational_section
+
+    page = demo_page(photos=photos, versions=versions, seed=seed)
+    try:
+        add_relational_section(page, photos=photos, versions=versions, seed=seed)
+    except WeightsError as error:
+        # The engine's half of the demo stands on its own; say on the page what is missing.
+        page.heading("Relational model").paragraph(f"Not shown: {error}", note=True)
+    return page.save(Path(out_dir) / "index.html")
 
 
 __all__ = ["BUNDLED_PHOTOS", "DEMO_PHOTOS", "build_demo", "demo_page"]

@@ -56,6 +56,7 @@ from reliqa.training.common import (
     git_commit,
     load_config,
     mean_across_ranks,
+    module_state_from_checkpoint,
     seed_everything,
     set_lr,
     setup_distributed,
@@ -71,13 +72,33 @@ from reliqa.training.prompts import (
     overall_severity,
 )
 
-
 CAMERA_POOL: tuple[str, ...] = (
-    "gaussian_blur", "lens_blur", "motion_blur", "unsharp_mask", "high_boost_sharpen",
-    "gaussian_noise", "chroma_noise", "shot_noise", "speckle_noise", "impulse_noise",
-    "brighten", "darken", "gamma_brighten", "gamma_darken", "exposure_up", "exposure_down",
-    "linear_contrast_up", "linear_contrast_down", "nonlinear_contrast_up", "nonlinear_contrast_down",
-    "saturation_up", "saturation_down", "jpeg", "webp", "banding", "pixelation",
+    "gaussian_blur",
+    "lens_blur",
+    "motion_blur",
+    "unsharp_mask",
+    "high_boost_sharpen",
+    "gaussian_noise",
+    "chroma_noise",
+    "shot_noise",
+    "speckle_noise",
+    "impulse_noise",
+    "brighten",
+    "darken",
+    "gamma_brighten",
+    "gamma_darken",
+    "exposure_up",
+    "exposure_down",
+    "linear_contrast_up",
+    "linear_contrast_down",
+    "nonlinear_contrast_up",
+    "nonlinear_contrast_down",
+    "saturation_up",
+    "saturation_down",
+    "jpeg",
+    "webp",
+    "banding",
+    "pixelation",
 )
 """Default distortion pool: what cameras and their processing do (docs/nr.md). Left out:
 white-balance casts, JPEG 2000, palette quantisation, jitter and lost blocks (transmission
@@ -93,13 +114,16 @@ class NRTrainConfig:
     run_dir: str = "runs/nr_hirqa_s"
     steps: int = 2000
     max_minutes: float | None = None
+    init_from: str | None = None
     batch_size: int = 8
     levels: int = 4
     crop_sizes: list[int] = field(default_factory=lambda: [192, 256])
     scale_range: list[float] = field(default_factory=lambda: [0.3, 1.0])
     max_distortions: int = 2
     pool: list[str] | None = field(default_factory=lambda: list(CAMERA_POOL))
-    mask_families: dict[str, float] = field(default_factory=lambda: {"full": 0.75, "half": 0.15, "ellipse": 0.1})
+    mask_families: dict[str, float] = field(
+        default_factory=lambda: {"full": 0.75, "half": 0.15, "ellipse": 0.1}
+    )
     engine: str = "workers"
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -131,13 +155,17 @@ class NRTrainConfig:
 
     def __post_init__(self) -> None:
         if self.model not in HIRQA_CONFIGS:
-            raise InvalidInputError(f"model must be one of {sorted(HIRQA_CONFIGS)}, got {self.model!r}")
+            raise InvalidInputError(
+                f"model must be one of {sorted(HIRQA_CONFIGS)}, got {self.model!r}"
+            )
         if self.steps < 1 or self.batch_size < 2 or self.levels < 2:
             raise InvalidInputError("steps must be ≥ 1, batch_size ≥ 2 and levels ≥ 2")
         if self.engine not in ("workers", "main"):
             raise InvalidInputError(f"engine must be 'workers' or 'main', got {self.engine!r}")
         if not self.crop_sizes or min(self.crop_sizes) < 64:
-            raise InvalidInputError(f"crop_sizes must be a non-empty list of sizes ≥ 64, got {self.crop_sizes}")
+            raise InvalidInputError(
+                f"crop_sizes must be a non-empty list of sizes ≥ 64, got {self.crop_sizes}"
+            )
 
 
 @dataclass
@@ -171,7 +199,9 @@ def flatten_ordinal_batch(batch: dict[str, torch.Tensor], bank: PromptBank) -> F
     channel_severity, channel_sign = channel_summary(flat_truth)
     dominant = channel_severity.argmax(dim=1)
     sign = channel_sign.gather(1, dominant[:, None])[:, 0]
-    direction = torch.where(severity < CLEAN_SEVERITY, torch.full_like(dominant, -1), dominant * 2 + (sign > 0).long())
+    direction = torch.where(
+        severity < CLEAN_SEVERITY, torch.full_like(dominant, -1), dominant * 2 + (sign > 0).long()
+    )
     groups = torch.arange(b, device=images.device).repeat_interleave(k + 1)
     prompts = bank.targets(dominant.cpu(), sign.cpu(), severity.cpu()).to(images.device)
     return FlatBatch(images, groups, severity, direction, prompts)
@@ -201,21 +231,31 @@ def nr_objective(
     """All loss terms and their weighted sum (key ``total``) for one flattened batch."""
     same_content = group_mask(batch.groups)
     severity = batch.severity
-    comparable = (batch.direction[:, None] == batch.direction[None, :]) & (batch.direction[:, None] >= 0)
+    comparable = (batch.direction[:, None] == batch.direction[None, :]) & (
+        batch.direction[:, None] >= 0
+    )
     cross = comparable & ~same_content
     both_clean = (severity[:, None] < CLEAN_SEVERITY) & (severity[None, :] < CLEAN_SEVERITY)
     close = (severity[:, None] - severity[None, :]).abs() < config.same_level_gap
     same_level = both_clean | (cross & close)
     terms = {
         "rank": ranking_loss(scores, severity, same_content, config.margin_rank),
-        "cross": ranking_loss(scores, severity, cross, config.margin_rank, min_gap=config.cross_min_gap),
+        "cross": ranking_loss(
+            scores, severity, cross, config.margin_rank, min_gap=config.cross_min_gap
+        ),
         "higher": pair_of_pairs_loss(scores, batch.groups, severity, config.margin_higher),
-        "embed": embedding_consistency_loss(embedding, severity, same_content, same_level, config.margin_embed),
-        "text": text_alignment_loss(projected, prompt_embeddings, batch.prompts, config.temperature),
+        "embed": embedding_consistency_loss(
+            embedding, severity, same_content, same_level, config.margin_embed
+        ),
+        "text": text_alignment_loss(
+            projected, prompt_embeddings, batch.prompts, config.temperature
+        ),
         "anchor": level_anchor_loss(scores, severity),
     }
     weights = {name: getattr(config, f"weight_{name}") for name in terms}
-    terms["total"] = sum(weights[name] * value for name, value in terms.items() if weights[name] > 0)
+    terms["total"] = sum(
+        weights[name] * value for name, value in terms.items() if weights[name] > 0
+    )
     return terms
 
 
@@ -272,32 +312,58 @@ def _loaders(
     iterators = []
     for position, crop in enumerate(config.crop_sizes):
         dataset = DistortionDataset(
-            config.data, split="train", crop_size=crop, batch_size=config.batch_size, mode="ordinal",
-            ordinal_levels=config.levels, scale_range=tuple(config.scale_range),
-            max_distortions=config.max_distortions, pool=config.pool,
-            mask_families=config.mask_families, seed=config.seed * 1000 + position,
+            config.data,
+            split="train",
+            crop_size=crop,
+            batch_size=config.batch_size,
+            mode="ordinal",
+            ordinal_levels=config.levels,
+            scale_range=tuple(config.scale_range),
+            max_distortions=config.max_distortions,
+            pool=config.pool,
+            mask_families=config.mask_families,
+            seed=config.seed * 1000 + position,
             device=device if on_device else "cpu",
         )
         dataset.set_epoch(epoch)
         dataset.preload()
-        workers = 0 if on_device else max(1, config.workers // len(config.crop_sizes)) if config.workers else 0
+        workers = (
+            0
+            if on_device
+            else max(1, config.workers // len(config.crop_sizes))
+            if config.workers
+            else 0
+        )
         loader = DataLoader(
-            dataset, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-            prefetch_factor=4 if workers else None, pin_memory=torch.cuda.is_available() and not on_device,
+            dataset,
+            batch_size=None,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers else None,
+            pin_memory=torch.cuda.is_available() and not on_device,
         )
         iterators.append(iter(loader))
     return iterators
 
 
-def validation_set(config: NRTrainConfig, bank: PromptBank, device: torch.device) -> list[FlatBatch]:
+def validation_set(
+    config: NRTrainConfig, bank: PromptBank, device: torch.device
+) -> list[FlatBatch]:
     """The fixed synthetic validation batches (held-out photos) of a config, flattened; made on
     ``device`` when the engine runs in the main process (same recipe, float rounding aside)."""
     from reliqa.distortions.dataset import validation_batches
 
     raw = validation_batches(
-        config.data, num_batches=config.val_batches, batch_size=config.val_batch_size,
-        crop_size=config.val_crop, mode="ordinal", seed=12345, ordinal_levels=config.levels,
-        max_distortions=config.max_distortions, pool=config.pool, mask_families=config.mask_families,
+        config.data,
+        num_batches=config.val_batches,
+        batch_size=config.val_batch_size,
+        crop_size=config.val_crop,
+        mode="ordinal",
+        seed=12345,
+        ordinal_levels=config.levels,
+        max_distortions=config.max_distortions,
+        pool=config.pool,
+        mask_families=config.mask_families,
         device=device if config.engine == "main" else "cpu",
     )
     return [flatten_ordinal_batch(batch, bank) for batch in raw]
@@ -317,12 +383,18 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=config.lr,
     )
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
     state = checkpointer.resume({"model": model}, {"adamw": optimizer}) if resume else None
     start = state.step if state else 0
+    if state is None and config.init_from:
+        # Continue from another run's weights (a fresh optimiser, schedule and step count).
+        model.load_state_dict(module_state_from_checkpoint(config.init_from, "model"))
     best = state.extra.get("best", -math.inf) if state else -math.inf
     seed_everything(config.seed + start, context.rank)
     bank = load_prompt_bank()
@@ -337,16 +409,21 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     elapsed = float(state.extra.get("elapsed_s", 0.0)) if state else 0.0
     clock = time.monotonic()
     stopped_early = False
-    summary: dict[str, Any] = {"best_selection": best, "start_step": start}
+    summary: dict[str, Any] = {"start_step": start}
     show = context.is_main and not quiet
-    with MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log, training_progress(
-        config.steps, start, description=f"train {config.model}", enabled=show
-    ) as progress:
+    with (
+        MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log,
+        training_progress(
+            config.steps, start, description=f"train {config.model}", enabled=show
+        ) as progress,
+    ):
         for step in range(start, config.steps):
             timer.start()
             view.train()
             raw = next(iterators[step % len(iterators)])
-            batch = flatten_ordinal_batch({k: v.to(context.device, non_blocking=True) for k, v in raw.items()}, bank)
+            batch = flatten_ordinal_batch(
+                {k: v.to(context.device, non_blocking=True) for k, v in raw.items()}, bank
+            )
             progress_step = step
             if config.max_minutes:
                 # The cosine schedule follows whichever budget (steps, minutes) runs out first.
@@ -364,11 +441,21 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
             optimizer.step()
             timer.stop()
             done = step + 1
-            stopped_early = bool(mean_across_ranks({"stop": float(stopped_early)}, context)["stop"] > 0)
+            stopped_early = bool(
+                mean_across_ranks({"stop": float(stopped_early)}, context)["stop"] > 0
+            )
             last = done == config.steps or stopped_early
             if done % config.log_every == 0 or last:
-                values = mean_across_ranks({k: float(v.detach()) for k, v in terms.items()}, context)
-                log.write(done, "train", lr=optimizer.param_groups[0]["lr"], steps_per_s=timer.rate(), **values)
+                values = mean_across_ranks(
+                    {k: float(v.detach()) for k, v in terms.items()}, context
+                )
+                log.write(
+                    done,
+                    "train",
+                    lr=optimizer.param_groups[0]["lr"],
+                    steps_per_s=timer.rate(),
+                    **values,
+                )
                 progress.advance(config.log_every, loss=values["total"])
             if context.is_main and (done % config.val_every == 0 or last):
                 metrics = synthetic_validation(model, validation, context.device)
@@ -380,18 +467,31 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
                     )
                     summary["best_val"] = {"step": done, **metrics}
                 if not quiet and not sys.stderr.isatty():
-                    print(f"step {done}: val selection {metrics['selection']:.4f} "
-                          f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"step {done}: val selection {metrics['selection']:.4f} "
+                        f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if done % config.checkpoint_every == 0 or last:
                 spent = elapsed + time.monotonic() - clock
-                checkpointer.save(done, {"model": model}, {"adamw": optimizer}, {"best": best, "elapsed_s": spent})
+                checkpointer.save(
+                    done, {"model": model}, {"adamw": optimizer}, {"best": best, "elapsed_s": spent}
+                )
             barrier(context)
             if stopped_early:
                 summary["stopped_at_step"] = done
                 break
     cleanup_distributed()
-    summary.update({"best_selection": best, "steps": config.steps, "run_dir": str(run_dir), "commit": git_commit()})
+    summary.update(
+        {
+            "best_selection": best if math.isfinite(best) else None,
+            "steps": config.steps,
+            "run_dir": str(run_dir),
+            "commit": git_commit(),
+            "rank": context.rank,
+        }
+    )
     return summary
 
 
@@ -422,12 +522,18 @@ def export_nr_weights(
     if config["model"] != name:
         raise InvalidInputError(f"{run}: the run trained {config['model']!r}, not {name!r}")
     tensors, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
-    state = {k[len("model/model/") :]: v for k, v in tensors.items() if k.startswith("model/model/")}
+    state = {
+        k[len("model/model/") :]: v for k, v in tensors.items() if k.startswith("model/model/")
+    }
     HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # refuse a state that does not fit
     card = {
         "model": name,
         "architecture": HIRQA_CONFIGS[name],
-        "parameters": sum(int(v.numel()) for k, v in state.items() if "running" not in k and "num_batches" not in k),
+        "parameters": sum(  # the inference path: no batch-norm statistics, no text head
+            int(v.numel())
+            for k, v in state.items()
+            if "running" not in k and "num_batches" not in k and not k.startswith("text_projection")
+        ),
         "training_command": command,
         "training_data": data_note
         or f"synthetic ordinal sets from {config['data']} (train split); no human labels",

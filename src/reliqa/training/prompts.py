@@ -48,13 +48,18 @@ class PromptBank:
     strengths: tuple[tuple[str, float], ...]
 
     def index(self, direction: str, severity: float) -> int:
-        """Prompt index of a distortion direction (e.g. ``"sharpness-"``) at a severity in [0, 1]."""
+        """Prompt index of a distortion direction (e.g. ``"sharpness-"``) at severity in [0, 1]."""
         if severity < CLEAN_SEVERITY or direction not in self.directions:
             return 0
-        bucket = next((k for k, (_, upper) in enumerate(self.strengths) if severity < upper), len(self.strengths) - 1)
+        bucket = next(
+            (k for k, (_, upper) in enumerate(self.strengths) if severity < upper),
+            len(self.strengths) - 1,
+        )
         return 1 + self.directions.index(direction) * len(self.strengths) + bucket
 
-    def targets(self, dominant: torch.Tensor, sign: torch.Tensor, severity: torch.Tensor) -> torch.Tensor:
+    def targets(
+        self, dominant: torch.Tensor, sign: torch.Tensor, severity: torch.Tensor
+    ) -> torch.Tensor:
         """Prompt index per sample → (N,) long.
 
         Args:
@@ -70,7 +75,10 @@ class PromptBank:
 
 
 def channel_summary(truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel severity and direction of truth maps (N, 9, H, W) → ((N, 9) in [0, 1], (N, 9) sign)."""
+    """Per-channel severity and direction of truth maps.
+
+    (N, 9, H, W) → ((N, 9) severities in [0, 1], (N, 9) signs of the mean change).
+    """
     signed = (truth - NEUTRAL).flatten(2).mean(dim=2) * 2.0
     severity = (truth - NEUTRAL).abs().flatten(2).mean(dim=2) * 2.0
     return severity, torch.sign(signed)
