@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,8 +40,18 @@ def _frequency_grid(rows: int, cols: int, device: torch.device) -> tuple[torch.T
     return x, y
 
 
-def _filter_bank(rows: int, cols: int, device: torch.device) -> torch.Tensor:
-    """Log-Gabor × angular-spread filters of phasecong2, (orientations, scales, rows, cols), float64."""
+@functools.lru_cache(maxsize=4)
+def _filter_bank(rows: int, cols: int, device: torch.device) -> tuple[torch.Tensor, tuple[float, ...]]:
+    """Log-Gabor × angular-spread filters of phasecong2 and each orientation's noise constant.
+
+    Both depend only on the image size, so they are cached (4 sizes).
+
+    Returns:
+        bank: (orientations, scales, rows, cols) float64 filters in the Fourier domain.
+        noise_gain: per orientation, (2·Σ_s f_s² + 4·Σ_{i<j} f_i·f_j summed over pixels) / Σ F_0²,
+            f_s the spatial filters scaled by √(rows·cols), F_0 the finest Fourier filter; times the
+            median-based noise energy it gives the expected squared noise energy.
+    """
     x, y = _frequency_grid(rows, cols, device)
     radius = torch.sqrt(x * x + y * y)
     lowpass = torch.fft.ifftshift(1.0 / (1.0 + (radius / 0.45) ** (2 * 15)))
@@ -63,7 +74,16 @@ def _filter_bank(rows: int, cols: int, device: torch.device) -> torch.Tensor:
         delta = torch.abs(torch.atan2(sin_difference, cos_difference))
         spread = torch.exp(-(delta**2) / (2 * theta_sigma**2))
         bank.append(torch.stack([log_gabor * spread for log_gabor in log_gabors]))
-    return torch.stack(bank)
+    filters = torch.stack(bank)
+    spatial = torch.fft.ifft2(filters).real * math.sqrt(rows * cols)
+    noise_gain = []
+    for orientation in range(_ORIENTATIONS):
+        scales = spatial[orientation]
+        sum_an2 = float((scales**2).sum())
+        total = scales.sum(dim=0)
+        sum_ai_aj = (float((total**2).sum()) - sum_an2) / 2  # Σ_{i<j} f_i·f_j from (Σ f)² − Σ f²
+        noise_gain.append((2 * sum_an2 + 4 * sum_ai_aj) / float((filters[orientation, 0] ** 2).sum()))
+    return filters, tuple(noise_gain)
 
 
 def phase_congruency(image: torch.Tensor) -> torch.Tensor:
@@ -79,11 +99,9 @@ def phase_congruency(image: torch.Tensor) -> torch.Tensor:
         (N, 1, H, W) phase congruency in [0, 1].
     """
     batch, _, rows, cols = image.shape
-    bank64 = _filter_bank(rows, cols, image.device)
+    bank64, noise_gain = _filter_bank(rows, cols, image.device)
     bank = bank64.to(image.dtype)
     spectrum = torch.fft.fft2(image[:, 0])  # (N, H, W)
-    # spatial filters, for the noise estimate only (they do not depend on the image)
-    spatial = torch.fft.ifft2(bank64).real * math.sqrt(rows * cols)  # (O, S, H, W)
     energy_all = image.new_zeros(batch, rows, cols)
     amplitude_all = image.new_zeros(batch, rows, cols)
     for orientation in range(_ORIENTATIONS):
@@ -96,11 +114,8 @@ def phase_congruency(image: torch.Tensor) -> torch.Tensor:
         energy = (even * mean_even + odd * mean_odd - torch.abs(even * mean_odd - odd * mean_even)).sum(dim=1)
 
         median_e2n = torch.quantile((amplitude[:, 0] ** 2).flatten(1), 0.5, dim=1)  # MATLAB median
-        noise_power = (-median_e2n / math.log(0.5)) / float((bank64[orientation, 0] ** 2).sum())
-        filters = spatial[orientation]
-        sum_an2 = float((filters**2).sum())
-        sum_ai_aj = float(sum((filters[i] * filters[j]).sum() for i in range(_SCALES) for j in range(i + 1, _SCALES)))
-        tau = torch.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
+        # Rayleigh parameter of the noise energy: τ² = E[noise energy²] / 2
+        tau = torch.sqrt((-median_e2n / math.log(0.5)) * noise_gain[orientation] / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + _NOISE_K * math.sqrt(2 - math.pi / 2) * tau) / _PC2_NOISE_RESCALE
         energy_all = energy_all + torch.clamp(energy - threshold[:, None, None], min=0.0)
         amplitude_all = amplitude_all + amplitude.sum(dim=1)

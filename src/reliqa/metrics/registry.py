@@ -65,75 +65,86 @@ _GRAY = "MATLAB rgb2gray luminance (0.2989 R + 0.5870 G + 0.1140 B) rounded to 8
 _register(
     MetricInfo("psnr", "FR", True, (0.0, _INF), True,
                "PSNR in dB over the three RGB channels together (one MSE), peak 1.0; inf for identical images",
-               "MATLAB psnr(A, ref) on the RGB image"),
+               "MATLAB psnr(A, ref) on the RGB image",
+               extra={"min_size": 1}),
     psnr, "rgb",
 )
 _register(
     MetricInfo("psnr_y", "FR", True, (0.0, _INF), True,
                "PSNR in dB on the BT.601 studio-swing luma (MATLAB rgb2ycbcr Y, 16..235), not rounded, "
                "peak 1.0 — the super-resolution convention",
-               "super-resolution benchmarks (e.g. Set5/Set14 evaluation scripts)"),
+               "super-resolution benchmarks (e.g. Set5/Set14 evaluation scripts)",
+               extra={"min_size": 1}),
     psnr, "luma_bt601",
 )
 _register(
     MetricInfo("ssim", "FR", True, (-1.0, 1.0), True,
                f"SSIM on the {_GRAY}; 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid "
                "positions only, NO automatic downsampling",
-               "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)"),
+               "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)",
+               extra={"min_size": 11}),
     ssim, "gray_matlab",
 )
 _register(
     MetricInfo("ssim_rgb", "FR", True, (-1.0, 1.0), True,
                "SSIM computed on R, G and B separately and averaged; 11x11 Gaussian window, sigma 1.5, "
                "valid positions, no downsampling (what pytorch-msssim and piq(downsample=False) compute)",
-               "Wang et al. 2004 applied per channel"),
+               "Wang et al. 2004 applied per channel",
+               extra={"min_size": 11}),
     ssim, "rgb",
 )
 _register(
     MetricInfo("ssim_downsampled", "FR", True, (-1.0, 1.0), True,
                f"SSIM on the {_GRAY} after Wang's automatic downsampling: F x F block average "
                "(symmetric boundary) and every F-th pixel, F = max(1, round(min(H, W) / 256))",
-               "Wang's ssim.m (2009) and MATLAB's ssim"),
+               "Wang's ssim.m (2009) and MATLAB's ssim",
+               extra={"min_size": 11}),
     ssim_downsampled, "gray_matlab",
 )
 _register(
     MetricInfo("ssim_skimage", "FR", True, (-1.0, 1.0), True,
                "scikit-image structural_similarity defaults on RGB (channel_axis, data_range 1): 7x7 "
                "uniform window, sample covariance, valid positions, channels averaged",
-               "skimage.metrics.structural_similarity"),
+               "skimage.metrics.structural_similarity",
+               extra={"min_size": 7}),
     ssim, "rgb", window="uniform", window_size=7, sample_covariance=True,
 )
 _register(
     MetricInfo("ms_ssim", "FR", True, (0.0, 1.0), True,
                f"MS-SSIM on the {_GRAY}; 5 scales, weights 0.0448/0.2856/0.3001/0.2363/0.1333, 2x2 "
                "average downsampling (symmetric boundary), 11x11 Gaussian sigma 1.5; needs >= 161 px",
-               "Wang, Simoncelli & Bovik 2003, msssim.m"),
+               "Wang, Simoncelli & Bovik 2003, msssim.m",
+               extra={"min_size": 161}),
     ms_ssim, "gray_matlab",
 )
 _register(
     MetricInfo("ms_ssim_rgb", "FR", True, (0.0, 1.0), True,
                "MS-SSIM (as ms_ssim) computed on R, G and B separately and averaged; needs >= 161 px",
-               "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)"),
+               "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)",
+               extra={"min_size": 161}),
     ms_ssim, "rgb",
 )
 _register(
     MetricInfo("gmsd", "FR", False, (0.0, 1.0), True,
                f"GMSD on the {_GRAY}; 2x2 average + every 2nd pixel, Prewitt [1 0 -1]/3 gradients, "
                "T = 170/255^2, sample std of the similarity map; LOWER is better",
-               "Xue et al. 2014, GMSD.m"),
+               "Xue et al. 2014, GMSD.m",
+               extra={"min_size": 4}),
     gmsd, "gray_matlab",
 )
 _register(
     MetricInfo("gmsd_rgb", "FR", False, (0.0, 1.0), True,
                "GMSD (as gmsd) computed on R, G and B separately and averaged; LOWER is better",
-               "Xue et al. 2014 applied per channel"),
+               "Xue et al. 2014 applied per channel",
+               extra={"min_size": 4}),
     gmsd, "rgb",
 )
 _register(
     MetricInfo("vifp", "FR", True, (0.0, _INF), True,
                f"pixel-domain VIF on the {_GRAY}; 4 scales, Gaussian windows 17/9/5/3 (sigma N/5), "
                "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
-               "Sheikh & Bovik 2006, vifp_mscale.m"),
+               "Sheikh & Bovik 2006, vifp_mscale.m",
+               extra={"min_size": 41}),
     vif, "gray_matlab",
 )
 _register(
@@ -141,13 +152,15 @@ _register(
                "FSIMc (the chromatic FSIM that FeatureSIM.m returns second and that published tables "
                "list as FSIM): phase congruency + Scharr gradient on YIQ Y, times Re[(S_I S_Q)^0.03], "
                "after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
-               "Zhang et al. 2011, FeatureSIM.m (second output, FSIMc)"),
+               "Zhang et al. 2011, FeatureSIM.m (second output, FSIMc)",
+               extra={"min_size": 8}),
     fsim, "rgb", chromatic=True,
 )
 _register(
     MetricInfo("fsim_luminance", "FR", True, (0.0, 1.0), True,
                "FSIM without the chromatic term: phase congruency + Scharr gradient on YIQ Y (not "
                "rounded), after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
-               "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)"),
+               "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)",
+               extra={"min_size": 8}),
     fsim, "rgb",
 )
