@@ -23,7 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="../shared/data/pristine")
     parser.add_argument(
-        "--split", default="train", choices=("train", "held_out", "all", "validation", "evaluation"),
+        "--split",
+        default="train",
+        choices=("train", "held_out", "all", "validation", "evaluation"),
         help="validation / evaluation: the two fixed halves of the held-out split (training.relational)",
     )
     parser.add_argument("--max-side", type=int, default=512)

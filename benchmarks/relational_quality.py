@@ -28,7 +28,7 @@ import argparse
 import json
 import math
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,9 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 @torch.inference_mode()
-def evaluate_maps(model: RelationalModel, photos: list[Path], per_photo: int, crop: int, seed: int) -> dict[str, dict[str, float]]:
+def evaluate_maps(
+    model: RelationalModel, photos: list[Path], per_photo: int, crop: int, seed: int
+) -> dict[str, dict[str, float]]:
     predictors: list[list[float]] = [[] for _ in ATTRIBUTES]
     present: list[list[bool]] = [[] for _ in ATTRIBUTES]
     directions: list[list[bool]] = [[] for _ in ATTRIBUTES]
@@ -97,7 +99,9 @@ def evaluate_maps(model: RelationalModel, photos: list[Path], per_photo: int, cr
                     continue
                 true_sign = float(truth[n, c][region].mean()) > 0
                 directions[c].append((float(signed[n, c][region].mean()) > 0) == true_sign)
-                errors[c].append(float((signed[n, c].abs() - truth[n, c].abs())[region].abs().mean()))
+                errors[c].append(
+                    float((signed[n, c].abs() - truth[n, c].abs())[region].abs().mean())
+                )
                 predicted = signed[n, c].abs() > 2 * ACTIVE_THRESHOLD
                 ious[c].append(float((predicted & region).sum() / (predicted | region).sum()))
     result: dict[str, dict[str, float]] = {}
@@ -130,7 +134,12 @@ def oriented(name: str, values: torch.Tensor, metrics: dict[str, torch.nn.Module
 
 @torch.inference_mode()
 def evaluate_ordinal(
-    model: RelationalModel, photos: list[Path], sets_per_photo: int, levels: int, crop: int, seed: int
+    model: RelationalModel,
+    photos: list[Path],
+    sets_per_photo: int,
+    levels: int,
+    crop: int,
+    seed: int,
 ) -> dict[str, float]:
     metrics = classical_metrics()
     correlations: dict[str, list[float]] = {name: [] for name in ("relational", *metrics)}
@@ -155,7 +164,9 @@ def evaluate_ordinal(
 def evaluate_tid(model: RelationalModel, folder: Path) -> dict[str, object]:
     metrics = classical_metrics()
     names = sorted(TID_MOS)
-    values: dict[str, list[float]] = {name: [] for name in ("relational", "relational_naive", *metrics)}
+    values: dict[str, list[float]] = {
+        name: [] for name in ("relational", "relational_naive", *metrics)
+    }
     for name in names:
         reference = load_image(folder / "ref" / f"{name}.bmp")
         test = load_image(next((folder / "dist").glob(f"{name}*")))
@@ -163,7 +174,9 @@ def evaluate_tid(model: RelationalModel, folder: Path) -> dict[str, object]:
         values["relational"].append(float(output.score))
         values["relational_naive"].append(-float((2 * (output.maps - NEUTRAL)).abs().mean()))
         for metric_name, metric in metrics.items():
-            values[metric_name].append(float(oriented(metric_name, metric(test, reference), metrics)))
+            values[metric_name].append(
+                float(oriented(metric_name, metric(test, reference), metrics))
+            )
     mos = [TID_MOS[name] for name in names]
     return {
         "pairs": names,
@@ -175,7 +188,9 @@ def evaluate_tid(model: RelationalModel, folder: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="shipped", help="'shipped' or a .safetensors state dict")
+    parser.add_argument(
+        "--weights", default="shipped", help="'shipped' or a .safetensors state dict"
+    )
     parser.add_argument("--data", default="../shared/data", help="the shared data folder")
     parser.add_argument("--per-photo", type=int, default=12, help="triplets per evaluation photo")
     parser.add_argument("--sets-per-photo", type=int, default=4)
@@ -190,11 +205,13 @@ def main() -> None:
     model = load_model(args.weights)
     _, photos = held_out_halves(data / "pristine")
     maps = evaluate_maps(model, photos, args.per_photo, args.crop, args.seed)
-    ordinal = evaluate_ordinal(model, photos, args.sets_per_photo, args.levels, min(args.crop, 256), args.seed + 1)
+    ordinal = evaluate_ordinal(
+        model, photos, args.sets_per_photo, args.levels, min(args.crop, 256), args.seed + 1
+    )
     tid = evaluate_tid(model, data / "tid2013_calib")
     result = {
         "benchmark": "relational_quality",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "weights": args.weights,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
@@ -209,8 +226,13 @@ def main() -> None:
             f"{name:12s} {row['samples_with']:4d} {row['detection_auc']:6.3f} {row['direction_accuracy']:6.3f} "
             f"{row['intensity_mae']:6.3f} {row['localisation_iou']:6.3f}"
         )
-    print("ordinal-set SRCC (score vs intensity):", json.dumps({k: round(v, 3) for k, v in ordinal.items()}))
-    print("tid2013_calib SRCC with MOS:", json.dumps({k: round(v, 3) for k, v in tid["srcc"].items()}))
+    print(
+        "ordinal-set SRCC (score vs intensity):",
+        json.dumps({k: round(v, 3) for k, v in ordinal.items()}),
+    )
+    print(
+        "tid2013_calib SRCC with MOS:", json.dumps({k: round(v, 3) for k, v in tid["srcc"].items()})
+    )
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

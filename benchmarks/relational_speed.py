@@ -18,7 +18,7 @@ import platform
 import resource
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -30,10 +30,14 @@ def _model(weights: str, device: str) -> torch.nn.Module:
     return create_model("relational", pretrained=weights == "shipped", device=device)
 
 
-def time_pairs(model: torch.nn.Module, height: int, width: int, device: str, repeats: int) -> dict[str, float]:
+def time_pairs(
+    model: torch.nn.Module, height: int, width: int, device: str, repeats: int
+) -> dict[str, float]:
     generator = torch.Generator().manual_seed(0)
     reference = torch.rand(1, 3, height, width, generator=generator).to(device)
-    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator).to(device)).clamp(0, 1)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator).to(device)).clamp(
+        0, 1
+    )
     walls, cpus = [], []
     with torch.inference_mode():
         for _ in range(3):
@@ -82,7 +86,9 @@ def main() -> None:
     parser.add_argument("--size", default="512x384", help="WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--weights", default="shipped", choices=("shipped", "random"))
-    parser.add_argument("--large", type=int, default=0, help="also measure one tiled pair of this side (CPU)")
+    parser.add_argument(
+        "--large", type=int, default=0, help="also measure one tiled pair of this side (CPU)"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -90,9 +96,11 @@ def main() -> None:
     model = _model(args.weights, args.device)
     result: dict[str, object] = {
         "benchmark": "relational_speed",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({args.threads} threads)",
+        "device": torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"cpu ({args.threads} threads)",
         "torch": torch.__version__,
         "size": f"{width}x{height}",
         "weights": args.weights,

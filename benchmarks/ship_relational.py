@@ -25,14 +25,25 @@ def run_summary(run_dir: Path) -> dict[str, object]:
     config = json.loads((run_dir / "config.json").read_text())
     records = read_metrics_log(run_dir / "metrics.jsonl")
     validation = [r for r in records if r["split"] == "val"]
-    last_train = {phase: max((r["step"] for r in records if r.get("phase") == phase), default=0) for phase in ("maps", "scorer")}
+    last_train = {
+        phase: max((r["step"] for r in records if r.get("phase") == phase), default=0)
+        for phase in ("maps", "scorer")
+    }
     return {
         "command": f"reliqa train relational --config <config below> (run_dir {config['run_dir']})",
         "config": config,
         "last_logged_step": last_train,
         "best_validation": {
-            "maps": min((r for r in validation if r.get("phase") == "maps"), key=lambda r: r["map_loss"], default=None),
-            "scorer": min((r for r in validation if r.get("phase") == "scorer"), key=lambda r: r["score_loss"], default=None),
+            "maps": min(
+                (r for r in validation if r.get("phase") == "maps"),
+                key=lambda r: r["map_loss"],
+                default=None,
+            ),
+            "scorer": min(
+                (r for r in validation if r.get("phase") == "scorer"),
+                key=lambda r: r["score_loss"],
+                default=None,
+            ),
         },
         "wall_time_s": records[-1]["time_s"] if records else None,
     }
@@ -42,9 +53,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True)
     parser.add_argument("--run", action="append", default=[], help="training run folders, in order")
-    parser.add_argument("--quality", required=True, help="JSON from benchmarks/relational_quality.py")
-    parser.add_argument("--speed", action="append", default=[], help="JSON from benchmarks/relational_speed.py")
-    parser.add_argument("--trained-on", default="", help="where the runs ran, e.g. 'one NVIDIA H100'")
+    parser.add_argument(
+        "--quality", required=True, help="JSON from benchmarks/relational_quality.py"
+    )
+    parser.add_argument(
+        "--speed", action="append", default=[], help="JSON from benchmarks/relational_speed.py"
+    )
+    parser.add_argument(
+        "--trained-on", default="", help="where the runs ran, e.g. 'one NVIDIA H100'"
+    )
     args = parser.parse_args()
     state = load_verified(args.weights, None)
     quality = json.loads(Path(args.quality).read_text())

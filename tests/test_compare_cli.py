@@ -50,7 +50,18 @@ def _json(args: list[str]) -> dict:
 
 def test_compare_json_contract(files: dict[str, Path], tmp_path: Path) -> None:
     maps_out = tmp_path / "maps.png"
-    payload = _json(["compare", "--ref", str(files["ref"]), "--test", str(files["strong"]), "--json", "--maps-out", str(maps_out)])
+    payload = _json(
+        [
+            "compare",
+            "--ref",
+            str(files["ref"]),
+            "--test",
+            str(files["strong"]),
+            "--json",
+            "--maps-out",
+            str(maps_out),
+        ]
+    )
     assert set(payload) == {"score", "attributes", "maps"}
     assert isinstance(payload["score"], float)
     assert list(payload["attributes"]) == list(ATTRIBUTES)
@@ -63,13 +74,17 @@ def test_compare_json_contract(files: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_compare_without_maps_reports_null(files: dict[str, Path]) -> None:
-    payload = _json(["compare", "--ref", str(files["ref"]), "--test", str(files["noisy"]), "--json"])
+    payload = _json(
+        ["compare", "--ref", str(files["ref"]), "--test", str(files["noisy"]), "--json"]
+    )
     assert payload["maps"] is None
     assert payload["attributes"]["noise"]["mean_signed"] > 0.1  # noisier
 
 
 def test_identical_images_give_the_neutral_result(files: dict[str, Path]) -> None:
-    payload = _json(["compare", "--ref", str(files["ref"]), "--test", str(files["ref_copy"]), "--json"])
+    payload = _json(
+        ["compare", "--ref", str(files["ref"]), "--test", str(files["ref_copy"]), "--json"]
+    )
     assert payload["score"] == 0.0
     assert all(s == {"mean_signed": 0.0, "area": 0.0} for s in payload["attributes"].values())
     result = reliqa.compare(files["ref"], files["ref_copy"])
@@ -100,34 +115,65 @@ def test_rank_api_returns_candidates_with_their_positions(files: dict[str, Path]
 
 
 def test_different_sizes_fail_clearly_unless_resized(files: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["compare", "--ref", str(files["ref"]), "--test", str(files["small"]), "--json"])
+    result = runner.invoke(
+        app, ["compare", "--ref", str(files["ref"]), "--test", str(files["small"]), "--json"]
+    )
     assert result.exit_code == 1
     assert "small.png" in result.stderr and "--align resize" in result.stderr
     assert "Traceback" not in result.output
     with pytest.raises(ShapeMismatchError):
         reliqa.compare(files["ref"], files["small"])
-    payload = _json(["compare", "--ref", str(files["ref"]), "--test", str(files["small"]), "--align", "resize", "--json"])
+    payload = _json(
+        [
+            "compare",
+            "--ref",
+            str(files["ref"]),
+            "--test",
+            str(files["small"]),
+            "--align",
+            "resize",
+            "--json",
+        ]
+    )
     assert isinstance(payload["score"], float)
 
 
 def test_bad_align_value_is_a_usage_error(files: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["compare", "--ref", str(files["ref"]), "--test", str(files["ref"]), "--align", "crop"])
+    result = runner.invoke(
+        app, ["compare", "--ref", str(files["ref"]), "--test", str(files["ref"]), "--align", "crop"]
+    )
     assert result.exit_code == 2
 
 
 def test_non_image_and_missing_files_fail_cleanly(files: dict[str, Path]) -> None:
     for bad in (files["text"], files["ref"].with_name("missing.png")):
-        result = runner.invoke(app, ["compare", "--ref", str(files["ref"]), "--test", str(bad), "--json"])
+        result = runner.invoke(
+            app, ["compare", "--ref", str(files["ref"]), "--test", str(bad), "--json"]
+        )
         assert result.exit_code == 1
         assert bad.name in result.stderr and "Traceback" not in result.output
-    result = runner.invoke(app, ["rank", "--ref", str(files["ref"]), str(files["mild"]), str(files["text"])])
+    result = runner.invoke(
+        app, ["rank", "--ref", str(files["ref"]), str(files["mild"]), str(files["text"])]
+    )
     assert result.exit_code == 1 and "notes.png" in result.stderr
     with pytest.raises(ImageLoadError):
         reliqa.compare(files["text"], files["ref"])
 
 
 def test_tiny_images_work(files: dict[str, Path]) -> None:
-    payload = _json(["compare", "--ref", str(files["tiny"]), "--test", str(files["tiny"]), "--json"])
+    payload = _json(
+        ["compare", "--ref", str(files["tiny"]), "--test", str(files["tiny"]), "--json"]
+    )
     assert payload["score"] == 0.0
     result = reliqa.compare(files["tiny"], torch.rand(1, 3, 3, 5))
     assert result.maps.shape == (9, 3, 5)
+
+
+def test_demo_section_shows_predicted_maps_and_a_ranking() -> None:
+    from reliqa.reports.html import ReportPage
+    from reliqa.reports.relational_demo import add_relational_section
+
+    page = add_relational_section(ReportPage("demo"), photos=["chelsea"], versions=1, seed=0)
+    html = page.html()
+    assert "predicted maps, score" in html
+    assert "the intensity order" in html and html.count("<img") == 2 + 4  # test, maps, 4 ranked

@@ -48,7 +48,9 @@ def pair(astronaut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return test.clamp(0, 1), reference
 
 
-def test_maps_are_exactly_antisymmetric(random_model: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_maps_are_exactly_antisymmetric(
+    random_model: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]
+) -> None:
     test, reference = pair
     with torch.inference_mode():
         forward = random_model(test, reference)
@@ -59,7 +61,9 @@ def test_maps_are_exactly_antisymmetric(random_model: RelationalModel, pair: tup
     assert forward.score.abs() > 1e-3
 
 
-def test_identical_images_give_neutral_maps_and_score(random_model: RelationalModel, photos: list[torch.Tensor]) -> None:
+def test_identical_images_give_neutral_maps_and_score(
+    random_model: RelationalModel, photos: list[torch.Tensor]
+) -> None:
     with torch.inference_mode():
         for photo in photos[:2]:
             output = random_model(photo, photo)
@@ -68,7 +72,9 @@ def test_identical_images_give_neutral_maps_and_score(random_model: RelationalMo
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 7), (17, 33), (64, 64), (97, 50)])
-def test_any_size_gives_maps_of_that_size(random_model: RelationalModel, size: tuple[int, int]) -> None:
+def test_any_size_gives_maps_of_that_size(
+    random_model: RelationalModel, size: tuple[int, int]
+) -> None:
     generator = torch.Generator().manual_seed(2)
     test, reference = torch.rand(2, 2, 3, *size, generator=generator)
     with torch.inference_mode():
@@ -86,7 +92,9 @@ def test_mismatched_or_malformed_pairs_are_refused(random_model: RelationalModel
         random_model(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 8, 8))
 
 
-def test_tiled_inference_equals_untiled(shipped: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_tiled_inference_equals_untiled(
+    shipped: RelationalModel, pair: tuple[torch.Tensor, torch.Tensor]
+) -> None:
     test, reference = pair
     with torch.inference_mode():
         whole = shipped(test, reference, tile=None)
@@ -96,20 +104,24 @@ def test_tiled_inference_equals_untiled(shipped: RelationalModel, pair: tuple[to
     torch.testing.assert_close(tiled.score, whole.score, atol=2e-3, rtol=0)
 
 
-def test_tiles_bound_the_working_size(random_model: RelationalModel, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiles_bound_the_working_size(
+    random_model: RelationalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[tuple[int, int]] = []
     original = PairNetwork.forward
 
-    def recording(self: PairNetwork, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def recording(
+        self: PairNetwork, first: torch.Tensor, second: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         seen.append(tuple(first.shape[-2:]))
         return original(self, first, second)
 
     monkeypatch.setattr(PairNetwork, "forward", recording)
-    image = torch.rand(1, 3, 300, 410)
+    image = torch.rand(1, 3, 140, 200)
     with torch.inference_mode():
         logits, _ = tiled_forward(random_model.maps_net, image, image.flip(-1), tile=64, margin=32)
-    assert logits.shape == (1, 9, 300, 410)
-    assert len(seen) == 5 * 7  # ceil(300 / 64) × ceil(410 / 64) tiles
+    assert logits.shape == (1, 9, 140, 200)
+    assert len(seen) == 3 * 4  # ceil(140 / 64) × ceil(200 / 64) tiles
     assert max(h for h, _ in seen) <= 64 + 2 * 32 and max(w for _, w in seen) <= 64 + 2 * 32
 
 
@@ -143,7 +155,9 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma))
 
 
-def test_shipped_model_sees_blur_as_less_sharp(shipped: RelationalModel, photos: list[torch.Tensor]) -> None:
+def test_shipped_model_sees_blur_as_less_sharp(
+    shipped: RelationalModel, photos: list[torch.Tensor]
+) -> None:
     sharpness = ATTRIBUTE_INDEX["sharpness"]
     for photo in photos[:3]:
         reference = photo[..., :256, :256]
@@ -153,7 +167,9 @@ def test_shipped_model_sees_blur_as_less_sharp(shipped: RelationalModel, photos:
         assert output.score.item() < NEUTRAL_SCORE
 
 
-def test_shipped_model_ranks_mild_blur_above_strong_blur(shipped: RelationalModel, photos: list[torch.Tensor]) -> None:
+def test_shipped_model_ranks_mild_blur_above_strong_blur(
+    shipped: RelationalModel, photos: list[torch.Tensor]
+) -> None:
     for photo in photos[:3]:
         reference = photo[..., :256, :256]
         with torch.inference_mode():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,10 @@ def test_checkpointer_keeps_the_last_ones_and_tags(tmp_path: Path) -> None:
     for step in (1, 2, 3):
         checkpointer.save(step, {"m": model}, {"m": optimizer})
     checkpointer.save(2, {"m": model}, {"m": optimizer}, tag="best")
-    assert [p.name for p in checkpointer.step_checkpoints()] == ["step_00000002.safetensors", "step_00000003.safetensors"]
+    assert [p.name for p in checkpointer.step_checkpoints()] == [
+        "step_00000002.safetensors",
+        "step_00000003.safetensors",
+    ]
     assert (tmp_path / "best.safetensors").is_file()
     assert Checkpointer(tmp_path / "none").resume({"m": model}, {}) is None
     (tmp_path / "step_00000009.safetensors").write_bytes(b"garbage")
@@ -88,7 +92,10 @@ def test_metrics_log_writes_json_lines_with_null_for_nan(tmp_path: Path) -> None
         log.write(5, "train", loss=0.25)
         log.write(10, "val", loss=float("nan"))
     records = read_metrics_log(tmp_path / "m.jsonl")
-    assert [(r["step"], r["split"], r["loss"]) for r in records] == [(5, "train", 0.25), (10, "val", None)]
+    assert [(r["step"], r["split"], r["loss"]) for r in records] == [
+        (5, "train", 0.25),
+        (10, "val", None),
+    ]
 
 
 def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
@@ -96,11 +103,16 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
     assert cosine_lr(9, 100, 1.0, warmup=10) == pytest.approx(1.0)
     assert cosine_lr(100, 100, 1.0, warmup=10, min_ratio=0.05) == pytest.approx(0.05)
     values = [cosine_lr(s, 100, 1.0, warmup=10) for s in range(10, 101)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_a_plain_process_is_a_world_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     context = setup_distributed("cpu")
-    assert (context.rank, context.world_size, context.is_main, context.is_distributed) == (0, 1, True, False)
+    assert (context.rank, context.world_size, context.is_main, context.is_distributed) == (
+        0,
+        1,
+        True,
+        False,
+    )

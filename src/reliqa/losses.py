@@ -89,7 +89,9 @@ def neighbour_hinge_loss(scores: torch.Tensor, margin: float = RANK_MARGIN) -> t
     return torch.relu(margin - gaps).mean()
 
 
-def listwise_infonce_loss(scores: torch.Tensor, temperature: float = CONTRAST_TEMPERATURE) -> torch.Tensor:
+def listwise_infonce_loss(
+    scores: torch.Tensor, temperature: float = CONTRAST_TEMPERATURE
+) -> torch.Tensor:
     """InfoNCE over the tail of each ordered set (the Plackett–Luce form).
 
     At each rank k the better version k is the positive and all worse versions k+1 … L−1 of the
@@ -121,6 +123,6 @@ def ordinal_ranking_loss(
     lambda_contrast: float = LAMBDA_CONTRAST,
 ) -> torch.Tensor:
     """The scorer's objective: ``λ_rank · hinge + λ_con · InfoNCE`` on ordered sets (S, L)."""
-    return lambda_rank * neighbour_hinge_loss(scores, margin) + lambda_contrast * listwise_infonce_loss(
-        scores, temperature
-    )
+    return lambda_rank * neighbour_hinge_loss(
+        scores, margin
+    ) + lambda_contrast * listwise_infonce_loss(scores, temperature)

@@ -12,14 +12,15 @@ JSON contracts (stdout):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from reliqa.cli.app import app, fail, print_json, usage_error
 from reliqa.exceptions import ReliqaError
 
-_ALIGN_HELP = "none: sizes must match (default); resize: resize the test image to the reference's size."
+_ALIGN_HELP = (
+    "none: sizes must match (default); resize: resize the test image to the reference's size."
+)
 
 
 def _check_align(align: str) -> None:
@@ -31,7 +32,9 @@ def _check_align(align: str) -> None:
 def compare_command(
     ref: str = typer.Option(..., "--ref", help="Reference image."),
     test: str = typer.Option(..., "--test", help="Test image, judged against the reference."),
-    maps_out: Optional[Path] = typer.Option(None, "--maps-out", help="Write the maps picture here (PNG)."),
+    maps_out: Path | None = typer.Option(
+        None, "--maps-out", help="Write the maps picture here (PNG)."
+    ),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -57,7 +60,9 @@ def compare_command(
     typer.echo(f"score {result.score:+.4f}  (0 = no difference, higher = test better)")
     for name, summary in result.attributes.items():
         if summary.area > 0:
-            typer.echo(f"  {name:12s} mean_signed {summary.mean_signed:+.3f}  area {summary.area:6.1%}")
+            typer.echo(
+                f"  {name:12s} mean_signed {summary.mean_signed:+.3f}  area {summary.area:6.1%}"
+            )
     if maps_path:
         typer.echo(f"maps: {maps_path}")
 
@@ -76,7 +81,9 @@ def _write_maps(result: object, path: Path, ref: str, test: str) -> str:
 @app.command("rank")
 def rank_command(
     ref: str = typer.Option(..., "--ref", help="Reference image."),
-    candidates: list[str] = typer.Argument(..., metavar="CANDIDATE...", help="Versions of the reference to rank."),
+    candidates: list[str] = typer.Argument(
+        ..., metavar="CANDIDATE...", help="Versions of the reference to rank."
+    ),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
@@ -90,7 +97,9 @@ def rank_command(
     except ReliqaError as error:
         fail(str(error))
     if as_json:
-        print_json({"ranking": [{"image": str(entry.image), "score": entry.score} for entry in ranking]})
+        print_json(
+            {"ranking": [{"image": str(entry.image), "score": entry.score} for entry in ranking]}
+        )
         return
     for position, entry in enumerate(ranking, start=1):
         typer.echo(f"{position:3d}. {entry.score:+.4f}  {entry.image}")

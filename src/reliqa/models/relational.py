@@ -129,7 +129,9 @@ class PairNetwork(nn.Module):
         returns logits (N, 9, H/4, W/4) and decoder features (N, widths[0], H/4, W/4).
     """
 
-    def __init__(self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)) -> None:
+    def __init__(
+        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
+    ) -> None:
         super().__init__()
         if len(widths) != 3 or len(depths) != 3:
             raise InvalidInputError(f"widths and depths need 3 levels, got {widths} and {depths}")
@@ -148,7 +150,9 @@ class PairNetwork(nn.Module):
         self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
         self.feature_channels = c1
 
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, first: torch.Tensor, second: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         folded = torch.cat(
             [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
         )
@@ -170,7 +174,9 @@ class RelationalMapNet(nn.Module):
         :meth:`forward`: test, reference (N, 3, H, W) in [0, 1], any H, W ≥ 1 → maps (N, 9, H, W).
     """
 
-    def __init__(self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)) -> None:
+    def __init__(
+        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
+    ) -> None:
         super().__init__()
         self.pair = PairNetwork(widths, depths)
 
@@ -255,7 +261,13 @@ def mirror_map_statistics(statistics: torch.Tensor) -> torch.Tensor:
     """Statistics of −u from those of u: swap the positive and negative blocks, (N, 36) → (N, 36)."""
     k = NUM_ATTRIBUTES
     return torch.cat(
-        [statistics[:, k : 2 * k], statistics[:, :k], statistics[:, 3 * k :], statistics[:, 2 * k : 3 * k]], dim=1
+        [
+            statistics[:, k : 2 * k],
+            statistics[:, :k],
+            statistics[:, 3 * k :],
+            statistics[:, 2 * k : 3 * k],
+        ],
+        dim=1,
     )
 
 
@@ -356,7 +368,10 @@ class RelationalModel(nn.Module):
     """
 
     def __init__(
-        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2), scorer_hidden: int = 64
+        self,
+        widths: Sequence[int] = (32, 64, 96),
+        depths: Sequence[int] = (2, 2, 2),
+        scorer_hidden: int = 64,
     ) -> None:
         super().__init__()
         self.maps_net = RelationalMapNet(widths, depths)
@@ -382,7 +397,9 @@ class _DescriptorSums:
     """Accumulates the descriptor's sums over tiles, then divides by the pixel counts."""
 
     def __init__(self, height: int, width: int) -> None:
-        self.low_count = float(-(-height // FOLD) * -(-width // FOLD))  # positions at 1/4 resolution
+        self.low_count = float(
+            -(-height // FOLD) * -(-width // FOLD)
+        )  # positions at 1/4 resolution
         self.pixel_count = float(height * width)
         self.low_tr: torch.Tensor | float = 0.0
         self.low_rt: torch.Tensor | float = 0.0
@@ -410,7 +427,8 @@ class _DescriptorSums:
         low_tr, low_rt = self.low_tr / self.low_count, self.low_rt / self.low_count  # type: ignore[operator]
         image_t, image_r = self.image_t / self.pixel_count, self.image_r / self.pixel_count  # type: ignore[operator]
         return PairDescriptor(
-            torch.cat([low_tr, image_t, image_r], dim=1), torch.cat([low_rt, image_r, image_t], dim=1)
+            torch.cat([low_tr, image_t, image_r], dim=1),
+            torch.cat([low_rt, image_r, image_t], dim=1),
         )
 
 
@@ -452,7 +470,9 @@ def tiled_forward(
         sums.add(low[valid], f_tr[valid], f_rt[valid], test, reference)
         return upsample_logits(low)[..., :height, :width], sums.descriptor()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
-        raise InvalidInputError(f"tile ({tile}) and margin ({margin}) must be multiples of {ALIGN}, tile > 0")
+        raise InvalidInputError(
+            f"tile ({tile}) and margin ({margin}) must be multiples of {ALIGN}, tile > 0"
+        )
     logits = test.new_empty(test.shape[0], NUM_ATTRIBUTES, height, width)
     for top in range(0, height, tile):
         for left in range(0, width, tile):
@@ -460,14 +480,19 @@ def tiled_forward(
             y0, x0 = max(top - margin, 0), max(left - margin, 0)
             y1, x1 = min(bottom + margin, height), min(right + margin, width)
             low, f_tr, f_rt = net.aligned_logits(
-                pad_to_multiple(test[..., y0:y1, x0:x1]), pad_to_multiple(reference[..., y0:y1, x0:x1])
+                pad_to_multiple(test[..., y0:y1, x0:x1]),
+                pad_to_multiple(reference[..., y0:y1, x0:x1]),
             )
             logits[..., top:bottom, left:right] = upsample_logits(low)[
                 ..., top - y0 : bottom - y0, left - x0 : right - x0
             ]
             # the core in 1/4-resolution coordinates (core origins are multiples of FOLD)
             fy0, fx0 = (top - y0) // FOLD, (left - x0) // FOLD
-            core = (..., slice(fy0, fy0 + -(-(bottom - top) // FOLD)), slice(fx0, fx0 + -(-(right - left) // FOLD)))
+            core = (
+                ...,
+                slice(fy0, fy0 + -(-(bottom - top) // FOLD)),
+                slice(fx0, fx0 + -(-(right - left) // FOLD)),
+            )
             pixels = (..., slice(top, bottom), slice(left, right))
             sums.add(low[core], f_tr[core], f_rt[core], test[pixels], reference[pixels])
     return logits, sums.descriptor()

@@ -88,17 +88,24 @@ def summarise_maps(maps: torch.Tensor) -> dict[str, AttributeSummary]:
     signed = 2.0 * (maps - NEUTRAL)
     mean_signed = signed.mean(dim=(-2, -1)).tolist()
     area = ((maps - NEUTRAL).abs() > ACTIVE_THRESHOLD).float().mean(dim=(-2, -1)).tolist()
-    return {name: AttributeSummary(float(m), float(a)) for name, m, a in zip(ATTRIBUTES, mean_signed, area)}
+    return {
+        name: AttributeSummary(float(m), float(a))
+        for name, m, a in zip(ATTRIBUTES, mean_signed, area)
+    }
 
 
 def _load_one(source: ImageSource, role: str) -> torch.Tensor:
     image = load_image(source)
     if image.shape[0] != 1:
-        raise InvalidInputError(f"{role} {describe_source(source)}: expected one image, got a batch of {image.shape[0]}")
+        raise InvalidInputError(
+            f"{role} {describe_source(source)}: expected one image, got a batch of {image.shape[0]}"
+        )
     return image
 
 
-def _aligned(reference: torch.Tensor, test: torch.Tensor, align: Align, names: tuple[str, str]) -> torch.Tensor:
+def _aligned(
+    reference: torch.Tensor, test: torch.Tensor, align: Align, names: tuple[str, str]
+) -> torch.Tensor:
     if align not in ("none", "resize"):
         raise InvalidInputError(f"align must be 'none' or 'resize', got {align!r}")
     if reference.shape == test.shape:
@@ -110,7 +117,9 @@ def _aligned(reference: torch.Tensor, test: torch.Tensor, align: Align, names: t
             "compare images of the same size, or pass align='resize' (CLI: --align resize)"
         )
     antialias = test.shape[-2] > reference.shape[-2] or test.shape[-1] > reference.shape[-1]
-    resized = F.interpolate(test, size=reference.shape[-2:], mode="bilinear", align_corners=False, antialias=antialias)
+    resized = F.interpolate(
+        test, size=reference.shape[-2:], mode="bilinear", align_corners=False, antialias=antialias
+    )
     return resized.clamp(0.0, 1.0)
 
 
@@ -151,8 +160,12 @@ def compare(
     model = model if model is not None else relational_model(device)
     device_of_model = next(model.parameters()).device
     reference = _load_one(ref, "reference")
-    test_image = _aligned(reference, _load_one(test, "test"), align, (describe_source(ref), describe_source(test)))
-    output = model(test_image.to(device_of_model), reference.to(device_of_model), tile=tile, margin=margin)
+    test_image = _aligned(
+        reference, _load_one(test, "test"), align, (describe_source(ref), describe_source(test))
+    )
+    output = model(
+        test_image.to(device_of_model), reference.to(device_of_model), tile=tile, margin=margin
+    )
     maps = output.maps[0].cpu()
     score = float(output.score[0]) + 0.0  # + 0.0 turns −0.0 into the neutral 0.0
     return Comparison(score=score, maps=maps, attributes=summarise_maps(maps), test=test_image[0])

@@ -61,7 +61,11 @@ def add_relational_section(
             )
             page.table(
                 ["attribute", "mean_signed", "area"],
-                [[n, f"{s.mean_signed:+.3f}", f"{s.area:.3f}"] for n, s in result.attributes.items() if s.area > 0.01],
+                [
+                    [n, f"{s.mean_signed:+.3f}", f"{s.area:.3f}"]
+                    for n, s in result.attributes.items()
+                    if s.area > 0.01
+                ],
             )
         page.heading(f"{name}: rank", level=3)
         sets = ordinal_set(reference, RANK_LEVELS, generator=seed * 1000 + number)
@@ -79,7 +83,10 @@ def add_relational_section(
             ]
         )
         correct = [entry.index for entry in ranking] == list(range(RANK_LEVELS))
-        page.paragraph(f"mix: {mix}; ranking {'matches' if correct else 'does not match'} the intensity order.", note=True)
+        page.paragraph(
+            f"mix: {mix}; ranking {'matches' if correct else 'does not match'} the intensity order.",
+            note=True,
+        )
     return page
 
 

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import torch
@@ -187,6 +187,19 @@ def mean_across_ranks(values: Mapping[str, float], context: DistributedContext) 
     return dict(zip(keys, tensor.tolist()))
 
 
+def max_across_ranks(values: list[float], context: DistributedContext) -> list[float]:
+    """Element-wise maximum over all ranks (identity for a world of one).
+
+    Use it for decisions every rank must take together (stop now, schedule position): ranks
+    that disagree on the number of steps would hang in DDP's gradient all-reduce.
+    """
+    if not context.is_distributed:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=context.device)
+    torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
 def barrier(context: DistributedContext) -> None:
     """Wait for every rank (no-op for a world of one)."""
     if context.is_distributed:
@@ -200,7 +213,9 @@ def barrier(context: DistributedContext) -> None:
 _META_KEY = "reliqa_checkpoint"
 
 
-def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _flatten_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, float]] = {}
@@ -223,7 +238,10 @@ def _json_default(value: Any) -> Any:
 
 
 def _restore_optimizer(
-    optimizer: torch.optim.Optimizer, prefix: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+    optimizer: torch.optim.Optimizer,
+    prefix: str,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
 ) -> None:
     state: dict[int, dict[str, Any]] = {}
     marker = prefix + "/"
@@ -293,7 +311,9 @@ class Checkpointer:
         meta = {"step": step, "optimizers": optim_meta, "extra": dict(extra or {})}
         path = self.folder / (f"{tag}.safetensors" if tag else f"step_{step:08d}.safetensors")
         temporary = path.with_suffix(".tmp")
-        save_file(tensors, str(temporary), metadata={_META_KEY: json.dumps(meta, default=_json_default)})
+        save_file(
+            tensors, str(temporary), metadata={_META_KEY: json.dumps(meta, default=_json_default)}
+        )
         os.replace(temporary, path)
         if not tag:
             for old in self.step_checkpoints()[: -self.keep]:
@@ -341,7 +361,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
     except Exception as error:  # safetensors raises its own error types  # noqa: BLE001
         raise WeightsError(f"{path}: not a valid safetensors checkpoint ({error})") from None
     if _META_KEY not in metadata:
@@ -376,7 +396,7 @@ class MetricsLog:
         self._handle: Any = None
         self._start = time.time()
 
-    def __enter__(self) -> MetricsLog:
+    def __enter__(self) -> Self:
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", buffering=1)
@@ -387,10 +407,14 @@ class MetricsLog:
             self._handle.close()
             self._handle = None
 
-    def write(self, step: int, split: str, **values: float | int | str) -> None:
+    def write(self, step: int, split: str, **values: float | str) -> None:
         if self._handle is None:
             return
-        record: dict[str, Any] = {"step": step, "split": split, "time_s": round(time.time() - self._start, 3)}
+        record: dict[str, Any] = {
+            "step": step,
+            "split": split,
+            "time_s": round(time.time() - self._start, 3),
+        }
         for key, value in values.items():
             if isinstance(value, float):
                 value = value if math.isfinite(value) else None
@@ -419,7 +443,9 @@ class _Progress:
 
 
 @contextmanager
-def training_progress(total: int, start: int = 0, *, description: str = "training", enabled: bool = True) -> Iterator[_Progress]:
+def training_progress(
+    total: int, start: int = 0, *, description: str = "training", enabled: bool = True
+) -> Iterator[_Progress]:
     """A rich progress bar (steps, rate, ETA, latest losses) on a terminal; silent otherwise."""
     if not enabled or not sys.stderr.isatty():
         yield _Progress(None, None)

@@ -45,6 +45,7 @@ from reliqa.losses_nr import (
     text_alignment_loss,
 )
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.weights import load_shipped
 from reliqa.training.common import (
     Checkpointer,
     MetricsLog,
@@ -393,8 +394,12 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     state = checkpointer.resume({"model": model}, {"adamw": optimizer}) if resume else None
     start = state.step if state else 0
     if state is None and config.init_from:
-        # Continue from another run's weights (a fresh optimiser, schedule and step count).
-        model.load_state_dict(module_state_from_checkpoint(config.init_from, "model"))
+        # Continue from other weights (a fresh optimiser, schedule and step count): a shipped
+        # model's name, or a training checkpoint.
+        if config.init_from in HIRQA_CONFIGS:
+            model.load_state_dict(load_shipped(config.init_from)[0])
+        else:
+            model.load_state_dict(module_state_from_checkpoint(config.init_from, "model"))
     best = state.extra.get("best", -math.inf) if state else -math.inf
     seed_everything(config.seed + start, context.rank)
     bank = load_prompt_bank()

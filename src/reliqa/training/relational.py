@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
@@ -46,16 +47,15 @@ from reliqa.training.common import (
     cleanup_distributed,
     config_to_dict,
     cosine_lr,
+    max_across_ranks,
     module_state_from_checkpoint,
+    seed_everything,
     set_lr,
     setup_distributed,
-    seed_everything,
     training_progress,
     unwrap,
     wrap_ddp,
 )
-
-from safetensors.torch import save_file
 
 
 @dataclass
@@ -147,16 +147,24 @@ def dihedral(batch: dict[str, torch.Tensor], variant: int) -> dict[str, torch.Te
     return out
 
 
-def echoed(loader: Iterator[dict[str, torch.Tensor]], echo: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+def echoed(
+    loader: Iterator[dict[str, torch.Tensor]], echo: int, device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
     """Each loaded batch ``echo`` times, under different dihedral transforms, on ``device``."""
     for index, batch in enumerate(loader):
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        batch = {
+            k: v.to(device, non_blocking=True)
+            for k, v in batch.items()
+            if isinstance(v, torch.Tensor)
+        }
         first = int(batch["index"]) % 8 if "index" in batch else index % 8
         for repeat in range(echo):
             yield dihedral(batch, (first + 3 * repeat) % 8)
 
 
-def _loader(dataset: DistortionDataset, config: RelationalTrainConfig, device: torch.device) -> DataLoader:
+def _loader(
+    dataset: DistortionDataset, config: RelationalTrainConfig, device: torch.device
+) -> DataLoader:
     workers = config.num_workers
     return DataLoader(
         dataset,
@@ -174,7 +182,9 @@ def _loader(dataset: DistortionDataset, config: RelationalTrainConfig, device: t
 
 
 @torch.no_grad()
-def validate_maps(model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
+def validate_maps(
+    model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device
+) -> dict[str, float]:
     """Weighted MSE and the sign accuracy on active truth pixels over fixed triplet batches."""
     model.eval()
     losses, correct, active = [], 0.0, 0.0
@@ -189,7 +199,9 @@ def validate_maps(model: RelationalModel, batches: list[dict[str, torch.Tensor]]
     return {"map_loss": sum(losses) / len(losses), "sign_accuracy": correct / max(active, 1.0)}
 
 
-def ordinal_scores(model: RelationalModel, reference: torch.Tensor, versions: torch.Tensor, *, grad_scorer: bool) -> torch.Tensor:
+def ordinal_scores(
+    model: RelationalModel, reference: torch.Tensor, versions: torch.Tensor, *, grad_scorer: bool
+) -> torch.Tensor:
     """Scores of each version against its reference with the neutral reference prepended.
 
     Args:
@@ -209,14 +221,20 @@ def ordinal_scores(model: RelationalModel, reference: torch.Tensor, versions: to
 
 
 @torch.no_grad()
-def validate_scores(model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, float]:
+def validate_scores(
+    model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device
+) -> dict[str, float]:
     """Ranking loss and the fraction of correctly ordered pairs on fixed ordinal sets."""
     model.eval()
     losses, ordered, pairs = [], 0.0, 0.0
     for batch in batches:
-        scores = ordinal_scores(model, batch["reference"].to(device), batch["versions"].to(device), grad_scorer=False)
+        scores = ordinal_scores(
+            model, batch["reference"].to(device), batch["versions"].to(device), grad_scorer=False
+        )
         losses.append(float(ordinal_ranking_loss(scores)))
-        upper = torch.triu(torch.ones(scores.shape[1], scores.shape[1], dtype=torch.bool, device=device), 1)
+        upper = torch.triu(
+            torch.ones(scores.shape[1], scores.shape[1], dtype=torch.bool, device=device), 1
+        )
         better = scores[:, :, None] > scores[:, None, :]  # [i, j]: version i scores above version j
         ordered += float(better[:, upper].sum())
         pairs += float(upper.sum()) * scores.shape[0]
@@ -239,7 +257,9 @@ class _StopFlag:
         self.requested = True
 
 
-def _progress_fraction(step: int, start: int, steps: int, started: float, minutes: float | None) -> float:
+def _progress_fraction(
+    step: int, start: int, steps: int, started: float, minutes: float | None
+) -> float:
     """Schedule position in [0, 1]: by steps, or by wall time when that runs out first."""
     fraction = (step - start) / max(1, steps)
     if minutes:
@@ -247,7 +267,9 @@ def _progress_fraction(step: int, start: int, steps: int, started: float, minute
     return min(1.0, fraction)
 
 
-def train_relational(config: RelationalTrainConfig, *, resume: bool = False, quiet: bool = False) -> Path:
+def train_relational(
+    config: RelationalTrainConfig, *, resume: bool = False, quiet: bool = False
+) -> Path:
     """Run (or resume) a relational training run; returns the path of the exported weights.
 
     Works as a single process or under ``torchrun`` (one process per GPU; ``batch_size`` is per
@@ -261,7 +283,9 @@ def train_relational(config: RelationalTrainConfig, *, resume: bool = False, qui
         cleanup_distributed()
 
 
-def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume: bool, quiet: bool) -> Path:
+def _train(
+    config: RelationalTrainConfig, context: DistributedContext, *, resume: bool, quiet: bool
+) -> Path:
     import json
 
     if config.threads > 0:
@@ -274,9 +298,15 @@ def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume
     model = config.model().to(device)
     if config.init_maps:  # warm start of the map network (the scorer always starts fresh)
         state = _load_weights(config.init_maps)
-        model.maps_net.load_state_dict({k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")})
-    map_optimizer = torch.optim.AdamW(model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    score_optimizer = torch.optim.AdamW(model.scorer.parameters(), lr=config.score_lr, weight_decay=config.weight_decay)
+        model.maps_net.load_state_dict(
+            {k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")}
+        )
+    map_optimizer = torch.optim.AdamW(
+        model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    score_optimizer = torch.optim.AdamW(
+        model.scorer.parameters(), lr=config.score_lr, weight_decay=config.weight_decay
+    )
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
     modules = {"model": model}
     optimizers = {"maps": map_optimizer, "scorer": score_optimizer}
@@ -292,7 +322,9 @@ def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume
     seed_everything(config.seed + 7919 * step, context.rank)  # a resumed run draws fresh noise
 
     validation_photos = (
-        split_images(config.validation_root, "all") if config.validation_root else held_out_halves(config.data_root)[0]
+        split_images(config.validation_root, "all")
+        if config.validation_root
+        else held_out_halves(config.data_root)[0]
     )
     stop = _StopFlag()
     previous_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -300,13 +332,33 @@ def _train(config: RelationalTrainConfig, context: DistributedContext, *, resume
         with MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log:
             if step < config.map_steps:
                 step, extra = _map_phase(
-                    config, context, model, map_optimizer, checkpointer, optimizers, log, step, extra,
-                    validation_photos, stop, quiet,
+                    config,
+                    context,
+                    model,
+                    map_optimizer,
+                    checkpointer,
+                    optimizers,
+                    log,
+                    step,
+                    extra,
+                    validation_photos,
+                    stop,
+                    quiet,
                 )
             if not stop.requested and config.map_steps <= step < config.total_steps:
                 step, extra = _score_phase(
-                    config, context, model, score_optimizer, checkpointer, optimizers, log, step, extra,
-                    validation_photos, stop, quiet,
+                    config,
+                    context,
+                    model,
+                    score_optimizer,
+                    checkpointer,
+                    optimizers,
+                    log,
+                    step,
+                    extra,
+                    validation_photos,
+                    stop,
+                    quiet,
                 )
     finally:
         for sig, handler in previous_handlers.items():
@@ -348,27 +400,46 @@ def _map_phase(
 ) -> tuple[int, dict[str, Any]]:
     device = context.device
     dataset = DistortionDataset(
-        config.data_root, split=config.data_split, crop_size=config.crop_size, batch_size=config.batch_size,
-        scale_range=tuple(config.scale_range), p_swap=config.p_swap, seed=config.seed + step,
+        config.data_root,
+        split=config.data_split,
+        crop_size=config.crop_size,
+        batch_size=config.batch_size,
+        scale_range=tuple(config.scale_range),
+        p_swap=config.p_swap,
+        seed=config.seed + step,
     )
     dataset.preload()
     val = validation_batches(
-        validation_photos, num_batches=config.val_batches, batch_size=config.val_batch_size,
-        crop_size=config.crop_size * 2, seed=config.seed, p_swap=config.p_swap,
+        validation_photos,
+        num_batches=config.val_batches,
+        batch_size=config.val_batch_size,
+        crop_size=config.crop_size * 2,
+        seed=config.seed,
+        p_swap=config.p_swap,
     )
     network = wrap_ddp(model.maps_net, context)
     model.train()
     timer = StepTimer()
     started, start_step = time.time(), step
     running: list[float] = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
+    )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
-    with training_progress(config.map_steps, step, description="maps", enabled=context.is_main and not quiet) as bar:
-        while step < config.map_steps and not stop.requested:
-            fraction = _progress_fraction(step, start_step, config.map_steps - start_step, started, config.map_minutes)
-            if fraction >= 1.0:
+    with training_progress(
+        config.map_steps, step, description="maps", enabled=context.is_main and not quiet
+    ) as bar:
+        while step < config.map_steps:
+            fraction = _progress_fraction(
+                step, start_step, config.map_steps - start_step, started, config.map_minutes
+            )
+            fraction, stopping = max_across_ranks([fraction, float(stop.requested)], context)
+            if fraction >= 1.0 or stopping:
+                stop.requested = stop.requested or bool(stopping)
                 break
-            lr = cosine_lr(int(fraction * config.map_steps), config.map_steps, config.lr, config.warmup_steps)
+            lr = cosine_lr(
+                int(fraction * config.map_steps), config.map_steps, config.lr, config.warmup_steps
+            )
             set_lr(optimizer, lr)
             batch = next(batches)
             timer.start()
@@ -384,14 +455,25 @@ def _map_phase(
             running.append(loss.item())
             bar.advance(1, loss=running[-1])
             if step % config.log_every == 0:
-                log.write(step, "train", phase="maps", map_loss=sum(running) / len(running), lr=lr, steps_per_s=timer.rate())
+                log.write(
+                    step,
+                    "train",
+                    phase="maps",
+                    map_loss=sum(running) / len(running),
+                    lr=lr,
+                    steps_per_s=timer.rate(),
+                )
                 running.clear()
             if step % config.val_every == 0 or step == config.map_steps:
-                extra = _validate_maps_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+                extra = _validate_maps_and_keep_best(
+                    model, val, device, checkpointer, optimizers, log, step, extra
+                )
             if step % config.checkpoint_every == 0:
                 checkpointer.save(step, {"model": model}, optimizers, extra)
     if step < config.map_steps and not stop.requested:  # the time budget ran out first
-        extra = _validate_maps_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+        extra = _validate_maps_and_keep_best(
+            model, val, device, checkpointer, optimizers, log, step, extra
+        )
         extra["map_steps_done"] = step
         step = config.map_steps
     return step, extra
@@ -433,18 +515,30 @@ def _score_phase(
     best_maps = checkpointer.folder / "best_maps.safetensors"
     if step == config.map_steps and best_maps.is_file():
         state = module_state_from_checkpoint(best_maps, "model")
-        model.maps_net.load_state_dict({k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")})
+        model.maps_net.load_state_dict(
+            {k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")}
+        )
     for parameter in model.maps_net.parameters():
         parameter.requires_grad_(False)
     dataset = DistortionDataset(
-        config.data_root, split=config.data_split, crop_size=config.ordinal_crop_size,
-        batch_size=config.ordinal_batch_size, mode="ordinal", ordinal_levels=config.ordinal_levels,
-        scale_range=tuple(config.scale_range), seed=config.seed + 1 + step,
+        config.data_root,
+        split=config.data_split,
+        crop_size=config.ordinal_crop_size,
+        batch_size=config.ordinal_batch_size,
+        mode="ordinal",
+        ordinal_levels=config.ordinal_levels,
+        scale_range=tuple(config.scale_range),
+        seed=config.seed + 1 + step,
     )
     dataset.preload()
     val = validation_batches(
-        validation_photos, num_batches=config.val_batches, batch_size=config.ordinal_batch_size,
-        crop_size=config.ordinal_crop_size, mode="ordinal", seed=config.seed, ordinal_levels=config.ordinal_levels,
+        validation_photos,
+        num_batches=config.val_batches,
+        batch_size=config.ordinal_batch_size,
+        crop_size=config.ordinal_crop_size,
+        mode="ordinal",
+        seed=config.seed,
+        ordinal_levels=config.ordinal_levels,
     )
     scorer = wrap_ddp(model.scorer, context)
     scoring_model = _ScoringView(model.maps_net, scorer)
@@ -455,17 +549,27 @@ def _score_phase(
     started, start_step = time.time(), step
     running: list[float] = []
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
-    with training_progress(total, step, description="scorer", enabled=context.is_main and not quiet) as bar:
-        while step < total and not stop.requested:
-            fraction = _progress_fraction(step, start_step, total - start_step, started, config.score_minutes)
-            if fraction >= 1.0:
+    with training_progress(
+        total, step, description="scorer", enabled=context.is_main and not quiet
+    ) as bar:
+        while step < total:
+            fraction = _progress_fraction(
+                step, start_step, total - start_step, started, config.score_minutes
+            )
+            fraction, stopping = max_across_ranks([fraction, float(stop.requested)], context)
+            if fraction >= 1.0 or stopping:
+                stop.requested = stop.requested or bool(stopping)
                 break
             local = int(fraction * config.score_steps)
-            lr = cosine_lr(local, config.score_steps, config.score_lr, max(1, config.score_steps // 20))
+            lr = cosine_lr(
+                local, config.score_steps, config.score_lr, max(1, config.score_steps // 20)
+            )
             set_lr(optimizer, lr)
             batch = next(batches)
             timer.start()
-            scores = ordinal_scores(scoring_model, batch["reference"], batch["versions"], grad_scorer=True)
+            scores = ordinal_scores(
+                scoring_model, batch["reference"], batch["versions"], grad_scorer=True
+            )
             loss = ordinal_ranking_loss(scores)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -475,14 +579,25 @@ def _score_phase(
             running.append(loss.item())
             bar.advance(1, loss=running[-1])
             if (step - first) % config.log_every == 0:
-                log.write(step, "train", phase="scorer", score_loss=sum(running) / len(running), lr=lr, steps_per_s=timer.rate())
+                log.write(
+                    step,
+                    "train",
+                    phase="scorer",
+                    score_loss=sum(running) / len(running),
+                    lr=lr,
+                    steps_per_s=timer.rate(),
+                )
                 running.clear()
             if (step - first) % config.val_every == 0 or step == total:
-                extra = _validate_scores_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+                extra = _validate_scores_and_keep_best(
+                    model, val, device, checkpointer, optimizers, log, step, extra
+                )
             if (step - first) % config.checkpoint_every == 0:
                 checkpointer.save(step, {"model": model}, optimizers, extra)
     if step < total and not stop.requested:
-        extra = _validate_scores_and_keep_best(model, val, device, checkpointer, optimizers, log, step, extra)
+        extra = _validate_scores_and_keep_best(
+            model, val, device, checkpointer, optimizers, log, step, extra
+        )
         extra["score_steps_done"] = step - first
         step = total
     return step, extra
