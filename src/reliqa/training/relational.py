@@ -99,6 +99,7 @@ class RelationalTrainConfig:
     checkpoint_every: int = 500
     amp: bool = False
     init_maps: str | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.map_steps < 0 or self.score_steps < 0:
@@ -109,6 +110,8 @@ class RelationalTrainConfig:
             raise ValueError(f"echo must be ≥ 1, got {self.echo}")
         if self.crop_size % 16 or self.ordinal_crop_size % 16:
             raise ValueError("crop sizes must be multiples of 16")
+        if self.init_maps and self.init_from:
+            raise ValueError("init_maps and init_from exclude each other (init_from loads the maps too)")
 
     @property
     def total_steps(self) -> int:
@@ -296,11 +299,13 @@ def _train(
     device = context.device
     seed_everything(config.seed)  # same initial weights on every rank
     model = config.model().to(device)
-    if config.init_maps:  # warm start of the map network (the scorer always starts fresh)
+    if config.init_maps:  # warm start of the map network (the scorer starts fresh)
         state = _load_weights(config.init_maps)
         model.maps_net.load_state_dict(
             {k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")}
         )
+    if config.init_from:  # warm start of the whole model: continue training maps and scorer
+        model.load_state_dict(_load_weights(config.init_from))
     map_optimizer = torch.optim.AdamW(
         model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -425,6 +430,11 @@ def _map_phase(
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
     )
+    if step == 0 and (config.init_maps or config.init_from):
+        # the warm start is a candidate too, so continuing can never pick worse maps
+        extra = _validate_maps_and_keep_best(
+            model, val, device, checkpointer, optimizers, log, step, extra
+        )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
     with training_progress(
         config.map_steps, step, description="maps", enabled=context.is_main and not quiet
@@ -548,6 +558,11 @@ def _score_phase(
     first, total = config.map_steps, config.total_steps
     started, start_step = time.time(), step
     running: list[float] = []
+    if step == first and config.init_from:
+        # the inherited scorer (on the chosen maps) is a candidate too
+        extra = _validate_scores_and_keep_best(
+            model, val, device, checkpointer, optimizers, log, step, extra
+        )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
     with training_progress(
         total, step, description="scorer", enabled=context.is_main and not quiet
