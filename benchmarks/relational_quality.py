@@ -14,8 +14,9 @@ Three parts, all on data no training decision saw:
    - intensity MAE (where present): mean |2|m − 0.5| − 2|t − 0.5|| over the true region;
    - localisation IoU (where present): {|m − 0.5| > 0.05} against {|t − 0.5| > 0.05}.
 2. Ordinal sets from the same photos (one mix, K rising levels): Spearman correlation of the
-   score with the level inside each set (averaged over sets), side by side with classical
-   metrics (each in its own direction).
+   score with the level inside each set (averaged over sets, with its standard error and per
+   distortion type), side by side with the naive map score −mean|2(m − 0.5)| (monotone maps,
+   but not anti-symmetric) and classical metrics (each in its own direction).
 3. ../shared/data/tid2013_calib: five real distorted pairs with human MOS (evaluation only):
    SRCC of each measure with MOS.
 
@@ -129,7 +130,9 @@ def classical_metrics() -> dict[str, torch.nn.Module]:
 
 def oriented(name: str, values: torch.Tensor, metrics: dict[str, torch.nn.Module]) -> torch.Tensor:
     """Values turned so that higher = better (for correlations)."""
-    return values if name == "relational" or metrics[name].info.higher_is_better else -values
+    if name.startswith("relational") or metrics[name].info.higher_is_better:
+        return values
+    return -values
 
 
 @torch.inference_mode()
@@ -140,24 +143,44 @@ def evaluate_ordinal(
     levels: int,
     crop: int,
     seed: int,
-) -> dict[str, float]:
+) -> dict[str, object]:
+    """Mean SRCC of each measure with the level inside each set; for the relational score also
+    its standard error over sets and the mean per distortion type present in the set's mix."""
     metrics = classical_metrics()
-    correlations: dict[str, list[float]] = {name: [] for name in ("relational", *metrics)}
+    names = ("relational", "relational_naive", *metrics)
+    correlations: dict[str, list[float]] = {name: [] for name in names}
+    by_type: dict[str, list[float]] = {}
     generator = torch.Generator().manual_seed(seed)
     for path in photos:
         reference = center_crop(load_image(path), crop).expand(sets_per_photo, -1, -1, -1)
         sets = ordinal_set(reference, levels, generator=generator)
         flat = sets.versions.flatten(0, 1)
         repeated = reference[:, None].expand(-1, levels, -1, -1, -1).flatten(0, 1)
-        values = {"relational": model(flat, repeated).score}
+        output = model(flat, repeated)
+        # The naive map score is even in the maps (any change counts as worse), so it can break
+        # the score's anti-symmetry; it separates "maps not monotone" from "scorer misorders".
+        values = {
+            "relational": output.score,
+            "relational_naive": -(2 * (output.maps - NEUTRAL)).abs().mean(dim=(1, 2, 3)),
+        }
         for name, metric in metrics.items():
             values[name] = metric(flat, repeated)
         for name, scores in values.items():
             table = oriented(name, scores.float(), metrics).view(sets_per_photo, levels).numpy()
-            for row, level in zip(table, sets.levels.numpy()):
+            for row, level, mix in zip(table, sets.levels.numpy(), sets.distortions):
                 rho = spearmanr(row, -level).statistic  # quality falls as the level rises
                 correlations[name].append(0.0 if math.isnan(rho) else float(rho))
-    return {name: float(np.mean(values)) for name, values in correlations.items()}
+                if name == "relational":
+                    for applied in mix:
+                        by_type.setdefault(applied.type, []).append(correlations[name][-1])
+    result: dict[str, object] = {name: float(np.mean(v)) for name, v in correlations.items()}
+    result["relational_standard_error"] = float(
+        np.std(correlations["relational"]) / math.sqrt(len(correlations["relational"]))
+    )
+    result["relational_by_type"] = {  # sets whose mix contains the type: (sets, mean SRCC)
+        name: [len(v), float(np.mean(v))] for name, v in sorted(by_type.items())
+    }
+    return result
 
 
 @torch.inference_mode()
@@ -228,8 +251,10 @@ def main() -> None:
         )
     print(
         "ordinal-set SRCC (score vs intensity):",
-        json.dumps({k: round(v, 3) for k, v in ordinal.items()}),
+        json.dumps({k: round(v, 3) for k, v in ordinal.items() if isinstance(v, float)}),
     )
+    worst = sorted(ordinal["relational_by_type"].items(), key=lambda item: item[1][1])[:6]
+    print("lowest relational SRCC by type (sets, SRCC):", json.dumps(dict(worst)))
     print(
         "tid2013_calib SRCC with MOS:", json.dumps({k: round(v, 3) for k, v in tid["srcc"].items()})
     )

@@ -10,6 +10,10 @@ Phases (one global step counter, so a checkpoint says where a run is):
        held-out ordinal sets picks the best scorer (tag ``best``: the whole model).
     3. ``run_dir/relational.safetensors``: the state dict of the best whole model.
 
+Warm starts: ``init_maps`` loads the map network only (a fresh scorer), ``init_from`` the whole
+model (continue both). The warm-started maps (and, with ``init_from``, the inherited scorer) are
+validated before the first step of their phase, so they stay the choice unless beaten.
+
 Data: the engine's :class:`~reliqa.distortions.DistortionDataset` on the pristine photos. The
 held-out split (``is_held_out``) is never trained on; its photos are divided in two fixed
 halves (:func:`held_out_halves`): validation (checkpoint choice, here) and evaluation (the
@@ -111,7 +115,9 @@ class RelationalTrainConfig:
         if self.crop_size % 16 or self.ordinal_crop_size % 16:
             raise ValueError("crop sizes must be multiples of 16")
         if self.init_maps and self.init_from:
-            raise ValueError("init_maps and init_from exclude each other (init_from loads the maps too)")
+            raise ValueError(
+                "init_maps and init_from exclude each other (init_from loads the maps too)"
+            )
 
     @property
     def total_steps(self) -> int:

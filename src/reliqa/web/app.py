@@ -16,7 +16,6 @@ Every error is JSON ``{"error": "..."}`` with a 4xx status.
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import os
 import tempfile
