@@ -27,12 +27,11 @@ import importlib
 import importlib.util
 import json
 import platform
-import statistics
 import sys
 import time
 import types
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -179,13 +178,13 @@ def main() -> None:
                 if row["library"] == "reliqa":
                     row["speedup_vs_fastest_other"] = min(others) / ours
 
-    print(f"| metric | library | ms / image | speed-up of reliqa | max abs diff vs reliqa |")
+    print("| metric | library | ms / image | speed-up of reliqa | max abs diff vs reliqa |")
     print("|---|---|---:|---:|---:|")
     for row in results:
         print(f"| {row['metric']} | {row['library']} | {row['ms_per_image']:.1f} | "
               f"{row['speedup_of_reliqa']:.2f}x | {row['max_abs_diff_vs_reliqa']:.1e} |")
     payload = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": args.threads, "batch": args.batch, "size": [HEIGHT, WIDTH], "repeats": args.repeats,

@@ -371,11 +371,6 @@ def _write_noisy_pairs(references: Path, tests: Path) -> None:
         Image.fromarray(noisy).save(tests / f"{photo}.png")
 
 
-@pytest.mark.xfail(
-    reason="RelationalModel does not yet expose the scorer contract of reliqa.evaluation.scorers "
-    "(info.kind='FR', score(test, reference), maps(test, reference))",
-    strict=False,
-)
 def test_relational_model_scores_pairs_and_saves_maps(tmp_path: Path) -> None:
     from reliqa import compare
     from reliqa.io import load_maps
@@ -397,7 +392,7 @@ def test_shipped_scorers_give_identical_files_on_two_runs(tmp_path: Path) -> Non
     from reliqa.evaluation.scorers import resolve_scorer
     from reliqa.exceptions import ReliqaError
 
-    candidates = ["laplacian_var", "niqe", "hirqa-s", "psnr", "ssim"]
+    candidates = ["laplacian_var", "niqe", "hirqa-s", "psnr", "ssim", "relational"]
     names = []
     for name in candidates:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def metrics_command(
 def metric_command(
     name: Annotated[str, typer.Argument(help="Metric name (see `reliqa metrics`).")],
     test: Annotated[Path, typer.Option("--test", help="Image to judge.")],
-    ref: Annotated[Optional[Path], typer.Option("--ref", help="Reference image (FR metrics only).")] = None,
+    ref: Annotated[Path | None, typer.Option("--ref", help="Reference image (FR metrics only).")] = None,
     resize: Annotated[bool, typer.Option(
         "--resize", help="Resize the test image to the reference size (antialiased bilinear) first.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

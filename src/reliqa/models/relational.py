@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from reliqa.attributes import NUM_ATTRIBUTES
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.metrics.base import MetricInfo
 from reliqa.models.registry import ModelEntry, register_model
 
 NEUTRAL_SCORE: float = 0.0
@@ -359,6 +360,9 @@ class RelationalScorer(nn.Module):
 class RelationalModel(nn.Module):
     """Map network + scorer: ``forward(test, reference)`` → :class:`RelationalOutput`.
 
+    ``info`` declares it to scoring tools (``reliqa batch``, ``reliqa bench``) like a metric:
+    full-reference, higher = the test is better relative to the reference.
+
     Args:
         widths, depths: map-network architecture (see :class:`PairNetwork`).
         scorer_hidden: width of the scorer's MLP.
@@ -366,6 +370,16 @@ class RelationalModel(nn.Module):
     Shapes:
         test, reference: (N, 3, H, W) in [0, 1] → maps (N, 9, H, W), score (N,).
     """
+
+    info = MetricInfo(
+        name="relational",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(float("-inf"), float("inf")),
+        differentiable=True,
+        description="reliqa relational score of the test against its reference; 0 = identical",
+        reference="reliqa (after Pixel Perfect: relational IQA with spatially-aware distortions)",
+    )
 
     def __init__(
         self,
@@ -391,6 +405,14 @@ class RelationalModel(nn.Module):
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
         return RelationalOutput(maps, self.scorer(descriptor))
+
+    def score(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference."""
+        return self(test, reference).score
+
+    def maps(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Distortion maps (N, 9, H, W) of test (N, 3, H, W) relative to reference."""
+        return self(test, reference).maps
 
 
 class _DescriptorSums:
