@@ -26,10 +26,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from reliqa.evaluation.batch import ERROR_COLUMN, IMAGE_COLUMN, REFERENCE_COLUMN, BatchItem, run_batch
+from reliqa.evaluation.batch import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    REFERENCE_COLUMN,
+    BatchItem,
+    progress_bar,
+    run_batch,
+)
 from reliqa.evaluation.datasets import IQADataset
 from reliqa.evaluation.scorers import Scorer, resolve_scorer
 from reliqa.exceptions import InvalidInputError, ReliqaError
@@ -84,27 +89,6 @@ class BenchmarkResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise (pipes, --json)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("scoring", total=total)
-        yield lambda done, todo: bar.update(task, completed=done, total=todo)
 
 
 def run_benchmark(
@@ -161,7 +145,7 @@ def run_benchmark(
         BatchItem(image=str(item.image), reference=str(item.reference) if item.reference else None)
         for item in dataset
     ]
-    with _progress_bar(progress, len(items)) as on_progress:
+    with progress_bar(progress) as on_progress:
         summary = run_batch(
             items, names, scores_csv, device=device, workers=workers, batch_size=batch_size,
             on_progress=on_progress,

@@ -14,6 +14,20 @@ from kornia.filters import get_gaussian_kernel1d
 
 from reliqa.exceptions import InvalidInputError
 
+# On CPU, per-plane metrics run a few image planes at a time: a 384x512 plane's intermediate maps
+# (a few MB) stay in cache through the dozen element-wise passes that follow, whereas a whole
+# batch streams through main memory on every pass (SSIM: 46 -> 14 ms per image on one thread,
+# benchmarks/metrics_speed.py). GPUs take the whole batch at once.
+CPU_CHUNK_PIXELS = 2**18
+
+
+def plane_chunk_size(planes: int, height: int, width: int, device: torch.device) -> int:
+    """How many (H, W) planes to process at once on ``device`` (all of them off the CPU)."""
+    if device.type != "cpu":
+        return planes
+    return max(1, CPU_CHUNK_PIXELS // (height * width))
+
+
 # Rows of this many output samples are produced by one block of the Toeplitz matrix.
 _BLOCK = 32
 

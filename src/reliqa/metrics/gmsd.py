@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
-from reliqa.metrics.filters import box_downsample
+from reliqa.metrics.filters import box_downsample, plane_chunk_size
 
 GMSD_THRESHOLD_8BIT: float = 170.0
 """The constant T of ``GMSD.m``, for 0..255 images."""
@@ -31,6 +31,18 @@ def prewitt_gradient_squared(image: torch.Tensor) -> torch.Tensor:
     gradient_x = column_box[..., 2:] - column_box[..., :-2]
     gradient_y = row_box[..., 2:, :] - row_box[..., :-2, :]
     return torch.addcmul(gradient_x * gradient_x, gradient_y, gradient_y)
+
+
+def _gms_deviation(test: torch.Tensor, reference: torch.Tensor, downsample: bool, threshold: float) -> torch.Tensor:
+    """GMSD of (P, 1, H, W) planes → (P,), no validation."""
+    if downsample:
+        test, reference = box_downsample(test, 2, "zero"), box_downsample(reference, 2, "zero")
+    squared_test, squared_reference = prewitt_gradient_squared(torch.cat([test, reference])).chunk(2)
+    # 2·m1·m2 = 2·√(m1²·m2²): one square root; the floor keeps its gradient finite on flat areas.
+    # The squared gradients are 9× too large (kernel 1/3 left out), so the threshold is 9× too.
+    cross = (squared_test * squared_reference).clamp_min(1e-30).sqrt()
+    similarity = (2.0 * cross + 9.0 * threshold) / (squared_test + squared_reference + 9.0 * threshold)
+    return similarity.flatten(1).std(dim=-1, correction=1)
 
 
 def gmsd(
@@ -66,12 +78,13 @@ def gmsd(
                size_reason="a gradient needs at least 2 pixels after the 2x downsampling")
     if threshold is None:
         threshold = GMSD_THRESHOLD_8BIT * (data_range / 255.0) ** 2
-    if downsample:
-        test, reference = box_downsample(test, 2, "zero"), box_downsample(reference, 2, "zero")
-    squared_test, squared_reference = prewitt_gradient_squared(torch.cat([test, reference])).chunk(2)
-    # 2·m1·m2 = 2·√(m1²·m2²): one square root; the floor keeps its gradient finite on flat areas.
-    # The squared gradients are 9× too large (kernel 1/3 left out), so the threshold is 9× too.
-    cross = (squared_test * squared_reference).clamp_min(1e-30).sqrt()
-    similarity = (2.0 * cross + 9.0 * threshold) / (squared_test + squared_reference + 9.0 * threshold)
-    per_channel = similarity.flatten(2).std(dim=-1, correction=1)
+    batch, channels, height, width = test.shape
+    planes_test = test.reshape(batch * channels, 1, height, width)
+    planes_reference = reference.reshape(batch * channels, 1, height, width)
+    step = plane_chunk_size(batch * channels, height, width, test.device)
+    deviations = [
+        _gms_deviation(planes_test[start:start + step], planes_reference[start:start + step], downsample, threshold)
+        for start in range(0, batch * channels, step)
+    ]
+    per_channel = torch.cat(deviations).view(batch, channels)
     return reduce(per_channel.mean(dim=1), reduction)

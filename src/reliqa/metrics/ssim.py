@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
-from reliqa.metrics.filters import box_downsample, gaussian_window_1d, separable_filter_valid
+from reliqa.metrics.filters import box_downsample, gaussian_window_1d, plane_chunk_size, separable_filter_valid
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """Scale weights of the official ``msssim.m`` (fine to coarse)."""
@@ -69,12 +69,6 @@ def ssim_maps(
     return ssim_map, cs_map
 
 
-# On CPU the maps are computed a few image planes at a time: a 384x512 plane's four stacked
-# maps (3 MB) stay in cache through the dozen passes that follow, whereas a whole batch streams
-# through main memory on every pass (about 2x slower on the benchmark). GPUs take the batch at once.
-_CPU_PLANE_PIXELS = 2**18
-
-
 def _mean_ssim_and_cs(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -83,7 +77,8 @@ def _mean_ssim_and_cs(
     c2: float,
     sample_covariance: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Means of the SSIM and contrast-structure maps per image and channel.
+    """Means of the SSIM and contrast-structure maps per image and channel (in plane chunks on
+    CPU, see :func:`reliqa.metrics.filters.plane_chunk_size`).
 
     Arguments:
         test: (N, C, H, W).
@@ -99,7 +94,7 @@ def _mean_ssim_and_cs(
     batch, channels, height, width = test.shape
     planes_test = test.reshape(batch * channels, 1, height, width)
     planes_reference = reference.reshape(batch * channels, 1, height, width)
-    step = max(1, _CPU_PLANE_PIXELS // (height * width)) if test.device.type == "cpu" else batch * channels
+    step = plane_chunk_size(batch * channels, height, width, test.device)
     ssim_means, cs_means = [], []
     for start in range(0, batch * channels, step):
         ssim_map, cs_map = ssim_maps(planes_test[start:start + step], planes_reference[start:start + step],
