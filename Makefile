@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reliqa-installed
 
-.PHONY: setup browser-deps demo test bench clean
+.PHONY: setup browser-deps demo test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# These machines keep a CPU build of torch 2.13.0 on local disk: take it when it is there
 	# (--no-index never downloads), otherwise install torch normally from the index.
 	$(BIN)/python -m pip install -q --no-index torch==2.13.0 || $(BIN)/python -m pip install -q torch
-	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,dev]"
+	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,dev,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,9 +30,6 @@ browser-deps:
 
 test: setup browser-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
-
-bench: setup
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
