@@ -86,20 +86,22 @@ def lost_blocks(
     """Blocks replaced by flat random colours, as lost packets or KADID-10k's colour blocks.
 
     The image is tiled into blocks of side max(1, round(min(H, W) / 12)); a fraction
-    1 % → 5.2 % of them (rounded to whole blocks) is lost. The blocks are lost in a random order
-    fixed by the generator, so a stronger intensity loses the same blocks and more.
+    1 % → 5.2 % of them is lost. The blocks are lost in a random order fixed by the generator,
+    so a stronger intensity loses the same blocks and more. The fractional part of the count
+    fades the next block in, which keeps the damage strictly rising with intensity (ordinal
+    sets need no ties between nearby levels).
     """
     n, _, height, width = images.shape
     side = max(1, round(min(height, width) / LOST_BLOCKS_PER_SIDE))
     rows, columns = -(-height // side), -(-width // side)
     order = uniform(images, (n, rows * columns), generator).argsort(dim=1).argsort(dim=1)
     colours = uniform(images, (n, 3, rows, columns), generator)
-    count = torch.round(LOST_FRACTION(intensity) * rows * columns)
-    lost = (order < count[:, None]).view(n, 1, rows, columns)
+    count = LOST_FRACTION(intensity) * rows * columns
+    lost = (count[:, None] - order).clamp(0.0, 1.0).view(n, 1, rows, columns)
 
     def to_pixels(blocks: Tensor) -> Tensor:
         return blocks.repeat_interleave(side, dim=-2).repeat_interleave(side, dim=-1)[
             ..., :height, :width
         ]
 
-    return torch.where(to_pixels(lost), to_pixels(colours), images)
+    return torch.lerp(images, to_pixels(colours), to_pixels(lost))
