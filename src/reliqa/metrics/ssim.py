@@ -13,7 +13,12 @@ from typing import Literal
 import torch
 
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
-from reliqa.metrics.filters import box_downsample, gaussian_window_1d, plane_chunk_size, separable_filter_valid
+from reliqa.metrics.filters import (
+    box_downsample,
+    gaussian_window_1d,
+    plane_chunk_size,
+    separable_filter_valid,
+)
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 """Scale weights of the official ``msssim.m`` (fine to coarse)."""
