@@ -107,7 +107,7 @@ def test_demo_page_shows_reference_test_and_maps() -> None:
     html = demo_page(photos=["chelsea"], versions=1, seed=0).html()
     images = re.findall(r'<img src="([^"]+)"', html)
     assert len(images) == 3  # reference, test, truth maps
-    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert all(src.startswith("data:image/jpeg;base64,") for src in images)
     assert "chelsea" in html and "<table>" in html and "coverage" in html
 
 
@@ -119,7 +119,7 @@ def test_demo_command_writes_a_self_contained_page(tmp_path: Path) -> None:
     html = page.read_text(encoding="utf-8")
     images = re.findall(r'<img src="([^"]+)"', html)
     assert len(images) >= 3  # the engine's part; later parts may add their own pictures
-    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert all(src.startswith("data:image/jpeg;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//', html)
 
 

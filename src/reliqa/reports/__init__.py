@@ -1,7 +1,7 @@
 """Self-contained HTML reports (demo page, later model and batch reports).
 
 :class:`ReportPage` collects headings, text, rows of pictures and tables and writes ONE html
-file with every picture embedded (base64 PNG): no network, no side files.
+file with every picture embedded (base64 JPEG or PNG): no network, no side files.
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ then the whole results table, sortable by any column, with thumbnails.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ from reliqa.evaluation.batch import (
 )
 from reliqa.exceptions import DataError, ReliqaError
 from reliqa.io import load_image, load_maps, to_uint8_array
+from reliqa.reports.html import image_data_uri
 
 REPORT_FILE = "index.html"
 THUMBNAIL_SIDE = 96
@@ -87,9 +86,7 @@ def _thumbnail(path: str) -> str | None:
         return None
     picture = Image.fromarray(to_uint8_array(image))
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return image_data_uri(picture, quality=80)
 
 
 def _higher_is_better(name: str) -> bool:

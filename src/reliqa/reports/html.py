@@ -1,7 +1,8 @@
 """A small, generic writer of self-contained HTML pages.
 
-Every text goes through :func:`html.escape`; every picture is embedded as a base64 PNG data
-URI, so the page opens from any folder, offline.
+Every text goes through :func:`html.escape`; every picture is embedded as a base64 data URI,
+so the page opens from any folder, offline. Pictures are JPEG at quality 95 without chroma
+subsampling: visually lossless for photos and map panels, and 3–5× smaller than PNG.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ th { background: #f2f2f2; } p.note { color: #555; font-size: 0.9rem; }
 """
 
 
-def image_data_uri(image: PictureSource) -> str:
-    """A PNG data URI of an image: (H, W, 3) uint8 array, (3, H, W) / (1, 3, H, W) float tensor
-    in [0, 1], or a PIL image."""
+def image_data_uri(image: PictureSource, *, image_format: str = "JPEG", quality: int = 95) -> str:
+    """A data URI of an image: (H, W[, C]) uint8 array, (3, H, W) / (1, 3, H, W) float tensor in
+    [0, 1], or a PIL image. ``image_format`` "JPEG" (4:4:4, ``quality``) or "PNG" (keeps alpha)."""
     if isinstance(image, torch.Tensor):
         image = to_uint8_array(image)
     if isinstance(image, np.ndarray):
@@ -49,9 +50,15 @@ def image_data_uri(image: PictureSource) -> str:
         image = Image.fromarray(image)
     if not isinstance(image, Image.Image):
         raise InvalidInputError(f"picture: cannot embed a {type(image).__name__}")
+    if image_format not in ("JPEG", "PNG"):
+        raise InvalidInputError(f"picture: format must be 'JPEG' or 'PNG', got {image_format!r}")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    if image_format == "JPEG":
+        image.convert("RGB").save(buffer, format="JPEG", quality=quality, subsampling=0)
+    else:
+        image.save(buffer, format="PNG")
+    mime = "image/jpeg" if image_format == "JPEG" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ Every error is JSON ``{"error": "..."}`` with a 4xx status.
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import tempfile
 import threading
@@ -38,6 +36,7 @@ from starlette.exceptions import HTTPException
 from reliqa.attributes import ATTRIBUTE_DIRECTIONS, ATTRIBUTES
 from reliqa.exceptions import ReliqaError, UnknownNameError, WeightsError
 from reliqa.io import list_images, load_image, to_uint8_array
+from reliqa.reports.html import image_data_uri
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -126,16 +125,9 @@ def _display(image: torch.Tensor) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="area")
 
 
-def _data_url(array: np.ndarray, image_format: str) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
-    mime = "image/jpeg" if image_format == "JPEG" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
-
-
 def image_data_url(image: torch.Tensor) -> str:
     """(1, 3, H, W) in [0, 1] → a JPEG data URL at display size."""
-    return _data_url(to_uint8_array(_display(image)), "JPEG")
+    return image_data_uri(to_uint8_array(_display(image)), quality=90)
 
 
 def map_data_urls(maps: torch.Tensor) -> dict[str, str]:
@@ -145,7 +137,7 @@ def map_data_urls(maps: torch.Tensor) -> dict[str, str]:
     """
     maps = maps.reshape(1, len(ATTRIBUTES), *maps.shape[-2:]).float().cpu().clamp(0, 1)
     shown = _display(maps)[0].mul(255).round().byte().numpy()
-    return {name: _data_url(shown[k], "PNG") for k, name in enumerate(ATTRIBUTES)}
+    return {name: image_data_uri(shown[k], image_format="PNG") for k, name in enumerate(ATTRIBUTES)}
 
 
 def _as_float(value: Any) -> float:
