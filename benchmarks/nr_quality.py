@@ -1,4 +1,4 @@
-"""Every quality figure reported for ``hirqa`` / ``hirqa-s`` (model cards, docs/readme_parts/nr.md).
+"""Every quality figure reported for ``hirqa`` / ``hirqa-s`` (model cards, the README).
 
 Two parts, each a pure function of the shipped weights (or given checkpoints) and the data:
 

@@ -1,4 +1,4 @@
-"""Quality of the relational model: every figure in docs/readme_parts/relational.md and the card.
+"""Quality of the relational model: every figure in the README and the card.
 
     python benchmarks/relational_quality.py                          # the shipped weights
     python benchmarks/relational_quality.py --weights runs/x/relational.safetensors --out q.json
