@@ -438,8 +438,8 @@ def _map_phase(
     )
     if step == 0 and (config.init_maps or config.init_from):
         # the warm start is a candidate too, so continuing can never pick worse maps
-        extra = _validate_maps_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+        extra = _validate_and_keep_best(
+            "maps", model, val, device, checkpointer, optimizers, log, step, extra
         )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
     with training_progress(
@@ -481,21 +481,30 @@ def _map_phase(
                 )
                 running.clear()
             if step % config.val_every == 0 or step == config.map_steps:
-                extra = _validate_maps_and_keep_best(
-                    model, val, device, checkpointer, optimizers, log, step, extra
+                extra = _validate_and_keep_best(
+                    "maps", model, val, device, checkpointer, optimizers, log, step, extra
                 )
             if step % config.checkpoint_every == 0:
                 checkpointer.save(step, {"model": model}, optimizers, extra)
     if step < config.map_steps and not stop.requested:  # the time budget ran out first
-        extra = _validate_maps_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+        extra = _validate_and_keep_best(
+            "maps", model, val, device, checkpointer, optimizers, log, step, extra
         )
         extra["map_steps_done"] = step
         step = config.map_steps
     return step, extra
 
 
-def _validate_maps_and_keep_best(
+# Each phase keeps its own best checkpoint: (validation function, loss key, checkpoint tag,
+# key of the best step); the best loss is kept under "best_<loss key>".
+_PHASES = {
+    "maps": (validate_maps, "map_loss", "best_maps", "best_map_step"),
+    "scorer": (validate_scores, "score_loss", "best", "best_score_step"),
+}
+
+
+def _validate_and_keep_best(
+    phase: str,
     model: RelationalModel,
     val: list[dict[str, torch.Tensor]],
     device: torch.device,
@@ -505,11 +514,13 @@ def _validate_maps_and_keep_best(
     step: int,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    metrics = validate_maps(model, val, device)
-    log.write(step, "val", phase="maps", **metrics)
-    if metrics["map_loss"] < extra["best_map_loss"]:
-        extra = {**extra, "best_map_loss": metrics["map_loss"], "best_map_step": step}
-        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best_maps")
+    """Validate one phase; when its loss improves, save the ``tag`` checkpoint and record it."""
+    validate, loss_key, tag, step_key = _PHASES[phase]
+    metrics = validate(model, val, device)
+    log.write(step, "val", phase=phase, **metrics)
+    if metrics[loss_key] < extra[f"best_{loss_key}"]:
+        extra = {**extra, f"best_{loss_key}": metrics[loss_key], step_key: step}
+        checkpointer.save(step, {"model": model}, optimizers, extra, tag=tag)
     return extra
 
 
@@ -566,8 +577,8 @@ def _score_phase(
     running: list[float] = []
     if step == first and config.init_from:
         # the inherited scorer (on the chosen maps) is a candidate too
-        extra = _validate_scores_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+        extra = _validate_and_keep_best(
+            "scorer", model, val, device, checkpointer, optimizers, log, step, extra
         )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
     with training_progress(
@@ -610,14 +621,14 @@ def _score_phase(
                 )
                 running.clear()
             if (step - first) % config.val_every == 0 or step == total:
-                extra = _validate_scores_and_keep_best(
-                    model, val, device, checkpointer, optimizers, log, step, extra
+                extra = _validate_and_keep_best(
+                    "scorer", model, val, device, checkpointer, optimizers, log, step, extra
                 )
             if (step - first) % config.checkpoint_every == 0:
                 checkpointer.save(step, {"model": model}, optimizers, extra)
     if step < total and not stop.requested:
-        extra = _validate_scores_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+        extra = _validate_and_keep_best(
+            "scorer", model, val, device, checkpointer, optimizers, log, step, extra
         )
         extra["score_steps_done"] = step - first
         step = total
@@ -631,24 +642,6 @@ class _ScoringView(torch.nn.Module):
         super().__init__()
         self.maps_net = maps_net
         self.scorer = scorer
-
-
-def _validate_scores_and_keep_best(
-    model: RelationalModel,
-    val: list[dict[str, torch.Tensor]],
-    device: torch.device,
-    checkpointer: Checkpointer,
-    optimizers: dict[str, torch.optim.Optimizer],
-    log: MetricsLog,
-    step: int,
-    extra: dict[str, Any],
-) -> dict[str, Any]:
-    metrics = validate_scores(model, val, device)
-    log.write(step, "val", phase="scorer", **metrics)
-    if metrics["score_loss"] < extra["best_score_loss"]:
-        extra = {**extra, "best_score_loss": metrics["score_loss"], "best_score_step": step}
-        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best")
-    return extra
 
 
 def load_training_config(path: str | Path, **overrides: Any) -> RelationalTrainConfig:
