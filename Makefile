@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# These machines keep a CPU build of torch 2.13.0 on local disk: take it when it is there
 	# (--no-index never downloads), otherwise install torch normally from the index.
 	$(BIN)/python -m pip install -q --no-index torch==2.13.0 || $(BIN)/python -m pip install -q torch
-	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,dev,bench]"
+	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,xlsx,dev,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)
