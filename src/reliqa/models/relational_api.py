@@ -85,13 +85,14 @@ def relational_model(device: str = "cpu") -> RelationalModel:
 
 def summarise_maps(maps: torch.Tensor) -> dict[str, AttributeSummary]:
     """Per-attribute ``mean_signed`` and ``area`` of maps (9, H, W)."""
-    signed = 2.0 * (maps - NEUTRAL)
-    mean_signed = signed.mean(dim=(-2, -1)).tolist()
-    area = ((maps - NEUTRAL).abs() > ACTIVE_THRESHOLD).float().mean(dim=(-2, -1)).tolist()
-    return {
-        name: AttributeSummary(float(m), float(a))
-        for name, m, a in zip(ATTRIBUTES, mean_signed, area)
-    }
+    summary = {}
+    # One channel at a time: the temporaries of all nine channels of an 8K pair would be 2.4 GB each.
+    for name, channel in zip(ATTRIBUTES, maps):
+        deviation = channel - NEUTRAL
+        mean_signed = float(2.0 * deviation.mean())
+        area = float((deviation.abs() > ACTIVE_THRESHOLD).float().mean())
+        summary[name] = AttributeSummary(mean_signed, area)
+    return summary
 
 
 def _load_one(source: ImageSource, role: str) -> torch.Tensor:
