@@ -3,16 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reliqa-installed
+TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: setup browser-deps demo test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# These machines keep a CPU build of torch 2.13.0 on local disk: take it when it is there
-	# (--no-index never downloads), otherwise install torch normally from the index.
-	$(BIN)/python -m pip install -q --no-index torch==2.13.0 || $(BIN)/python -m pip install -q torch
-	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,xlsx,dev,bench]"
+	# torch is pinned to the CPU build first: these machines keep torch 2.13.0 (CPU) on local
+	# disk and pip takes it from there; an unpinned torch would be a multi-GB CUDA build.
+	# Elsewhere set TORCH_SPEC (e.g. TORCH_SPEC="torch==2.13.0 --index-url
+	# https://download.pytorch.org/whl/cpu") to choose the build.
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,xlsx,pretrained,ray,dev,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)
