@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from reliqa.cli.app import app
 from reliqa.evaluation.gmc import (
-    SIGMA_FLOOR_FRACTION,
     beta_std,
     cross_validated_bandwidth,
     fit_surface,
@@ -200,15 +199,20 @@ def test_beta_std() -> None:
 # ------------------------------------------------------------------ corner cases
 
 
-def test_zero_std_uses_the_floor(tied_data: dict[str, np.ndarray]) -> None:
+def test_zero_std_weighs_only_at_its_own_mos(tied_data: dict[str, np.ndarray]) -> None:
     d = tied_data
     std = d["std"].copy()
     std[:5] = 0.0
-    ours = gmc_values(d["pred"], d["mos"], std, d["weights"], d["points"])
-    floor = SIGMA_FLOOR_FRACTION * np.ptp(d["mos"])
-    expected = naive_gmc(d["pred"], d["mos"], np.maximum(std, floor), d["weights"], d["points"])
+    # near (not at) a σ = 0 image's MOS: the definition gives it weight 0 there
+    points = np.vstack([d["points"], [[d["mos"][0] + 0.01, 0.3], [d["mos"][1] - 0.002, 1.0]]])
+    ours = gmc_values(d["pred"], d["mos"], std, d["weights"], points)
     assert np.all(np.isfinite(ours))
-    np.testing.assert_allclose(ours, expected, atol=1e-12)
+    np.testing.assert_allclose(
+        ours, literal_gmc(d["pred"], d["mos"], std, d["weights"], points), atol=1e-12
+    )
+    # exactly at its MOS the limit (factor 1) keeps the value finite where the literal is 0/0
+    at_mos = gmc_values(d["pred"], d["mos"], std, d["weights"], [[d["mos"][0], 0.0]])
+    assert np.all(np.isfinite(at_mos))
 
 
 def test_weights_that_would_underflow_stay_exact() -> None:
@@ -377,3 +381,50 @@ def test_cli_errors(scores_csv: Path, tmp_path: Path) -> None:
     broken.write_text("\n".join(lines) + "\n")
     bad = runner.invoke(app, ["gmc", str(broken), "--pred-col", "metric", "--mos-col", "mos"])
     assert bad.exit_code == 1 and "column 'metric'" in bad.output and "line 4, 8" in bad.output
+
+
+def literal_gmc(pred, mos, sigma, weights, points):
+    """The definition summed pair by pair in float64 log-space, σ taken exactly as given: an
+    image with σ = 0 weighs exp(−(Qs − y)²/0) = 0 unless Qs equals its MOS (the authors' code)."""
+    i, j = np.triu_indices(mos.size, 1)
+    a, b = pred[i] - pred[j], mos[i] - mos[j]
+    rank_s, rank_y = stats.rankdata(pred, method="dense"), stats.rankdata(mos, method="dense")
+    ra, rb = rank_s[i] - rank_s[j], rank_y[i] - rank_y[j]
+    rows = []
+    for qs, qd in points:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_u = np.log(weights) - (qs - mos) ** 2 / (2 * sigma**2)
+            log_w = log_u[i] + log_u[j] - (qd - np.abs(b)) ** 2 / (
+                2 * (sigma[i] ** 2 + sigma[j] ** 2)
+            )
+        w = np.exp(log_w - log_w.max())
+        rows.append(
+            [
+                np.sum(w * a * b) / np.sqrt(np.sum(w * a * a) * np.sum(w * b * b)),
+                np.sum(w * ra * rb) / np.sqrt(np.sum(w * ra * ra) * np.sum(w * rb * rb)),
+                np.sum(w * np.sign(a) * np.sign(b)) / np.sum(w),
+            ]
+        )
+    return np.array(rows)
+
+
+def test_grouped_sums_match_the_literal_sum_at_the_edges_of_a_0_100_scale() -> None:
+    """Issue 11: on a 0–100 set (MOS 2–96, many ties, std 0–23.5 with two zeros, regulator
+    weights largest at the sparse top) the point (95.9946, 41.4962) was off by 0.025 while the
+    other points agreed: σ = 0 was raised to a floor (0.094 here) in the per-image factor, so the
+    std-0 image at MOS 96 weighed ~w there instead of 0."""
+    rng = np.random.default_rng(11)
+    n = 1500
+    mos = np.clip(np.round(rng.beta(2.2, 1.6, n) * 94 + 2), 2, 96)  # integers: many ties
+    mos[:4] = [96.0, 96.0, 95.0, 2.0]
+    std = np.clip(rng.normal(12, 5, n) * np.sqrt(mos * (100 - mos)) / 50, 0.3, 23.5)
+    std[0] = std[3] = 0.0  # the two zeros: one at the top, one at the bottom
+    pred = mos + rng.normal(0, 12, n)
+    weights = regulator_weights(mos, std)
+    weights[:3] *= 40.0  # a few top images with large regulator weights
+    assert weights[:3].min() > 10 * np.median(weights)
+    points = np.array(
+        [[95.9946, 41.4962], [96.0 - 1e-9, 0.2], [2.003, 60.0], [50.0, 20.0], [95.5, 0.0]]
+    )
+    ours = gmc_values(pred, mos, std, weights, points)
+    np.testing.assert_allclose(ours, literal_gmc(pred, mos, std, weights, points), atol=1e-9)

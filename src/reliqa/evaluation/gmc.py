@@ -60,7 +60,11 @@ DEFAULT_PHI = 4.0
 """Beta precision φ used to estimate per-image MOS std when a dataset has none (docs/gmc.md)."""
 
 SIGMA_FLOOR_FRACTION = 1e-3
-"""σ below this fraction of the score range is raised to it (σ = 0 would make 0/0 weights)."""
+"""Bandwidth of the Qd term, as a fraction of the score range, for a pair of two σ = 0 images
+(σ_i² + σ_j² = 0 would make it 0/0). Only the Qd term uses it: the per-image factor takes σ
+exactly, so a σ = 0 image weighs nothing unless Qs equals its MOS (as the definition and the
+authors' code). Raising σ itself to a floor made such an image weigh ~w within a few floors
+of its MOS — the issue-11 fault at the top edge of a 0–100 scale."""
 
 REGULATOR_BINS = 100
 """The regulator maps MOS to 0..REGULATOR_BINS and evaluates densities on its integer bins."""
@@ -231,13 +235,19 @@ class _Groups:
     rank_mean: torch.Tensor
     rank_dev: torch.Tensor
     mos_rank: torch.Tensor  # dense rank of the group's MOS over the whole set
+    pair_sigma_floor: float  # σ_g² + σ_h² below this (two σ = 0 groups) is raised to it
     image_group: torch.Tensor  # (N,) long, sorted ascending
     image_pred_rank: torch.Tensor  # (N,) long, dense rank of s (0-based), same order
     pred_rank_count: int
 
 
 def _group_images(
-    pred: np.ndarray, mos: np.ndarray, sigma: np.ndarray, weights: np.ndarray, device: torch.device
+    pred: np.ndarray,
+    mos: np.ndarray,
+    sigma: np.ndarray,
+    weights: np.ndarray,
+    device: torch.device,
+    pair_sigma_floor: float,
 ) -> _Groups:
     keys = np.column_stack([mos, sigma, weights])
     unique, group = np.unique(keys, axis=0, return_inverse=True)
@@ -269,6 +279,7 @@ def _group_images(
         rank_mean=tensor(rank_mean),
         rank_dev=tensor(rank_dev),
         mos_rank=tensor(stats.rankdata(unique[:, 0], method="dense").astype(np.float64)),
+        pair_sigma_floor=pair_sigma_floor,
         image_group=tensor(group[order]),
         image_pred_rank=tensor(pred_rank[order]),
         pred_rank_count=int(pred_rank.max()) + 1,
@@ -348,6 +359,7 @@ def _pair_features(
         ]
     ).reshape(_PAIR_FEATURES, -1)
     sigma_sum = groups.sigma[first:last, None] ** 2 + groups.sigma[None, first:] ** 2
+    sigma_sum = sigma_sum.clamp_min(groups.pair_sigma_floor)
     return features, mos_difference.abs(), sigma_sum
 
 
@@ -376,8 +388,14 @@ def _weighted_pair_sums(
     points = qs.numel()
     device = qs.device
     # log of the per-image factors u_g = w_g · exp(−(Qs − y_g)²/(2σ_g²)): (M, K)
-    log_factor = groups.log_weight[:, None] - (qs[None, :] - groups.mos[:, None]) ** 2 / (
-        2 * groups.sigma[:, None] ** 2
+    # A σ = 0 group: exp(−(Qs − y)²/0) is 0 (log −inf) unless Qs = y, where its limit is 1.
+    offset = (qs[None, :] - groups.mos[:, None]) ** 2
+    variance = 2 * groups.sigma[:, None] ** 2
+    zero = variance == 0
+    log_factor = groups.log_weight[:, None] - torch.where(
+        zero,
+        torch.where(offset == 0, 0.0, math.inf),
+        offset / torch.where(zero, 1.0, variance),
     )
     if running_max:
         shift = torch.full((points,), -math.inf, dtype=torch.float64, device=device)
@@ -525,7 +543,8 @@ def gmc_values(
         pred, mos, std, weights: (N,) per image; ``std`` ≥ 0, ``weights`` ≥ 0.
         points: (K, 2) query points (Qs, Qd).
         bandwidth_multiplier: scales every σ (the Granularity Modulator's bandwidths).
-        score_range: sets the σ floor, ``SIGMA_FLOOR_FRACTION`` × its width (default min..max).
+        score_range: sets the Qd-term floor for two σ = 0 images, ``SIGMA_FLOOR_FRACTION`` ×
+            its width (default min..max).
         device: torch device of the computation (float64); "cuda" runs the same code on a GPU.
         memory_elements: size of the (group pairs × points) blocks, in float64 elements;
             default 2**19 on CPU (4 MB: stays in cache), 2**25 on a GPU (fewer, larger kernels).
@@ -543,9 +562,16 @@ def gmc_values(
             f"bandwidth_multiplier must be a positive number, got {bandwidth_multiplier}"
         )
     low, high = resolve_score_range(mos_array, score_range)
-    sigma = np.maximum(std_array * bandwidth_multiplier, SIGMA_FLOOR_FRACTION * (high - low))
+    sigma = std_array * bandwidth_multiplier
     torch_device = torch.device(device)
-    groups = _group_images(pred_array, mos_array, sigma, weight_array, torch_device)
+    groups = _group_images(
+        pred_array,
+        mos_array,
+        sigma,
+        weight_array,
+        torch_device,
+        pair_sigma_floor=2 * (SIGMA_FLOOR_FRACTION * (high - low)) ** 2,
+    )
     qs = torch.as_tensor(query[:, 0], device=torch_device)
     qd = torch.as_tensor(query[:, 1], device=torch_device)
     if memory_elements is None:
