@@ -408,3 +408,53 @@ def test_shipped_scorers_give_identical_files_on_two_runs(tmp_path: Path) -> Non
         assert summary.failed == 0, _read(tmp_path / out)
     assert (tmp_path / "first.csv").read_bytes() == (tmp_path / "second.csv").read_bytes()
     assert "laplacian_var" in names
+
+
+# ----------------------------------------------------------------------------------- data safety
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR not a results file\n\x00 tail without newline",
+        b"holiday notes: no newline at all",
+        b"image,other_metric,error\na.png,0.5,\nb.png,0.2",  # another run's results, torn
+    ],
+    ids=["binary-with-newlines", "text-without-newline", "other-columns-torn"],
+)
+def test_refused_out_file_is_left_untouched(folder: Path, tmp_path: Path, content: bytes) -> None:
+    """Issue 11: `--out victim.png` used to cut the file at its last newline before refusing."""
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(content)
+    result = runner.invoke(app, ["batch", str(folder), "-m", NR_NAME, "-o", str(victim), "--json"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and str(victim) in result.output
+    assert victim.read_bytes() == content
+    with pytest.raises(DataError):
+        batch.ResultsJournal(victim, ["image", NR_NAME, "error"]).open()
+    assert victim.read_bytes() == content
+
+
+def test_torn_header_of_a_killed_start_is_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    out.write_bytes(b"image,m,er")  # killed while writing the header itself
+    with batch.ResultsJournal(out, ["image", "m", "error"]) as journal:
+        journal.write({"image": "a.png", "m": 0.5, "error": ""})
+    assert out.read_text() == "image,m,error\na.png,0.5,\n"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_out_that_cannot_be_written_is_a_clean_usage_error(folder: Path, tmp_path: Path, suffix: str) -> None:
+    """Issue 11: `--out` an existing directory or an unwritable path gave a traceback."""
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    directory = tmp_path / f"results{suffix}"
+    directory.mkdir()
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    for out in (directory, a_file / f"r{suffix}"):  # a folder; a path below a file
+        result = runner.invoke(app, ["batch", str(folder), "-m", NR_NAME, "-o", str(out), "--json"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "--out" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert a_file.read_text() == "x" and list(directory.iterdir()) == []

@@ -1,0 +1,436 @@
+"""Results files of batch runs: the resumable CSV journal, Parquet output, and shard merging.
+
+**The journal** (:class:`ResultsJournal`) is the output CSV itself: the header is written and
+fsynced first, then each finished item is one complete CSV line written with a single ``write``
+and flushed; ``fsync`` runs every :data:`FSYNC_EVERY` rows. ``kill -9`` leaves at most a torn
+last line, which the next run cuts off before appending — **but only after it has checked that
+the file is a results CSV with this run's header**: a command never modifies a file it then
+refuses (``--out victim.png`` leaves ``victim.png`` byte for byte as it was).
+
+**Merging** (:func:`merge_results`) joins the outputs of ``reliqa batch --shard I/N`` (or any
+results files with the same columns) into one CSV or Parquet file; it refuses different column
+sets, duplicate rows, an incomplete set of shards and rows that belong to another shard.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from reliqa.evaluation.batch_inputs import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    MAPS_COLUMN,
+    REFERENCE_COLUMN,
+    BatchItem,
+    shard_from_name,
+    shard_of,
+)
+from reliqa.exceptions import DataError, InvalidInputError
+
+FSYNC_EVERY: int = 32
+"""Rows between two ``fsync`` calls. A flush after every row already survives ``kill -9``;
+fsync only adds safety against power loss, so it is amortised."""
+
+TEXT_COLUMNS = (IMAGE_COLUMN, REFERENCE_COLUMN, MAPS_COLUMN, ERROR_COLUMN)
+"""Columns that hold text; every other column of a results file is a score (float64)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) folded to one space."""
+    return " ".join(text.split())
+
+
+def format_value(value: object) -> str:
+    """A results cell: ``repr`` of a float (exact round trip), "" for None/NaN, one-line text."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else repr(value)
+    return one_line(str(value))
+
+
+def check_output_path(out: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Refuse, before any work, an output that is a folder or cannot be created.
+
+    Raises:
+        InvalidInputError: ``out`` is an existing folder, or its folder cannot be created.
+    """
+    path = Path(out)
+    if path.is_dir():
+        raise InvalidInputError(
+            f"{option} {path}: is a folder; give a file name ending in .csv or .parquet"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(
+            f"{option} {path}: cannot create its folder {path.parent} ({error.strerror})"
+        ) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{option} {path}: the folder {path.parent} is not writable")
+    return path
+
+
+class ResultsJournal:
+    """Append-only CSV of results that a later run can resume.
+
+    Each row is written with one ``write`` of a complete line and flushed, so a killed process
+    leaves at most a torn last line (no trailing newline), which :meth:`open` removes once it
+    has checked the header.
+
+    Args:
+        path: the CSV file (created with a header when missing or empty).
+        columns: the header; an existing file must have exactly this header.
+
+    Raises:
+        DataError: the existing file is not a results CSV, has another header (other metrics,
+            other mode), or cannot be read or written. The file is then left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.rows: list[dict[str, str]] = []
+        self._handle: io.BufferedWriter | None = None
+        self._unsynced = 0
+
+    def _header_bytes(self) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(self.columns)
+        return buffer.getvalue().encode("utf-8")
+
+    def _not_results(self, why: str = "") -> DataError:
+        return DataError(
+            f"{self.path}: exists but is not a reliqa results CSV{why}; give another --out "
+            "(this file was left as it is)"
+        )
+
+    def open(self) -> ResultsJournal:
+        """Check an existing file (read only), then cut a torn last line and open for append."""
+        if self.path.is_dir():
+            raise DataError(f"{self.path}: is a folder, not a results CSV")
+        try:
+            existing = self.path.read_bytes() if self.path.exists() else b""
+        except OSError as error:
+            raise DataError(f"{self.path}: cannot read it ({error.strerror})") from None
+        # 1. Decide, reading only, whether this file is ours. Nothing is written before this.
+        first_newline = existing.find(b"\n")
+        if existing and first_newline < 0:
+            # No complete line. Only a header torn by a killed start is ours (rewritten below).
+            if not self._header_bytes().startswith(existing):
+                raise self._not_results(" (no complete line)")
+            existing = b""
+        complete = existing[: existing.rfind(b"\n") + 1]
+        if complete:
+            self.rows = self._parse(complete)
+        # 2. Only now modify: cut a torn last line, or start the file with its header.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if complete:
+                if len(complete) != len(existing):
+                    with open(self.path, "r+b") as handle:
+                        handle.truncate(len(complete))
+                self._handle = open(self.path, "ab")
+            else:
+                self._handle = open(self.path, "wb")
+                self._append_line(self.columns)
+                self._sync()
+        except OSError as error:
+            raise DataError(f"{self.path}: cannot write it ({error.strerror})") from None
+        return self
+
+    def _parse(self, data: bytes) -> list[dict[str, str]]:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._not_results(" (not UTF-8 text)") from None
+        reader = csv.reader(io.StringIO(text))
+        try:
+            header = next(reader, [])
+        except csv.Error:
+            raise self._not_results() from None
+        if header != self.columns:
+            if IMAGE_COLUMN not in header or ERROR_COLUMN not in header:
+                raise self._not_results()
+            raise DataError(
+                f"{self.path}: exists with the columns {header}, but this run writes "
+                f"{self.columns}; give another --out (or delete the file) to start afresh"
+            )
+        try:
+            return [dict(zip(header, row)) for row in reader if len(row) == len(header)]
+        except csv.Error as error:
+            raise DataError(f"{self.path}: a damaged results CSV ({error})") from None
+
+    @property
+    def done(self) -> set[tuple[str, str]]:
+        """Keys (reference or "", image) of every row already in the file."""
+        return {(row.get(REFERENCE_COLUMN, ""), row[IMAGE_COLUMN]) for row in self.rows}
+
+    def _append_line(self, cells: Sequence[str]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        if self._handle is None:
+            raise RuntimeError(f"{self.path}: the journal is not open")
+        self._handle.write(buffer.getvalue().encode("utf-8"))
+        self._handle.flush()
+
+    def write(self, row: dict[str, object]) -> None:
+        """Append one row (missing columns are empty cells) as one flushed line."""
+        cells = [format_value(row.get(column)) for column in self.columns]
+        self._append_line(cells)
+        self.rows.append(dict(zip(self.columns, cells)))
+        self._unsynced += 1
+        if self._unsynced >= FSYNC_EVERY:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        self._unsynced = 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._sync()
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> ResultsJournal:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------- Parquet
+
+
+def pyarrow_parquet() -> ModuleType:
+    """``pyarrow.parquet``, or a clear error naming the extra to install."""
+    try:
+        import pyarrow.parquet as parquet
+    except ImportError:
+        raise InvalidInputError(
+            "Parquet needs pyarrow: pip install 'reliqa[parquet]' (or write a .csv)"
+        ) from None
+    return parquet
+
+
+def parquet_parts(folder: Path) -> list[Path]:
+    """The finished part files of a Parquet dataset folder (hidden temporary files excluded)."""
+    return sorted(
+        path for path in folder.glob("*.parquet") if path.is_file() and not path.name.startswith(".")
+    )
+
+
+def _read_parquet_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    parquet = pyarrow_parquet()
+    files = parquet_parts(path) if path.is_dir() else [path]
+    columns: list[str] = []
+    rows: list[dict[str, str]] = []
+    for file in files:
+        try:
+            table = parquet.read_table(file)
+        except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for bad files
+            raise DataError(f"{file}: not a readable Parquet file ({error})") from None
+        if columns and table.column_names != columns:
+            raise DataError(f"{file}: has the columns {table.column_names}, {files[0]} {columns}")
+        columns = table.column_names
+        rows.extend(
+            {key: format_value(value) for key, value in row.items()} for row in table.to_pylist()
+        )
+    return columns, rows
+
+
+def read_results(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Rows of a results file as strings: a CSV, a Parquet file, or a folder of Parquet parts
+    (the Ray engine's output; needs pyarrow)."""
+    return read_results_with_columns(path)[1]
+
+
+def read_results_with_columns(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a results file; see :func:`read_results`.
+
+    Raises:
+        DataError: missing or unreadable file.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".parquet":
+        if not path.exists():
+            raise DataError(f"{path}: no such results file")
+        return _read_parquet_rows(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the results ({error.strerror})") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise DataError(f"{path}: not a results CSV") from None
+
+
+def score_columns(columns: Sequence[str]) -> list[str]:
+    """The score columns among ``columns`` (everything but image, reference, maps, error)."""
+    return [column for column in columns if column not in TEXT_COLUMNS]
+
+
+def arrow_table(rows: Sequence[dict[str, str]], columns: Sequence[str]):  # noqa: ANN201 -- pyarrow optional
+    """Rows of strings → a ``pyarrow.Table``: scores float64 (missing = null), text as strings."""
+    pyarrow_parquet()
+    import pyarrow as pa
+
+    scores = set(score_columns(columns))
+    data = {}
+    for column in columns:
+        values = [row.get(column, "") for row in rows]
+        if column in scores:
+            data[column] = pa.array([float(v) if v else None for v in values], pa.float64())
+        else:
+            data[column] = pa.array(values, pa.string())
+    return pa.table(data)
+
+
+def write_parquet(rows: Sequence[dict[str, str]], columns: Sequence[str], path: Path) -> None:
+    """Write rows as one Parquet file: to a temporary name, fsynced, then renamed (atomic)."""
+    parquet = pyarrow_parquet()
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        parquet.write_table(arrow_table(rows, columns), temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write it ({error.strerror or error})") from None
+
+
+def write_csv(rows: Sequence[dict[str, str]], columns: Sequence[str], path: Path) -> None:
+    """Write rows as one CSV file: to a temporary name, fsynced, then renamed (atomic)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([[row.get(column, "") for column in columns] for row in rows])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write it ({error.strerror})") from None
+
+
+# ----------------------------------------------------------------------------------- merging
+
+
+@dataclass
+class MergeSummary:
+    """What :func:`merge_results` wrote."""
+
+    out: Path
+    rows: int
+    failed: int
+    sources: list[Path]
+    columns: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def _check_shard_set(sources: Sequence[Path]) -> None:
+    named = [(source, shard_from_name(source)) for source in sources]
+    shards = [(source, spec) for source, spec in named if spec is not None]
+    if not shards:
+        return
+    counts = {spec[1] for _, spec in shards}
+    if len(counts) > 1:
+        raise DataError(
+            "the files come from different shardings ("
+            + ", ".join(f"{source.name}: of {spec[1]}" for source, spec in shards)
+            + "); merge the shards of one run"
+        )
+    count = counts.pop()
+    missing = sorted(set(range(1, count + 1)) - {spec[0] for _, spec in shards})
+    if missing:
+        raise DataError(
+            "missing shard(s) " + ", ".join(f"{index}/{count}" for index in missing)
+            + ": run them (same command with --shard I/N) before merging"
+        )
+
+
+def merge_results(
+    sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+) -> MergeSummary:
+    """Join results files (shards of one run) into ``out`` (``.csv`` or ``.parquet``).
+
+    Rows are sorted by (image, reference), so the merged file does not depend on the order in
+    which shards finished. Nothing is written unless every check passes.
+
+    Raises:
+        DataError: an unreadable or unfinished source; sources with different columns (metric
+            sets, modes); a row (image, reference) present twice; shards ``…shard-I-of-N…``
+            missing, from different N, or holding a row of another shard; ``out`` exists.
+        InvalidInputError: no sources, or ``out`` cannot be written.
+    """
+    paths = [Path(source) for source in sources]
+    if not paths:
+        raise InvalidInputError("--merge: give the results files (shards) to merge")
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"{out}: exists; merge writes a new file (delete it or give another --out)")
+    check_output_path(out)
+    for path in paths:
+        if path.name.endswith(".partial.csv"):
+            raise DataError(f"{path}: an unfinished run's journal; finish it (rerun its command)")
+    _check_shard_set(paths)
+    columns: list[str] | None = None
+    first: Path | None = None
+    rows: list[dict[str, str]] = []
+    seen: dict[tuple[str, str], Path] = {}
+    for path in paths:
+        these_columns, these_rows = read_results_with_columns(path)
+        if columns is None:
+            columns, first = these_columns, path
+        elif these_columns != columns:
+            raise DataError(
+                f"{path} has the columns {these_columns} but {first} has {columns}: results of "
+                "different metric sets or modes cannot be merged"
+            )
+        if IMAGE_COLUMN not in these_columns or ERROR_COLUMN not in these_columns:
+            raise DataError(f"{path}: not a reliqa results file (columns {these_columns})")
+        spec = shard_from_name(path)
+        for row in these_rows:
+            key = (row.get(REFERENCE_COLUMN, ""), row[IMAGE_COLUMN])
+            if key in seen:
+                where = "twice in it" if seen[key] == path else f"also in {seen[key]}"
+                name = key[1] if not key[0] else f"({key[1]}, reference {key[0]})"
+                raise DataError(f"{path}: the row of {name} is {where}; refusing duplicate rows")
+            seen[key] = path
+            if spec is not None and shard_of(BatchItem(key[1], key[0] or None), spec[1]) != spec[0]:
+                raise DataError(
+                    f"{path}: the row of {key[1]} belongs to another shard of {spec[1]}; were the "
+                    "shards run with the same inputs, spelled the same way?"
+                )
+        rows.extend(these_rows)
+    if columns is None:  # unreachable: paths is not empty
+        raise InvalidInputError("--merge: nothing to merge")
+    rows.sort(key=lambda row: (row[IMAGE_COLUMN], row.get(REFERENCE_COLUMN, "")))
+    if out.suffix.lower() == ".parquet":
+        write_parquet(rows, columns, out)
+    else:
+        write_csv(rows, columns, out)
+    return MergeSummary(
+        out=out,
+        rows=len(rows),
+        failed=sum(1 for row in rows if row.get(ERROR_COLUMN)),
+        sources=paths,
+        columns=columns,
+    )
