@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "list_metrics": "reliqa.metrics",
     "gmc": "reliqa.evaluation.gmc",
     "score": "reliqa.models.nr_api",
+    "RelationalLoss": "reliqa.tuning", "relational_loss": "reliqa.tuning",
 }
 
 __all__ = ["ATTRIBUTES", "ReliqaError", "__version__", "load_image", "save_image", *_LAZY]

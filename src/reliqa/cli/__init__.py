@@ -15,6 +15,7 @@ from reliqa.cli import compare_cmd  # noqa: E402,F401
 from reliqa.cli import train_nr_cmd  # noqa: E402,F401
 from reliqa.cli import gmc_cmd  # noqa: E402,F401
 from reliqa.cli import metrics_cmd  # noqa: E402,F401
+from reliqa.cli import tune_cmd  # noqa: E402,F401
 
 
 __all__ = ["app", "main"]

@@ -1,0 +1,566 @@
+"""The worked tuning example behind ``reliqa tune`` (docs/tuning.md).
+
+Three tasks on one photo (scikit-image's bundled photos, or a file), each run once per objective
+(relational maps, MSE, SSIM, MS-SSIM) with the same pipeline, start point and step budget:
+
+- **recover**: the reference is :func:`~reliqa.tuning.pipeline.process` of a (slightly noisy)
+  photo with known parameters; the pipeline starts at identity on the photo and should find
+  them. Reported: the error of each parameter.
+- **correct**: the test is the photo degraded by Pillow (blur, cool cast, darker, less
+  saturated, JPEG: tools outside reliqa); the pipeline on it is tuned towards the photo.
+- **blackbox**: a non-differentiable Pillow pipeline (unsharp mask, then JPEG) on a soft copy
+  of the photo; JPEG quality and sharpening strength are found by :func:`coordinate_search`
+  under a file-size budget.
+
+Every run is judged by classical metrics (PSNR, SSIM, MS-SSIM, GMSD, FSIM; GMSD and FSIM are
+in no objective, a held-out judge for all) and by the relational model's score when its
+weights load.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageFilter
+from torch.nn import functional as F
+
+from reliqa.attributes import ATTRIBUTES
+from reliqa.exceptions import InvalidInputError, UnknownNameError
+from reliqa.io import load_image, to_uint8_array
+from reliqa.tuning.loss import relational_loss
+from reliqa.tuning.optimize import (
+    LOSS_NAMES,
+    GradientResult,
+    SearchDimension,
+    coordinate_search,
+    make_loss,
+    tune_gradient,
+)
+from reliqa.tuning.pipeline import IDENTITY, PARAMETER_NAMES, process
+
+TASKS: tuple[str, ...] = ("recover", "correct", "blackbox")
+
+TRUTH: dict[str, float] = {
+    "exposure": -0.5,
+    "gamma": 1.3,
+    "saturation": 0.7,
+    "temperature": 0.15,
+    "tint": -0.1,
+    "denoise": 0.0,
+    "sharpen": 1.0,
+}
+"""The parameters the *recover* task hides in its reference."""
+
+DEGRADATION: dict[str, float] = {
+    "blur_radius": 1.0,
+    "blue_gain": 1.12,
+    "red_gain": 0.92,
+    "brightness": 0.72,
+    "color": 0.75,
+    "jpeg_quality": 35,
+}
+"""The Pillow degradation of the *correct* task, applied in this order (blur first)."""
+
+JUDGE_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
+"""Classical metrics every run is judged by (official definitions; see docs/metrics.md)."""
+
+BLACKBOX_BUDGET_BPP = 1.0
+"""File-size budget of the *blackbox* task, bits per pixel of the JPEG file."""
+
+
+# --------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------
+
+
+def load_photo(name_or_path: str = "astronaut", size: int = 256) -> torch.Tensor:
+    """A (1, 3, size, size) photo: a ``skimage.data`` name or a file, centre-cropped and resized.
+
+    Raises:
+        UnknownNameError: an unknown skimage name that is not a file either.
+        InvalidInputError: ``size < 32``.
+    """
+    if size < 32:
+        raise InvalidInputError(f"size must be at least 32 px, got {size}")
+    from pathlib import Path
+
+    if Path(name_or_path).is_file():
+        image = load_image(name_or_path)
+    else:
+        from skimage import data
+
+        loader = getattr(data, name_or_path, None)
+        if loader is None or name_or_path.startswith("_"):
+            raise UnknownNameError(
+                f"{name_or_path!r} is neither a file nor a scikit-image photo "
+                "(e.g. astronaut, coffee, chelsea, rocket)"
+            )
+        image = load_image(loader())
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[..., top : top + side, left : left + side]
+    return F.interpolate(square, size=(size, size), mode="area").clamp(0.0, 1.0)
+
+
+def _to_pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray(to_uint8_array(image))
+
+
+def _from_pil(image: Image.Image) -> torch.Tensor:
+    return load_image(np.asarray(image.convert("RGB")))
+
+
+def degrade_with_pillow(
+    image: torch.Tensor, degradation: Mapping[str, float] = DEGRADATION
+) -> torch.Tensor:
+    """Camera-like degradation by Pillow only: blur, colour cast, darker, desaturated, JPEG.
+
+    Arguments:
+        image: (1, 3, H, W) in [0, 1].
+        degradation: keys of :data:`DEGRADATION`.
+
+    Returns:
+        (1, 3, H, W) in [0, 1] (8-bit values).
+    """
+    picture = _to_pil(image).filter(ImageFilter.GaussianBlur(degradation["blur_radius"]))
+    array = np.asarray(picture).astype(np.float32)
+    array[..., 0] *= degradation["red_gain"]
+    array[..., 2] *= degradation["blue_gain"]
+    picture = Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
+    picture = ImageEnhance.Brightness(picture).enhance(degradation["brightness"])
+    picture = ImageEnhance.Color(picture).enhance(degradation["color"])
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=int(degradation["jpeg_quality"]))
+    return _from_pil(Image.open(io.BytesIO(buffer.getvalue())))
+
+
+def jpeg_sharpen(image: torch.Tensor, quality: float, sharpen: float) -> tuple[torch.Tensor, int]:
+    """The black box: Pillow's unsharp mask (radius 1.5 px, ``sharpen`` %), then JPEG ``quality``.
+
+    Returns:
+        the decoded result (1, 3, H, W) and the JPEG file's size in bytes.
+    """
+    picture = _to_pil(image)
+    if sharpen > 0:
+        picture = picture.filter(
+            ImageFilter.UnsharpMask(radius=1.5, percent=int(round(sharpen)), threshold=0)
+        )
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=int(round(quality)))
+    size = buffer.tell()
+    return _from_pil(Image.open(io.BytesIO(buffer.getvalue()))), size
+
+
+# --------------------------------------------------------------------------------------------
+# judging
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Judge:
+    """Classical metrics + the relational model's score (when its shipped weights load)."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    scorer: Any = None
+    scorer_error: str | None = None
+
+    @classmethod
+    def create(cls) -> Judge:
+        import reliqa.metrics
+
+        judge = cls({name: reliqa.metrics.create_metric(name) for name in JUDGE_METRICS})
+        try:
+            from reliqa.models.registry import create_model
+
+            judge.scorer = create_model("relational")
+        except Exception as error:  # noqa: BLE001 - the score head may be mid-retraining
+            judge.scorer_error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        return judge
+
+    @torch.no_grad()
+    def __call__(self, test: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
+        """{metric: value} for one pair; a metric that cannot run (too small) is None."""
+        values: dict[str, float | None] = {}
+        for name, metric in self.metrics.items():
+            try:
+                values[name] = float(metric(test, reference).mean())
+            except InvalidInputError:
+                values[name] = None
+        values["relational_loss"] = float(relational_loss(test, reference))
+        values["relational_score"] = (
+            None if self.scorer is None else float(self.scorer(test, reference).score.mean())
+        )
+        return values
+
+
+def attribute_summary(test: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """Mean signed change per attribute (−1 … 1) of the test against the reference."""
+    with torch.no_grad():
+        _, terms = relational_loss(test, reference, return_terms=True)
+    return {name: float(terms.signed[0, k]) for k, name in enumerate(ATTRIBUTES)}
+
+
+# --------------------------------------------------------------------------------------------
+# the tasks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """One objective's run on one task (JSON-ready through :meth:`to_dict`)."""
+
+    loss: str
+    params: dict[str, float]
+    output: torch.Tensor
+    quality: dict[str, float | None]
+    attributes: dict[str, float]
+    wall_time_s: float
+    steps: int
+    converged_step: int
+    curve: list[float]
+    trajectory: dict[str, list[float]]
+    error: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "params": self.params,
+            "quality": self.quality,
+            "attributes": self.attributes,
+            "wall_time_s": self.wall_time_s,
+            "steps": self.steps,
+            "converged_step": self.converged_step,
+            "curve": self.curve,
+            "trajectory": self.trajectory,
+            **self.extra,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+            data["mean_abs_error"] = float(np.mean(list(self.error.values())))
+        return data
+
+
+@dataclass
+class TaskResult:
+    """One task: its images, the state before tuning, and one :class:`RunRecord` per objective."""
+
+    name: str
+    source: torch.Tensor
+    reference: torch.Tensor
+    before: dict[str, float | None]
+    before_attributes: dict[str, float]
+    runs: dict[str, RunRecord]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.info,
+            "before": {"quality": self.before, "attributes": self.before_attributes},
+            "runs": {name: run.to_dict() for name, run in self.runs.items()},
+        }
+
+
+def _gradient_runs(
+    source: torch.Tensor,
+    reference: torch.Tensor,
+    losses: Sequence[str],
+    judge: Judge,
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    truth: Mapping[str, float] | None,
+    progress: Callable[[str], None] | None,
+) -> dict[str, RunRecord]:
+    runs = {}
+    for name in losses:
+        if progress:
+            progress(name)
+        result: GradientResult = tune_gradient(
+            source, reference, make_loss(name), steps=steps, lr=lr, seed=seed
+        )
+        error = None
+        if truth is not None:
+            error = {p: abs(result.params[p] - truth[p]) for p in PARAMETER_NAMES}
+        runs[name] = RunRecord(
+            loss=name,
+            params=result.params,
+            output=result.output,
+            quality=judge(result.output, reference),
+            attributes=attribute_summary(result.output, reference),
+            wall_time_s=result.wall_time_s,
+            steps=steps,
+            converged_step=result.converged_step,
+            curve=result.losses,
+            trajectory=result.trajectory,
+            error=error,
+            extra={"best_step": result.best_step},
+        )
+    return runs
+
+
+def run_recover(
+    photo: torch.Tensor,
+    losses: Sequence[str] = LOSS_NAMES,
+    *,
+    judge: Judge,
+    steps: int = 150,
+    lr: float = 0.05,
+    seed: int = 0,
+    truth: Mapping[str, float] = TRUTH,
+    noise: float = 0.02,
+    progress: Callable[[str], None] | None = None,
+) -> TaskResult:
+    """Task *recover*: find ``truth`` from the photo (plus seeded noise) and its processed copy."""
+    generator = torch.Generator().manual_seed(seed)
+    source = (photo + noise * torch.randn(photo.shape, generator=generator)).clamp(0.0, 1.0)
+    with torch.no_grad():
+        reference = process(source, truth)
+    runs = _gradient_runs(
+        source, reference, losses, judge, steps=steps, lr=lr, seed=seed, truth=truth,
+        progress=progress,
+    )
+    return TaskResult(
+        "recover",
+        source,
+        reference,
+        judge(source, reference),
+        attribute_summary(source, reference),
+        runs,
+        {"truth": dict(truth), "initial": dict(IDENTITY), "noise": noise},
+    )
+
+
+def run_correct(
+    photo: torch.Tensor,
+    losses: Sequence[str] = LOSS_NAMES,
+    *,
+    judge: Judge,
+    steps: int = 150,
+    lr: float = 0.05,
+    seed: int = 0,
+    degraded: torch.Tensor | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TaskResult:
+    """Task *correct*: tune the pipeline on a Pillow-degraded copy (or ``degraded``) towards the photo."""
+    source = degrade_with_pillow(photo) if degraded is None else degraded
+    runs = _gradient_runs(
+        source, photo, losses, judge, steps=steps, lr=lr, seed=seed, truth=None,
+        progress=progress,
+    )
+    info: dict[str, Any] = {"degradation": dict(DEGRADATION) if degraded is None else "given"}
+    return TaskResult(
+        "correct", source, photo, judge(source, photo), attribute_summary(source, photo), runs, info
+    )
+
+
+def _blackbox_objective(name: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    loss = make_loss(name)
+
+    def objective(test: torch.Tensor, reference: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(loss(test, reference))
+
+    return objective
+
+
+def run_blackbox(
+    photo: torch.Tensor,
+    losses: Sequence[str] = LOSS_NAMES,
+    *,
+    judge: Judge,
+    budget: int = 40,
+    seed: int = 0,
+    budget_bpp: float = BLACKBOX_BUDGET_BPP,
+    soft_radius: float = 1.2,
+    progress: Callable[[str], None] | None = None,
+) -> TaskResult:
+    """Task *blackbox*: JPEG quality and unsharp-mask strength of a soft photo, by coordinate search.
+
+    The objective is the loss of the JPEG against the photo; files over ``budget_bpp`` bits
+    per pixel are infeasible (objective = ∞, the search never moves there). Start: quality 20,
+    no sharpening.
+    """
+    source = _from_pil(_to_pil(photo).filter(ImageFilter.GaussianBlur(soft_radius)))
+    pixels = photo.shape[-2] * photo.shape[-1]
+    space = {
+        "quality": SearchDimension(5, 95, 16, integer=True),
+        "sharpen": SearchDimension(0, 300, 80, integer=True),
+    }
+    start = {"quality": 20.0, "sharpen": 0.0}
+    runs = {}
+    for name in losses:
+        if progress:
+            progress(name)
+        score = _blackbox_objective(name)
+
+        def objective(params: dict[str, float], score: Callable[..., float] = score) -> float:
+            output, size = jpeg_sharpen(source, params["quality"], params["sharpen"])
+            if 8.0 * size / pixels > budget_bpp:
+                return math.inf
+            return score(output, photo)
+
+        begin = time.perf_counter()
+        search = coordinate_search(objective, space, start, budget=budget, seed=seed)
+        wall = time.perf_counter() - begin
+        output, size = jpeg_sharpen(source, search.params["quality"], search.params["sharpen"])
+        values = [value for _, value in search.evaluations]
+        finite = [v if math.isfinite(v) else float("nan") for v in values]
+        runs[name] = RunRecord(
+            loss=name,
+            params=search.params,
+            output=output,
+            quality=judge(output, photo),
+            attributes=attribute_summary(output, photo),
+            wall_time_s=wall,
+            steps=len(values),
+            converged_step=int(np.argmin(values)) if values else 0,
+            curve=finite,
+            trajectory={
+                key: [params[key] for params, _ in search.evaluations] for key in space
+            },
+            extra={"bpp": 8.0 * size / pixels, "evaluations": len(values)},
+        )
+    start_output, start_size = jpeg_sharpen(source, start["quality"], start["sharpen"])
+    info = {
+        "budget_bpp": budget_bpp,
+        "start": start,
+        "start_bpp": 8.0 * start_size / pixels,
+        "soft_radius": soft_radius,
+        "start_quality": judge(start_output, photo),
+    }
+    return TaskResult(
+        "blackbox", source, photo, judge(source, photo), attribute_summary(source, photo), runs,
+        info,
+    )
+
+
+@dataclass
+class ExampleResult:
+    """All tasks of one ``reliqa tune`` run."""
+
+    config: dict[str, Any]
+    tasks: dict[str, TaskResult]
+    wall_time_s: float
+    scorer_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "tasks": {name: task.to_dict() for name, task in self.tasks.items()},
+            "wall_time_s": self.wall_time_s,
+            "relational_score_unavailable": self.scorer_error,
+        }
+
+
+def run_example(
+    image: str = "astronaut",
+    *,
+    size: int = 256,
+    tasks: Sequence[str] = TASKS,
+    losses: Sequence[str] = LOSS_NAMES,
+    steps: int = 150,
+    lr: float = 0.05,
+    budget: int = 40,
+    seed: int = 0,
+    reference: str | None = None,
+    test: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExampleResult:
+    """Run the worked example; see the module docstring.
+
+    Arguments:
+        image: a ``skimage.data`` photo name or an image file (the reference photo).
+        size: side of the square working image (MS-SSIM needs ≥ 161).
+        tasks: any of :data:`TASKS`.
+        losses: any of :data:`~reliqa.tuning.optimize.LOSS_NAMES`.
+        steps, lr: gradient tuning budget and learning rate.
+        budget: objective evaluations of each black-box search.
+        seed: makes every run repeatable.
+        reference, test: two files of the same size: the *correct* task then tunes the pipeline
+            on ``test`` towards ``reference`` (no resizing) instead of the built-in degradation.
+        progress: called with a short label before each run.
+
+    Raises:
+        InvalidInputError / UnknownNameError: bad names, sizes or files.
+    """
+    bad = [t for t in tasks if t not in TASKS] + [x for x in losses if x not in LOSS_NAMES]
+    if bad or not tasks or not losses:
+        raise UnknownNameError(
+            f"unknown or no tasks/losses ({', '.join(bad) or 'none given'}); tasks: "
+            f"{', '.join(TASKS)}; losses: {', '.join(LOSS_NAMES)}"
+        )
+    if (reference is None) != (test is None):
+        raise InvalidInputError("give both a reference and a test image, or neither")
+    if size < 161 and "ms_ssim" in losses:
+        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {size}")
+    torch.manual_seed(seed)
+    begin = time.perf_counter()
+    judge = Judge.create()
+    photo = load_photo(image, size)
+    degraded = None
+    if reference is not None and test is not None:
+        photo, degraded = load_image(reference), load_image(test)
+        if photo.shape != degraded.shape or photo.shape[0] != 1:
+            raise InvalidInputError(
+                f"reference {reference} and test {test} must be single images of the same size, "
+                f"got {tuple(photo.shape)} and {tuple(degraded.shape)}"
+            )
+    results: dict[str, TaskResult] = {}
+
+    def label(task: str) -> Callable[[str], None] | None:
+        return None if progress is None else (lambda name: progress(f"{task}: {name}"))
+
+    if "recover" in tasks:
+        results["recover"] = run_recover(
+            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, progress=label("recover")
+        )
+    if "correct" in tasks:
+        results["correct"] = run_correct(
+            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, degraded=degraded,
+            progress=label("correct"),
+        )
+    if "blackbox" in tasks:
+        results["blackbox"] = run_blackbox(
+            photo, losses, judge=judge, budget=budget, seed=seed, progress=label("blackbox")
+        )
+    config = {
+        "image": image if reference is None else {"reference": reference, "test": test},
+        "size": list(photo.shape[-2:]),
+        "tasks": list(tasks),
+        "losses": list(losses),
+        "steps": steps,
+        "lr": lr,
+        "budget": budget,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+    }
+    return ExampleResult(config, results, time.perf_counter() - begin, judge.scorer_error)
+
+
+__all__ = [
+    "DEGRADATION",
+    "JUDGE_METRICS",
+    "TASKS",
+    "TRUTH",
+    "ExampleResult",
+    "Judge",
+    "RunRecord",
+    "TaskResult",
+    "attribute_summary",
+    "degrade_with_pillow",
+    "jpeg_sharpen",
+    "load_photo",
+    "run_blackbox",
+    "run_correct",
+    "run_example",
+    "run_recover",
+]
