@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from reliqa.attributes import ATTRIBUTE_INDEX, ATTRIBUTES, NEUTRAL, NUM_ATTRIBUTES
+from reliqa.checks import check_tensor_image
 from reliqa.distortions.catalogue import DISTORTIONS, DistortionType
 from reliqa.distortions.masks import random_masks
 from reliqa.exceptions import InvalidInputError, UnknownNameError
@@ -336,11 +337,8 @@ def sample_plan(
 
 
 def _check_images(images: torch.Tensor, name: str = "reference") -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise InvalidInputError(f"{name}: expected a (N, 3, H, W) tensor, got {shape}")
-    if not images.is_floating_point():
-        raise InvalidInputError(f"{name}: expected a float tensor in [0, 1], got {images.dtype}")
+    # the one input check (reliqa.checks): shape, float dtype, finite, values in [0, 1]
+    check_tensor_image(images, name, channels=(3,))
 
 
 def _check_plan(images: torch.Tensor, plan: DistortionPlan) -> None:

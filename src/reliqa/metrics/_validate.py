@@ -1,4 +1,5 @@
-"""The one place where metric inputs are checked (piq-style explicit validation).
+"""Metric-side names for the checks of :mod:`reliqa.checks` (the one place for input checks),
+plus the reduction helper shared by the functional metrics.
 
 Checks are cheap on the happy path: messages are only formatted when a check fails.
 """
@@ -9,27 +10,28 @@ from typing import Literal
 
 import torch
 
-from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.checks import (
+    check_data_range,
+    check_positive,
+    check_tensor_image,
+    check_tensor_pair,
+    check_window_size,
+)
+from reliqa.exceptions import InvalidInputError
 
 Reduction = Literal["none", "mean", "sum"]
 
 
-def check_image(image: torch.Tensor, name: str, *, channels: tuple[int, ...] = (1, 3)) -> None:
-    """Raise :class:`InvalidInputError` unless ``image`` is a finite floating (N, C, H, W) tensor."""
-    if not isinstance(image, torch.Tensor):
-        raise InvalidInputError(f"{name}: expected a torch.Tensor, got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[1] not in channels:
-        raise InvalidInputError(
-            f"{name}: expected shape (N, C, H, W) with C in {channels}, got {tuple(image.shape)}"
-        )
-    if not image.is_floating_point():
-        raise InvalidInputError(f"{name}: expected a floating-point tensor, got {image.dtype}")
-    if image.numel() == 0:
-        raise InvalidInputError(f"{name}: empty tensor {tuple(image.shape)}")
-    # One reduction instead of torch.isfinite's four passes: the sum is finite exactly when
-    # every value is (images never come near float32 overflow); the message covers that case.
-    if not bool(torch.isfinite(image.detach().sum())):
-        raise InvalidInputError(f"{name}: contains NaN or infinite values (or values near float overflow)")
+def check_image(
+    image: torch.Tensor,
+    name: str,
+    *,
+    channels: tuple[int, ...] = (1, 3),
+    data_range: float | None = 1.0,
+) -> None:
+    """A finite floating (N, C, H, W) tensor in [0, ``data_range``] (see
+    :func:`reliqa.checks.check_tensor_image`)."""
+    check_tensor_image(image, name, channels=channels, data_range=data_range)
 
 
 def check_pair(
@@ -40,41 +42,42 @@ def check_pair(
     min_size: int = 1,
     size_reason: str = "",
     channels: tuple[int, ...] = (1, 3),
+    data_range: float = 1.0,
 ) -> None:
     """Validate a full-reference pair.
 
     Arguments:
-        test: (N, C, H, W) test (distorted) images.
+        test: (N, C, H, W) test (distorted) images in [0, data_range].
         reference: (N, C, H, W) reference images, same shape.
         metric: metric name used in the messages.
         min_size: smallest allowed height and width.
         size_reason: why ``min_size`` is needed (appended to the message).
         channels: allowed channel counts.
+        data_range: the value of white (1 for reliqa tensors, 255 for 8-bit values).
 
     Raises:
         ShapeMismatchError: shapes differ (names both; the CLI can ``--resize``).
-        InvalidInputError: wrong rank/dtype, NaN/inf, or smaller than ``min_size``.
+        InvalidInputError: wrong rank/dtype, NaN/inf, values outside [0, data_range], or
+            smaller than ``min_size``.
     """
-    check_image(test, f"{metric}: test", channels=channels)
-    check_image(reference, f"{metric}: reference", channels=channels)
-    if test.shape != reference.shape:
-        raise ShapeMismatchError(
-            f"{metric}: test {tuple(test.shape)} and reference {tuple(reference.shape)} differ in "
-            "shape; resize one of them (the CLI's `reliqa metric ... --resize` resizes the test "
-            "to the reference size)"
-        )
-    height, width = test.shape[-2:]
-    if min(height, width) < min_size:
-        reason = f" ({size_reason})" if size_reason else ""
-        raise InvalidInputError(
-            f"{metric}: images must be at least {min_size}x{min_size} px{reason}, got {height}x{width}"
-        )
+    check_tensor_pair(
+        test,
+        reference,
+        name=metric,
+        channels=channels,
+        min_size=min_size,
+        size_reason=size_reason,
+        data_range=data_range,
+    )
 
 
-def check_data_range(data_range: float) -> None:
-    """Raise :class:`InvalidInputError` unless ``data_range`` is a positive finite number."""
-    if not (isinstance(data_range, (int, float)) and 0.0 < float(data_range) < float("inf")):
-        raise InvalidInputError(f"data_range must be a positive number, got {data_range!r}")
+def check_window_options(window_size: int, sigma: float, k1: float, k2: float) -> None:
+    """SSIM-family options: an odd window of ≥ 3 taps, σ > 0, K1 > 0, K2 > 0 (K = 0 would
+    divide 0 by 0 on flat regions; a negative K would be squared into a valid-looking one)."""
+    check_window_size(window_size)
+    check_positive(sigma, "sigma")
+    check_positive(k1, "k1")
+    check_positive(k2, "k2")
 
 
 def reduce(scores: torch.Tensor, reduction: Reduction) -> torch.Tensor:
@@ -86,3 +89,13 @@ def reduce(scores: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     if reduction == "sum":
         return scores.sum()
     raise InvalidInputError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+__all__ = [
+    "Reduction",
+    "check_data_range",
+    "check_image",
+    "check_pair",
+    "check_window_options",
+    "reduce",
+]

@@ -162,7 +162,7 @@ def fsim(
         (N,) scores in [0, 1]; 1 for identical images.
     """
     check_data_range(data_range)
-    check_pair(test, reference, metric="fsimc" if chromatic else "fsim", min_size=FSIM_MIN_SIZE,
+    check_pair(test, reference, data_range=data_range, metric="fsimc" if chromatic else "fsim", min_size=FSIM_MIN_SIZE,
                channels=(3,))
     batch = test.shape[0]
     scale = 255.0 / data_range

@@ -74,7 +74,7 @@ def gmsd(
         (N,) scores ≥ 0; LOWER is better, 0 for identical images.
     """
     check_data_range(data_range)
-    check_pair(test, reference, metric="gmsd", min_size=4 if downsample else 2,
+    check_pair(test, reference, data_range=data_range, metric="gmsd", min_size=4 if downsample else 2,
                size_reason="a gradient needs at least 2 pixels after the 2x downsampling")
     if threshold is None:
         threshold = GMSD_THRESHOLD_8BIT * (data_range / 255.0) ** 2

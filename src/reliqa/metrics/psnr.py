@@ -34,7 +34,7 @@ def psnr(
         tensor([20.])
     """
     check_data_range(data_range)
-    check_pair(test, reference, metric="psnr")
+    check_pair(test, reference, data_range=data_range, metric="psnr")
     mse = (test.double() - reference.double()).pow(2).mean(dim=(1, 2, 3))
     scores = 10.0 * torch.log10(data_range**2 / mse)
     return reduce(scores.to(test.dtype), reduction)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.metrics._validate import check_pair
+from reliqa.metrics._validate import check_data_range, check_pair, check_window_options
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
 from reliqa.metrics.fsim import fsim
@@ -25,11 +25,15 @@ from reliqa.metrics.vif import vif
 
 ColorMode = Literal["gray_matlab", "rgb", "luma_bt601"]
 
-_COLOR_TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gray_matlab": rgb_to_gray_matlab,
-    "rgb": lambda image: image,
-    "luma_bt601": rgb_to_luma_bt601,
+# (image, data_range) -> image on the same scale: the 8-bit grey rounding must know what
+# white is, or a 0..255 image is clipped to a flat 255 (SSIM 1.0 for unrelated images).
+_COLOR_TRANSFORMS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "gray_matlab": lambda image, data_range: rgb_to_gray_matlab(image, data_range),
+    "rgb": lambda image, data_range: image,
+    "luma_bt601": lambda image, data_range: rgb_to_luma_bt601(image, data_range),
 }
+
+_WINDOW_OPTIONS = {"window_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03}
 
 _INF = float("inf")
 
@@ -43,17 +47,30 @@ class FullReferenceMetric(Metric):
 
     def __init__(self, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:
         super().__init__()
+        # Options are checked here, at create_metric time, not on the first image.
+        self.data_range = check_data_range(options.get("data_range", 1.0))
+        if self.function_takes_window(options):
+            check_window_options(
+                **{key: options.get(key, default) for key, default in _WINDOW_OPTIONS.items()}
+            )
         self.function = function
         self.color = color
         self.options = options
+
+    @staticmethod
+    def function_takes_window(options: dict[str, Any]) -> bool:
+        """Whether ``options`` set any SSIM-family window option."""
+        return any(key in options for key in _WINDOW_OPTIONS)
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         name = self.info.name
         if reference is None:
             raise InvalidInputError(f"{name} is a full-reference metric: pass a reference image")
-        check_pair(test, reference, metric=name, channels=(3,))
+        check_pair(test, reference, metric=name, channels=(3,), data_range=self.data_range)
         to_color = _COLOR_TRANSFORMS[self.color]
-        return self.function(to_color(test), to_color(reference), **self.options)
+        return self.function(
+            to_color(test, self.data_range), to_color(reference, self.data_range), **self.options
+        )
 
 
 def _register(info: MetricInfo, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:

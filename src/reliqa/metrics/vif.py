@@ -64,7 +64,7 @@ def vif(
         over channels.
     """
     check_data_range(data_range)
-    check_pair(test, reference, metric="vif", min_size=vif_min_size(),
+    check_pair(test, reference, data_range=data_range, metric="vif", min_size=vif_min_size(),
                size_reason="4 scales with 17-, 9-, 5- and 3-px windows")
     scale_sq = (data_range / 255.0) ** 2
     sigma_n = VIF_NOISE_VARIANCE_8BIT * scale_sq if noise_variance is None else noise_variance

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.registry import ModelEntry, register_model
 
@@ -170,6 +171,7 @@ class HiRQA(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
+        check_tensor_image(images, "images", channels=(3,))
         return torch.sigmoid(self.score_logits(self.embed(images)))
 
     @torch.inference_mode()
@@ -197,13 +199,7 @@ def fit_to_max_side(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Ten
 
 
 def _check_images(images: torch.Tensor) -> None:
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-    if images.shape[-1] < MIN_SIZE or images.shape[-2] < MIN_SIZE:
-        raise InvalidInputError(
-            f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
-            f"{images.shape[-1]}x{images.shape[-2]}"
-        )
+    check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
 
 
 HIRQA_CONFIGS: dict[str, dict[str, object]] = {

@@ -34,7 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from reliqa.attributes import NUM_ATTRIBUTES
-from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.checks import check_tensor_pair
+from reliqa.exceptions import InvalidInputError
 from reliqa.metrics.base import MetricInfo
 from reliqa.models.registry import ModelEntry, register_model
 
@@ -65,18 +66,9 @@ class RelationalOutput(NamedTuple):
 
 
 def check_pair(test: torch.Tensor, reference: torch.Tensor) -> None:
-    """Validate a (test, reference) pair of (N, 3, H, W) float tensors of equal shape."""
-    for name, image in (("test", test), ("reference", reference)):
-        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
-            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise InvalidInputError(f"{name}: expected a (N, 3, H, W) tensor, got {shape}")
-        if not image.is_floating_point():
-            raise InvalidInputError(f"{name}: expected a float tensor in [0, 1], got {image.dtype}")
-    if test.shape != reference.shape:
-        raise ShapeMismatchError(
-            f"test {tuple(test.shape)} and reference {tuple(reference.shape)} differ in shape; "
-            "resize one of them first (CLI: --align resize)"
-        )
+    """Validate a (test, reference) pair of (N, 3, H, W) float tensors in [0, 1], finite, of
+    equal shape (:func:`reliqa.checks.check_tensor_pair`)."""
+    check_tensor_pair(test, reference, name="relational", channels=(3,))
 
 
 # --------------------------------------------------------------------------------------------
