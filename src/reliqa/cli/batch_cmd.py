@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -16,16 +17,17 @@ def batch_command(
     inputs: Optional[list[str]] = typer.Argument(
         None,
         metavar="INPUT...",
-        help="Image files, folders or quoted glob patterns ('shots/**/*.jpg'). With --ref-dir: "
-        "the test images. Not used with --pairs.",
+        help="Image files, folders, quoted glob patterns ('shots/**/*.jpg') or .csv/.parquet "
+        "lists of image paths (column 'image'). With --ref-dir: the test images. Not used with "
+        "--pairs. With --merge: the results files to join.",
         show_default=False,
     ),
-    metrics: str = typer.Option(
-        ..., "--metrics", "-m", help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational."
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m", help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational."
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Results file: .csv, or .parquet (needs pyarrow). An existing "
-        "file is resumed: items already in it are skipped."
+        ..., "--out", "-o", help="Results file: .csv, or .parquet (needs pyarrow); with --engine "
+        "ray a folder of Parquet parts. An existing output is resumed: items already in it are skipped."
     ),
     pairs: Optional[Path] = typer.Option(
         None, "--pairs", help="CSV with columns 'reference' and 'test' (paths relative to the CSV)."
@@ -46,39 +48,74 @@ def batch_command(
     maps_dir: Optional[Path] = typer.Option(
         None, "--maps-dir", help="Save each pair's distortion maps (.npz) here (needs relational)."
     ),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", metavar="I/N", help="Score only shard I of N (1..N), chosen by a hash "
+        "of each input's path; writes OUT as NAME.shard-I-of-N.EXT. Merge with --merge."
+    ),
+    merge: bool = typer.Option(
+        False, "--merge", help="INPUT are results files (e.g. the shards of one run): join them "
+        "into --out (.csv or .parquet); refuses other metric sets and duplicate rows."
+    ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this machine) or ray (Ray Data, needs reliqa[ray]; "
+        "--out is then a folder of Parquet parts)."
+    ),
+    actors: int = typer.Option(2, "--actors", help="With --engine ray: scoring actors."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --engine ray: a running cluster ('auto', "
+        "'ray://host:10001'); default: start a local one."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary; no progress bar."),
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
     from reliqa.evaluation import batch
 
-    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    if merge:
+        _merge(inputs or [], out, as_json)
+    names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else []
+    if not names:
+        usage_error("--metrics: give at least one metric or model name")
     if pairs is not None and ref_dir is not None:
         usage_error("give either --pairs or --ref-dir, not both")
     if pairs is not None and inputs:
         usage_error("with --pairs the images come from the CSV; give no INPUT")
     if pairs is None and not inputs:
         usage_error("give INPUT images/folders (or --pairs PAIRS.csv)")
+    if engine not in ("local", "ray"):
+        usage_error(f"--engine {engine}: choose local or ray")
+    if engine == "ray" and (report is not None or maps_dir is not None):
+        usage_error("--report and --maps-dir work with --engine local; merge the Ray output into "
+                    "a CSV (--merge) and run the report from it")
     try:
-        if pairs is not None:
-            items = batch.items_from_pairs_csv(pairs)
-        elif ref_dir is not None:
-            items = batch.items_from_ref_dir(inputs or [], ref_dir)
-        else:
-            items = batch.items_from_inputs(inputs or [])
+        items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
+        if shard is not None:
+            index, count = batch.parse_shard(shard)
+            items = batch.select_shard(items, index, count)
+            out = batch.shard_output(out, index, count)
+            if not items:
+                usage_error(f"--shard {shard}: this shard has no inputs (fewer inputs than shards)")
         # A report on pairs shows map pictures when a model among --metrics produces maps.
         report_maps = report is not None and maps_dir is None and items and items[0].reference is not None
         with batch.progress_bar(enabled=not as_json) as on_progress:
-            summary = batch.run_batch(
-                items,
-                names,
-                out,
-                device=device,
-                workers=workers,
-                batch_size=batch_size,
-                maps_dir=report / "maps_npz" if report_maps else maps_dir,
-                require_maps=not report_maps,
-                on_progress=on_progress,
-            )
+            if engine == "ray":
+                from reliqa.distributed import score_dataset
+
+                summary = score_dataset(
+                    items, names, out, actors=actors, device=None if device == "cpu" else device,
+                    batch_size=batch_size, address=ray_address, on_progress=on_progress,
+                )
+            else:
+                summary = batch.run_batch(
+                    items,
+                    names,
+                    out,
+                    device=device,
+                    workers=workers,
+                    batch_size=batch_size,
+                    maps_dir=report / "maps_npz" if report_maps else maps_dir,
+                    require_maps=not report_maps,
+                    on_progress=on_progress,
+                )
     except WeightsError as error:
         fail(str(error))
     except ReliqaError as error:
@@ -117,4 +154,37 @@ def batch_command(
         )
         if report_path:
             typer.echo(f"report: {report_path}", err=True)
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
+
+
+def _merge(sources: list[str], out: Path, as_json: bool) -> NoReturn:
+    """``reliqa batch --merge SHARD... --out FILE``."""
+    from reliqa.evaluation import batch
+
+    if not sources:
+        usage_error("--merge: give the results files to merge as INPUT")
+    try:
+        paths: list[str] = []
+        for source in sources:  # quoted globs ('results.shard-*.csv') expand here
+            matches = sorted(glob.glob(source)) if glob.has_magic(source) and not Path(source).exists() else []
+            paths += matches or [source]
+        summary = batch.merge_results(paths, out)
+    except ReliqaError as error:
+        usage_error(str(error))
+    if as_json:
+        print_json(
+            {
+                "out": str(summary.out),
+                "rows": summary.rows,
+                "failed": summary.failed,
+                "sources": [str(path) for path in summary.sources],
+                "columns": summary.columns,
+            }
+        )
+    else:
+        typer.echo(
+            f"{summary.rows} rows from {len(summary.sources)} files in {summary.out} "
+            f"({summary.failed} with errors)",
+            err=True,
+        )
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)

@@ -229,6 +229,39 @@ def items_from_path_list(path: str | os.PathLike[str]) -> list[BatchItem]:
     return _unique_items(items)
 
 
+PATH_LIST_SUFFIXES = (".csv", ".parquet")
+"""An INPUT file with one of these suffixes is a list of image paths, not an image."""
+
+
+def items_from_sources(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    pairs: str | os.PathLike[str] | None = None,
+    ref_dir: str | os.PathLike[str] | None = None,
+) -> list[BatchItem]:
+    """The items of a run, as ``reliqa batch`` reads its arguments.
+
+    ``pairs``: a pairs CSV (INPUTs unused); ``ref_dir``: INPUTs are test images matched by stem;
+    otherwise INPUTs are images, folders, globs, or ``.csv``/``.parquet`` lists of paths
+    (:func:`items_from_path_list`), in the order given.
+    """
+    if pairs is not None:
+        return items_from_pairs_csv(pairs)
+    if ref_dir is not None:
+        return items_from_ref_dir(inputs, ref_dir)
+    items: list[BatchItem] = []
+    images: list[str | os.PathLike[str]] = []
+    for source in inputs:
+        if Path(source).suffix.lower() in PATH_LIST_SUFFIXES and Path(source).is_file():
+            items += items_from_inputs(images) if images else []
+            images = []
+            items += items_from_path_list(source)
+        else:
+            images.append(source)
+    items += items_from_inputs(images) if images else []
+    return _unique_items(items)
+
+
 # ----------------------------------------------------------------------------------- shards
 
 _SHARD_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
