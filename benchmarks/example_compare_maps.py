@@ -33,7 +33,7 @@ def main() -> None:
     half = reference.shape[-1] // 2
     test = torch.cat([blurred[..., :half], brightened[..., half:]], dim=-1)
 
-    result = compare(reference, test)
+    result = compare(test, reference)
     render_maps(test[0], result.maps, path=args.out, title=f"left: blurred, right: brightened   score {result.score:.3f}")
     summary = {name: round(item.mean_signed, 3) for name, item in result.attributes.items()}
     print(json.dumps({"picture": str(args.out), "score": result.score, "mean_signed": summary}, indent=2))

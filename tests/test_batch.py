@@ -382,7 +382,7 @@ def test_relational_model_scores_pairs_and_saves_maps(tmp_path: Path) -> None:
     rows = _read(tmp_path / "r.csv")
     assert summary.failed == 0, rows
     for row in rows:
-        expected = compare(row["reference"], row["image"])
+        expected = compare(test=row["image"], reference=row["reference"])
         assert float(row["relational"]) == pytest.approx(expected.score, abs=1e-4)
         assert torch.allclose(load_maps(row["maps"]), expected.maps, atol=1e-4)
 

@@ -132,7 +132,7 @@ def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[
             if metric == "relational":
                 from reliqa import compare
 
-                expected = float(compare(reference, test).score)
+                expected = float(compare(test, reference).score)
             else:
                 expected = float(resolve_scorer(metric)(test, reference)[0])
             assert float(cell.get_attribute("data-value")) == pytest.approx(expected, rel=1e-4, abs=1e-6)

@@ -87,13 +87,13 @@ def test_identical_images_give_the_neutral_result(files: dict[str, Path]) -> Non
     )
     assert payload["score"] == 0.0
     assert all(s == {"mean_signed": 0.0, "area": 0.0} for s in payload["attributes"].values())
-    result = reliqa.compare(files["ref"], files["ref_copy"])
+    result = reliqa.compare(files["ref_copy"], files["ref"])
     assert torch.all(result.maps == 0.5) and result.maps.shape == (9, 160, 192)
 
 
 def test_compare_is_antisymmetric_through_the_api(files: dict[str, Path]) -> None:
-    forward = reliqa.compare(files["ref"], files["noisy"])
-    backward = reliqa.compare(files["noisy"], files["ref"])
+    forward = reliqa.compare(files["noisy"], files["ref"])
+    backward = reliqa.compare(files["ref"], files["noisy"])
     assert forward.score == pytest.approx(-backward.score, abs=1e-5)
     torch.testing.assert_close(forward.maps, 1.0 - backward.maps, atol=1e-5, rtol=0)
 
@@ -108,10 +108,10 @@ def test_rank_json_contract_orders_best_first(files: dict[str, Path]) -> None:
 
 
 def test_rank_api_returns_candidates_with_their_positions(files: dict[str, Path]) -> None:
-    ranking = reliqa.rank(files["ref"], [files["strong"], files["mild"]])
+    ranking = reliqa.rank([files["strong"], files["mild"]], files["ref"])
     assert [entry.index for entry in ranking] == [1, 0]
     with pytest.raises(InvalidInputError):
-        reliqa.rank(files["ref"], [])
+        reliqa.rank([], files["ref"])
 
 
 def test_different_sizes_fail_clearly_unless_resized(files: dict[str, Path]) -> None:
@@ -122,7 +122,7 @@ def test_different_sizes_fail_clearly_unless_resized(files: dict[str, Path]) -> 
     assert "small.png" in result.stderr and "--align resize" in result.stderr
     assert "Traceback" not in result.output
     with pytest.raises(ShapeMismatchError):
-        reliqa.compare(files["ref"], files["small"])
+        reliqa.compare(files["small"], files["ref"])
     payload = _json(
         [
             "compare",
@@ -156,8 +156,17 @@ def test_non_image_and_missing_files_fail_cleanly(files: dict[str, Path]) -> Non
         app, ["rank", "--ref", str(files["ref"]), str(files["mild"]), str(files["text"])]
     )
     assert result.exit_code == 1 and "notes.png" in result.stderr
+    # the readable candidate is still ranked (before: the whole command failed)
+    assert "mild.png" in result.stdout
+    payload = json.loads(
+        runner.invoke(
+            app, ["rank", str(files["mild"]), str(files["text"]), "--ref", str(files["ref"]), "--json"]
+        ).stdout
+    )
+    assert [entry["image"] for entry in payload["ranking"]] == [str(files["mild"])]
+    assert payload["errors"][0]["image"] == str(files["text"]) and "notes.png" in payload["errors"][0]["error"]
     with pytest.raises(ImageLoadError):
-        reliqa.compare(files["text"], files["ref"])
+        reliqa.compare(files["ref"], files["text"])
 
 
 def test_tiny_images_work(files: dict[str, Path]) -> None:
@@ -165,7 +174,7 @@ def test_tiny_images_work(files: dict[str, Path]) -> None:
         ["compare", "--ref", str(files["tiny"]), "--test", str(files["tiny"]), "--json"]
     )
     assert payload["score"] == 0.0
-    result = reliqa.compare(files["tiny"], torch.rand(1, 3, 3, 5))
+    result = reliqa.compare(torch.rand(1, 3, 3, 5), files["tiny"])
     assert result.maps.shape == (9, 3, 5)
 
 
@@ -177,3 +186,16 @@ def test_demo_section_shows_predicted_maps_and_a_ranking() -> None:
     html = page.html()
     assert "predicted maps, score" in html
     assert "the intensity order" in html and html.count("<img") == 2 + 4  # test, maps, 4 ranked
+
+
+def test_one_pair_order_test_first_reference_second(files: dict[str, Path]) -> None:
+    """Issue 11: compare(ref, test) used to take the reference first, so the natural call
+    compare(jpeg, ref) scored the JPEG as better. Now test first, reference second, with the
+    keywords test= and reference= (as pyiqa, piq, torchmetrics)."""
+    positional = reliqa.compare(files["strong"], files["ref"])
+    keywords = reliqa.compare(reference=files["ref"], test=files["strong"])
+    assert positional.score == keywords.score < 0  # the distorted test is worse
+    ranking = reliqa.rank(candidates=[files["strong"], files["ref_copy"]], reference=files["ref"])
+    assert [entry.index for entry in ranking] == [1, 0]
+    cli = _json(["compare", "--test", str(files["strong"]), "--reference", str(files["ref"]), "--json"])
+    assert cli["score"] == pytest.approx(positional.score, abs=1e-6)

@@ -11,22 +11,31 @@ from typing import Any
 
 from reliqa.attributes import ATTRIBUTES
 from reliqa.exceptions import ReliqaError
-from reliqa.io import load_image, save_image
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# The public API, in one table: public name -> module that defines it. Every function here
+# takes images test first, reference second (keywords ``test=``, ``reference=``), options
+# keyword-only, ``device=None`` meaning ``reliqa.checks.DEFAULT_DEVICE`` (cpu), and ``model=``
+# a registered model name (or, for compare/rank, a loaded model). Loaded on first use, so
+# ``import reliqa`` (and ``reliqa --help``) never imports torch.
 _LAZY: dict[str, str] = {
     "compare": "reliqa.models.relational_api",
     "rank": "reliqa.models.relational_api",
+    "score": "reliqa.models.nr_api",
     "create_metric": "reliqa.metrics",
     "list_metrics": "reliqa.metrics",
+    "create_model": "reliqa.models",
+    "list_models": "reliqa.models",
+    "list_scorers": "reliqa.evaluation.scorers",
+    "evaluate_metric": "reliqa.evaluation.scorers",
     "gmc": "reliqa.evaluation.gmc",
-    "score": "reliqa.models.nr_api",
     "RelationalLoss": "reliqa.tuning", "relational_loss": "reliqa.tuning",
+    "load_image": "reliqa.io",
+    "save_image": "reliqa.io",
 }
 
-__all__ = ["ATTRIBUTES", "ReliqaError", "__version__", "load_image", "save_image", *_LAZY]
+__all__ = ["ATTRIBUTES", "ReliqaError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,3 +45,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names too (they are loaded lazily, so not yet in the module dict)."""
+    return sorted(set(globals()) | set(__all__))

@@ -17,7 +17,10 @@ from typing import cast
 
 import torch
 
-from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.exceptions import DeviceError, InvalidInputError, ShapeMismatchError
+
+DEFAULT_DEVICE = "cpu"
+"""The one device default of every function, model and command (``device=None`` means it)."""
 
 RANGE_TOLERANCE = 1e-3
 """Values may exceed [0, data_range] by this fraction of ``data_range`` (resampling and
@@ -177,7 +180,38 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device ``device`` names (None: :data:`DEFAULT_DEVICE`), checked to exist here.
+
+    Raises:
+        DeviceError: an unknown device string, or a CUDA/MPS device this machine does not have
+            (named, with what is available), instead of a torch traceback on the first tensor.
+    """
+    try:
+        resolved = torch.device(DEFAULT_DEVICE if device is None else device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"device {device!r} is not a torch device ({error})") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise DeviceError(
+                f"device {str(resolved)!r}: no CUDA GPU is available here (torch {torch.__version__}, "
+                f"{build}); use --device cpu (device='cpu')"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {str(resolved)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {str(resolved)!r}: MPS is not available here; use cpu")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"device {str(resolved)!r}: expected cpu, cuda or cuda:N")
+    return resolved
+
+
 __all__ = [
+    "DEFAULT_DEVICE",
     "RANGE_TOLERANCE",
     "check_data_range",
     "check_positive",
@@ -185,4 +219,5 @@ __all__ = [
     "check_tensor_image",
     "check_tensor_pair",
     "check_window_size",
+    "resolve_device",
 ]

@@ -26,6 +26,10 @@ class ShapeMismatchError(InvalidInputError):
     """Reference and test (or prediction and label) do not have matching shapes."""
 
 
+class DeviceError(InvalidInputError):
+    """A requested torch device does not exist here (e.g. ``cuda`` on a machine without a GPU)."""
+
+
 class WeightsError(ReliqaError):
     """Shipped or user-supplied weights are missing, corrupt, or fail their hash check."""
 

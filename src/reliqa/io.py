@@ -254,6 +254,19 @@ def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return paths
 
 
+def resize_to(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The one resize-to-reference rule: (N, C, H, W) → (N, C, *size), bilinear with
+    antialiasing (which only acts when shrinking), clipped to [0, 1]; unchanged if already
+    that size. Used by ``compare(align="resize")``, ``reliqa metric --resize`` and batch."""
+    target = (int(size[0]), int(size[1]))
+    if tuple(image.shape[-2:]) == target:
+        return image
+    resized = torch.nn.functional.interpolate(
+        image, size=target, mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.clamp(0.0, 1.0)
+
+
 def to_uint8_array(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (1, 3, H, W) float tensor in [0, 1] → HxWx3 uint8 array (rounded)."""
     if image.ndim == 4:

@@ -4,10 +4,11 @@ Convention:
     One panel per attribute channel that shows anything (some pixel farther than
     ``threshold`` from 0.5). Each panel is a dimmed grey copy of the image under a diverging
     colour map centred at 0.5: red = the test has MORE of the attribute, blue = LESS, and the
-    overlay's opacity grows with ``|m − 0.5|``, so unchanged pixels show the image. The colour
-    range is symmetric around 0.5 and fitted per panel (``0.5 ± r``, r a multiple of 0.1, at
-    least 0.1) so weak changes stay visible; each panel's colour bar names the two directions
-    (``ATTRIBUTE_DIRECTIONS``) and prints the range.
+    overlay's opacity grows with ``|m − 0.5|``, so unchanged pixels show the image. Every
+    panel uses the same fixed colour range, 0 … 1 around 0.5 (:data:`MAP_RANGE`), so colours
+    compare across panels and pictures: a +0.003 change over 1 % of the image stays nearly
+    invisible instead of being stretched to full saturation (a per-panel range did that);
+    each panel's colour bar names the two directions (``ATTRIBUTE_DIRECTIONS``).
     Rendering uses Matplotlib's Agg canvas directly (no pyplot state), so it is safe in scripts,
     tests and servers.
 """
@@ -39,6 +40,9 @@ from reliqa.exceptions import InvalidInputError
 
 MAP_COLORMAP = "RdBu_r"
 """Diverging colour map: blue at 0 (less), white at 0.5, red at 1 (more)."""
+
+MAP_RANGE = 0.5
+"""Half-width of the one colour range of every panel: 0.5 ± 0.5 = the whole 0 … 1."""
 
 MAX_DISPLAY_SIDE = 384
 """Longer side (pixels) each panel is drawn at; larger inputs are downsampled first."""
@@ -126,9 +130,7 @@ def render_maps(
             continue
         channel = channels[position]
         values = maps[channel].numpy()
-        # Symmetric colour range around 0.5 per panel (at least ±0.1), so weak changes still
-        # show; the colour bar's end labels give the range's true values.
-        reach = max(0.1, math.ceil(float(np.abs(values - NEUTRAL).max()) * 10.0) / 10.0)
+        reach = MAP_RANGE  # one fixed range for every panel (module docstring)
         norm = Normalize(vmin=NEUTRAL - reach, vmax=NEUTRAL + reach)
         overlay = cmap(norm(values))
         overlay[..., 3] = np.clip(np.abs(values - NEUTRAL) / reach, 0.0, 1.0) * 0.9
@@ -155,4 +157,4 @@ def render_maps(
     return picture
 
 
-__all__ = ["MAP_COLORMAP", "active_channels", "render_maps"]
+__all__ = ["MAP_COLORMAP", "MAP_RANGE", "active_channels", "render_maps"]

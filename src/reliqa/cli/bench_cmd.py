@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
 
 
@@ -30,7 +30,7 @@ def bench_command(
     dmos: bool = typer.Option(False, "--dmos", help="For a CSV dataset: the scores are DMOS (lower = better)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images."),
     batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="torch device for the metrics/models."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(0, "--workers", help="Decoding worker processes (0: decode in this process)."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Discard scores.csv of an earlier run in --out."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the confidence intervals."),
@@ -51,6 +51,7 @@ def bench_command(
         usage_error(f"--limit must be at least 1, got {limit}")
     if batch_size < 1:
         usage_error(f"--batch-size must be at least 1, got {batch_size}")
+    device = checked_device(device)
     try:
         if dmos and (layout in (None, "csv")) and dataset.is_file():
             data = read_csv_dataset(dataset, higher_is_better=False)
@@ -66,8 +67,6 @@ def bench_command(
         usage_error(str(error))
     except ReliqaError as error:
         fail(str(error))
-    except RuntimeError as error:  # e.g. an unavailable --device
-        usage_error(f"--device {device}: {error}")
 
     if as_json:
         print_json(result.to_dict())

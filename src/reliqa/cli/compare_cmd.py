@@ -1,12 +1,16 @@
 """``reliqa compare`` and ``reliqa rank``: the relational full-reference model on image files.
 
-    reliqa compare --ref REF --test TEST [--maps-out PNG] [--json] [--align resize]
-    reliqa rank --ref REF CANDIDATE... [--json]
+    reliqa compare --test TEST --ref REF [--maps-out PNG] [--json] [--align resize]
+    reliqa rank CANDIDATE... --ref REF [--json]
+
+Test first, reference second (``--reference`` is a synonym of ``--ref``), as everywhere.
 
 JSON contracts (stdout):
     compare → {"score": float, "attributes": {"<attribute>": {"mean_signed": float,
                "area": float}}, "maps": path-or-null}
-    rank    → {"ranking": [{"image": path, "score": float}]}, best first.
+    rank    → {"ranking": [{"image": path, "score": float}], "errors": [{"image": path,
+               "error": message}]}, best first; an unreadable candidate is listed in
+               "errors" and the others are still ranked (exit 1).
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from pathlib import Path
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.cli.app import (
+    DEVICE_HELP,
+    EXIT_INPUT_FAILED,
+    app,
+    checked_device,
+    fail,
+    print_json,
+    usage_error,
+)
 from reliqa.exceptions import ReliqaError
 
 _ALIGN_HELP = (
@@ -30,13 +42,13 @@ def _check_align(align: str) -> None:
 
 @app.command("compare")
 def compare_command(
-    ref: str = typer.Option(..., "--ref", help="Reference image."),
     test: str = typer.Option(..., "--test", help="Test image, judged against the reference."),
+    ref: str = typer.Option(..., "--ref", "--reference", help="Reference image."),
     maps_out: Path | None = typer.Option(
         None, "--maps-out", help="Write the maps picture here (PNG)."
     ),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Where and how TEST differs from REF (9 attribute maps) and a relational score.
@@ -45,11 +57,12 @@ def compare_command(
     mean_signed: mean of 2·(m − 0.5) (−1 … 1, > 0 = more of the attribute); area: share of
     pixels with |m − 0.5| > 0.05.
     """
+    _check_align(align)
+    device = checked_device(device)
     from reliqa.models.relational_api import compare
 
-    _check_align(align)
     try:
-        result = compare(ref, test, align=align, device=device)  # type: ignore[arg-type]
+        result = compare(test, ref, align=align, device=device)  # type: ignore[arg-type]
         maps_path = _write_maps(result, maps_out, ref, test) if maps_out else None
     except ReliqaError as error:
         fail(str(error))
@@ -80,26 +93,40 @@ def _write_maps(result: object, path: Path, ref: str, test: str) -> str:
 
 @app.command("rank")
 def rank_command(
-    ref: str = typer.Option(..., "--ref", help="Reference image."),
     candidates: list[str] = typer.Argument(
         ..., metavar="CANDIDATE...", help="Versions of the reference to rank."
     ),
+    ref: str = typer.Option(..., "--ref", "--reference", help="Reference image."),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
 ) -> None:
-    """Rank candidate versions of one reference by relational score, best first."""
-    from reliqa.models.relational_api import rank
+    """Rank candidate versions of one reference by relational score, best first.
 
+    An unreadable candidate is reported (stderr, or "errors" in JSON) and the others are still
+    ranked; the exit code is then 1.
+    """
     _check_align(align)
+    device = checked_device(device)
+    from reliqa.models.relational_api import FailedCandidate, RankedCandidate, rank
+
     try:
-        ranking = rank(ref, candidates, align=align, device=device)  # type: ignore[arg-type]
+        entries = rank(candidates, ref, align=align, device=device, errors="keep")  # type: ignore[arg-type]
     except ReliqaError as error:
         fail(str(error))
+    ranking = [entry for entry in entries if isinstance(entry, RankedCandidate)]
+    failed = [entry for entry in entries if isinstance(entry, FailedCandidate)]
     if as_json:
         print_json(
-            {"ranking": [{"image": str(entry.image), "score": entry.score} for entry in ranking]}
+            {
+                "ranking": [{"image": str(entry.image), "score": entry.score} for entry in ranking],
+                "errors": [{"image": str(entry.image), "error": entry.error} for entry in failed],
+            }
         )
-        return
-    for position, entry in enumerate(ranking, start=1):
-        typer.echo(f"{position:3d}. {entry.score:+.4f}  {entry.image}")
+    else:
+        for position, entry in enumerate(ranking, start=1):
+            typer.echo(f"{position:3d}. {entry.score:+.4f}  {entry.image}")
+        for entry in failed:
+            typer.echo(f"error: {entry.error}", err=True)
+    if failed:
+        raise typer.Exit(EXIT_INPUT_FAILED)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
 from reliqa.exceptions import ReliqaError
 
 if TYPE_CHECKING:
@@ -25,7 +25,10 @@ def gmc_command(
         ..., metavar="CSV", help="CSV with a header row: predictions, MOS and optionally MOS std."
     ),
     pred_col: str = typer.Option(
-        ..., "--pred-col", help="Column of predicted quality (higher = better)."
+        ...,
+        "--pred-col",
+        help="Column of predicted quality. A column named after a lower-is-better scorer "
+        "(niqe, gmsd, …) is negated first, as in bench, batch report and viewer.",
     ),
     mos_col: str = typer.Option(
         ..., "--mos-col", help="Column of mean opinion scores (higher = better)."
@@ -67,9 +70,7 @@ def gmc_command(
     html: Optional[Path] = typer.Option(
         None, "--html", help="Write an interactive 3-D HTML of the surfaces here."
     ),
-    device: str = typer.Option(
-        "cpu", "--device", help="torch device for the pair sums (cpu, cuda)."
-    ),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """GMC surfaces (PLCC, SRCC, KRCC over quality scale × quality difference) of one predictor.
@@ -89,6 +90,11 @@ def gmc_command(
     if not (bandwidth_multiplier > 0):
         usage_error(f"--bandwidth-multiplier must be positive, got {bandwidth_multiplier}")
     scale = _parse_range(score_range) if score_range is not None else None
+    device = checked_device(device)
+    from reliqa.evaluation.scorers import column_higher_is_better
+
+    # the one direction rule (scorer catalogue): same CSV, same sign in CLI, viewer, report
+    negated = not column_higher_is_better(pred_col)
     try:
         columns = read_score_columns(csv_file, [pred_col, mos_col] + ([std_col] if std_col else []))
         size = columns[mos_col].size
@@ -99,7 +105,7 @@ def gmc_command(
         )
         weights = read_value_list(weights_file, size) if weights_file else None
         result = gmc(
-            columns[pred_col],
+            -columns[pred_col] if negated else columns[pred_col],
             columns[mos_col],
             std,
             weights=weights,
@@ -122,8 +128,12 @@ def gmc_command(
             )
     except ReliqaError as error:
         fail(str(error))
+    if negated:
+        result.notes.insert(0, f"{pred_col} is lower-is-better: negated before GMC")
     if as_json:
-        print_json({**result.to_dict(), "notes": result.notes, "files": written})
+        print_json(
+            {**result.to_dict(), "negated": negated, "notes": result.notes, "files": written}
+        )
         return
     _print_summary(result, written)
 

@@ -1,17 +1,40 @@
-"""``reliqa metrics`` (the registry) and ``reliqa metric NAME`` (score one image or pair)."""
+"""``reliqa metrics`` / ``reliqa models`` (the scorer catalogue) and ``reliqa metric NAME``
+(score one image or pair with any metric or model of the catalogue)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
 from reliqa.exceptions import ReliqaError, UnknownNameError
-from reliqa.metrics import create_metric, list_metrics
-from reliqa.metrics.api import evaluate_metric
+
+if TYPE_CHECKING:
+    from reliqa.metrics import MetricInfo
+
+
+def _print_table(title: str, infos: list[MetricInfo]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("name", "kind", "better", "range", "diff.", "min size", "description"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        low, high = info.score_range
+        table.add_row(
+            info.name,
+            info.kind,
+            "higher" if info.higher_is_better else "lower",
+            f"[{low:g}, {high:g}]",
+            "yes" if info.differentiable else "no",
+            str(info.extra.get("min_size", "")),
+            info.description,
+        )
+    Console().print(table)
 
 
 @app.command("metrics")
@@ -19,49 +42,62 @@ def metrics_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
 ) -> None:
     """List the registered metrics with their metadata (kind, direction, range, differentiable)."""
+    from reliqa.metrics import list_metrics
+
     infos = list_metrics()
     if json_output:
         print_json([info.to_dict() for info in infos])
         return
-    from rich.console import Console
-    from rich.table import Table
+    _print_table("reliqa metrics (models: `reliqa models`)", infos)
 
-    table = Table(title="reliqa metrics")
-    for column in ("name", "kind", "better", "range", "diff.", "description"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        low, high = info.score_range
-        table.add_row(info.name, info.kind, "higher" if info.higher_is_better else "lower",
-                      f"[{low:g}, {high:g}]", "yes" if info.differentiable else "no", info.description)
-    Console().print(table)
+
+@app.command("models")
+def models_command(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the models as JSON.")] = False,
+) -> None:
+    """List reliqa's models with the same metadata as metrics (no weights are loaded)."""
+    from reliqa.models import list_models
+
+    infos = [entry.info for entry in list_models()]
+    if json_output:
+        print_json([info.to_dict() for info in infos])
+        return
+    _print_table("reliqa models", infos)
 
 
 @app.command("metric")
 def metric_command(
-    name: Annotated[str, typer.Argument(help="Metric name (see `reliqa metrics`).")],
+    name: Annotated[str, typer.Argument(help="Metric or model name (`reliqa metrics`, `reliqa models`).")],
     test: Annotated[Path, typer.Option("--test", help="Image to judge.")],
-    ref: Annotated[Path | None, typer.Option("--ref", help="Reference image (FR metrics only).")] = None,
+    ref: Annotated[
+        Path | None,
+        typer.Option("--ref", "--reference", help="Reference image (full-reference scorers only)."),
+    ] = None,
     resize: Annotated[bool, typer.Option(
         "--resize", help="Resize the test image to the reference size (antialiased bilinear) first.")] = False,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Score TEST with metric NAME (against REF for full-reference metrics).
+    """Score TEST with metric or model NAME (against REF for full-reference ones).
 
     JSON: {"metric": NAME, "score": float, "higher_is_better": bool}; an infinite score (PSNR
     of identical images) is written as null with a "note".
     """
+    from reliqa.evaluation.scorers import evaluate_metric, scorer_info
+
     try:
-        info = create_metric(name).info
+        info = scorer_info(name)
     except UnknownNameError as error:
         usage_error(str(error))
     if info.kind == "FR" and ref is None:
-        usage_error(f"{name} is a full-reference metric: pass --ref REFERENCE")
+        usage_error(f"{name} is a full-reference scorer: pass --ref REFERENCE")
     if info.kind == "NR" and ref is not None:
-        usage_error(f"{name} is a no-reference metric: it takes no --ref")
+        usage_error(f"{name} is a no-reference scorer: it takes no --ref")
     if info.kind == "NR" and resize:
-        usage_error("--resize only applies to full-reference metrics")
+        usage_error("--resize only applies to full-reference scorers")
+    device = checked_device(device)
     try:
-        score = float(evaluate_metric(name, test, ref, resize=resize)[0])
+        score = float(evaluate_metric(name, test, ref, resize=resize, device=device)[0])
     except ReliqaError as error:
         fail(str(error))
     payload: dict[str, object] = {"metric": name, "score": score, "higher_is_better": info.higher_is_better}

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from reliqa.cli.app import EXIT_INPUT_FAILED, app, print_json, usage_error
+from reliqa.cli.app import (
+    DEVICE_HELP,
+    EXIT_INPUT_FAILED,
+    app,
+    checked_device,
+    print_json,
+    usage_error,
+)
+
+NR_MODEL_NAMES = ("hirqa", "hirqa-s")  # checked here without importing torch
 
 
 @app.command("score")
@@ -15,17 +24,31 @@ def score_command(
     model: str = typer.Option(
         "hirqa", "--model", "-m", help="hirqa (quality first) or hirqa-s (speed first)."
     ),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    batch_size: int = typer.Option(
+        16, "--batch-size", min=1, help="Most same-size images per forward pass."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's choice)."
+    ),
     as_json: bool = typer.Option(
         False, "--json", help='Print {"results": [{"image", "score" | "error"}]}.'
     ),
 ) -> None:
-    """Score images without a reference: higher = better, in [0, 1]. Exit 1 if any image failed."""
-    from reliqa.models.nr_api import NR_MODELS, score_files
+    """Score images without a reference: higher = better, in [0, 1]. Exit 1 if any image failed.
 
-    if model not in NR_MODELS:
-        usage_error(f"--model must be one of {', '.join(NR_MODELS)}, got {model!r}")
-    records = score_files(images, model=model, device=device)
+    Same-size images are scored together, --batch-size at a time.
+    """
+    if model not in NR_MODEL_NAMES:
+        usage_error(f"--model must be one of {', '.join(NR_MODEL_NAMES)}, got {model!r}")
+    device = checked_device(device)
+    import torch
+
+    from reliqa.models.nr_api import score_files
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    records = score_files(images, model=model, device=device, batch_size=batch_size)
     if as_json:
         print_json({"results": records})
     else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from reliqa.cli.app import app, usage_error
+from reliqa.cli.app import DEVICE_HELP, app, checked_device, usage_error
 from reliqa.exceptions import ReliqaError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -20,19 +22,20 @@ def serve_command(
     root: Optional[Path] = typer.Option(
         None, "--root", help="Folder whose images the page may open (nothing outside it is readable)."
     ),
-    device: str = typer.Option("cpu", "--device", help="torch device for the models."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest uploaded file (MB)."),
     max_megapixels: float = typer.Option(36.0, "--max-megapixels", help="Largest image (megapixels)."),
 ) -> None:
     """Open a browser page to compare images: relational maps, rankings, NR scores, GMC."""
+    if not 1 <= port <= 65535:
+        usage_error(f"--port must be in 1..65535, got {port}")
+    device = checked_device(device)
     try:
         from reliqa.web.app import Limits, create_app
     except ImportError as error:
         usage_error(f"the viewer needs the web extra: pip install 'reliqa[web]' ({error})")
     import uvicorn
 
-    if not 1 <= port <= 65535:
-        usage_error(f"--port must be in 1..65535, got {port}")
     if max_upload_mb <= 0 or max_megapixels <= 0:
         usage_error("--max-upload-mb and --max-megapixels must be positive")
     limits = Limits(
@@ -50,5 +53,33 @@ def serve_command(
             "and read the images under --root",
             err=True,
         )
-    typer.echo(f"reliqa viewer on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # Bind first, announce after: a port in use is one clear line (exit 2), and the URL
+    # printed is one that answers.
+    listening = bind_socket(host, port)
+    typer.echo(f"reliqa viewer on http://{_url_host(host)}:{port}/ (Ctrl+C to stop)", err=True)
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
+    server.run(sockets=[listening])
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); bad usage (exit 2) if it cannot be bound."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        usage_error(f"--host {host}: cannot resolve it ({error.strerror})")
+    family, kind, protocol, _, address = infos[0]
+    listening = socket.socket(family, kind, protocol)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        reason = "already in use" if error.errno == errno.EADDRINUSE else error.strerror or str(error)
+        usage_error(f"--port {port} on {host}: {reason}; choose another with --port")
+    listening.set_inheritable(True)
+    return listening
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

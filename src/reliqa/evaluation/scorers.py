@@ -1,5 +1,11 @@
 """One name → one scorer: classical metrics and reliqa's models behind the same interface.
 
+This is the one **scorer catalogue**: :func:`list_scorers` / :func:`scorer_info` give every
+metric's and model's :class:`~reliqa.metrics.MetricInfo` (kind FR/NR, ``higher_is_better``,
+score range, differentiable, input constraints in ``extra``) without loading any weights;
+``reliqa metric``, ``reliqa metrics``, ``reliqa models``, ``reliqa batch``, ``reliqa bench``,
+``reliqa gmc`` and the viewer read direction and kind from here (:func:`higher_is_better`).
+
 The benchmark runner (and any tool that scores images by name) asks :func:`resolve_scorer`,
 which looks the name up in the metric registry (:func:`reliqa.metrics.create_metric`) first and
 then in the model registry (:func:`reliqa.models.create_model`).
@@ -21,8 +27,10 @@ from typing import Literal
 
 import torch
 
-from reliqa.exceptions import UnknownNameError
-from reliqa.metrics import create_metric, list_metrics
+from reliqa.checks import resolve_device
+from reliqa.exceptions import InvalidInputError, ShapeMismatchError, UnknownNameError
+from reliqa.io import ImageSource, describe_source, load_image, resize_to
+from reliqa.metrics import MetricInfo, create_metric, list_metrics
 
 ScoreFunction = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -38,6 +46,7 @@ class Scorer:
         score: (N, 3, H, W) test [, (N, 3, H, W) reference] → (N,) scores.
         maps: for map-producing models, one pair → (1, 9, H, W) maps; else None.
         source: "metric" or "model".
+        info: the catalogue entry (:func:`scorer_info`).
     """
 
     name: str
@@ -46,40 +55,157 @@ class Scorer:
     score: ScoreFunction
     maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     source: Literal["metric", "model"] = "metric"
+    info: MetricInfo | None = None
 
     def __call__(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         return self.score(test, reference).reshape(-1)
 
 
-def resolve_scorer(name: str, device: str | torch.device = "cpu") -> Scorer:
+def _model_infos() -> dict[str, MetricInfo]:
+    from reliqa.models import list_models
+
+    return {entry.name: entry.info for entry in list_models()}
+
+
+def list_scorers() -> list[MetricInfo]:
+    """Every metric and model that scores images, with its metadata; no weights are loaded.
+
+    Metrics come first (sorted), then models (sorted); a name is never both.
+    """
+    return [*list_metrics(), *(info for _, info in sorted(_model_infos().items()))]
+
+
+def scorer_info(name: str) -> MetricInfo:
+    """The catalogue entry of metric or model ``name``.
+
+    Raises:
+        UnknownNameError: no such metric or model (the message lists both registries).
+    """
+    for info in list_metrics():
+        if info.name == name:
+            return info
+    models = _model_infos()
+    if name in models:
+        return models[name]
+    metric_names = ", ".join(info.name for info in list_metrics())
+    model_names = ", ".join(sorted(models)) or "none yet"
+    raise UnknownNameError(
+        f"unknown metric or model {name!r}; metrics: {metric_names}; models: {model_names}"
+    )
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of scorer ``name``'s values — the one place every tool asks (bench, batch
+    report, viewer, ``reliqa gmc --scorer``); unknown names raise :class:`UnknownNameError`."""
+    return scorer_info(name).higher_is_better
+
+
+def column_higher_is_better(column: str) -> bool:
+    """Direction of a score column of a results CSV (``reliqa batch`` names its columns after
+    the scorers): the catalogue's direction when ``column`` is a scorer name, else True (a
+    prediction column is taken as higher = better). ``reliqa gmc``, the viewer's GMC panel
+    and the batch report use this rule, so one CSV gives one sign everywhere."""
+    try:
+        return higher_is_better(column)
+    except UnknownNameError:
+        return True
+
+
+def oriented(values: torch.Tensor, name: str) -> torch.Tensor:
+    """``values`` of scorer ``name`` turned so that higher = better (negated if lower is)."""
+    return values if higher_is_better(name) else -values
+
+
+def resolve_scorer(name: str, device: str | torch.device | None = None) -> Scorer:
     """The metric or model called ``name``, built once on ``device`` in eval mode.
 
     Raises:
         UnknownNameError: ``name`` is neither a registered metric nor a registered model.
+        DeviceError: ``device`` does not exist on this machine.
     """
-    if name in {info.name for info in list_metrics()}:
-        metric = create_metric(name).to(device).eval()
-        return Scorer(name, metric.info.kind, metric.info.higher_is_better, metric)
-    from reliqa.models import create_model, list_models
+    info = scorer_info(name)
+    target = resolve_device(device)
+    if name in {metric.name for metric in list_metrics()}:
+        metric = create_metric(name).to(target).eval()
+        return Scorer(name, info.kind, info.higher_is_better, metric, info=info)
+    from reliqa.models import create_model
 
-    if name in {entry.name for entry in list_models()}:
-        model = create_model(name, device=device)
-        info = getattr(model, "info", None)
-        score_method = getattr(model, "score", None)
-        score = score_method if callable(score_method) else model
-        kind = getattr(info, "kind", "NR")
+    model = create_model(name, device=target)
+    score_method = getattr(model, "score", None)
+    score = score_method if callable(score_method) else model
+    kind = info.kind
 
-        def run(test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-            return score(test, reference) if kind == "FR" else score(test)
+    def run(test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        return score(test, reference) if kind == "FR" else score(test)
 
-        return Scorer(
-            name,
-            kind,
-            bool(getattr(info, "higher_is_better", True)),
-            run,
-            maps=getattr(model, "maps", None),
-            source="model",
-        )
-    metrics = ", ".join(info.name for info in list_metrics())
-    models = ", ".join(entry.name for entry in list_models()) or "none yet"
-    raise UnknownNameError(f"unknown metric or model {name!r}; metrics: {metrics}; models: {models}")
+    return Scorer(
+        name,
+        kind,
+        info.higher_is_better,
+        run,
+        maps=getattr(model, "maps", None),
+        source="model",
+        info=info,
+    )
+
+
+def evaluate_metric(
+    name: str,
+    test: ImageSource,
+    reference: ImageSource | None = None,
+    *,
+    resize: bool = False,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Score ``test`` (against ``reference`` for a full-reference scorer) with any metric or
+    model of the catalogue (``"ssim"``, ``"niqe"``, ``"hirqa"``, ``"relational"``, …).
+
+    Arguments:
+        name: a name from :func:`list_scorers`.
+        test: the image to judge (path, PIL image, array or (N, 3, H, W) tensor in [0, 1]).
+        reference: the undistorted image; required for FR scorers, refused for NR ones.
+        resize: resize the test to the reference size first (:func:`reliqa.io.resize_to`).
+        device: where it runs (default cpu).
+
+    Returns:
+        (N,) scores (N = 1 for a single image), direction ``scorer_info(name).higher_is_better``.
+
+    Raises:
+        UnknownNameError: no such metric or model.
+        InvalidInputError: a reference missing for an FR scorer, or given to an NR one.
+        ShapeMismatchError: sizes differ and ``resize`` is False.
+    """
+    info = scorer_info(name)
+    if info.kind == "FR" and reference is None:
+        raise InvalidInputError(f"{name} is a full-reference scorer: a reference image is required")
+    if info.kind == "NR" and reference is not None:
+        raise InvalidInputError(f"{name} is a no-reference scorer: it takes no reference image")
+    scorer = resolve_scorer(name, device)
+    target = resolve_device(device)
+    test_image = load_image(test).to(target)
+    with torch.no_grad():
+        if reference is None:
+            return scorer(test_image).cpu()
+        reference_image = load_image(reference).to(target)
+        if resize:
+            test_image = resize_to(test_image, reference_image.shape[-2:])
+        elif test_image.shape[-2:] != reference_image.shape[-2:]:
+            raise ShapeMismatchError(
+                f"test {describe_source(test)} is {test_image.shape[-1]}x{test_image.shape[-2]} "
+                f"but reference {describe_source(reference)} is {reference_image.shape[-1]}x"
+                f"{reference_image.shape[-2]} (W x H); pass --resize (resize=True) to resize the "
+                "test to the reference size"
+            )
+        return scorer(test_image, reference_image).cpu()
+
+
+__all__ = [
+    "Scorer",
+    "column_higher_is_better",
+    "evaluate_metric",
+    "higher_is_better",
+    "list_scorers",
+    "oriented",
+    "resolve_scorer",
+    "scorer_info",
+]

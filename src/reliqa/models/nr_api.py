@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from reliqa.checks import resolve_device
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
 from reliqa.io import ImageSource, expand_image_paths, load_image
 
@@ -26,7 +27,7 @@ class QualityScorer:
 
     Args:
         model: registered model name, ``"hirqa"`` or ``"hirqa-s"``.
-        device: torch device (default CPU).
+        device: torch device (default cpu; checked to exist).
     """
 
     def __init__(self, model: str = "hirqa", device: str | torch.device | None = None) -> None:
@@ -37,7 +38,7 @@ class QualityScorer:
         from reliqa.models import create_model
 
         self.name = model
-        self.device = torch.device(device or "cpu")
+        self.device = resolve_device(device)
         self.network = create_model(model, pretrained=True, device=self.device)
         self.network = self.network.to(memory_format=torch.channels_last)
 
@@ -57,12 +58,13 @@ def load_scorer(model: str = "hirqa", device: str | None = None) -> QualityScore
     return QualityScorer(model, device)
 
 
-def _device_key(device: str | torch.device | None) -> str | None:
-    return None if device is None else str(torch.device(device))
+def _device_key(device: str | torch.device | None) -> str:
+    return str(resolve_device(device))
 
 
 def score(
     images: ImageSource | Sequence[ImageSource],
+    *,
     model: str = "hirqa",
     device: str | torch.device | None = None,
     batch_size: int = 16,
@@ -116,22 +118,44 @@ def score(
 
 def score_files(
     paths: Iterable[str | os.PathLike],
+    *,
     model: str = "hirqa",
     device: str | torch.device | None = None,
+    batch_size: int = 16,
 ) -> list[dict[str, Any]]:
-    """Score files one by one; folders expand to their images (sorted).
+    """Score files; folders expand to their images (sorted). Same-size images share forward
+    passes of up to ``batch_size`` (one pass per image made ``reliqa score`` ~8× slower).
 
     Returns:
         One record per image in order: ``{"image": path, "score": float}`` or, when the file
         cannot be scored, ``{"image": path, "error": message}`` — a failure never stops the rest.
     """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be ≥ 1, got {batch_size}")
     scorer = load_scorer(model, _device_key(device))
-    records: list[dict[str, Any]] = []
-    for path in expand_image_paths(paths):
-        try:
-            value = float(scorer(load_image(path))[0])
-        except ReliqaError as error:
-            records.append({"image": str(path), "error": str(error)})
-        else:
-            records.append({"image": str(path), "score": value})
+    files = expand_image_paths(paths)
+    records: list[dict[str, Any]] = [{"image": str(path)} for path in files]
+    # Decode a window of files, then score its images grouped by size: memory stays bounded
+    # by the window, and each group runs in passes of up to batch_size images.
+    window = 4 * batch_size
+    for start in range(0, len(files), window):
+        groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+        for index in range(start, min(start + window, len(files))):
+            try:
+                image = load_image(files[index])
+            except ReliqaError as error:
+                records[index]["error"] = str(error)
+                continue
+            groups.setdefault((image.shape[-2], image.shape[-1]), []).append((index, image))
+        for members in groups.values():
+            for first in range(0, len(members), batch_size):
+                chunk = members[first : first + batch_size]
+                try:
+                    values = scorer(torch.cat([image for _, image in chunk]))
+                except ReliqaError as error:
+                    for index, _ in chunk:
+                        records[index]["error"] = str(error)
+                    continue
+                for (index, _), value in zip(chunk, values.tolist()):
+                    records[index]["score"] = float(value)
     return records

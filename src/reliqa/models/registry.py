@@ -6,13 +6,15 @@ Each entry's configuration (architecture kwargs, weights name) is data next to t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from reliqa.exceptions import UnknownNameError
+from reliqa.checks import resolve_device
+from reliqa.exceptions import UnknownNameError, WeightsError
+from reliqa.metrics.base import MetricInfo
 from reliqa.models.weights import load_shipped
 
 
@@ -26,11 +28,31 @@ class ModelEntry:
     weights: str | None = None
     description: str = ""
 
+    @property
+    def info(self) -> MetricInfo:
+        """The model's catalogue entry (read by every scoring interface; no weights loaded):
+        the builder's own ``info`` if it declares one, else the DESIGN.md default for a
+        no-reference model — a score in [0, 1], higher = better."""
+        declared = getattr(self.builder, "info", None)
+        if isinstance(declared, MetricInfo):
+            return replace(declared, name=self.name)
+        return MetricInfo(
+            name=self.name,
+            kind="NR",
+            higher_is_better=True,
+            score_range=(0.0, 1.0),
+            differentiable=True,
+            description=self.description or f"no-reference model {self.name}",
+            reference="trained by this repository (model card: src/reliqa/weights)",
+            extra={"min_size": int(getattr(self.builder, "min_size", 32)), "source": "model"},
+        )
+
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
+    """Add ``entry`` under its name (a name registers once)."""
     if entry.name in _MODELS:
         raise ValueError(f"model {entry.name!r} registered twice")
     _MODELS[entry.name] = entry
@@ -38,6 +60,7 @@ def register_model(entry: ModelEntry) -> ModelEntry:
 
 
 def list_models() -> list[ModelEntry]:
+    """Every registered model (name, builder, weights, description, ``info``), sorted."""
     return [entry for _, entry in sorted(_MODELS.items())]
 
 
@@ -46,7 +69,11 @@ def create_model(
 ) -> nn.Module:
     """Build model ``name``; with ``pretrained`` load its shipped, hash-checked weights.
 
-    The model is returned in eval mode on ``device`` (default CPU).
+    The model is returned in eval mode on ``device`` (default cpu, checked to exist).
+
+    Raises:
+        UnknownNameError: no such model. DeviceError: no such device here.
+        WeightsError: the shipped weights are missing, fail their hash, or do not fit.
     """
     try:
         entry = _MODELS[name]
@@ -58,5 +85,11 @@ def create_model(
         if entry.weights is None:
             raise UnknownNameError(f"model {name!r} has no shipped weights")
         state, _card = load_shipped(entry.weights)
-        model.load_state_dict(state)
-    return model.eval().to(device or "cpu")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:  # keys or shapes differ: weights of another version
+            raise WeightsError(
+                f"shipped weights {entry.weights!r} do not fit model {name!r}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+    return model.eval().to(resolve_device(device))

@@ -1,12 +1,14 @@
 """``reliqa.compare`` and ``reliqa.rank``: thin functions over the shipped relational model.
 
 Convention:
-    - ``compare(ref, test)``: the TEST is judged against the REFERENCE. Maps (9, H, W) in [0, 1]
+    - One pair order everywhere (as pyiqa, piq and torchmetrics): **test first, reference
+      second**, keywords ``test=`` and ``reference=``.
+    - ``compare(test, reference)``: the TEST is judged against the REFERENCE. Maps (9, H, W) in [0, 1]
       (0.5 = no difference, > 0.5 = the test has more of the attribute), a relational score
       (higher = test better; 0 = no difference, negative = worse than the reference) and a
       per-attribute summary: ``mean_signed`` = mean of 2·(m − 0.5) over the image (−1 … 1) and
       ``area`` = fraction of pixels with |m − 0.5| > 0.05.
-    - ``rank(ref, candidates)``: candidates sorted by score against the same reference, best
+    - ``rank(candidates, reference)``: candidates sorted by score against the same reference, best
       first (ties keep the given order).
     - Inputs are anything :func:`reliqa.io.load_image` accepts (one image each). Reference and
       test must have the same size unless ``align="resize"``, which resizes the test to the
@@ -25,7 +27,8 @@ import torch
 from torch.nn import functional as F
 
 from reliqa.attributes import ACTIVE_THRESHOLD, ATTRIBUTES, NEUTRAL
-from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.checks import resolve_device
+from reliqa.exceptions import InvalidInputError, ReliqaError, ShapeMismatchError
 from reliqa.io import ImageSource, describe_source, load_image
 from reliqa.models.registry import create_model
 from reliqa.models.relational import DEFAULT_MARGIN, DEFAULT_TILE, NEUTRAL_SCORE, RelationalModel
@@ -126,31 +129,33 @@ def _aligned(
 
 @torch.inference_mode()
 def compare(
-    ref: ImageSource,
     test: ImageSource,
+    reference: ImageSource,
     *,
     align: Align = "none",
     model: RelationalModel | None = None,
-    device: str = "cpu",
+    device: str | torch.device | None = None,
     tile: int | None = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
 ) -> Comparison:
     """Compare a test image with its reference: maps, relational score, per-attribute summary.
 
     Args:
-        ref: the reference image (path, PIL, numpy, or (3, H, W) / (1, 3, H, W) tensor).
-        test: the image judged against it.
+        test: the image judged (path, PIL, numpy, or (3, H, W) / (1, 3, H, W) tensor in [0, 1]).
+        reference: the image it is judged against.
         align: ``"none"`` (sizes must match) or ``"resize"`` (test resized to the reference).
         model: a :class:`RelationalModel` (default: the shipped one on ``device``).
-        device: where the shipped model runs.
+        device: where the shipped model runs (default :data:`reliqa.checks.DEFAULT_DEVICE`).
         tile, margin: tiled inference for large images (see ``reliqa.models.relational``).
 
     Returns:
-        A :class:`Comparison`; identical images give maps of exactly 0.5 and score 0.
+        A :class:`Comparison`; identical images give maps of exactly 0.5 and score 0; a test
+        worse than its reference scores below 0.
 
     Raises:
         ImageLoadError / InvalidInputError: an input cannot be read or is not one image.
         ShapeMismatchError: sizes differ and ``align="none"``.
+        DeviceError: ``device`` is not available here.
 
     Example:
         >>> import numpy as np
@@ -158,55 +163,87 @@ def compare(
         >>> compare(image, image).score
         0.0
     """
-    model = model if model is not None else relational_model(device)
+    model = model if model is not None else relational_model(str(resolve_device(device)))
     device_of_model = next(model.parameters()).device
-    reference = _load_one(ref, "reference")
+    reference_image = _load_one(reference, "reference")
     test_image = _aligned(
-        reference, _load_one(test, "test"), align, (describe_source(ref), describe_source(test))
+        reference_image,
+        _load_one(test, "test"),
+        align,
+        (describe_source(reference), describe_source(test)),
     )
     output = model(
-        test_image.to(device_of_model), reference.to(device_of_model), tile=tile, margin=margin
+        test_image.to(device_of_model),
+        reference_image.to(device_of_model),
+        tile=tile,
+        margin=margin,
     )
     maps = output.maps[0].cpu()
     score = float(output.score[0]) + 0.0  # + 0.0 turns −0.0 into the neutral 0.0
     return Comparison(score=score, maps=maps, attributes=summarise_maps(maps), test=test_image[0])
 
 
+@dataclass(frozen=True)
+class FailedCandidate:
+    """A candidate of :func:`rank` that could not be scored: the input, its position, why."""
+
+    image: ImageSource
+    index: int
+    error: str
+
+
 def rank(
-    ref: ImageSource,
     candidates: Sequence[ImageSource],
+    reference: ImageSource,
     *,
     align: Align = "none",
     model: RelationalModel | None = None,
-    device: str = "cpu",
-) -> list[RankedCandidate]:
+    device: str | torch.device | None = None,
+    errors: Literal["raise", "keep"] = "raise",
+) -> list[RankedCandidate | FailedCandidate]:
     """Rank candidate versions of one reference, best first, by their relational score.
 
     Args:
-        ref: the reference image.
         candidates: one or more images of the reference's size (or any size with
             ``align="resize"``).
+        reference: the reference image they are all judged against.
+        errors: ``"raise"`` (default) stops at the first unreadable candidate; ``"keep"``
+            ranks the others and appends each failure as a :class:`FailedCandidate` after them.
 
     Returns:
-        :class:`RankedCandidate` entries sorted by score, highest first (stable for ties).
+        :class:`RankedCandidate` entries sorted by score, highest first (stable for ties),
+        then, with ``errors="keep"``, the :class:`FailedCandidate` entries in input order.
 
     Raises:
-        InvalidInputError: no candidates; errors of :func:`compare` for any candidate.
+        InvalidInputError: no candidates; errors of :func:`compare` (with ``errors="raise"``,
+            or for the reference itself).
     """
     if len(candidates) == 0:
         raise InvalidInputError("rank needs at least one candidate image")
-    model = model if model is not None else relational_model(device)
-    scored = [
-        RankedCandidate(candidate, index, compare(ref, candidate, align=align, model=model).score)
-        for index, candidate in enumerate(candidates)
-    ]
-    return sorted(scored, key=lambda entry: -entry.score)
+    if errors not in ("raise", "keep"):
+        raise InvalidInputError(f"errors must be 'raise' or 'keep', got {errors!r}")
+    model = model if model is not None else relational_model(str(resolve_device(device)))
+    reference_image = _load_one(reference, "reference")  # a bad reference fails everything
+    scored: list[RankedCandidate] = []
+    failed: list[FailedCandidate] = []
+    for index, candidate in enumerate(candidates):
+        try:
+            result = compare(candidate, reference_image, align=align, model=model)
+        except ReliqaError as error:
+            if errors == "raise":
+                raise
+            failed.append(FailedCandidate(candidate, index, str(error)))
+            continue
+        scored.append(RankedCandidate(candidate, index, result.score))
+    ranked: list[RankedCandidate | FailedCandidate] = sorted(scored, key=lambda entry: -entry.score)
+    return ranked + failed
 
 
 __all__ = [
     "NEUTRAL_SCORE",
     "AttributeSummary",
     "Comparison",
+    "FailedCandidate",
     "RankedCandidate",
     "compare",
     "rank",

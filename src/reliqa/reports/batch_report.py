@@ -90,10 +90,28 @@ def _thumbnail(path: str) -> str | None:
 
 
 def _higher_is_better(name: str) -> bool:
-    """From the metric registry; reliqa's models are higher = better (DESIGN.md)."""
-    from reliqa.metrics import list_metrics
+    """Direction of a score column: the one rule of the scorer catalogue
+    (:func:`reliqa.evaluation.scorers.column_higher_is_better`), as in bench, viewer and gmc."""
+    from reliqa.evaluation.scorers import column_higher_is_better
 
-    return next((info.higher_is_better for info in list_metrics() if info.name == name), True)
+    return column_higher_is_better(name)
+
+
+def check_report_dir(out_dir: str | os.PathLike) -> Path:
+    """The report folder ``out_dir``, created if missing.
+
+    Raises:
+        DataError: it exists and is not a folder (e.g. ``--report`` names an existing file),
+            or it cannot be created — one clear message instead of a traceback.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder (the report is a folder: index.html, maps/, gmc/)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{out}: cannot create the report folder ({error.strerror or error})") from None
+    return out
 
 
 def _summary_section(rows: Sequence[dict[str, str]], scores: Sequence[str]) -> list[str]:
@@ -269,7 +287,7 @@ def write_batch_report(
 
     Args:
         results: a ``reliqa batch`` output (.csv or .parquet).
-        out_dir: the report folder (created).
+        out_dir: the report folder (created; :func:`check_report_dir`).
         mos: human scores to correlate with (dataset folder or ``image,mos[,std]`` CSV).
         title: the page title.
 
@@ -277,7 +295,8 @@ def write_batch_report(
         The path of ``index.html``.
 
     Raises:
-        DataError: unreadable results, or MOS data that matches fewer than 3 rows.
+        DataError: unreadable results, MOS data that matches fewer than 3 rows, or an
+            ``out_dir`` that is an existing file or cannot be created.
     """
     rows = read_results(results)
     if not rows:
@@ -287,8 +306,7 @@ def write_batch_report(
         raise DataError(f"{results}: not a reliqa batch results file (no 'image' column)")
     scores = [name for name in columns if name not in _NON_SCORE_COLUMNS]
     pairs = REFERENCE_COLUMN in columns
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_report_dir(out_dir)
     failed = sum(1 for row in rows if row.get(ERROR_COLUMN))
     body = [
         f"<h1>{_escape(title)}</h1>",

@@ -36,7 +36,7 @@ def add_relational_section(
     model = relational_model()
     page.heading("Relational model: predicted maps and scores", level=2)
     page.paragraph(
-        "reliqa.compare(reference, test) on the same test images as above: the predicted maps "
+        "reliqa.compare(test, reference) on the same test images as above: the predicted maps "
         "(red = the test has more of the attribute, blue = less) and the relational score "
         "(0 = no difference, negative = worse than the reference). Then reliqa.rank on four "
         "versions of one random mix at rising intensity: a correct ranking lists them from the "
@@ -47,7 +47,7 @@ def add_relational_section(
         page.heading(f"{name}: compare", level=3)
         batch = distort_image(reference, versions, seed=seed * 1000 + number, chunk=versions)[0]
         for index in range(len(batch)):
-            result = compare(reference, batch.test[index], model=model)
+            result = compare(batch.test[index], reference, model=model)
             applied = ", ".join(f"{d.type} {d.intensity:.2f}" for d in batch.distortions[index])
             page.pictures(
                 [
@@ -70,7 +70,7 @@ def add_relational_section(
         page.heading(f"{name}: rank", level=3)
         sets = ordinal_set(reference, RANK_LEVELS, generator=seed * 1000 + number)
         candidates = [sets.versions[0, k] for k in range(RANK_LEVELS)]
-        ranking = rank(reference, candidates, model=model)
+        ranking = rank(candidates, reference, model=model)
         mix = ", ".join(d.type for d in sets.distortions[0])
         page.pictures(
             [

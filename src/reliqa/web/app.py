@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from reliqa.attributes import ATTRIBUTE_DIRECTIONS, ATTRIBUTES
+from reliqa.checks import resolve_device
 from reliqa.exceptions import ReliqaError, UnknownNameError, WeightsError
 from reliqa.io import list_images, load_image, to_uint8_array
 from reliqa.reports.html import image_data_uri
@@ -197,8 +198,10 @@ class Viewer:
         return RELATIONAL not in self._unavailable
 
     def higher_is_better(self, name: str) -> bool:
-        """Direction of a score; the relational score is higher = better (DESIGN.md)."""
-        return True if name == RELATIONAL else self.scorer(name).higher_is_better  # type: ignore[union-attr]
+        """Direction of a score, from the one scorer catalogue (reliqa.evaluation.scorers)."""
+        from reliqa.evaluation.scorers import higher_is_better
+
+        return higher_is_better(name)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -231,14 +234,22 @@ class Viewer:
             raise ApiError(404, "no folder is served (start with reliqa serve --root DIR)")
         return resolve_under_root(self.root, relative)
 
-    def compare(self, reference: tuple[str, Path], tests: Sequence[tuple[str, Path]]) -> dict[str, Any]:
+    def compare(self, tests: Sequence[tuple[str, Path]], reference: tuple[str, Path]) -> dict[str, Any]:
+        """Score each test image against the reference (test first, reference second).
+
+        A test image that cannot be read gets an ``error`` entry; the others are still scored.
+        """
         ref_name, ref_path = reference
         ref_image = self._load(ref_path, ref_name)
         relational = self.relational_available()
         metrics = {n: s for n in FULL_REFERENCE_METRICS if (s := self.scorer(n)) is not None}
         results = []
         for name, path in tests:
-            test_image = self._load(path, name)
+            try:
+                test_image = self._load(path, name)
+            except ApiError as error:
+                results.append({"name": name, "image": None, "scores": {}, "error": error.message})
+                continue
             entry: dict[str, Any] = {"name": name, "image": image_data_url(test_image), "scores": {}}
             if test_image.shape != ref_image.shape:
                 entry["error"] = (
@@ -258,7 +269,7 @@ class Viewer:
                     from reliqa import compare
 
                     try:
-                        outcome = compare(ref_image, test_image, device=self.device)
+                        outcome = compare(test_image, ref_image, device=self.device)
                     except ReliqaError as error:
                         problems.append(str(error))
                     else:
@@ -269,12 +280,20 @@ class Viewer:
                 entry["error"] = "; ".join(problems)
             results.append(entry)
         ranking_by = RELATIONAL if relational else next(iter(metrics), None)
+        ranking = self._ranking(results, ranking_by)
+        scored = [name for name in ranking if any(
+            e["name"] == name and ranking_by is not None and e["scores"].get(ranking_by) is not None
+            for e in results
+        )]
         return {
             "reference": {"name": ref_name, "image": image_data_url(ref_image),
                           "width": ref_image.shape[-1], "height": ref_image.shape[-2]},
             "results": results,
             "ranking_by": ranking_by,
-            "ranking": self._ranking(results, ranking_by),
+            "ranking": ranking,
+            # the page opens on the best candidate and offers the worst next to it
+            "best": scored[0] if scored else None,
+            "worst": scored[-1] if scored else None,
         }
 
     def _ranking(self, results: Sequence[dict[str, Any]], by: str | None) -> list[str]:
@@ -294,7 +313,11 @@ class Viewer:
         scorers = {n: s for n in NO_REFERENCE_SCORERS if (s := self.scorer(n)) is not None}
         results = []
         for name, path in images:
-            image = self._load(path, name)
+            try:
+                image = self._load(path, name)
+            except ApiError as error:  # one bad upload must not lose the other results
+                results.append({"name": name, "image": None, "scores": {}, "errors": [error.message]})
+                continue
             entry: dict[str, Any] = {"name": name, "image": image_data_url(image), "scores": {}}
             with self._lock, torch.inference_mode():
                 for scorer_name, scorer in scorers.items():
@@ -310,16 +333,17 @@ class Viewer:
     ) -> dict[str, Any]:
         """GMC surface (SRCC) of one score column of a results CSV against a MOS column.
 
-        A column named after a lower-is-better metric (e.g. ``niqe``) is negated first, so a
-        high surface always means agreement with the MOS.
+        A column named after a lower-is-better scorer (e.g. ``niqe``) is negated first, so a
+        high surface always means agreement with the MOS — the rule of ``reliqa gmc``
+        (:func:`reliqa.evaluation.scorers.column_higher_is_better`).
         """
         from reliqa.evaluation.correlation import read_score_columns
         from reliqa.evaluation.gmc import gmc
-        from reliqa.metrics import list_metrics
+        from reliqa.evaluation.scorers import column_higher_is_better
 
         name, path = table
         columns = [score_column, mos_column] + ([std_column] if std_column else [])
-        lower_is_better = any(i.name == score_column and not i.higher_is_better for i in list_metrics())
+        lower_is_better = not column_higher_is_better(score_column)
         try:
             values = read_score_columns(path, columns)
             prediction = -values[score_column] if lower_is_better else values[score_column]
@@ -412,7 +436,7 @@ def create_app(
     root: str | os.PathLike | None = None,
     *,
     limits: Limits = Limits(),
-    device: str = "cpu",
+    device: str | None = None,
 ) -> FastAPI:
     """The viewer's FastAPI application.
 
@@ -421,6 +445,7 @@ def create_app(
         limits: upload, request and pixel-count limits.
         device: torch device for the models.
     """
+    device = str(resolve_device(device))  # a missing GPU fails here, not as 500s later
     root_path = Path(root) if root is not None else None
     if root_path is not None and not root_path.is_dir():
         raise ReliqaError(f"--root {root_path}: not a directory")
@@ -490,7 +515,7 @@ def create_app(
                 raise ApiError(400, "give at least one test image")
             if len(candidates) > MAX_TEST_IMAGES:
                 raise ApiError(413, f"at most {MAX_TEST_IMAGES} test images per request")
-            return await run_in_threadpool(viewer.compare, ref, candidates)  # type: ignore[arg-type]
+            return await run_in_threadpool(viewer.compare, candidates, ref)  # type: ignore[arg-type]
         finally:
             intake.close()
 

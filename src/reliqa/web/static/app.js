@@ -72,8 +72,8 @@ async function runCompare() {
     setStatus("comparing…");
     state.compare = await api("/api/compare", { method: "POST", body: form });
     renderRanking();
-    const first = state.compare.results.findIndex((entry) => !entry.error);
-    await selectCandidate(first >= 0 ? first : 0);
+    // open on the best candidate (the worst is one click away), not on the first upload
+    await selectCandidate(candidateIndex(state.compare.best));
     $("#compare-results").hidden = false;
     setStatus(`compared ${state.compare.results.length} test image(s)`);
   } catch (error) {
@@ -81,6 +81,13 @@ async function runCompare() {
   } finally {
     button.disabled = false;
   }
+}
+
+function candidateIndex(name) {
+  const named = state.compare.results.findIndex((entry) => entry.name === name);
+  if (named >= 0) return named;
+  const first = state.compare.results.findIndex((entry) => !entry.error);
+  return first >= 0 ? first : 0;
 }
 
 function renderRanking() {
@@ -102,7 +109,7 @@ function renderRanking() {
     if (entry.error) row.classList.add("failed");
     row.append(
       element("td", { class: "num", text: String(position + 1), dataset: { value: String(position + 1) } }),
-      element("td", {}, [element("img", { class: "thumb", src: entry.image, alt: entry.name })]),
+      thumbCell(entry),
       element("td", { text: entry.name, dataset: { value: entry.name } }),
       ...metrics.map((metric) => {
         const value = entry.scores[metric];
@@ -119,13 +126,18 @@ function renderRanking() {
   });
 }
 
+function thumbCell(entry) {
+  // an image that could not be read has no picture, only its error note
+  return element("td", {}, entry.image ? [element("img", { class: "thumb", src: entry.image, alt: entry.name })] : []);
+}
+
 async function selectCandidate(index) {
   state.selected = index;
   document.querySelectorAll("#ranking tbody tr").forEach((row) => {
     row.classList.toggle("selected", Number(row.dataset.index) === index);
   });
   const entry = state.compare.results[index];
-  const showReference = $("#show-reference").checked;
+  const showReference = $("#show-reference").checked || !entry.image;
   state.base = await loadPicture(showReference ? state.compare.reference.image : entry.image);
   state.size = [state.base.naturalWidth, state.base.naturalHeight];
   state.maps = {};
@@ -151,7 +163,10 @@ function greyValues(picture) {
 
 function renderToggles(entry) {
   const fieldset = $("#attribute-toggles");
-  const previous = new Set(Array.from(fieldset.querySelectorAll("input:checked")).map((box) => box.value));
+  const boxes = Array.from(fieldset.querySelectorAll("input"));
+  // first view: every channel on (each is painted on the same fixed 0…1 scale, so an
+  // unchanged channel adds nothing); afterwards the user's choice is kept
+  const previous = boxes.length ? new Set(boxes.filter((box) => box.checked).map((box) => box.value)) : null;
   fieldset.querySelectorAll("label, p").forEach((node) => node.remove());
   if (!entry.maps) {
     fieldset.append(element("p", { class: "note", text: entry.error || "distortion maps need the relational model (not available)" }));
@@ -160,7 +175,7 @@ function renderToggles(entry) {
   for (const name of state.info.attributes) {
     const [more, less] = state.info.directions[name];
     const box = element("input", { type: "checkbox", id: `toggle-${name}`, value: name });
-    box.checked = previous.has(name);
+    box.checked = previous === null || previous.has(name);
     box.addEventListener("change", redraw);
     const peak = strongest(state.maps[name]);
     const label = element("label", { title: `red: ${more} · blue: ${less}` }, [box, ` ${name} (max ${peak.toFixed(2)})`]);
@@ -247,7 +262,7 @@ async function runScore() {
     table.tBodies[0].replaceChildren(
       ...answer.results.map((entry) =>
         element("tr", {}, [
-          element("td", {}, [element("img", { class: "thumb", src: entry.image, alt: entry.name })]),
+          thumbCell(entry),
           element("td", { text: entry.name, dataset: { value: entry.name } }),
           ...answer.scorers.map((name) => {
             const value = entry.scores[name];
@@ -328,7 +343,7 @@ function drawHeatmap(answer) {
   const canvas = $("#gmc-canvas");
   const context = canvas.getContext("2d");
   const { qs, qd, values } = answer.grid;
-  const left = 60, top = 20, width = canvas.width - left - 20, height = canvas.height - top - 50;
+  const left = 60, top = 20, width = canvas.width - left - 90, height = canvas.height - top - 50;
   context.clearRect(0, 0, canvas.width, canvas.height);
   const cellW = width / qs.length, cellH = height / qd.length;
   values.forEach((row, j) =>
@@ -345,6 +360,25 @@ function drawHeatmap(answer) {
   context.rotate(-Math.PI / 2);
   context.fillText(`Qd ${formatScore(qd[0])} … ${formatScore(qd[qd.length - 1])}`, 0, 0);
   context.restore();
+  drawColourBar(context, left + width + 20, top, 16, height, answer.statistic);
+  canvas.dataset.colourBar = answer.statistic || "";
+}
+
+function drawColourBar(context, x, y, width, height, label) {
+  // the heatmap's key: −1 (blue) … 0 (white) … +1 (red), in the same colours
+  const steps = 100;
+  for (let k = 0; k < steps; k += 1) {
+    context.fillStyle = heatColour(1 - (2 * (k + 0.5)) / steps);
+    context.fillRect(x, y + (k * height) / steps, width, Math.ceil(height / steps));
+  }
+  context.strokeStyle = "#222";
+  context.strokeRect(x, y, width, height);
+  context.fillStyle = "#222";
+  context.font = "12px system-ui, sans-serif";
+  context.fillText("+1", x + width + 4, y + 10);
+  context.fillText("0", x + width + 4, y + height / 2 + 4);
+  context.fillText("−1", x + width + 4, y + height);
+  context.fillText(label || "", x - 4, y + height + 18);
 }
 
 // ---------------------------------------------------------------------------- start
@@ -356,6 +390,8 @@ async function start() {
   $("#gmc-file").addEventListener("change", readCsvHeader);
   $("#opacity").addEventListener("input", redraw);
   $("#show-reference").addEventListener("change", () => state.compare && selectCandidate(state.selected));
+  $("#show-best").addEventListener("click", () => state.compare && selectCandidate(candidateIndex(state.compare.best)));
+  $("#show-worst").addEventListener("click", () => state.compare && selectCandidate(candidateIndex(state.compare.worst)));
   try {
     state.info = await api("/api/info");
     $("#model-note").textContent = state.info.relational
