@@ -215,3 +215,38 @@ def level_anchor_loss(scores: torch.Tensor, levels: torch.Tensor) -> torch.Tenso
     _check_same_length(scores=scores, levels=levels)
     target = (1.0 - levels).clamp(0.0, 1.0)
     return F.binary_cross_entropy(scores.clamp(1e-6, 1 - 1e-6), target)
+
+
+def distillation_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    *,
+    weight_match: float = 1.0,
+    weight_rank: float = 1.0,
+    margin: float = 1.0,
+    min_gap: float = 0.02,
+) -> dict[str, torch.Tensor]:
+    """Teach a student the teacher's scores: value match plus the teacher's pairwise order.
+
+    ``match = mean (s_i − t_i)²`` pins the student's scale to the teacher's (scores stay
+    comparable across images); ``rank`` is :func:`ranking_loss` over ALL pairs of the batch
+    (any contents, any distortion) with the teacher's ``1 − t`` as the level, i.e.
+    ``mean relu(margin · (t_i − t_j) − (s_i − s_j))`` over pairs with ``t_i − t_j > min_gap``:
+    the order the teacher gives across contents, which the synthetic labels alone cannot give.
+
+    Args:
+        student: (N,) student scores in [0, 1].
+        teacher: (N,) teacher scores in [0, 1] (no gradient is taken through them).
+        weight_match, weight_rank: weights of the two terms in ``total``.
+        margin: margin per unit of teacher score gap.
+        min_gap: teacher gaps at or below this are ignored by the ranking term.
+
+    Returns:
+        ``{"match": …, "rank": …, "total": …}`` scalar tensors.
+    """
+    size = _check_same_length(student=student, teacher=teacher)
+    target = teacher.detach().to(student.dtype)
+    everything = torch.ones(size, size, dtype=torch.bool, device=student.device)
+    match = F.mse_loss(student, target) if size else student.sum() * 0.0
+    rank = ranking_loss(student, 1.0 - target, everything, margin, min_gap=min_gap)
+    return {"match": match, "rank": rank, "total": weight_match * match + weight_rank * rank}

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
+from reliqa.models.efficientnet_lite import EfficientNetLite0
 from reliqa.models.registry import ModelEntry, register_model
 
 TEXT_DIM = 384
@@ -203,7 +204,7 @@ def _check_images(images: torch.Tensor) -> None:
 
 
 HIRQA_CONFIGS: dict[str, dict[str, object]] = {
-    "hirqa": {
+    "hirqa-scratch": {
         "stem": (32, 48),
         "widths": (64, 128, 192),
         "depths": (2, 2, 2),
@@ -221,21 +222,133 @@ HIRQA_CONFIGS: dict[str, dict[str, object]] = {
         "heads": 4,
     },
 }
-"""Architecture of each registered size (the registry builds ``HiRQA(**config)``)."""
+"""Architectures of the from-scratch networks: ``hirqa-s`` (registered) and ``hirqa-scratch``
+(the first ``hirqa``, replaced by :class:`PretrainedHiRQA`; trainable with ``reliqa train nr``)."""
 
-for _name, _description in (
-    (
-        "hirqa",
-        "No-reference quality score in [0, 1] (quality first); trained on synthetic data only.",
-    ),
-    ("hirqa-s", "No-reference quality score in [0, 1] (speed first, depthwise-separable)."),
-):
-    register_model(
-        ModelEntry(
-            name=_name,
-            builder=HiRQA,
-            kwargs=HIRQA_CONFIGS[_name],
-            weights=_name,
-            description=_description,
+POOLED_STATS = ("mean", "std")
+"""Statistics pooled over space from every backbone map (docs/nr.md, "hirqa")."""
+
+
+def pooled_stage_features(backbone: EfficientNetLite0, images: torch.Tensor) -> torch.Tensor:
+    """Multi-scale pooled features of the frozen backbone: (N, 3, H, W) in [0, 1] →
+    (N, 2·Σ C_stage) = (N, 4128): per map (stages 1–7 and the head convolution, strides 2–32)
+    the spatial mean and standard deviation of every channel, concatenated.
+
+    Early maps keep what quality depends on at pixel scale (noise, fine blur, blocking); late
+    ones what the photo shows (which tells bokeh from blur). Mean and std are size-independent,
+    so any input size ≥ 32×32 gives the same vector layout. This one function makes both the
+    cached training features and the inference features.
+    """
+    parts: list[torch.Tensor] = []
+    for feature in backbone.stage_features(images.contiguous(memory_format=torch.channels_last)):
+        flat = feature.float().flatten(2)
+        parts += [flat.mean(dim=2), flat.std(dim=2, unbiased=False)]
+    return torch.cat(parts, dim=1)
+
+
+POOLED_DIM = 2 * sum(EfficientNetLite0.stage_channels)
+"""Length of :func:`pooled_stage_features` vectors (4128)."""
+
+
+class PretrainedHiRQA(nn.Module):
+    """``hirqa``: frozen ImageNet EfficientNet-Lite0 features → small trained head → score.
+
+    image (N, 3, H, W) in [0, 1] → :func:`pooled_stage_features` (N, 4128) → fixed
+    standardisation (``feature_mean`` / ``feature_std``, measured on the synthetic training
+    corpus) → Linear → GELU → Linear = quality embedding (N, ``embed_dim``) → Linear → sigmoid.
+
+    Args:
+        hidden: width of the head's hidden layer.
+        embed_dim: size of the quality embedding.
+        max_side: :meth:`score` first downscales images whose longer side exceeds it.
+
+    The backbone stays in eval mode (frozen batch-norm statistics) even in ``train()``; only
+    the head is trained (docs/nr.md says why). The shipped file holds the backbone too (without
+    its ImageNet classifier), so scoring needs no extra package; building the model from
+    ImageNet weights for training does (``reliqa[pretrained]``,
+    :meth:`load_imagenet_backbone`).
+    """
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
+    def __init__(self, hidden: int = 256, embed_dim: int = 128, max_side: int = 768) -> None:
+        super().__init__()
+        self.backbone = EfficientNetLite0(num_classes=0)
+        self.backbone.requires_grad_(False)
+        self.register_buffer("feature_mean", torch.zeros(POOLED_DIM))
+        self.register_buffer("feature_std", torch.ones(POOLED_DIM))
+        self.head = nn.Sequential(
+            nn.Linear(POOLED_DIM, hidden), nn.GELU(), nn.Linear(hidden, embed_dim)
         )
+        self.score_head = nn.Linear(embed_dim, 1)
+        self.text_projection = nn.Linear(embed_dim, TEXT_DIM)
+        self.max_side = max_side
+        self.stride = 32
+
+    def train(self, mode: bool = True) -> PretrainedHiRQA:
+        super().train(mode)
+        self.backbone.eval()  # frozen: batch-norm statistics stay the ImageNet ones
+        return self
+
+    def load_imagenet_backbone(self) -> None:
+        """Put the ImageNet weights into the backbone (needs ``reliqa[pretrained]``)."""
+        from reliqa.models.efficientnet_lite import load_imagenet_state
+
+        state = {k: v for k, v in load_imagenet_state().items() if not k.startswith("_fc.")}
+        self.backbone.load_state_dict(state)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features (no gradient)."""
+        _check_images(images)
+        with torch.no_grad():
+            return pooled_stage_features(self.backbone, images)
+
+    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features (N, 4128) → quality embedding (N, embed_dim)."""
+        return self.head((features - self.feature_mean) / self.feature_std)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
+        return self.embed_features(self.features(images))
+
+    def score_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(N, embed_dim) → (N,) logits; the score is their sigmoid."""
+        return self.score_head(embedding)[:, 0]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
+        return torch.sigmoid(self.score_logits(self.embed(images)))
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Deterministic inference: (N, 3, H, W) in [0, 1] → (N,) float32 scores; an image whose
+        longer side exceeds ``max_side`` is first downscaled to it (:func:`fit_to_max_side`)."""
+        _check_images(images)
+        return self(fit_to_max_side(images, self.max_side)).float()
+
+
+PRETRAINED_CONFIG: dict[str, object] = {"hidden": 256, "embed_dim": 128, "max_side": 768}
+"""Architecture of the registered ``hirqa`` (:class:`PretrainedHiRQA`)."""
+
+register_model(
+    ModelEntry(
+        name="hirqa",
+        builder=PretrainedHiRQA,
+        kwargs=PRETRAINED_CONFIG,
+        weights="hirqa",
+        description=(
+            "No-reference quality score in [0, 1] (quality first): ImageNet EfficientNet-Lite0 "
+            "features, head trained on synthetic data only."
+        ),
     )
+)
+register_model(
+    ModelEntry(
+        name="hirqa-s",
+        builder=HiRQA,
+        kwargs=HIRQA_CONFIGS["hirqa-s"],
+        weights="hirqa-s",
+        description="No-reference quality score in [0, 1] (speed first, depthwise-separable).",
+    )
+)

@@ -28,11 +28,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import spearmanr  # type: ignore[import-untyped]
 from torch import nn
 
 from reliqa.exceptions import InvalidInputError
@@ -221,13 +221,30 @@ class _TrainingView(nn.Module):
         return scores, embedding.float(), self.model.text_projection(embedding).float()
 
 
+class ObjectiveSettings(Protocol):
+    """The fields of a config that :func:`nr_objective` reads (weights, margins, gaps)."""
+
+    weight_rank: float
+    weight_cross: float
+    weight_higher: float
+    weight_embed: float
+    weight_text: float
+    weight_anchor: float
+    margin_rank: float
+    margin_higher: float
+    margin_embed: float
+    cross_min_gap: float
+    same_level_gap: float
+    temperature: float
+
+
 def nr_objective(
     scores: torch.Tensor,
     embedding: torch.Tensor,
     projected: torch.Tensor,
     batch: FlatBatch,
     prompt_embeddings: torch.Tensor,
-    config: NRTrainConfig,
+    config: ObjectiveSettings,
 ) -> dict[str, torch.Tensor]:
     """All loss terms and their weighted sum (key ``total``) for one flattened batch."""
     same_content = group_mask(batch.groups)
@@ -272,8 +289,6 @@ def synthetic_validation(
 ) -> dict[str, float]:
     """Scores on fixed held-out batches against −severity: SRCC within content, across all
     samples, and per dominant distortion direction (``srcc_<attribute><sign>``)."""
-    from reliqa.attributes import ATTRIBUTES
-
     model.eval()
     scores, severity, groups, direction = [], [], [], []
     for offset, batch in enumerate(batches):
@@ -281,8 +296,23 @@ def synthetic_validation(
         severity.append(batch.severity.cpu())
         groups.append(batch.groups.cpu() + offset * 10_000)
         direction.append(batch.direction.cpu())
-    s, v = torch.cat(scores).numpy(), -torch.cat(severity).numpy()
-    g, d = torch.cat(groups).numpy(), torch.cat(direction).numpy()
+    return validation_metrics(
+        torch.cat(scores).numpy(),
+        torch.cat(severity).numpy(),
+        torch.cat(groups).numpy(),
+        torch.cat(direction).numpy(),
+    )
+
+
+def validation_metrics(
+    s: np.ndarray, severity: np.ndarray, g: np.ndarray, d: np.ndarray
+) -> dict[str, float]:
+    """Synthetic validation figures from scores ``s``, severities, content ids ``g`` and dominant
+    directions ``d`` (-1 = clean): SRCC against −severity within content, pooled, per direction;
+    ``selection`` = mean of the first two (the checkpoint criterion)."""
+    from reliqa.attributes import ATTRIBUTES
+
+    v = -severity
     within = [_spearman(s[g == group], v[g == group]) for group in np.unique(g)]
     results = {
         "srcc_within": float(np.nanmean(within)),
@@ -319,7 +349,7 @@ def _loaders(
             batch_size=config.batch_size,
             mode="ordinal",
             ordinal_levels=config.levels,
-            scale_range=tuple(config.scale_range),
+            scale_range=(config.scale_range[0], config.scale_range[1]),
             max_distortions=config.max_distortions,
             pool=config.pool,
             mask_families=config.mask_families,
@@ -344,7 +374,7 @@ def _loaders(
             pin_memory=torch.cuda.is_available() and not on_device,
         )
         iterators.append(iter(loader))
-    return iterators
+    return iterators  # type: ignore[return-value]
 
 
 def validation_set(
@@ -379,7 +409,7 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     torch.set_num_threads(config.threads)
     seed_everything(config.seed, 0)  # same initial weights on every rank
     run_dir = Path(config.run_dir)
-    model = HiRQA(**HIRQA_CONFIGS[config.model]).to(context.device)
+    model = HiRQA(**HIRQA_CONFIGS[config.model]).to(context.device)  # type: ignore[arg-type]
     view = wrap_ddp(_TrainingView(model), context)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -530,7 +560,7 @@ def export_nr_weights(
     state = {
         k[len("model/model/") :]: v for k, v in tensors.items() if k.startswith("model/model/")
     }
-    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # refuse a state that does not fit
+    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # type: ignore[arg-type]  # refuse a state that does not fit
     card = {
         "model": name,
         "architecture": HIRQA_CONFIGS[name],

