@@ -34,13 +34,14 @@ Use it in your own pipeline::
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,16 +53,13 @@ from reliqa.evaluation.batch import (
     BatchItem,
     BatchSummary,
     decode_item,
-    result_columns,
     resolve_scorers,
+    result_columns,
     score_decoded,
 )
 from reliqa.evaluation.batch_inputs import items_from_sources
 from reliqa.evaluation.batch_journal import parquet_parts, pyarrow_parquet
 from reliqa.exceptions import DataError, InvalidInputError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["PROBLEM_COLUMN", "ScoreImages", "ray_available", "score_dataset"]
 
@@ -87,7 +85,7 @@ def ray_available() -> bool:
 def _import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise InvalidInputError(
             "--engine ray needs Ray Data: pip install 'reliqa[ray]'"
@@ -199,8 +197,10 @@ def _check_out_folder(out: Path, columns: Sequence[str]) -> set[tuple[str, str]]
     return done
 
 
-def _to_table(batch: dict[str, np.ndarray], columns: Sequence[str]) -> pa.Table:
-    import pyarrow as pa
+def _to_table(batch: dict[str, np.ndarray], columns: Sequence[str]) -> Any:
+    """A scored batch → ``pyarrow.Table`` with the columns of ``reliqa batch``'s Parquet."""
+    pyarrow_parquet()
+    pa = importlib.import_module("pyarrow")
 
     data = {}
     for column in columns:
@@ -212,7 +212,7 @@ def _to_table(batch: dict[str, np.ndarray], columns: Sequence[str]) -> pa.Table:
     return pa.table(data)
 
 
-def _write_part(table: pa.Table, folder: Path, name: str) -> None:
+def _write_part(table: Any, folder: Path, name: str) -> None:
     parquet = pyarrow_parquet()
     temporary = folder / f".{name}.tmp"
     parquet.write_table(table, temporary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 
@@ -14,7 +14,7 @@ from reliqa.exceptions import ReliqaError, WeightsError
 
 @app.command("batch")
 def batch_command(
-    inputs: Optional[list[str]] = typer.Argument(
+    inputs: list[str] | None = typer.Argument(
         None,
         metavar="INPUT...",
         help="Image files, folders, quoted glob patterns ('shots/**/*.jpg') or .csv/.parquet "
@@ -22,33 +22,33 @@ def batch_command(
         "--pairs. With --merge: the results files to join.",
         show_default=False,
     ),
-    metrics: Optional[str] = typer.Option(
+    metrics: str | None = typer.Option(
         None, "--metrics", "-m", help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational."
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Results file: .csv, or .parquet (needs pyarrow); with --engine "
         "ray a folder of Parquet parts. An existing output is resumed: items already in it are skipped."
     ),
-    pairs: Optional[Path] = typer.Option(
+    pairs: Path | None = typer.Option(
         None, "--pairs", help="CSV with columns 'reference' and 'test' (paths relative to the CSV)."
     ),
-    ref_dir: Optional[Path] = typer.Option(
+    ref_dir: Path | None = typer.Option(
         None, "--ref-dir", help="Folder of references, matched to the INPUT images by file stem."
     ),
-    report: Optional[Path] = typer.Option(
+    report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report into this folder."
     ),
-    mos: Optional[Path] = typer.Option(
+    mos: Path | None = typer.Option(
         None, "--mos", help="CSV of human scores (columns: image name, MOS) for the report's "
         "correlation table and GMC plots."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device for the metrics/models."),
     workers: int = typer.Option(2, "--workers", help="Decoding worker processes (0: none)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
-    maps_dir: Optional[Path] = typer.Option(
+    maps_dir: Path | None = typer.Option(
         None, "--maps-dir", help="Save each pair's distortion maps (.npz) here (needs relational)."
     ),
-    shard: Optional[str] = typer.Option(
+    shard: str | None = typer.Option(
         None, "--shard", metavar="I/N", help="Score only shard I of N (1..N), chosen by a hash "
         "of each input's path; writes OUT as NAME.shard-I-of-N.EXT. Merge with --merge."
     ),
@@ -61,7 +61,7 @@ def batch_command(
         "--out is then a folder of Parquet parts)."
     ),
     actors: int = typer.Option(2, "--actors", help="With --engine ray: scoring actors."),
-    ray_address: Optional[str] = typer.Option(
+    ray_address: str | None = typer.Option(
         None, "--ray-address", help="With --engine ray: a running cluster ('auto', "
         "'ray://host:10001'); default: start a local one."
     ),
@@ -95,7 +95,11 @@ def batch_command(
             if not items:
                 usage_error(f"--shard {shard}: this shard has no inputs (fewer inputs than shards)")
         # A report on pairs shows map pictures when a model among --metrics produces maps.
-        report_maps = report is not None and maps_dir is None and items and items[0].reference is not None
+        report_maps_dir = (
+            report / "maps_npz"
+            if report is not None and maps_dir is None and items[0].reference is not None
+            else None
+        )
         with batch.progress_bar(enabled=not as_json) as on_progress:
             if engine == "ray":
                 from reliqa.distributed import score_dataset
@@ -112,8 +116,8 @@ def batch_command(
                     device=device,
                     workers=workers,
                     batch_size=batch_size,
-                    maps_dir=report / "maps_npz" if report_maps else maps_dir,
-                    require_maps=not report_maps,
+                    maps_dir=report_maps_dir or maps_dir,
+                    require_maps=report_maps_dir is None,
                     on_progress=on_progress,
                 )
     except WeightsError as error:

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -80,13 +81,40 @@ from reliqa.exceptions import DataError, InvalidInputError, ReliqaError
 from reliqa.io import load_image, save_maps
 
 __all__ = [
-    "ERROR_COLUMN", "FSYNC_EVERY", "IMAGE_COLUMN", "MAPS_COLUMN", "MAX_BATCH_PIXELS",
-    "REFERENCE_COLUMN", "BatchItem", "BatchSummary", "Decoded", "MergeSummary", "ResultsJournal",
-    "check_output_path", "decode_item", "expand_inputs", "format_value", "items_from_inputs",
-    "items_from_pairs_csv", "items_from_path_list", "items_from_ref_dir", "items_from_sources", "merge_results",
-    "one_line", "parse_shard", "progress_bar", "read_results", "read_results_with_columns",
-    "result_columns", "resolve_scorers", "run_batch", "score_decoded", "select_shard",
-    "shard_from_name", "shard_of", "shard_output",
+    "ERROR_COLUMN",
+    "FSYNC_EVERY",
+    "IMAGE_COLUMN",
+    "MAPS_COLUMN",
+    "MAX_BATCH_PIXELS",
+    "REFERENCE_COLUMN",
+    "BatchItem",
+    "BatchSummary",
+    "Decoded",
+    "MergeSummary",
+    "ResultsJournal",
+    "check_output_path",
+    "decode_item",
+    "expand_inputs",
+    "format_value",
+    "items_from_inputs",
+    "items_from_pairs_csv",
+    "items_from_path_list",
+    "items_from_ref_dir",
+    "items_from_sources",
+    "merge_results",
+    "one_line",
+    "parse_shard",
+    "progress_bar",
+    "read_results",
+    "read_results_with_columns",
+    "resolve_scorers",
+    "result_columns",
+    "run_batch",
+    "score_decoded",
+    "select_shard",
+    "shard_from_name",
+    "shard_of",
+    "shard_output",
 ]
 
 MAX_BATCH_PIXELS: int = 8 * 1024 * 1024
@@ -165,7 +193,7 @@ def _decode(items: Sequence[BatchItem], workers: int) -> Iterator[Decoded]:
         _DecodeDataset(items),
         batch_size=None,
         num_workers=workers,
-        collate_fn=_pass_through,
+        collate_fn=cast(Callable[[list[Any]], Any], _pass_through),
         worker_init_fn=_single_thread_worker if workers else None,
         prefetch_factor=2 if workers else None,
     )
@@ -222,8 +250,8 @@ def _score_group(
                     if scorer.kind == "FR" and references is not None
                     else None
                 )
-                value = scorer(tests[position : position + 1], reference)
-                results[position][0][scorer.name] = float(value.reshape(-1)[0])
+                single = scorer(tests[position : position + 1], reference)
+                results[position][0][scorer.name] = float(single.reshape(-1)[0])
             except Exception as error:  # noqa: BLE001 -- one bad image must not stop the run
                 results[position][1].append(one_line(_describe_failure(scorer, error)))
     return results

@@ -15,12 +15,15 @@ sets, duplicate rows, an incomplete set of shards and rows that belong to anothe
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Self
 
 from reliqa.evaluation.batch_inputs import (
     ERROR_COLUMN,
@@ -51,7 +54,7 @@ def format_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "" if value != value else repr(value)
+        return "" if math.isnan(value) else repr(value)
     return one_line(str(value))
 
 
@@ -111,7 +114,7 @@ class ResultsJournal:
             "(this file was left as it is)"
         )
 
-    def open(self) -> ResultsJournal:
+    def open(self) -> Self:
         """Check an existing file (read only), then cut a torn last line and open for append."""
         if self.path.is_dir():
             raise DataError(f"{self.path}: is a folder, not a results CSV")
@@ -136,9 +139,9 @@ class ResultsJournal:
                 if len(complete) != len(existing):
                     with open(self.path, "r+b") as handle:
                         handle.truncate(len(complete))
-                self._handle = open(self.path, "ab")
+                self._handle = open(self.path, "ab")  # noqa: SIM115 -- kept open; close()
             else:
-                self._handle = open(self.path, "wb")
+                self._handle = open(self.path, "wb")  # noqa: SIM115 -- kept open; close()
                 self._append_line(self.columns)
                 self._sync()
         except OSError as error:
@@ -201,7 +204,7 @@ class ResultsJournal:
             self._handle.close()
             self._handle = None
 
-    def __enter__(self) -> ResultsJournal:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -214,7 +217,7 @@ class ResultsJournal:
 def pyarrow_parquet() -> ModuleType:
     """``pyarrow.parquet``, or a clear error naming the extra to install."""
     try:
-        import pyarrow.parquet as parquet
+        parquet = importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise InvalidInputError(
             "Parquet needs pyarrow: pip install 'reliqa[parquet]' (or write a .csv)"
@@ -281,10 +284,10 @@ def score_columns(columns: Sequence[str]) -> list[str]:
     return [column for column in columns if column not in TEXT_COLUMNS]
 
 
-def arrow_table(rows: Sequence[dict[str, str]], columns: Sequence[str]):  # noqa: ANN201 -- pyarrow optional
+def arrow_table(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> Any:
     """Rows of strings → a ``pyarrow.Table``: scores float64 (missing = null), text as strings."""
     pyarrow_parquet()
-    import pyarrow as pa
+    pa = importlib.import_module("pyarrow")
 
     scores = set(score_columns(columns))
     data = {}
