@@ -123,8 +123,8 @@ def test_nan_tensors_through_the_public_api() -> None:
         reliqa.load_image(broken)
     calls = {
         "score": lambda function: function(broken, model="hirqa-s"),
-        "compare": lambda function: function(images, broken),
-        "rank": lambda function: function(images, [images, broken]),
+        "compare": lambda function: function(broken, images),
+        "rank": lambda function: function([images, broken], images),
     }
     for name, call in calls.items():
         if name not in reliqa._LAZY:

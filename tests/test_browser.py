@@ -150,8 +150,19 @@ def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[
         assert "relational model" in note
         return
 
+    # The page opens on the best candidate (rank 1) with every map channel on (issue 11).
+    selected = page.locator("#ranking tbody tr.selected")  # type: ignore[attr-defined]
+    assert selected.count() == 1 and selected.locator("td").first.inner_text() == "1"
+    channels = page.get_attribute("#overlay", "data-channels") or ""  # type: ignore[attr-defined]
+    assert channels.split(",") == list(info["attributes"])
+    page.click("#show-worst")  # type: ignore[attr-defined]
+    worst = page.locator("#ranking tbody tr.selected")  # type: ignore[attr-defined]
+    assert worst.locator("td").first.inner_text() == "2"
+
     # Toggling a channel draws it over the image; opacity 0 shows the bare image again.
     page.locator("#ranking tbody tr", has_text="noisy.png").click()  # type: ignore[attr-defined]
+    for name in info["attributes"]:
+        page.uncheck(f"#toggle-{name}")  # type: ignore[attr-defined]
     bare = _canvas_digest(page)
     page.check("#toggle-noise")  # type: ignore[attr-defined]
     assert page.get_attribute("#overlay", "data-channels") == "noise"  # type: ignore[attr-defined]
@@ -190,3 +201,13 @@ def test_gmc_heatmap_of_an_uploaded_csv(page: object, server: str, tmp_path: Pat
         " let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) n++; return n; }"
     )
     assert coloured > 1000
+    # the heatmap has a colour bar (issue 11): drawn right of the grid, labelled
+    assert page.get_attribute("#gmc-canvas", "data-colour-bar") == "SRCC"  # type: ignore[attr-defined]
+    bar = page.evaluate(  # type: ignore[attr-defined]
+        "() => { const c = document.querySelector('#gmc-canvas');"
+        " const x = c.width - 90 + 20 + 8, ctx = c.getContext('2d');"
+        " const top = ctx.getImageData(x, 22, 1, 1).data, bottom = ctx.getImageData(x, c.height - 52, 1, 1).data;"
+        " return [Array.from(top), Array.from(bottom)]; }"
+    )
+    top, bottom = bar
+    assert top[0] > top[2] and bottom[2] > bottom[0]  # red (+1) at the top, blue (−1) below

@@ -165,10 +165,39 @@ def test_static_route_cannot_escape(client: TestClient) -> None:
 def test_uploads_must_be_images(client: TestClient, pair: tuple[np.ndarray, np.ndarray], content: bytes, status: int, message: str) -> None:
     response = client.post(
         "/api/compare",
-        files=[("reference", ("ref.png", png_bytes(pair[0]), "image/png")),
-               ("tests", ("upload.png", content, "image/png"))],
+        files=[("tests", ("test.png", png_bytes(pair[1]), "image/png")),
+               ("reference", ("upload.png", content, "image/png"))],
     )
     assert response.status_code == status and message in response.json()["error"]
+    # a bad TEST upload is reported on its own row; the good one is still scored
+    response = client.post(
+        "/api/compare",
+        files=[("tests", ("upload.png", content, "image/png")),
+               ("tests", ("good.png", png_bytes(pair[1]), "image/png")),
+               ("reference", ("ref.png", png_bytes(pair[0]), "image/png"))],
+    )
+    if status == 400 and message == "empty":
+        return  # an empty upload is refused while the request is read
+    assert response.status_code == 200, response.json()
+    results = {entry["name"]: entry for entry in response.json()["results"]}
+    assert message in results["upload.png"]["error"] and results["upload.png"]["image"] is None
+    assert results["good.png"]["scores"] and "error" not in results["good.png"]
+    assert response.json()["best"] == "good.png"
+
+
+def test_no_reference_section_keeps_good_results_when_one_upload_is_bad(
+    client: TestClient, pair: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Issue 11: one bad upload used to lose every no-reference result."""
+    response = client.post(
+        "/api/score",
+        files=[("images", ("good.png", png_bytes(pair[0]), "image/png")),
+               ("images", ("bad.png", b"%PDF-1.4 not an image", "image/png"))],
+    )
+    assert response.status_code == 200
+    results = {entry["name"]: entry for entry in response.json()["results"]}
+    assert "not an image" in results["bad.png"]["errors"][0]
+    assert results["good.png"]["scores"] or not response.json()["scorers"]
 
 
 def test_upload_and_request_and_pixel_limits(tmp_path: Path, pair: tuple[np.ndarray, np.ndarray]) -> None:
