@@ -33,12 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 
 BASELINE_SIDE = 256
 
@@ -110,7 +109,7 @@ def main() -> None:
         print(f"| {result['side']}×{result['side']} | {result['peak_rss_mb']:.0f} | {per_mp:.1f} | {result['wall_seconds']:.1f} |")
     print(json.dumps({
         "benchmark": "large_pair_memory",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
         "metrics": label,
         "device": args.device,

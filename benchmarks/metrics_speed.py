@@ -119,7 +119,7 @@ def time_round_robin(implementations: dict[str, Callable], test: torch.Tensor, r
     """
     synchronize = torch.cuda.synchronize if test.is_cuda else (lambda: None)
     best = {name: float("inf") for name in implementations}
-    for name, function in implementations.items():
+    for _name, function in implementations.items():
         function(test, reference)
     synchronize()
     for _ in range(repeats):

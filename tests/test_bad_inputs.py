@@ -279,7 +279,7 @@ def test_cli_batch_over_a_folder_of_bad_inputs_loses_no_good_result(tmp_path: Pa
         "palette.gif": encode(Image.fromarray(PHOTO).convert("P"), "GIF"),
         "cmyk.jpg": encode(Image.fromarray(PHOTO).convert("CMYK"), "JPEG"),
         "rgba.png": encode(Image.fromarray(PHOTO).convert("RGBA"), "PNG"),
-        "gray16.png": png16((PHOTO[..., 0].astype(np.uint16) * 257)),
+        "gray16.png": png16(PHOTO[..., 0].astype(np.uint16) * 257),
         "ünï cødé.png": encode(Image.fromarray(PHOTO), "PNG"),
         "png named.jpg": encode(Image.fromarray(PHOTO), "PNG"),
     }

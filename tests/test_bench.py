@@ -43,7 +43,7 @@ def count_scored(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     original = sharpness.LaplacianVariance.forward
 
-    def counting(self, test, reference=None):  # noqa: ANN001, ANN202
+    def counting(self, test, reference=None):
         calls.append(test.shape[0])
         return original(self, test, reference)
 
@@ -56,7 +56,7 @@ def scoring_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Skip the per-metric analysis (bootstrap, GMC fit, plots: seconds each) where a test
     checks scoring only; test_direction_blur_series_and_outputs runs the real one."""
 
-    def count_only(scorer, dataset, rows, *args, **kwargs):  # noqa: ANN001, ANN202
+    def count_only(scorer, dataset, rows, *args, **kwargs):
         count = sum(1 for row in rows if row.get(scorer.name))
         correlations = {"SRCC": {"value": 0.5, "ci": [0.25, 0.75]}}
         return bench.MetricSummary(scorer.name, scorer.higher_is_better, count, correlations, {"SRCC": 0.4})

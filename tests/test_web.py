@@ -14,11 +14,11 @@ from PIL import Image
 from skimage import data
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from reliqa.evaluation.scorers import resolve_scorer  # noqa: E402
-from reliqa.io import load_image  # noqa: E402
-from reliqa.web.app import STATIC_DIR, Limits, create_app  # noqa: E402
+from reliqa.evaluation.scorers import resolve_scorer
+from reliqa.io import load_image
+from reliqa.web.app import STATIC_DIR, Limits, create_app
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -21,7 +21,6 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reliqa.exceptions import ImageLoadError, InvalidInputError
 
-ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 """Anything :func:`load_image` accepts."""
 
 MAX_PIXELS: int = 8192 * 8192 * 2
@@ -91,7 +90,7 @@ def _pil_to_array(image: Image.Image, name: str) -> np.ndarray:
     """PIL image → float32 (H, W, 3) array in [0, 1], applying the conventions above."""
     try:
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a malformed EXIF block must not cost the pixels  # noqa: BLE001
+    except Exception:  # a malformed EXIF block must not cost the pixels
         pass
     mode = image.mode
     if mode == "P":

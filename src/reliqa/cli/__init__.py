@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from reliqa.cli.app import app, run
-
 # Importing a command module registers its commands on `app` (one line per area).
-from reliqa.cli import batch_cmd  # noqa: E402,F401
-from reliqa.cli import serve_cmd  # noqa: E402,F401
-from reliqa.cli import bench_cmd  # noqa: E402,F401
-from reliqa.cli import distort_cmd  # noqa: E402,F401
-from reliqa.cli import score_cmd  # noqa: E402,F401
-from reliqa.cli import train_cmd  # noqa: E402,F401
-from reliqa.cli import compare_cmd  # noqa: E402,F401
-from reliqa.cli import train_nr_cmd  # noqa: E402,F401
-from reliqa.cli import gmc_cmd  # noqa: E402,F401
-from reliqa.cli import metrics_cmd  # noqa: E402,F401
-from reliqa.cli import tune_cmd  # noqa: E402,F401
-
+from reliqa.cli import (
+    batch_cmd,  # noqa: F401
+    bench_cmd,  # noqa: F401
+    compare_cmd,  # noqa: F401
+    distort_cmd,  # noqa: F401
+    gmc_cmd,  # noqa: F401
+    metrics_cmd,  # noqa: F401
+    score_cmd,  # noqa: F401
+    serve_cmd,  # noqa: F401
+    train_cmd,  # noqa: F401
+    train_nr_cmd,  # noqa: F401
+    tune_cmd,  # noqa: F401
+)
+from reliqa.cli.app import app, run
 
 __all__ = ["app", "main"]
 

@@ -10,7 +10,7 @@ import datetime
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -26,9 +26,9 @@ def bench_command(
     ),
     metrics: str = typer.Option(..., "--metrics", "-m", help="Comma-separated metric/model names, e.g. niqe,laplacian_var."),
     out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="Folder for scores.csv, summary.json and plots; an earlier run there is resumed."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="Force a dataset layout instead of detecting it."),
+    layout: str | None = typer.Option(None, "--layout", help="Force a dataset layout instead of detecting it."),
     dmos: bool = typer.Option(False, "--dmos", help="For a CSV dataset: the scores are DMOS (lower = better)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
     batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     workers: int = typer.Option(0, "--workers", help="Decoding worker processes (0: decode in this process)."),
@@ -139,7 +139,7 @@ def niqe_fit_command(
             "command": "reliqa niqe-fit " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
             "data": str(folder),
             "photos": [str(p.relative_to(folder)) for p in photos],
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         save_params(params, out, provenance=provenance)
     except ReliqaError as error:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -33,30 +33,30 @@ def gmc_command(
     mos_col: str = typer.Option(
         ..., "--mos-col", help="Column of mean opinion scores (higher = better)."
     ),
-    std_col: Optional[str] = typer.Option(None, "--std-col", help="Column of per-image MOS std."),
-    std_file: Optional[Path] = typer.Option(
+    std_col: str | None = typer.Option(None, "--std-col", help="Column of per-image MOS std."),
+    std_file: Path | None = typer.Option(
         None,
         "--std-file",
         help="Per-image MOS std in CSV row order: one number per line, or a CSV with a 'std' column.",
     ),
-    weights_file: Optional[Path] = typer.Option(
+    weights_file: Path | None = typer.Option(
         None,
         "--weights-file",
         help="Distribution-Regulator weights, one per line (default: computed from MOS and std).",
     ),
-    points_file: Optional[Path] = typer.Option(
+    points_file: Path | None = typer.Option(
         None, "--points", help="CSV of query points with columns Qs, Qd."
     ),
-    samples: Optional[int] = typer.Option(
+    samples: int | None = typer.Option(
         None, "--samples", help="Latin-hypercube query points (default 100)."
     ),
-    seed: Optional[int] = typer.Option(
+    seed: int | None = typer.Option(
         None, "--seed", help="Seed of the Latin-hypercube points (default 0)."
     ),
     bandwidth_multiplier: float = typer.Option(
         1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."
     ),
-    score_range: Optional[str] = typer.Option(
+    score_range: str | None = typer.Option(
         None,
         "--score-range",
         help="MOS scale as LOW,HIGH, e.g. 1,5 (default: the MOS min and max).",
@@ -64,10 +64,10 @@ def gmc_command(
     phi: float = typer.Option(
         4.0, "--phi", help="Beta precision used to estimate std when none is given."
     ),
-    plot: Optional[Path] = typer.Option(
+    plot: Path | None = typer.Option(
         None, "--plot", help="Write the surfaces as a heatmap PNG here."
     ),
-    html: Optional[Path] = typer.Option(
+    html: Path | None = typer.Option(
         None, "--html", help="Write an interactive 3-D HTML of the surfaces here."
     ),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8765, "--port", help="TCP port."),
-    root: Optional[Path] = typer.Option(
+    root: Path | None = typer.Option(
         None, "--root", help="Folder whose images the page may open (nothing outside it is readable)."
     ),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),

@@ -175,7 +175,7 @@ def _xlsx_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
         ) from None
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many types  # noqa: BLE001
+    except Exception as error:  # openpyxl raises many types
         raise DataError(f"{path}: cannot read the spreadsheet ({error})") from None
     sheet = workbook.worksheets[0]
     values = list(sheet.iter_rows(values_only=True))
@@ -199,7 +199,7 @@ def _loadmat(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: file does not exist")
     try:
         return loadmat(str(path))
-    except Exception as error:  # scipy raises ValueError/TypeError/MatReadError  # noqa: BLE001
+    except Exception as error:  # scipy raises ValueError/TypeError/MatReadError
         raise DataError(f"{path}: not a readable MATLAB v5 .mat file ({error})") from None
 
 

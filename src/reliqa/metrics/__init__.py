@@ -4,8 +4,9 @@ Functional core: :func:`psnr`, :func:`ssim`, :func:`ms_ssim`, :func:`gmsd`, :fun
 :func:`fsim`); importing this package registers their official definitions and variants.
 """
 
+from reliqa.metrics import niqe as _niqe  # noqa: F401  (registers niqe)
 from reliqa.metrics import registry as _registry  # noqa: F401  (registers the metrics)
-from reliqa.metrics import niqe as _niqe, sharpness as _sharpness  # noqa: F401  (register niqe, laplacian_var)
+from reliqa.metrics import sharpness as _sharpness  # noqa: F401  (registers laplacian_var)
 from reliqa.metrics.base import Metric, MetricInfo, create_metric, list_metrics, register_metric
 from reliqa.metrics.fsim import fsim
 from reliqa.metrics.gmsd import gmsd

@@ -53,7 +53,7 @@ def load_verified(path: str | Path, expected_sha256: str | None) -> dict[str, to
             )
     try:
         return load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types  # noqa: BLE001
+    except Exception as error:  # safetensors raises its own error types
         raise WeightsError(f"{path}: not a valid safetensors file ({error})") from None
 
 
