@@ -14,11 +14,14 @@ DIR/results.json and the figures as PNGs. JSON contract (stdout): the content of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from reliqa.cli.app import app, fail, print_json, usage_error
 from reliqa.exceptions import ReliqaError, UnknownNameError
+
+DEFAULT_OUT = Path("tune_out")
 
 
 def _names(text: str) -> list[str]:
@@ -27,21 +30,31 @@ def _names(text: str) -> list[str]:
 
 @app.command("tune")
 def tune_command(
-    out: Path = typer.Option(Path("tune_out"), "--out", help="Folder for report.html, results.json, PNGs."),
-    image: str = typer.Option("astronaut", "--image", help="scikit-image photo name or an image file."),
-    size: int = typer.Option(256, "--size", help="Side of the square working image (px)."),
-    tasks: str = typer.Option("recover,correct,blackbox", "--tasks", help="Comma-separated tasks."),
-    losses: str = typer.Option(
-        "relational,mse,ssim,ms_ssim", "--losses", help="Comma-separated objectives to compare."
-    ),
-    steps: int = typer.Option(150, "--steps", help="Gradient steps per run."),
-    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate (normalised parameters)."),
-    budget: int = typer.Option(40, "--budget", help="Evaluations per black-box search."),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same results."),
-    ref: str | None = typer.Option(None, "--ref", help="Reference file for the correct task."),
-    test: str | None = typer.Option(None, "--test", help="Test file tuned towards --ref."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for report.html, results.json, PNGs.")
+    ] = DEFAULT_OUT,
+    image: Annotated[
+        str, typer.Option("--image", help="scikit-image photo name or an image file.")
+    ] = "astronaut",
+    size: Annotated[int, typer.Option("--size", help="Side of the square working image.")] = 256,
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Comma-separated: recover, correct, blackbox.")
+    ] = "recover,correct,blackbox",
+    losses: Annotated[
+        str, typer.Option("--losses", help="Comma-separated objectives to compare.")
+    ] = "relational,mse,ssim,ms_ssim",
+    steps: Annotated[int, typer.Option("--steps", help="Gradient steps per run.")] = 150,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (normalised).")] = 0.05,
+    budget: Annotated[int, typer.Option("--budget", help="Evaluations per black box.")] = 40,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same results.")] = 0,
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="Reference file for the correct task.")
+    ] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Test file tuned towards --ref.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Tune a small image pipeline with the relational loss, side by side with MSE/SSIM/MS-SSIM."""
     import torch
@@ -62,8 +75,17 @@ def tune_command(
 
     try:
         result = run_example(
-            image, size=size, tasks=_names(tasks), losses=_names(losses), steps=steps, lr=lr,
-            budget=budget, seed=seed, reference=ref, test=test, progress=progress,
+            image,
+            size=size,
+            tasks=_names(tasks),
+            losses=_names(losses),
+            steps=steps,
+            lr=lr,
+            budget=budget,
+            seed=seed,
+            reference=ref,
+            test=test,
+            progress=progress,
         )
         files = write_report(result, out)
     except UnknownNameError as error:
@@ -78,9 +100,7 @@ def tune_command(
     for name, task in result.tasks.items():
         typer.echo(f"{name}:")
         for loss, run in task.runs.items():
-            quality = ", ".join(
-                f"{k} {v:.4g}" for k, v in run.quality.items() if v is not None
-            )
+            quality = ", ".join(f"{k} {v:.4g}" for k, v in run.quality.items() if v is not None)
             extra = ""
             if run.error is not None:
                 extra = f"  mean |param error| {sum(run.error.values()) / len(run.error):.3f}"

@@ -13,8 +13,8 @@ Three tasks on one photo (scikit-image's bundled photos, or a file), each run on
   under a file-size budget.
 
 Every run is judged by classical metrics (PSNR, SSIM, MS-SSIM, GMSD, FSIM; GMSD and FSIM are
-in no objective, a held-out judge for all) and by the relational model's score when its
-weights load.
+in no objective, a held-out judge for all), by the relational model's score when its weights
+load, and by the no-reference model ``hirqa-s`` (higher = better; it never sees the reference).
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ DEGRADATION: dict[str, float] = {
 
 JUDGE_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
 """Classical metrics every run is judged by (official definitions; see docs/metrics.md)."""
+
+INFEASIBLE = 1e3
+"""Objective value of a black-box point over the file-size budget (times 1 + the excess bpp)."""
 
 BLACKBOX_BUDGET_BPP = 1.0
 """File-size budget of the *blackbox* task, bits per pixel of the JPEG file."""
@@ -151,10 +154,10 @@ def jpeg_sharpen(image: torch.Tensor, quality: float, sharpen: float) -> tuple[t
     picture = _to_pil(image)
     if sharpen > 0:
         picture = picture.filter(
-            ImageFilter.UnsharpMask(radius=1.5, percent=int(round(sharpen)), threshold=0)
+            ImageFilter.UnsharpMask(radius=1.5, percent=round(sharpen), threshold=0)
         )
     buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=int(round(quality)))
+    picture.save(buffer, format="JPEG", quality=round(quality))
     size = buffer.tell()
     return _from_pil(Image.open(io.BytesIO(buffer.getvalue()))), size
 
@@ -171,6 +174,7 @@ class Judge:
     metrics: dict[str, Any] = field(default_factory=dict)
     scorer: Any = None
     scorer_error: str | None = None
+    no_reference: Any = None
 
     @classmethod
     def create(cls) -> Judge:
@@ -181,8 +185,14 @@ class Judge:
             from reliqa.models.registry import create_model
 
             judge.scorer = create_model("relational")
-        except Exception as error:  # noqa: BLE001 - the score head may be mid-retraining
+        except Exception as error:  # the score head may be mid-retraining (state mismatch)
             judge.scorer_error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        try:  # a no-reference judge: it never sees the reference, nor any objective
+            from reliqa.models.registry import create_model
+
+            judge.no_reference = create_model("hirqa-s")
+        except Exception:  # optional judge: reported as None
+            judge.no_reference = None
         return judge
 
     @torch.no_grad()
@@ -197,6 +207,9 @@ class Judge:
         values["relational_loss"] = float(relational_loss(test, reference))
         values["relational_score"] = (
             None if self.scorer is None else float(self.scorer(test, reference).score.mean())
+        )
+        values["hirqa_s"] = (
+            None if self.no_reference is None else float(self.no_reference.score(test).mean())
         )
         return values
 
@@ -325,7 +338,14 @@ def run_recover(
     with torch.no_grad():
         reference = process(source, truth)
     runs = _gradient_runs(
-        source, reference, losses, judge, steps=steps, lr=lr, seed=seed, truth=truth,
+        source,
+        reference,
+        losses,
+        judge,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        truth=truth,
         progress=progress,
     )
     return TaskResult(
@@ -350,10 +370,17 @@ def run_correct(
     degraded: torch.Tensor | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TaskResult:
-    """Task *correct*: tune the pipeline on a Pillow-degraded copy (or ``degraded``) towards the photo."""
+    """Task *correct*: tune the pipeline on a Pillow-degraded copy (or ``degraded``) to the photo."""
     source = degrade_with_pillow(photo) if degraded is None else degraded
     runs = _gradient_runs(
-        source, photo, losses, judge, steps=steps, lr=lr, seed=seed, truth=None,
+        source,
+        photo,
+        losses,
+        judge,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        truth=None,
         progress=progress,
     )
     info: dict[str, Any] = {"degradation": dict(DEGRADATION) if degraded is None else "given"}
@@ -383,11 +410,12 @@ def run_blackbox(
     soft_radius: float = 1.2,
     progress: Callable[[str], None] | None = None,
 ) -> TaskResult:
-    """Task *blackbox*: JPEG quality and unsharp-mask strength of a soft photo, by coordinate search.
+    """Task *blackbox*: JPEG quality and unsharp mask of a soft photo, by coordinate search.
 
     The objective is the loss of the JPEG against the photo; files over ``budget_bpp`` bits
-    per pixel are infeasible (objective = ∞, the search never moves there). Start: quality 20,
-    no sharpening.
+    per pixel are infeasible (objective :data:`INFEASIBLE` × (1 + excess bpp): above every
+    feasible point, and lower closer to the budget, so a search that starts over it walks back).
+    Start: quality 20, no sharpening.
     """
     source = _from_pil(_to_pil(photo).filter(ImageFilter.GaussianBlur(soft_radius)))
     pixels = photo.shape[-2] * photo.shape[-1]
@@ -404,8 +432,9 @@ def run_blackbox(
 
         def objective(params: dict[str, float], score: Callable[..., float] = score) -> float:
             output, size = jpeg_sharpen(source, params["quality"], params["sharpen"])
-            if 8.0 * size / pixels > budget_bpp:
-                return math.inf
+            bpp = 8.0 * size / pixels
+            if bpp > budget_bpp:  # infeasible: worse than any feasible point, less so if closer
+                return INFEASIBLE * (1.0 + bpp - budget_bpp)
             return score(output, photo)
 
         begin = time.perf_counter()
@@ -424,9 +453,7 @@ def run_blackbox(
             steps=len(values),
             converged_step=int(np.argmin(values)) if values else 0,
             curve=finite,
-            trajectory={
-                key: [params[key] for params, _ in search.evaluations] for key in space
-            },
+            trajectory={key: [params[key] for params, _ in search.evaluations] for key in space},
             extra={"bpp": 8.0 * size / pixels, "evaluations": len(values)},
         )
     start_output, start_size = jpeg_sharpen(source, start["quality"], start["sharpen"])
@@ -438,7 +465,12 @@ def run_blackbox(
         "start_quality": judge(start_output, photo),
     }
     return TaskResult(
-        "blackbox", source, photo, judge(source, photo), attribute_summary(source, photo), runs,
+        "blackbox",
+        source,
+        photo,
+        judge(source, photo),
+        attribute_summary(source, photo),
+        runs,
         info,
     )
 
@@ -525,7 +557,13 @@ def run_example(
         )
     if "correct" in tasks:
         results["correct"] = run_correct(
-            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, degraded=degraded,
+            photo,
+            losses,
+            judge=judge,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            degraded=degraded,
             progress=label("correct"),
         )
     if "blackbox" in tasks:

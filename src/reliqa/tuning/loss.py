@@ -6,8 +6,9 @@ Convention:
       requires them).
     - The maps ``m = F(test, reference)`` (N, 9, H, W) in [0, 1] come from the map network of the
       relational model (not its score head). Each is turned into a signed change
-      ``u = 2·(m − 0.5)`` in [−1, 1]: 0 = no difference, > 0 = the test has MORE of the attribute.
-    - Per sample, with attribute weights ``w_k ≥ 0``, targets ``τ_k`` and a spatial weight ``s ≥ 0``:
+      ``u = 2·(m − 0.5)`` in [−1, 1]: 0 = no difference, > 0 = the test has MORE of the
+      attribute.
+    - Per sample, with attribute weights ``w_k ≥ 0``, targets ``τ_k`` and spatial weight ``s ≥ 0``:
 
           L = Σ_k w_k · E_s[(u_k − τ_k)²] / Σ_k w_k,    E_s[f] = Σ_px s·f / Σ_px s
 
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from reliqa.attributes import ATTRIBUTE_INDEX, ATTRIBUTES, NEUTRAL, NUM_ATTRIBUTES
+from reliqa.checks import check_tensor_image, check_tensor_pair
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
 
 AttributeValues = Mapping[str, float] | Sequence[float] | torch.Tensor
@@ -64,26 +66,13 @@ class RelationalTerms(NamedTuple):
 def check_image(image: object, name: str) -> torch.Tensor:
     """Validate an (N, 3, H, W) float tensor with finite values in [0, 1]; return it unchanged.
 
-    The checks cost two reductions on the happy path; messages are only formatted on failure.
+    Delegates to :func:`reliqa.checks.check_tensor_image` (the one place for input checks: two
+    reductions on the happy path, messages formatted only on failure).
 
     Raises:
         InvalidInputError: not a tensor, wrong shape or dtype, NaN/inf, or values outside [0, 1].
     """
-    if not isinstance(image, torch.Tensor):
-        raise InvalidInputError(f"{name}: expected a (N, 3, H, W) tensor, got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[1] != 3 or image.numel() == 0:
-        raise InvalidInputError(f"{name}: expected a (N, 3, H, W) tensor, got {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise InvalidInputError(f"{name}: expected a float tensor in [0, 1], got {image.dtype}")
-    low, high = torch.aminmax(image.detach())
-    if not bool(torch.isfinite(low) & torch.isfinite(high)):
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
-    if float(low) < 0.0 or float(high) > 1.0:
-        raise InvalidInputError(
-            f"{name}: values must lie in [0, 1], got [{float(low):.4g}, {float(high):.4g}] "
-            "(clamp the output of your pipeline, e.g. image.clamp(0, 1))"
-        )
-    return image
+    return check_tensor_image(image, name, channels=(3,))
 
 
 def attribute_vector(
@@ -132,7 +121,7 @@ def load_map_network(device: str | torch.device = "cpu") -> nn.Module:
     prefix = "maps_net."
     network = RelationalMapNet(SHIPPED_ARCHITECTURE.widths, SHIPPED_ARCHITECTURE.depths)
     network.load_state_dict(
-        {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     )
     for parameter in network.parameters():
         parameter.requires_grad_(False)
@@ -148,8 +137,8 @@ def shipped_map_network(device: str = "cpu") -> nn.Module:
 def _maps(network: nn.Module | None, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     if network is None:
         network = shipped_map_network(str(test.device))
-    elif hasattr(network, "maps_net"):  # a whole RelationalModel: skip its score head
-        network = network.maps_net
+    else:  # a whole RelationalModel: skip its score head
+        network = getattr(network, "maps_net", network)
     maps = network(test, reference)
     if not isinstance(maps, torch.Tensor) or maps.shape != (
         test.shape[0],
@@ -164,9 +153,7 @@ def _maps(network: nn.Module | None, test: torch.Tensor, reference: torch.Tensor
     return maps
 
 
-def _spatial(
-    spatial_weight: torch.Tensor | None, test: torch.Tensor
-) -> torch.Tensor | None:
+def _spatial(spatial_weight: torch.Tensor | None, test: torch.Tensor) -> torch.Tensor | None:
     if spatial_weight is None:
         return None
     if not isinstance(spatial_weight, torch.Tensor):
@@ -276,12 +263,7 @@ def relational_loss(
         >>> bool(loss > 0), bool(terms.signed[0, 0] < 0)  # brightness: the test is darker
         (True, True)
     """
-    check_image(test, "test")
-    check_image(reference, "reference")
-    if test.shape != reference.shape:
-        raise ShapeMismatchError(
-            f"test {tuple(test.shape)} and reference {tuple(reference.shape)} differ in shape"
-        )
+    check_tensor_pair(test, reference, name="relational_loss", channels=(3,))
     if reduction not in ("mean", "sum", "none"):
         raise InvalidInputError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     w = attribute_vector(weights, 1.0, "weights", test)

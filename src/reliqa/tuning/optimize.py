@@ -306,9 +306,9 @@ def coordinate_search(
 
 
 __all__ = [
-    "GradientResult",
     "LOSS_METRICS",
     "LOSS_NAMES",
+    "GradientResult",
     "LossFunction",
     "SearchDimension",
     "SearchResult",

@@ -71,7 +71,7 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W), reflect padding, radius ⌈3σ⌉ (clipped to the size)."""
+    """Separable Gaussian blur of (N, C, H, W), reflect padding, radius ⌈3σ⌉ (clipped to size)."""
     radius = max(1, math.ceil(3.0 * sigma))
     radius = min(radius, image.shape[-1] - 1, image.shape[-2] - 1)
     if radius < 1:
@@ -122,10 +122,13 @@ def process(image: torch.Tensor, params: Mapping[str, ParameterValue]) -> torch.
     unknown = sorted(set(params) - set(SPECS))
     if unknown:
         raise InvalidInputError(
-            f"unknown pipeline parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}"
+            f"unknown pipeline parameter(s) {', '.join(unknown)}; "
+            f"known: {', '.join(PARAMETER_NAMES)}"
         )
     if image.ndim != 4 or image.shape[1] != 3:
-        raise InvalidInputError(f"pipeline: expected a (N, 3, H, W) image, got {tuple(image.shape)}")
+        raise InvalidInputError(
+            f"pipeline: expected a (N, 3, H, W) image, got {tuple(image.shape)}"
+        )
     x = image
     denoise = _value(params, "denoise", x)
     x = x + denoise * (gaussian_blur(x, DENOISE_SIGMA) - x)
@@ -202,7 +205,10 @@ class Pipeline(nn.Module):
         """Clamp the stored parameters to their ranges (after an optimiser step)."""
         for i, name in enumerate(self.names):
             spec = SPECS[name]
-            low, high = (spec.low - spec.identity) / spec.scale, (spec.high - spec.identity) / spec.scale
+            low, high = (
+                (spec.low - spec.identity) / spec.scale,
+                (spec.high - spec.identity) / spec.scale,
+            )
             self.z[i].clamp_(low, high)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

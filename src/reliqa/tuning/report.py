@@ -68,15 +68,19 @@ def curves_figure(result: ExampleResult) -> np.ndarray:
     figure = Figure(figsize=(4.2 * len(tasks), 3.2), dpi=100, layout="constrained")
     axes = figure.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
+        positive = False
         for name, run in task.runs.items():
             curve = np.asarray(run.curve, dtype=float)
             if task.name == "blackbox":
                 curve = np.fmin.accumulate(np.where(np.isfinite(curve), curve, np.inf))
-            first = curve[np.isfinite(curve)][0] if np.isfinite(curve).any() else 1.0
+            finite = curve[np.isfinite(curve)]
+            first = finite[0] if finite.size else 1.0
             relative = curve / first if first > 0 else curve
+            positive = positive or bool((relative[np.isfinite(relative)] > 0).any())
             ax.plot(relative, color=_COLOURS.get(name), label=name, linewidth=1.4)
             ax.axvline(run.converged_step, color=_COLOURS.get(name), linestyle=":", linewidth=0.8)
-        ax.set_yscale("log")
+        if positive:
+            ax.set_yscale("log")
         ax.set_xlabel("evaluation (best so far)" if task.name == "blackbox" else "step")
         ax.set_ylabel("loss / loss at start")
         ax.set_title(_TITLES.get(task.name, task.name), fontsize=10)
@@ -127,7 +131,9 @@ def quality_table(task: TaskResult) -> tuple[list[str], list[list[str]]]:
     header = ["objective", *metrics, "converged at", "wall s"]
     rows = [["(before)", *(_fmt(task.before[m]) for m in metrics), "", ""]]
     for name, run in task.runs.items():
-        own = set(LOSS_METRICS.get(name, ())) | ({"relational_loss"} if name == "relational" else set())
+        own = set(LOSS_METRICS.get(name, ())) | (
+            {"relational_loss"} if name == "relational" else set()
+        )
         cells = [_fmt(run.quality[m]) + ("*" if m in own else "") for m in metrics]
         rows.append([name, *cells, str(run.converged_step), f"{run.wall_time_s:.1f}"])
     return header, rows
@@ -188,24 +194,33 @@ def write_report(result: ExampleResult, out: str | os.PathLike) -> dict[str, str
     for name, task in result.tasks.items():
         page.heading(_TITLES.get(name, name))
         figures[f"{name}_images"] = images_figure(task)
-        page.pictures([Picture(figures[f"{name}_images"], "before, each objective's result, reference")])
+        page.pictures(
+            [Picture(figures[f"{name}_images"], "before, each objective's result, reference")]
+        )
         header, rows = quality_table(task)
         page.table(header, rows)
         header, rows = params_table(task)
         page.table(header, rows)
         if "relational" in task.runs:
             before = maps_figure(task.source, task.reference, "maps before tuning")
-            after = maps_figure(task.runs["relational"].output, task.reference,
-                                "maps after tuning (relational objective)")
+            after = maps_figure(
+                task.runs["relational"].output,
+                task.reference,
+                "maps after tuning (relational objective)",
+            )
             figures[f"{name}_maps_before"], figures[f"{name}_maps_after"] = before, after
-            page.pictures([
-                Picture(before, "relational maps of the test before tuning"),
-                Picture(after, "… and of the relational objective's result"),
-            ])
+            page.pictures(
+                [
+                    Picture(before, "relational maps of the test before tuning"),
+                    Picture(after, "… and of the relational objective's result"),
+                ]
+            )
         figures[f"{name}_trajectories"] = trajectories_figure(task)
         page.pictures([Picture(figures[f"{name}_trajectories"], "per-parameter trajectories")])
         for loss, run in task.runs.items():
-            written[f"{name}_{loss}_output"] = str(save_image(run.output, folder / f"{name}_{loss}.png"))
+            written[f"{name}_{loss}_output"] = str(
+                save_image(run.output, folder / f"{name}_{loss}.png")
+            )
     page.heading("loss curves")
     page.pictures([Picture(figures["curves"], "loss relative to its start; dotted: converged")])
     for key, array in figures.items():
