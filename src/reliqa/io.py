@@ -21,6 +21,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -279,7 +280,7 @@ def to_uint8_array(image: torch.Tensor) -> np.ndarray:
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else np.ascontiguousarray(array)
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike, **save_kwargs: object) -> Path:
+def save_image(image: torch.Tensor, path: str | os.PathLike, **save_kwargs: Any) -> Path:
     """Save a (3, H, W) or (1, 3, H, W) tensor in [0, 1] as an 8-bit image (format from suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,7 @@ def render_maps(
         dpi=100,
         layout="constrained",
     )
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)  # the Agg canvas (it has buffer_rgba)
     axes = figure.subplots(nrows, ncols, squeeze=False)
     for position, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -148,8 +148,8 @@ def render_maps(
         )
     if title:
         figure.suptitle(title, fontsize=11)
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    canvas.draw()
+    picture = np.asarray(canvas.buffer_rgba())[..., :3].copy()
     if path is not None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -108,14 +108,14 @@ def rank_command(
     """
     _check_align(align)
     device = checked_device(device)
-    from reliqa.models.relational_api import FailedCandidate, RankedCandidate, rank
+    from reliqa.models.relational_api import rank
 
     try:
         entries = rank(candidates, ref, align=align, device=device, errors="keep")  # type: ignore[arg-type]
     except ReliqaError as error:
         fail(str(error))
-    ranking = [entry for entry in entries if isinstance(entry, RankedCandidate)]
-    failed = [entry for entry in entries if isinstance(entry, FailedCandidate)]
+    ranking = [entry for entry in entries if entry.error is None]
+    failed = [entry for entry in entries if entry.error is not None]
     if as_json:
         print_json(
             {

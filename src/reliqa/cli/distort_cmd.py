@@ -87,7 +87,7 @@ def distort_command(
     except ReliqaError as error:
         fail(str(error))
 
-    outputs = []
+    outputs: list[dict[str, Any]] = []
     stem = image.stem
     number = 0
     for batch in distort_image(reference, count, mix=mix, seed=seed):

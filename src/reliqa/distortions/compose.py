@@ -381,11 +381,11 @@ def apply_plan(
     # sample's distortions in its own order while batching all samples that share a type.
     test = reference.clone()
     for name in pipeline_order(list(positions), catalogue):
-        rows, slots = (torch.tensor(v, device=reference.device) for v in positions[name])
-        before = test[rows]  # a copy (advanced indexing), safe to blend in place
-        after = catalogue[name].apply(before, plan.intensity[rows, slots], op_generator)
-        mask = plan.masks[rows, slots][:, None].to(before)
-        test[rows] = before.lerp_(after.to(before), mask).clamp_(0.0, 1.0)
+        row_index, slot_index = (torch.tensor(v, device=reference.device) for v in positions[name])
+        before = test[row_index]  # a copy (advanced indexing), safe to blend in place
+        after = catalogue[name].apply(before, plan.intensity[row_index, slot_index], op_generator)
+        mask = plan.masks[row_index, slot_index][:, None].to(before)
+        test[row_index] = before.lerp_(after.to(before), mask).clamp_(0.0, 1.0)
     return test
 
 

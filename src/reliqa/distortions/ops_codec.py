@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ def _through_pil(
     return stacked.to(device=images.device, dtype=torch.float32) / 255.0
 
 
-def _encode_decode(image: Image.Image, **save_options: object) -> Image.Image:
+def _encode_decode(image: Image.Image, **save_options: Any) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, **save_options)
     buffer.seek(0)

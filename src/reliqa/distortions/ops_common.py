@@ -59,9 +59,8 @@ class LevelTable:
 
     def __call__(self, intensity: Tensor) -> Tensor:
         """(N,) intensities → (N,) parameter values (float32, on the intensity's device)."""
-        options = {"device": intensity.device, "dtype": torch.float32}
-        knots = torch.tensor(self.intensities, **options)
-        values = torch.tensor(self.values, **options)
+        knots = torch.tensor(self.intensities, device=intensity.device, dtype=torch.float32)
+        values = torch.tensor(self.values, device=intensity.device, dtype=torch.float32)
         t = intensity.to(torch.float32).clamp(0.0, 1.0)
         segment = (torch.searchsorted(knots, t, right=True) - 1).clamp(0, len(knots) - 2)
         low, high = values[segment], values[segment + 1]

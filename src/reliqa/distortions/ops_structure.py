@@ -46,9 +46,11 @@ def _sample(images: Tensor, y: Tensor, x: Tensor) -> Tensor:
 
 def _pixel_coordinates(images: Tensor) -> tuple[Tensor, Tensor]:
     n, _, height, width = images.shape
-    options = {"device": images.device, "dtype": torch.float32}
+    device, dtype = images.device, torch.float32
     y, x = torch.meshgrid(
-        torch.arange(height, **options), torch.arange(width, **options), indexing="ij"
+        torch.arange(height, device=device, dtype=dtype),
+        torch.arange(width, device=device, dtype=dtype),
+        indexing="ij",
     )
     return y.expand(n, -1, -1), x.expand(n, -1, -1)
 

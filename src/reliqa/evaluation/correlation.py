@@ -289,10 +289,10 @@ def read_score_columns(path: str | Path, columns: Sequence[str]) -> dict[str, np
                 raise DataError(
                     f"{csv_path}: no column {', '.join(repr(name) for name in missing)}; available columns: {available}"
                 )
-            cells = {name: [] for name in columns}
+            cells: dict[str, list[str]] = {name: [] for name in columns}
             for row in reader:
                 for name in columns:
-                    cells[name].append(row.get(name))
+                    cells[name].append(row.get(name) or "")  # a short row: empty cell
     except OSError as error:
         raise DataError(f"{csv_path}: cannot read ({error.strerror or error})") from None
     except (UnicodeDecodeError, csv.Error) as error:

@@ -436,7 +436,9 @@ def _weighted_pair_sums(
     shifts = torch.stack([part_shift for _, part_shift in parts])
     total_shift = shifts.amax(dim=0)
     finite_shift = torch.where(torch.isinf(total_shift), torch.zeros_like(total_shift), total_shift)
-    sums = sum(part_sums * torch.exp(part_shift - finite_shift) for part_sums, part_shift in parts)
+    sums = torch.stack(
+        [part_sums * torch.exp(part_shift - finite_shift) for part_sums, part_shift in parts]
+    ).sum(dim=0)
     return sums.T
 
 
@@ -617,7 +619,7 @@ def local_linear(
     points: np.ndarray,
     values: np.ndarray,
     at: np.ndarray,
-    bandwidth: Sequence[float],
+    bandwidth: Sequence[float] | np.ndarray,
     *,
     leave_one_out: bool = False,
 ) -> np.ndarray:

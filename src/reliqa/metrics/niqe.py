@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,7 +292,7 @@ def fit_pristine(
     )
 
 
-def save_params(params: NIQEParams, path: str | os.PathLike, *, provenance: dict[str, object] | None = None) -> Path:
+def save_params(params: NIQEParams, path: str | os.PathLike, *, provenance: Mapping[str, object] | None = None) -> Path:
     """Write a parameter file and its card.
 
     The file is safetensors (``mean`` (36,), ``cov`` (36, 36), float64, + metadata); the card

@@ -39,8 +39,9 @@ class QualityScorer:
 
         self.name = model
         self.device = resolve_device(device)
-        self.network = create_model(model, pretrained=True, device=self.device)
-        self.network = self.network.to(memory_format=torch.channels_last)
+        network: Any = create_model(model, pretrained=True, device=self.device)
+        # channels_last: faster convolutions on CPU; Module.to accepts it (torch's stubs do not)
+        self.network = network.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ def score(
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be ≥ 1, got {batch_size}")
     scorer = load_scorer(model, _device_key(device))
-    sources = list(images) if isinstance(images, (list, tuple)) else [images]
+    sources: list[ImageSource] = list(images) if isinstance(images, (list, tuple)) else [images]  # type: ignore[list-item]
     batches = [load_image(source) for source in sources]
     results: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []

@@ -19,6 +19,7 @@ Convention:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -73,11 +74,16 @@ class Comparison:
 
 @dataclass(frozen=True)
 class RankedCandidate:
-    """One entry of :func:`rank`: the candidate as given, its position in the input, its score."""
+    """One entry of :func:`rank`: the candidate as given, its position in the input, its score.
+
+    With ``rank(..., errors="keep")`` a candidate that could not be scored has ``score`` NaN
+    and ``error`` = why (it is listed after every scored one).
+    """
 
     image: ImageSource
     index: int
     score: float
+    error: str | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -183,15 +189,6 @@ def compare(
     return Comparison(score=score, maps=maps, attributes=summarise_maps(maps), test=test_image[0])
 
 
-@dataclass(frozen=True)
-class FailedCandidate:
-    """A candidate of :func:`rank` that could not be scored: the input, its position, why."""
-
-    image: ImageSource
-    index: int
-    error: str
-
-
 def rank(
     candidates: Sequence[ImageSource],
     reference: ImageSource,
@@ -200,7 +197,7 @@ def rank(
     model: RelationalModel | None = None,
     device: str | torch.device | None = None,
     errors: Literal["raise", "keep"] = "raise",
-) -> list[RankedCandidate | FailedCandidate]:
+) -> list[RankedCandidate]:
     """Rank candidate versions of one reference, best first, by their relational score.
 
     Args:
@@ -208,11 +205,11 @@ def rank(
             ``align="resize"``).
         reference: the reference image they are all judged against.
         errors: ``"raise"`` (default) stops at the first unreadable candidate; ``"keep"``
-            ranks the others and appends each failure as a :class:`FailedCandidate` after them.
+            ranks the others and lists each failure after them (score NaN, ``error`` set).
 
     Returns:
         :class:`RankedCandidate` entries sorted by score, highest first (stable for ties),
-        then, with ``errors="keep"``, the :class:`FailedCandidate` entries in input order.
+        then, with ``errors="keep"``, the failed candidates in input order.
 
     Raises:
         InvalidInputError: no candidates; errors of :func:`compare` (with ``errors="raise"``,
@@ -225,25 +222,23 @@ def rank(
     model = model if model is not None else relational_model(str(resolve_device(device)))
     reference_image = _load_one(reference, "reference")  # a bad reference fails everything
     scored: list[RankedCandidate] = []
-    failed: list[FailedCandidate] = []
+    failed: list[RankedCandidate] = []
     for index, candidate in enumerate(candidates):
         try:
             result = compare(candidate, reference_image, align=align, model=model)
         except ReliqaError as error:
             if errors == "raise":
                 raise
-            failed.append(FailedCandidate(candidate, index, str(error)))
+            failed.append(RankedCandidate(candidate, index, math.nan, str(error)))
             continue
         scored.append(RankedCandidate(candidate, index, result.score))
-    ranked: list[RankedCandidate | FailedCandidate] = sorted(scored, key=lambda entry: -entry.score)
-    return ranked + failed
+    return sorted(scored, key=lambda entry: -entry.score) + failed
 
 
 __all__ = [
     "NEUTRAL_SCORE",
     "AttributeSummary",
     "Comparison",
-    "FailedCandidate",
     "RankedCandidate",
     "compare",
     "rank",

@@ -30,6 +30,7 @@ from reliqa.evaluation.batch import (
     REFERENCE_COLUMN,
     read_results,
 )
+from reliqa.evaluation.datasets import IQADataset, IQAItem
 from reliqa.exceptions import DataError, ReliqaError
 from reliqa.io import load_image, load_maps, to_uint8_array
 from reliqa.reports.html import image_data_uri
@@ -128,7 +129,7 @@ def _summary_section(rows: Sequence[dict[str, str]], scores: Sequence[str]) -> l
     return parts
 
 
-def _match_mos(rows: Sequence[dict[str, str]], mos: str | os.PathLike) -> tuple[list[int], object]:
+def _match_mos(rows: Sequence[dict[str, str]], mos: str | os.PathLike) -> tuple[list[int], IQADataset]:
     """Row indices with a human score and the matching dataset (same order)."""
     from dataclasses import replace
 
@@ -136,18 +137,19 @@ def _match_mos(rows: Sequence[dict[str, str]], mos: str | os.PathLike) -> tuple[
 
     dataset = load_dataset(mos)
     by_path = {os.path.realpath(item.image): item for item in dataset}
-    by_name: dict[str, list] = {}
-    for item in dataset:
-        by_name.setdefault(Path(item.image).name, []).append(item)
-    indices, items = [], []
+    by_name: dict[str, list[IQAItem]] = {}
+    for entry in dataset:
+        by_name.setdefault(Path(entry.image).name, []).append(entry)
+    indices: list[int] = []
+    items: list[IQAItem] = []
     for index, row in enumerate(rows):
-        item = by_path.get(os.path.realpath(row[IMAGE_COLUMN]))
-        if item is None:
+        match = by_path.get(os.path.realpath(row[IMAGE_COLUMN]))
+        if match is None:
             candidates = by_name.get(Path(row[IMAGE_COLUMN]).name, [])
-            item = candidates[0] if len(candidates) == 1 else None
-        if item is not None:
+            match = candidates[0] if len(candidates) == 1 else None
+        if match is not None:
             indices.append(index)
-            items.append(item)
+            items.append(match)
     if len(indices) < 3:
         raise DataError(
             f"{mos}: only {len(indices)} result rows match an image of the MOS data "

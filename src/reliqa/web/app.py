@@ -243,7 +243,7 @@ class Viewer:
         ref_image = self._load(ref_path, ref_name)
         relational = self.relational_available()
         metrics = {n: s for n in FULL_REFERENCE_METRICS if (s := self.scorer(n)) is not None}
-        results = []
+        results: list[dict[str, Any]] = []
         for name, path in tests:
             try:
                 test_image = self._load(path, name)
@@ -311,7 +311,7 @@ class Viewer:
 
     def score(self, images: Sequence[tuple[str, Path]]) -> dict[str, Any]:
         scorers = {n: s for n in NO_REFERENCE_SCORERS if (s := self.scorer(n)) is not None}
-        results = []
+        results: list[dict[str, Any]] = []
         for name, path in images:
             try:
                 image = self._load(path, name)
