@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reliqa-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup browser-deps demo test clean
+.PHONY: setup browser-deps demo test lint check-torch clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,17 @@ browser-deps:
 	  apt-get update && apt-get install -y --no-install-recommends chromium; \
 	else echo "note: no chromium and no root apt-get here: tests/test_browser.py will skip"; fi
 
-test: setup browser-deps
+# CI (.ci/run) runs exactly this: the right torch build, ruff, mypy, then the tests.
+test: setup browser-deps check-torch lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Fails when setup installed a CUDA build of torch on a machine without a GPU.
+check-torch: setup
+	$(BIN)/python .ci/check_torch.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks .ci
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
