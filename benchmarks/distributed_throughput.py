@@ -173,6 +173,31 @@ def _measure(name: str, images: Path, metrics: str, work: Path) -> dict[str, Any
     return record
 
 
+def _stage_costs(paths: list[Path], metrics: str, count: int = 48) -> dict[str, float]:
+    """Milliseconds per image of each stage on one thread: decoding, then each metric (stacks of 8)."""
+    import torch
+
+    from reliqa.evaluation.scorers import resolve_scorer
+    from reliqa.io import load_image
+
+    torch.set_num_threads(1)
+    sample = paths[:count]
+    started = time.perf_counter()
+    images = [load_image(path) for path in sample]
+    costs = {"decode": 1000 * (time.perf_counter() - started) / len(sample)}
+    same = [image for image in images if image.shape == images[0].shape]
+    stacks = [torch.cat(same[i : i + 8]) for i in range(0, len(same), 8)]
+    with torch.inference_mode():
+        for name in metrics.split(","):
+            scorer = resolve_scorer(name)
+            scorer(stacks[0])
+            started = time.perf_counter()
+            for stack in stacks:
+                scorer(stack)
+            costs[name] = 1000 * (time.perf_counter() - started) / len(same)
+    return costs
+
+
 def _list_folder(paths: list[Path], folder: Path) -> Path:
     """A CSV list of paths (column image): both engines read it, no copy of the images."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,6 +221,9 @@ def main() -> None:
     paths = list_images(args.data)[: args.limit]
     if not paths:
         raise SystemExit(f"no images in {args.data}")
+    stage_metrics = ",".join(dict.fromkeys(args.metrics.split(",") + ["niqe"]))
+    stages = _stage_costs(paths, stage_metrics)
+    print(f"stage costs, ms per image on one thread: {stages}", file=sys.stderr, flush=True)
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     unknown = [name for name in configs if name not in CONFIGS]
     if unknown:
@@ -237,6 +265,7 @@ def main() -> None:
         "metrics": args.metrics,
         "small": args.small,
         "outputs_agree": equal,
+        "stage_ms_per_image_one_thread": stages,
         "results": results,
     }
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +279,7 @@ def main() -> None:
             f"| {row['startup_s']:.0f} | {row['peak_tree_rss_mb']:.0f} | {one:.0f} "
             f"| {row['load_average_1min_before']:.1f}–{row['load_average_1min_after']:.1f} |"
         )
-    print(json.dumps({"outputs_agree": equal, "json": str(args.json_out)}))
+    print(json.dumps({"outputs_agree": equal, "stage_ms_per_image_one_thread": stages, "json": str(args.json_out)}))
 
 
 def _compare_outputs(work: Path, configs: list[str]) -> dict[str, Any]:

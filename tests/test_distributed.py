@@ -158,6 +158,11 @@ def test_cli_engine_ray_and_refusals(local_ray: None, images: Path, tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == 10
+    # The folder merges into one file like shards do.
+    merged = tmp_path / "cli.csv"
+    result = runner.invoke(app, ["batch", "--merge", str(out), "-o", str(merged), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["image"] for row in batch.read_results(merged)] == sorted(str(p) for p in images.glob("img0*.png"))
     # The same folder with another metric set is refused, and left as it was.
     before = sorted(path.name for path in out.iterdir())
     result = runner.invoke(

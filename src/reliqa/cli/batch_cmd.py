@@ -61,6 +61,13 @@ def batch_command(
         "--out is then a folder of Parquet parts)."
     ),
     actors: int = typer.Option(2, "--actors", help="With --engine ray: scoring actors."),
+    cpus_per_actor: float = typer.Option(
+        1.0, "--cpus-per-actor", help="With --engine ray: num_cpus (and torch threads) per actor."
+    ),
+    gpus_per_actor: float | None = typer.Option(
+        None, "--gpus-per-actor", help="With --engine ray: num_gpus per actor (fractions share a "
+        "GPU); default 1 when the cluster has GPUs, else 0.", show_default=False,
+    ),
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="With --engine ray: a running cluster ('auto', "
         "'ray://host:10001'); default: start a local one."
@@ -105,7 +112,8 @@ def batch_command(
                 from reliqa.distributed import score_dataset
 
                 summary = score_dataset(
-                    items, names, out, actors=actors, device=None if device == "cpu" else device,
+                    items, names, out, actors=actors, cpus_per_actor=cpus_per_actor,
+                    gpus_per_actor=gpus_per_actor, device=None if device == "cpu" else device,
                     batch_size=batch_size, address=ray_address, on_progress=on_progress,
                 )
             else:
