@@ -235,3 +235,19 @@ def test_maps_pictures_use_one_fixed_colour_range() -> None:
     row, column = int(height * 0.25), int(width * 0.3)
     np.testing.assert_allclose(first[row, column].astype(int), second[row, column].astype(int), atol=2)
     assert abs(int(first[row, column, 0]) - int(first[row, column, 2])) < 40  # faint, not saturated
+
+
+def test_model_means_the_same_everywhere(image: Path) -> None:
+    """`model=` is a registered name or a loaded model in compare, rank and score alike."""
+    loaded = reliqa.create_model("relational")
+    test = torch.rand(1, 3, 48, 64)
+    reference = test.clamp(0.1, 0.9)
+    by_name = reliqa.compare(test, reference, model="relational").score
+    assert reliqa.compare(test, reference, model=loaded).score == pytest.approx(by_name, abs=1e-6)
+    assert reliqa.rank([test], reference, model="relational")[0].score == pytest.approx(by_name, abs=1e-6)
+    with pytest.raises(reliqa.ReliqaError, match="not a relational"):
+        reliqa.compare(test, reference, model="hirqa-s")
+    network = reliqa.create_model("hirqa-s")
+    torch.testing.assert_close(
+        reliqa.score(str(image), model=network), reliqa.score(str(image), model="hirqa-s")
+    )

@@ -26,20 +26,33 @@ class QualityScorer:
     """A loaded no-reference model: ``scorer(images)`` maps (N, 3, H, W) in [0, 1] → (N,) in [0, 1].
 
     Args:
-        model: registered model name, ``"hirqa"`` or ``"hirqa-s"``.
+        model: registered model name, ``"hirqa"`` or ``"hirqa-s"``, or a loaded no-reference
+            model (an ``nn.Module`` with ``score(images)``) — ``model=`` means the same as in
+            :func:`reliqa.compare`.
         device: torch device (default cpu; checked to exist).
     """
 
-    def __init__(self, model: str = "hirqa", device: str | torch.device | None = None) -> None:
-        if model not in NR_MODELS:
-            raise UnknownNameError(
-                f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}"
-            )
-        from reliqa.models import create_model
-
-        self.name = model
+    def __init__(
+        self, model: str | torch.nn.Module = "hirqa", device: str | torch.device | None = None
+    ) -> None:
         self.device = resolve_device(device)
-        network: Any = create_model(model, pretrained=True, device=self.device)
+        network: Any
+        if isinstance(model, torch.nn.Module):
+            if not callable(getattr(model, "score", None)):
+                raise InvalidInputError(
+                    f"model {type(model).__name__} has no score(images) method"
+                )
+            self.name = type(model).__name__
+            network = model.to(self.device).eval()
+        else:
+            if model not in NR_MODELS:
+                raise UnknownNameError(
+                    f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}"
+                )
+            from reliqa.models import create_model
+
+            self.name = model
+            network = create_model(model, pretrained=True, device=self.device)
         # channels_last: faster convolutions on CPU; Module.to accepts it (torch's stubs do not)
         self.network = network.to(memory_format=torch.channels_last)
 
@@ -66,7 +79,7 @@ def _device_key(device: str | torch.device | None) -> str:
 def score(
     images: ImageSource | Sequence[ImageSource],
     *,
-    model: str = "hirqa",
+    model: str | torch.nn.Module = "hirqa",
     device: str | torch.device | None = None,
     batch_size: int = 16,
 ) -> torch.Tensor:
@@ -75,7 +88,7 @@ def score(
     Args:
         images: one image source (path, PIL image, numpy array, (3, H, W) or (N, 3, H, W)
             tensor; see :func:`reliqa.io.load_image`) or a list of them (sizes may differ).
-        model: ``"hirqa"`` (quality first) or ``"hirqa-s"`` (speed first).
+        model: ``"hirqa"`` (quality first) or ``"hirqa-s"`` (speed first), or a loaded model.
         device: torch device for the network (default CPU).
         batch_size: most same-size images per forward pass.
 
@@ -93,7 +106,11 @@ def score(
     """
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be ≥ 1, got {batch_size}")
-    scorer = load_scorer(model, _device_key(device))
+    scorer = (
+        QualityScorer(model, device)
+        if isinstance(model, torch.nn.Module)
+        else load_scorer(model, _device_key(device))
+    )
     sources: list[ImageSource] = list(images) if isinstance(images, (list, tuple)) else [images]  # type: ignore[list-item]
     batches = [load_image(source) for source in sources]
     results: list[torch.Tensor] = []

@@ -87,9 +87,26 @@ class RankedCandidate:
 
 
 @functools.lru_cache(maxsize=4)
-def relational_model(device: str = "cpu") -> RelationalModel:
-    """The shipped relational model on ``device`` (loaded once, hash-checked, eval mode)."""
-    return create_model("relational", device=device)  # type: ignore[return-value]
+def relational_model(device: str = "cpu", name: str = "relational") -> RelationalModel:
+    """The shipped relational model ``name`` on ``device`` (loaded once, hash-checked, eval)."""
+    model = create_model(name, device=device)
+    if not isinstance(model, RelationalModel):
+        raise InvalidInputError(
+            f"model {name!r} is not a relational (map-producing, full-reference) model"
+        )
+    return model
+
+
+def _resolve_model(model: str | RelationalModel | None, device: str | torch.device | None) -> RelationalModel:
+    """``model=`` means the same everywhere: a registered model name (default: the shipped
+    ``relational``) or an already loaded model."""
+    if model is None or isinstance(model, str):
+        return relational_model(str(resolve_device(device)), model or "relational")
+    if not isinstance(model, RelationalModel):
+        raise InvalidInputError(
+            f"model must be a registered model name or a RelationalModel, got {type(model).__name__}"
+        )
+    return model
 
 
 def summarise_maps(maps: torch.Tensor) -> dict[str, AttributeSummary]:
@@ -139,7 +156,7 @@ def compare(
     reference: ImageSource,
     *,
     align: Align = "none",
-    model: RelationalModel | None = None,
+    model: str | RelationalModel | None = None,
     device: str | torch.device | None = None,
     tile: int | None = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
@@ -150,7 +167,8 @@ def compare(
         test: the image judged (path, PIL, numpy, or (3, H, W) / (1, 3, H, W) tensor in [0, 1]).
         reference: the image it is judged against.
         align: ``"none"`` (sizes must match) or ``"resize"`` (test resized to the reference).
-        model: a :class:`RelationalModel` (default: the shipped one on ``device``).
+        model: a registered model name or a loaded :class:`RelationalModel` (default: the
+            shipped ``"relational"`` on ``device``).
         device: where the shipped model runs (default :data:`reliqa.checks.DEFAULT_DEVICE`).
         tile, margin: tiled inference for large images (see ``reliqa.models.relational``).
 
@@ -169,7 +187,7 @@ def compare(
         >>> compare(image, image).score
         0.0
     """
-    model = model if model is not None else relational_model(str(resolve_device(device)))
+    model = _resolve_model(model, device)
     device_of_model = next(model.parameters()).device
     reference_image = _load_one(reference, "reference")
     test_image = _aligned(
@@ -194,7 +212,7 @@ def rank(
     reference: ImageSource,
     *,
     align: Align = "none",
-    model: RelationalModel | None = None,
+    model: str | RelationalModel | None = None,
     device: str | torch.device | None = None,
     errors: Literal["raise", "keep"] = "raise",
 ) -> list[RankedCandidate]:
@@ -219,7 +237,7 @@ def rank(
         raise InvalidInputError("rank needs at least one candidate image")
     if errors not in ("raise", "keep"):
         raise InvalidInputError(f"errors must be 'raise' or 'keep', got {errors!r}")
-    model = model if model is not None else relational_model(str(resolve_device(device)))
+    model = _resolve_model(model, device)
     reference_image = _load_one(reference, "reference")  # a bad reference fails everything
     scored: list[RankedCandidate] = []
     failed: list[RankedCandidate] = []
