@@ -309,15 +309,17 @@ def score_dataset(
 
     if todo:
         started_here = not ray.is_initialized()
+        level = logging.WARNING if quiet else logging.INFO
         if started_here:
             if address:
-                ray.init(address=address, log_to_driver=not quiet)
+                ray.init(address=address, log_to_driver=not quiet, logging_level=level)
             else:
                 ray.init(
                     num_cpus=max(1, math.ceil(actors * cpus_per_actor)),
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     log_to_driver=not quiet,
+                    logging_level=level,
                 )
         try:
             _run(ray, todo, names, out, has_pairs, actors=actors, cpus_per_actor=cpus_per_actor,
@@ -356,8 +358,8 @@ def _run(
 ) -> None:
     context = ray.data.DataContext.get_current()
     if quiet:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     if device is None:
