@@ -9,9 +9,11 @@ from reliqa.cli.app import (
     EXIT_INPUT_FAILED,
     app,
     checked_device,
+    fail,
     print_json,
     usage_error,
 )
+from reliqa.exceptions import ReliqaError
 
 NR_MODEL_NAMES = ("hirqa", "hirqa-s")  # checked here without importing torch
 
@@ -48,7 +50,10 @@ def score_command(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    records = score_files(images, model=model, device=device, batch_size=batch_size)
+    try:
+        records = score_files(images, model=model, device=device, batch_size=batch_size)
+    except ReliqaError as error:  # e.g. weights that fail their check: nothing can be scored
+        fail(str(error))
     if as_json:
         print_json({"results": records})
     else:
