@@ -49,4 +49,5 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     """The public names too (they are loaded lazily, so not yet in the module dict)."""
-    return sorted(set(globals()) | set(__all__))
+    helpers = {"Any", "annotations", "importlib", "_LAZY"}
+    return sorted((set(globals()) - helpers) | set(__all__))
