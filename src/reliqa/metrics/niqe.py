@@ -25,7 +25,6 @@ values differ from the official NIQE; see docs/niqe.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,14 +35,14 @@ from pathlib import Path
 import kornia
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import safe_open, save_file
+from safetensors.torch import save_file
 
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.io import ImageSource, load_image
 from reliqa.metrics._validate import check_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab
+from reliqa.verified import load_verified, sha256_of
 
 PATCH_SIZE: int = 96
 SHARPNESS_THRESHOLD: float = 0.75
@@ -320,7 +319,7 @@ def save_params(params: NIQEParams, path: str | os.PathLike, *, provenance: Mapp
         "file": path.name,
         **(provenance or {}),
         **{key: value for key, value in metadata.items() if key != "format"},
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": sha256_of(path),
     }
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return path
@@ -334,21 +333,8 @@ def load_params(path: str | os.PathLike, *, expected_sha256: str | None = None) 
             ``mean``/``cov``, or a bad ``patch_size``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: NIQE parameter file does not exist")
-    if expected_sha256 is not None:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        if actual != expected_sha256:
-            raise WeightsError(
-                f"{path}: sha256 {actual} does not match the expected {expected_sha256}; "
-                "the file is corrupt or was replaced"
-            )
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"{path}: not a safetensors NIQE parameter file ({error})") from None
+    # the one verified loader (reliqa.verified), as for the shipped networks
+    tensors, metadata = load_verified(path, expected_sha256, what="NIQE parameter file")
     mean, cov = tensors.get("mean"), tensors.get("cov")
     if mean is None or cov is None:
         raise WeightsError(f"{path}: NIQE parameter file needs tensors 'mean' and 'cov', has {sorted(tensors)}")

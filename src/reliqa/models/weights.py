@@ -7,25 +7,18 @@ Loading never unpickles and never touches the network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from reliqa.exceptions import WeightsError
+from reliqa.verified import load_verified as _load_verified
+from reliqa.verified import sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
@@ -40,21 +33,10 @@ def read_model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any
 
 
 def load_verified(path: str | Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
-    """Load a safetensors file after checking its sha256 (skipped only when None is given)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file does not exist")
-    if expected_sha256 is not None:
-        actual = sha256_of(path)
-        if actual != expected_sha256:
-            raise WeightsError(
-                f"{path}: sha256 {actual} does not match the model card's {expected_sha256}; "
-                "the file is corrupt or was replaced"
-            )
-    try:
-        return load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types
-        raise WeightsError(f"{path}: not a valid safetensors file ({error})") from None
+    """Load a safetensors file after checking its sha256 (skipped only when None is given);
+    the one verified loader, :func:`reliqa.verified.load_verified`."""
+    tensors, _metadata = _load_verified(path, expected_sha256)
+    return tensors
 
 
 def load_shipped(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
