@@ -458,3 +458,17 @@ def test_out_that_cannot_be_written_is_a_clean_usage_error(folder: Path, tmp_pat
         assert "Traceback" not in result.output and "--out" in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
     assert a_file.read_text() == "x" and list(directory.iterdir()) == []
+
+
+def test_refused_parquet_out_is_left_untouched(folder: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    victim = tmp_path / "victim.parquet"
+    victim.write_bytes(b"PAR1 this is not parquet at all\n")
+    other = tmp_path / "other.parquet"
+    batch.run_batch(batch.items_from_inputs([folder / "coffee.png"]), ["laplacian_var"], other)
+    for path in (victim, other):
+        before = path.read_bytes()
+        result = runner.invoke(app, ["batch", str(folder), "-m", NR_NAME, "-o", str(path), "--json"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert path.read_bytes() == before
+        assert not Path(f"{path}.partial.csv").exists()
