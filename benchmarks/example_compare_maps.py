@@ -18,7 +18,7 @@ from skimage import data
 from reliqa.distortions import apply_distortion
 from reliqa.io import load_image
 from reliqa.models.relational_api import compare
-from reliqa.visualize import render_maps
+from reliqa.reports.maps import render_maps
 
 
 def main() -> None:

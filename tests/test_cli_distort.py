@@ -134,7 +134,7 @@ def test_render_maps_colours_directions_and_panels(tmp_path: Path) -> None:
 
     from reliqa.exceptions import InvalidInputError
     from reliqa.reports import ReportPage
-    from reliqa.visualize import active_channels, render_maps
+    from reliqa.reports.maps import active_channels, render_maps
 
     image = torch.full((3, 40, 60), 0.5)
     maps = torch.full((9, 40, 60), 0.5)

@@ -221,7 +221,7 @@ def test_direction_is_decided_once_and_gmc_cli_agrees_with_the_viewer(tmp_path: 
 def test_maps_pictures_use_one_fixed_colour_range() -> None:
     """A value must get the same colour whatever else the panel holds (each panel used to be
     stretched to its own maximum, so a faint change was painted saturated)."""
-    from reliqa.visualize import render_maps
+    from reliqa.reports.maps import render_maps
 
     image = torch.full((3, 64, 64), 0.5)
     weak = torch.full((9, 64, 64), 0.5)

@@ -81,7 +81,7 @@ def compare_command(
 
 
 def _write_maps(result: object, path: Path, ref: str, test: str) -> str:
-    from reliqa.visualize import render_maps
+    from reliqa.reports.maps import render_maps
 
     title = f"{Path(test).name} vs {Path(ref).name}   score {result.score:+.3f}"  # type: ignore[attr-defined]
     try:

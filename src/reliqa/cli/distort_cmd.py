@@ -1,6 +1,6 @@
 """``reliqa distort`` and ``reliqa demo``: the distortion engine from the command line.
 
-Logic lives in :mod:`reliqa.distortions` (engine), :mod:`reliqa.visualize` (map pictures) and
+Logic lives in :mod:`reliqa.distortions` (engine), :mod:`reliqa.reports.maps` (map pictures) and
 :mod:`reliqa.reports.demo` (the demo page); this module parses options, writes files, prints.
 """
 
@@ -73,7 +73,7 @@ def distort_command(
 
     from reliqa.distortions.compose import check_mix, distort_image
     from reliqa.io import load_image, save_image, save_maps
-    from reliqa.visualize import render_maps
+    from reliqa.reports.maps import render_maps
 
     mix = None
     if types is not None:

@@ -217,7 +217,7 @@ def _safe_name(text: str) -> str:
 
 
 def _maps_section(rows: Sequence[dict[str, str]], scores: Sequence[str], out_dir: Path) -> list[str]:
-    from reliqa.visualize import render_maps
+    from reliqa.reports.maps import render_maps
 
     with_maps = [row for row in rows if row.get(MAPS_COLUMN)]
     if not with_maps:

@@ -16,7 +16,7 @@ from reliqa.distortions.compose import distort_image
 from reliqa.exceptions import UnknownNameError, WeightsError
 from reliqa.io import load_image
 from reliqa.reports.html import Picture, ReportPage
-from reliqa.visualize import render_maps
+from reliqa.reports.maps import render_maps
 
 DEMO_PHOTOS: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket")
 """scikit-image photos used by the demo by default."""

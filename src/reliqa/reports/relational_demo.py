@@ -15,7 +15,7 @@ from reliqa.distortions.compose import distort_image, ordinal_set
 from reliqa.io import load_image
 from reliqa.models.relational_api import compare, rank, relational_model
 from reliqa.reports.html import Picture, ReportPage
-from reliqa.visualize import render_maps
+from reliqa.reports.maps import render_maps
 
 PICTURE_WIDTH = 320
 RANK_LEVELS = 4
