@@ -32,7 +32,6 @@ DOC_FIGURES = (
     "curves",
     "recover_trajectories",
     "blackbox_trajectories",
-    "recover_images",
 )
 
 

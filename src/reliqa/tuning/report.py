@@ -27,7 +27,7 @@ _COLOURS = {"relational": "#d62728", "mse": "#1f77b4", "ssim": "#2ca02c", "ms_ss
 _TITLES = {
     "recover": "recover known parameters",
     "correct": "correct a Pillow degradation",
-    "blackbox": "black box: JPEG quality + sharpening under a size budget",
+    "blackbox": "black box: JPEG quality + sharpening, size budget",
 }
 
 
