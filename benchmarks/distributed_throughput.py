@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def _run_parallel(commands: list[list[str]], env: dict[str, str]) -> dict[str, A
     outputs = [process.communicate() for process in processes]
     wall = time.perf_counter() - started
     poller.stop()
-    for process, (stdout, stderr) in zip(processes, outputs):
+    for process, (_, stderr) in zip(processes, outputs):
         if process.returncode not in (0, 1):
             raise SystemExit(f"{process.args} failed ({process.returncode}):\n{stderr[-3000:]}")
     return {
@@ -234,9 +234,9 @@ def main() -> None:
         full = _list_folder(paths, work / "lists" / "full")
         small = _list_folder(paths[: args.small], work / "lists" / "small")
         for index, name in enumerate(configs):
-            print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name}: {args.small} images", file=sys.stderr, flush=True)
+            print(f"[{datetime.now(UTC):%H:%M:%S}] {name}: {args.small} images", file=sys.stderr, flush=True)
             short = _measure(name, small, args.metrics, work / f"{index}-small")
-            print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name}: {len(paths)} images", file=sys.stderr, flush=True)
+            print(f"[{datetime.now(UTC):%H:%M:%S}] {name}: {len(paths)} images", file=sys.stderr, flush=True)
             long = _measure(name, full, args.metrics, work / f"{index}-full")
             rows = long["summaries"][-1]["rows"]
             if rows != len(paths):
@@ -259,7 +259,7 @@ def main() -> None:
         equal = _compare_outputs(work, configs)
 
     record = {
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "data": str(args.data),
         "metrics": args.metrics,

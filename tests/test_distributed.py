@@ -31,7 +31,7 @@ ray = pytest.importorskip(
 )
 pytest.importorskip("pyarrow", reason="the Ray engine writes Parquet: pip install 'reliqa[parquet]'")
 
-from reliqa.distributed import ScoreImages, score_dataset
+from reliqa.distributed import ScoreImages, score_dataset  # noqa: E402 -- after the skips
 
 METRICS = ["laplacian_var", "hirqa-s"]
 BROKEN = ("broken_truncated.jpg", "broken_text.png", "broken_empty.png")
