@@ -16,7 +16,10 @@ Three parts, all on data no training decision saw:
 2. Ordinal sets from the same photos (one mix, K rising levels): Spearman correlation of the
    score with the level inside each set (averaged over sets, with its standard error and per
    distortion type), side by side with the naive map score −mean|2(m − 0.5)| (monotone maps,
-   but not anti-symmetric) and classical metrics (each in its own direction).
+   but not anti-symmetric) and classical metrics (each in its own direction). The same pairs
+   pooled ACROSS contents and types: Spearman correlation of each measure with the consensus
+   of the scorer's teachers (mean percentile of FSIMc, GMSD, VIFp, MS-SSIM), always leaving the
+   measure itself out of the consensus, so a teacher is not judged by itself.
 3. ../shared/data/tid2013_calib: five real distorted pairs with human MOS (evaluation only):
    SRCC of each measure with MOS.
 
@@ -46,7 +49,8 @@ from reliqa.models.relational import RelationalModel
 from reliqa.models.weights import load_verified
 from reliqa.training.relational import held_out_halves
 
-CLASSICAL = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
+CLASSICAL = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim", "vifp")
+TEACHERS = ("fsim", "gmsd", "vifp", "ms_ssim")  # the scorer's training teachers
 TID_MOS = {"I03": 0.70000, "I04": 3.92683, "I06": 3.88889, "I08": 3.28125, "I19": 1.65789}
 
 
@@ -149,6 +153,7 @@ def evaluate_ordinal(
     metrics = classical_metrics()
     names = ("relational", "relational_naive", *metrics)
     correlations: dict[str, list[float]] = {name: [] for name in names}
+    pooled: dict[str, list[float]] = {name: [] for name in names}
     by_type: dict[str, list[float]] = {}
     generator = torch.Generator().manual_seed(seed)
     for path in photos:
@@ -166,6 +171,7 @@ def evaluate_ordinal(
         for name, metric in metrics.items():
             values[name] = metric(flat, repeated)
         for name, scores in values.items():
+            pooled[name].extend(oriented(name, scores.float(), metrics).tolist())
             table = oriented(name, scores.float(), metrics).view(sets_per_photo, levels).numpy()
             for row, level, mix in zip(table, sets.levels.numpy(), sets.distortions):
                 rho = spearmanr(row, -level).statistic  # quality falls as the level rises
@@ -180,7 +186,21 @@ def evaluate_ordinal(
     result["relational_by_type"] = {  # sets whose mix contains the type: (sets, mean SRCC)
         name: [len(v), float(np.mean(v))] for name, v in sorted(by_type.items())
     }
+    result["pairs"] = len(pooled["relational"])
+    result["srcc_with_teacher_consensus"] = consensus_agreement(pooled)
     return result
+
+
+def consensus_agreement(pooled: dict[str, list[float]]) -> dict[str, float]:
+    """SRCC of each measure with the mean percentile of the teachers other than itself."""
+    percentiles = {
+        name: rankdata(pooled[name]) / len(pooled[name]) for name in TEACHERS if name in pooled
+    }
+    agreement = {}
+    for name, values in pooled.items():
+        others = [percentiles[t] for t in percentiles if t != name]
+        agreement[name] = float(spearmanr(values, np.mean(others, axis=0)).statistic)
+    return agreement
 
 
 @torch.inference_mode()
@@ -252,6 +272,10 @@ def main() -> None:
     print(
         "ordinal-set SRCC (score vs intensity):",
         json.dumps({k: round(v, 3) for k, v in ordinal.items() if isinstance(v, float)}),
+    )
+    print(
+        "SRCC with the teachers' consensus across contents and types (self left out):",
+        json.dumps({k: round(v, 3) for k, v in ordinal["srcc_with_teacher_consensus"].items()}),
     )
     worst = sorted(ordinal["relational_by_type"].items(), key=lambda item: item[1][1])[:6]
     print("lowest relational SRCC by type (sets, SRCC):", json.dumps(dict(worst)))

@@ -1,12 +1,15 @@
 """Ship trained relational weights into the package with their model card.
 
-    python benchmarks/ship_relational.py --weights runs/relational_gpu_stage2/relational.safetensors \
-        --run runs/relational_gpu --run runs/relational_gpu_stage2 \
-        --quality quality.json --speed speed_cpu.json --speed speed_gpu.json
+    python benchmarks/ship_relational.py --weights runs/scorer/relational.safetensors \
+        --scorer-run runs/scorer --cache /work/cache/scorer_train \
+        --cache /work/cache/scorer_validation --quality quality.json --speed speed_cpu.json
 
-Writes ``src/reliqa/weights/relational.safetensors`` and ``relational.json`` (the card: the
-training commands and configs of every run in the chain, data, seeds, commit, measured results
-and their commands, sha256) with :func:`reliqa.models.weights.save_with_card`.
+The map network is trained by ``reliqa train relational`` and the scorer afterwards by
+``reliqa train scorer-cache`` + ``reliqa train scorer`` on the frozen maps. When only the scorer
+changed, the map network's training record is carried over from the card being replaced
+(the new weights' maps must then equal the shipped ones: checked). Writes
+``src/reliqa/weights/relational.safetensors`` and ``relational.json`` with
+:func:`reliqa.models.weights.save_with_card`.
 """
 
 from __future__ import annotations
@@ -15,76 +18,70 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from reliqa.models.relational import SHIPPED_ARCHITECTURE
-from reliqa.models.weights import load_verified, save_with_card
-from reliqa.training.common import git_commit, read_metrics_log
-
-
-def run_summary(run_dir: Path) -> dict[str, object]:
-    """Config, command and the last validation records of one training run."""
-    config = json.loads((run_dir / "config.json").read_text())
-    records = read_metrics_log(run_dir / "metrics.jsonl")
-    validation = [r for r in records if r["split"] == "val"]
-    last_train = {
-        phase: max((r["step"] for r in records if r.get("phase") == phase), default=0)
-        for phase in ("maps", "scorer")
-    }
-    return {
-        "command": f"reliqa train relational --config <config below> (run_dir {config['run_dir']})",
-        "config": config,
-        "last_logged_step": last_train,
-        "best_validation": {
-            "maps": min(
-                (r for r in validation if r.get("phase") == "maps"),
-                key=lambda r: r["map_loss"],
-                default=None,
-            ),
-            "scorer": min(
-                (r for r in validation if r.get("phase") == "scorer"),
-                key=lambda r: r["score_loss"],
-                default=None,
-            ),
-        },
-        "wall_time_s": records[-1]["time_s"] if records else None,
-    }
+from reliqa.models.weights import load_shipped, load_verified, save_with_card
+from reliqa.training.common import git_commit
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--run", action="append", default=[], help="training run folders, in order")
-    parser.add_argument(
-        "--quality", required=True, help="JSON from benchmarks/relational_quality.py"
-    )
-    parser.add_argument(
-        "--speed", action="append", default=[], help="JSON from benchmarks/relational_speed.py"
-    )
-    parser.add_argument(
-        "--trained-on", default="", help="where the runs ran, e.g. 'one NVIDIA H100'"
-    )
+    parser.add_argument("--weights", required=True, help="the scorer run's relational.safetensors")
+    parser.add_argument("--scorer-run", required=True, help="folder of `reliqa train scorer`")
+    parser.add_argument("--cache", action="append", default=[], help="cache folders used")
+    parser.add_argument("--quality", required=True, help="JSON of benchmarks/relational_quality.py")
+    parser.add_argument("--speed", action="append", default=[], help="JSON of relational_speed.py")
+    parser.add_argument("--trained-on", default="the 2-core CPU dev VM (shared)")
     args = parser.parse_args()
     state = load_verified(args.weights, None)
-    quality = json.loads(Path(args.quality).read_text())
+    shipped_state, shipped_card = load_shipped("relational")
+    maps_unchanged = all(
+        torch.equal(state[name], tensor)
+        for name, tensor in shipped_state.items()
+        if name.startswith("maps_net.")
+    )
+    if not maps_unchanged:
+        raise SystemExit("the map network differs from the shipped one: record its training run")
+    maps_training = shipped_card["training"].get("maps", shipped_card["training"])
+    run = Path(args.scorer_run)
     card = {
         "model": "relational",
         "architecture": SHIPPED_ARCHITECTURE.kwargs(),
         "parameters": int(sum(t.numel() for t in state.values())),
         "training": {
             "human_labels_used": False,
-            "data": "synthetic triplets and ordinal sets from reliqa's distortion engine on the TRAIN split of "
-            "../shared/data/pristine (the held-out split, reliqa.distortions.is_held_out, never trained on; its "
-            "validation half chose checkpoints, its evaluation half gave the figures below)",
-            "trained_on": args.trained_on,
-            "runs": [run_summary(Path(run)) for run in args.run],
+            "maps": maps_training,
+            "scorer": {
+                "commands": [
+                    "reliqa train scorer-cache --data-root ../shared/data/pristine --split train "
+                    "--sets-per-photo 2 --out <train cache>",
+                    "reliqa train scorer-cache --data-root ../shared/data/pristine --split "
+                    "validation --sets-per-photo 4 --out <validation cache>",
+                    "reliqa train scorer --cache <train cache> --validation <validation cache> "
+                    f"--out {run}",
+                ],
+                "caches": [
+                    json.loads((Path(folder) / "cache.json").read_text()) for folder in args.cache
+                ],
+                "teachers": "pseudo-labels for the order across contents and types: the mean "
+                "percentile of four classical FR metrics (FSIMc, GMSD, VIFp, MS-SSIM) of each "
+                "synthetic pair; within each ordinal set the engine's level order. No human label.",
+                "run": json.loads((run / "summary.json").read_text()),
+                "trained_on": args.trained_on,
+            },
             "commit": git_commit(),
         },
         "results": {
             "command": f"python benchmarks/relational_quality.py --weights {args.weights}",
-            "quality": quality,
+            "quality": json.loads(Path(args.quality).read_text()),
             "speed": [json.loads(Path(path).read_text()) for path in args.speed],
             "speed_command": "python benchmarks/relational_speed.py [--device cuda] [--large 8192]",
         },
         "neutral_score": 0.0,
+        "score_meaning": "s(test, reference) <= 0: how much worse the test is than the reference "
+        "(the target look); 0 = identical; about -1 = as bad as the strongest synthetic "
+        "degradations of the training corpus (about KADID-10k's strongest levels)",
     }
     path = save_with_card(state, "relational", card)
     print(f"wrote {path} and its card")

@@ -1,4 +1,4 @@
-"""The relational model: exact anti-symmetry, neutral point, any size, tiling, shipped weights."""
+"""The relational model: exact anti-symmetry of the maps, neutral point, any size, tiling, shipped weights."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def test_maps_are_exactly_antisymmetric(
         backward = random_model(reference, test)
     assert forward.maps.std() > 0.01  # not trivially 0.5 everywhere
     torch.testing.assert_close(forward.maps, 1.0 - backward.maps, atol=1e-5, rtol=0)
-    torch.testing.assert_close(forward.score, -backward.score, atol=1e-5, rtol=1e-5)
-    assert forward.score.abs() > 1e-3
+    # the score takes the reference as the target look: a difference costs in both orders
+    assert forward.score < -1e-3 and backward.score < -1e-3
 
 
 def test_identical_images_give_neutral_maps_and_score(
@@ -110,9 +110,7 @@ def test_tiles_bound_the_working_size(
     seen: list[tuple[int, int]] = []
     original = PairNetwork.forward
 
-    def recording(
-        self: PairNetwork, first: torch.Tensor, second: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def recording(self: PairNetwork, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         seen.append(tuple(first.shape[-2:]))
         return original(self, first, second)
 

@@ -12,20 +12,14 @@ from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
 
 # ============================================================================================
-# Relational full-reference model (issue 4): map regression and ordinal ranking of scores
+# Relational full-reference model: map regression and ranking of relational scores
 # ============================================================================================
 
 MAP_WEIGHT_HIGH: float = 10.0
 """Weight of truth pixels that show a difference (|t − 0.5| > β)."""
 
-RANK_MARGIN: float = 1.0
-"""δ of the neighbour hinge."""
-
-CONTRAST_TEMPERATURE: float = 0.07
-"""τ of the listwise InfoNCE term."""
-
-LAMBDA_RANK: float = 1.0
-LAMBDA_CONTRAST: float = 0.5
+CONTRAST_TEMPERATURE: float = 0.05
+"""τ of the listwise (Plackett–Luce) ranking term, in relational-score units."""
 
 
 def weighted_map_mse(
@@ -70,25 +64,6 @@ def _check_ordered_scores(scores: torch.Tensor) -> None:
         )
 
 
-def neighbour_hinge_loss(scores: torch.Tensor, margin: float = RANK_MARGIN) -> torch.Tensor:
-    """Hinge ranking loss between neighbours of ordered sets.
-
-    For each set, versions are ordered best first (the reference against itself, then rising
-    distortion intensity); each neighbour pair (k, k+1) must be separated by ``margin``:
-    ``mean over sets and k of max(0, δ − (s_k − s_{k+1}))``.
-
-    Args:
-        scores: (S, L) relational scores, column order = best to worst.
-        margin: δ.
-
-    Returns:
-        Scalar, 0 exactly when every neighbour gap is at least ``margin``.
-    """
-    _check_ordered_scores(scores)
-    gaps = scores[:, :-1] - scores[:, 1:]
-    return torch.relu(margin - gaps).mean()
-
-
 def listwise_infonce_loss(
     scores: torch.Tensor, temperature: float = CONTRAST_TEMPERATURE
 ) -> torch.Tensor:
@@ -114,15 +89,37 @@ def listwise_infonce_loss(
     return (tail - logits)[:, :-1].mean()
 
 
-def ordinal_ranking_loss(
+def pairwise_logistic_loss(
     scores: torch.Tensor,
+    targets: torch.Tensor,
     *,
-    margin: float = RANK_MARGIN,
-    temperature: float = CONTRAST_TEMPERATURE,
-    lambda_rank: float = LAMBDA_RANK,
-    lambda_contrast: float = LAMBDA_CONTRAST,
+    min_gap: float = 0.05,
+    temperature: float = 0.05,
 ) -> torch.Tensor:
-    """The scorer's objective: ``λ_rank · hinge + λ_con · InfoNCE`` on ordered sets (S, L)."""
-    return lambda_rank * neighbour_hinge_loss(
-        scores, margin
-    ) + lambda_contrast * listwise_infonce_loss(scores, temperature)
+    """RankNet loss over every pair of items whose targets differ by more than ``min_gap``.
+
+    For each such pair (i, j) with ``targets_i > targets_j``: ``log(1 + exp(−(s_i − s_j) / τ))``,
+    averaged over the pairs. Pairs closer than ``min_gap`` are left unordered: a teacher's
+    small differences are within its own noise, and forcing an order there would teach it.
+
+    Args:
+        scores: (N,) predictions (higher = better).
+        targets: (N,) pseudo-labels on any scale (higher = better).
+        min_gap: smallest target difference that is ranked.
+        temperature: τ, in score units.
+
+    Returns:
+        Scalar ≥ 0 (0 when no pair qualifies).
+
+    Raises:
+        ShapeMismatchError: scores and targets differ in shape or are not 1-D.
+    """
+    if scores.ndim != 1 or scores.shape != targets.shape:
+        raise ShapeMismatchError(
+            f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} must be equal (N,)"
+        )
+    ordered = (targets[:, None] - targets[None, :]) > min_gap
+    if not bool(ordered.any()):
+        return scores.sum() * 0.0
+    margins = (scores[:, None] - scores[None, :])[ordered] / temperature
+    return torch.nn.functional.softplus(-margins).mean()

@@ -54,3 +54,61 @@ def train_relational_command(
             if weights.is_file()
             else f"stopped early; resume with --resume ({settings.run_dir})"
         )
+
+
+@train_app.command("scorer-cache")
+def scorer_cache_command(
+    data_root: Path = typer.Option(..., "--data-root", help="Folder of pristine photos."),
+    out: Path = typer.Option(..., "--out", help="Cache folder (created; resumes if present)."),
+    split: str = typer.Option(
+        "train", "--split", help="train, validation or evaluation (held-out halves)."
+    ),
+    sets_per_photo: int = typer.Option(2, "--sets-per-photo", min=1),
+    levels: int = typer.Option(4, "--levels", min=2),
+    crop: int = typer.Option(256, "--crop", min=176),
+    seed: int = typer.Option(0, "--seed"),
+    maps: str = typer.Option(
+        "shipped", "--maps", help="Map network: 'shipped' or a relational .safetensors file."
+    ),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    refresh_maps: bool = typer.Option(
+        False, "--refresh-maps", help="Recompute the maps of existing parts (keep the teachers)."
+    ),
+) -> None:
+    """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer)."""
+    import torch
+
+    from reliqa.training.relational_scorer import load_maps_net
+    from reliqa.training.scorer_cache import ScorerCacheConfig, build_cache
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = ScorerCacheConfig(
+        data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
+        levels=levels, crop=crop, seed=seed,
+    )
+    build_cache(config, out, load_maps_net(maps), refresh_maps=refresh_maps)
+    typer.echo(f"cache: {out}")
+
+
+@train_app.command("scorer")
+def train_scorer_command(
+    cache: Path = typer.Option(..., "--cache", help="Training cache folder (scorer-cache)."),
+    validation: Path = typer.Option(..., "--validation", help="Validation cache folder."),
+    out: Path = typer.Option(..., "--out", help="Run folder (log, best scorer, whole model)."),
+    config: Path | None = typer.Option(None, "--config", help="JSON ScorerTrainConfig."),
+    maps: str = typer.Option(
+        "shipped", "--maps", help="Map network the cache was made with (bundled into the output)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Train the relational scorer on a cache (minutes on CPU) and write the whole model."""
+    from reliqa.training.common import load_config
+    from reliqa.training.relational_scorer import ScorerTrainConfig, load_maps_net, train_scorer
+
+    settings = load_config(config, ScorerTrainConfig) if config else ScorerTrainConfig()
+    summary = train_scorer(settings, cache, validation, out, load_maps_net(maps))
+    if json_output:
+        print_json(summary)
+    else:
+        typer.echo(f"weights: {summary['weights']}  validation: {summary['best_validation']}")

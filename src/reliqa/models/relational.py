@@ -6,10 +6,10 @@ Convention:
       order; 0.5 = no difference, > 0.5 = the TEST has more of the attribute.
     - Exact anti-symmetry by construction: with one shared pair network ``h``,
       ``F(t, r) = sigmoid(h(t, r) − h(r, t))``, so ``F(t, r) = 1 − F(r, t)`` and ``F(x, x) = 0.5``.
-    - The score is anti-symmetric too: ``s(t, r) = g(t, r) − g(r, t)``, so ``s(t, r) = −s(r, t)``
-      and the score of an image against itself is the neutral point :data:`NEUTRAL_SCORE` = 0.
-      Higher = the test is better than the reference; a distorted test against its pristine
-      reference scores below 0.
+    - The score measures how much worse the test is than the reference, which is the target
+      look: ``s(t, r) = −(learned pooling of the maps) ≤ 0``, and an image against itself scores
+      exactly the neutral point :data:`NEUTRAL_SCORE` = 0. Higher = better; candidates of one
+      reference are ranked by it (docs/relational.md says why the score is no longer odd).
 
 Architecture (docs/relational.md): both images are folded 4 × 4 → 48 channels (space-to-depth,
 no pixel is lost), fused by a 1 × 1 convolution, then a three-level U-Net of depthwise-separable
@@ -90,8 +90,8 @@ class SeparableBlock(nn.Module):
         self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
         self.expand = nn.Conv2d(channels, hidden, 1)
         self.project = nn.Conv2d(hidden, channels, 1)
-        nn.init.zeros_(self.project.weight)
-        nn.init.zeros_(self.project.bias)
+        for parameter in self.project.parameters():  # weight and bias
+            nn.init.zeros_(parameter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.project(F.relu(self.expand(self.depthwise(x))))
@@ -119,7 +119,7 @@ class PairNetwork(nn.Module):
 
     Shapes:
         first, second: (N, 3, H, W) with H, W multiples of :data:`ALIGN`.
-        returns logits (N, 9, H/4, W/4) and decoder features (N, widths[0], H/4, W/4).
+        returns logits (N, 9, H/4, W/4).
     """
 
     def __init__(
@@ -141,11 +141,8 @@ class PairNetwork(nn.Module):
         self.lateral2 = nn.Conv2d(c2, c1, 1)
         self.decode1 = SeparableBlock(c1)
         self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
-        self.feature_channels = c1
 
-    def forward(
-        self, first: torch.Tensor, second: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         folded = torch.cat(
             [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
         )
@@ -154,7 +151,7 @@ class PairNetwork(nn.Module):
         f3 = self.level3(F.relu(self.down2(f2)))
         d2 = self.decode2(f2 + _upsample2(self.lateral3(f3)))
         d1 = self.decode1(f1 + _upsample2(self.lateral2(d2)))
-        return self.head(d1), d1
+        return self.head(d1)
 
 
 class RelationalMapNet(nn.Module):
@@ -173,32 +170,25 @@ class RelationalMapNet(nn.Module):
         super().__init__()
         self.pair = PairNetwork(widths, depths)
 
-    @property
-    def feature_channels(self) -> int:
-        return self.pair.feature_channels
-
-    def aligned_logits(
-        self, test: torch.Tensor, reference: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Low-resolution anti-symmetric logits and both passes' features, for aligned inputs.
+    def aligned_logits(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Low-resolution anti-symmetric logits for aligned inputs.
 
         Args:
             test, reference: (N, 3, H, W), H and W multiples of :data:`ALIGN`.
 
         Returns:
-            logits (N, 9, H/4, W/4) with ``logits(t, r) = −logits(r, t)``; features of h(t, r)
-            and of h(r, t), each (N, C, H/4, W/4).
+            logits (N, 9, H/4, W/4) with ``logits(t, r) = −logits(r, t)``.
         """
         batch = test.shape[0]
         # One batched call for both orders: the same kernels see (t, r) and (r, t), which keeps
         # F(x, x) = 0.5 exact and halves the number of kernel launches.
-        low, features = self.pair(torch.cat([test, reference]), torch.cat([reference, test]))
-        return low[:batch] - low[batch:], features[:batch], features[batch:]
+        low = self.pair(torch.cat([test, reference]), torch.cat([reference, test]))
+        return low[:batch] - low[batch:]
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         check_pair(test, reference)
         height, width = test.shape[-2:]
-        low, _, _ = self.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
+        low = self.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
         return torch.sigmoid(upsample_logits(low)[..., :height, :width])
 
 
@@ -223,125 +213,102 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = ALIGN) -> torch.Tensor:
 # the scorer
 # --------------------------------------------------------------------------------------------
 
+MASKING_SCALES: tuple[float, ...] = (0.02, 0.08)
+"""σ₀ of the texture-masking weights w = σ₀ / (σ₀ + σ_local) (luma std, 0..1 scale)."""
 
-def signed_map_sums(signed: torch.Tensor) -> torch.Tensor:
-    """Spatial sums of the scorer's map statistics, for signed maps u = 2·(m − 0.5).
+MAGNITUDE_FEATURES: int = 3 + len(MASKING_SCALES)
+"""Poolings per channel and direction: mean, rms, L4 mean, and one masked mean per scale."""
 
-    Per channel: Σ u⁺, Σ u⁻, Σ (u⁺)², Σ (u⁻)² (u⁺ = max(u, 0), u⁻ = max(−u, 0)). Negating u swaps
-    the positive and negative entries, which is what the anti-symmetric score relies on; sums
-    (not means) let tiles be accumulated.
+STATISTIC_COLUMNS: int = 3 + 2 * len(MASKING_SCALES)
+"""Sums per channel and direction: Σv, Σv², Σv⁴, Σ w_s·v and Σ w_s per masking scale."""
+
+
+def masking_activity(test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Local luma contrast of the pair, where an artifact hides: (N, 3, H, W) ×2 → (N, 1, H/4, W/4).
+
+    The std of the luma of the pair's mean image (t + r)/2 inside each 4 × 4 cell, smoothed over
+    the 3 × 3 neighbouring cells: the same for both orders of the pair. H and W must be
+    multiples of 4 (the map network's aligned inputs are).
+    """
+    mean = 0.5 * (test + reference)
+    luma = 0.299 * mean[:, 0:1] + 0.587 * mean[:, 1:2] + 0.114 * mean[:, 2:3]
+    cell_mean = F.avg_pool2d(luma, FOLD)
+    variance = (F.avg_pool2d(luma.square(), FOLD) - cell_mean.square()).clamp(min=0.0)
+    smoothed = F.avg_pool2d(variance, 3, stride=1, padding=1, count_include_pad=False)
+    return smoothed.sqrt()
+
+
+def map_statistic_sums(signed: torch.Tensor, activity: torch.Tensor) -> torch.Tensor:
+    """Spatial sums of the scorer's inputs, per channel and per direction of the change.
+
+    Sums (not means) so that tiles can be accumulated. With v = u⁺ = max(u, 0) (the test has
+    more of the attribute) and v = u⁻ = max(−u, 0) (less), and texture-masking weights
+    w_s = σ₀ / (σ₀ + activity) for σ₀ in :data:`MASKING_SCALES`.
 
     Args:
-        signed: (N, 9, h, w) in [−1, 1].
+        signed: (N, 9, h, w) signed maps u = 2·(m − 0.5) in [−1, 1] (1/4 resolution).
+        activity: (N, 1, h, w), :func:`masking_activity` of the same region.
 
     Returns:
-        (N, 36): ``[Σu⁺ (9), Σu⁻ (9), Σ(u⁺)² (9), Σ(u⁻)² (9)]``.
+        (N, 9, 2, :data:`STATISTIC_COLUMNS`): for [u⁺, u⁻], the columns
+        ``[Σv, Σv², Σv⁴, Σ w_s·v (S), Σ w_s (S)]``.
     """
-    positive = signed.clamp(min=0.0)
-    negative = (-signed).clamp(min=0.0)
+    weights = [scale / (scale + activity) for scale in MASKING_SCALES]
+    directions = []
+    for part in (signed.clamp(min=0.0), (-signed).clamp(min=0.0)):
+        square = part.square()
+        columns = [part, square, square.square(), *(weight * part for weight in weights)]
+        sums = [column.sum(dim=(-2, -1)) for column in columns]
+        sums += [weight.sum(dim=(-2, -1)).expand_as(sums[0]) for weight in weights]
+        directions.append(torch.stack(sums, dim=-1))
+    return torch.stack(directions, dim=2)
+
+
+def magnitude_features(statistics: torch.Tensor) -> torch.Tensor:
+    """How much each attribute changed, each way, pooled five ways: (N, 9, 2, C) → (N, 9, 2, 5).
+
+    From the means of :func:`map_statistic_sums`: mean v, root mean square, the L4 mean
+    (dominated by the worst region: local damage weighs more than its area) and the
+    texture-masked means Σ w·v / Σ w (an artifact in a flat region is more visible than in texture).
+    """
+    scales = len(MASKING_SCALES)
+    masked = statistics[..., 3 : 3 + scales] / statistics[..., 3 + scales :].clamp(min=1e-12)
     return torch.cat(
         [
-            positive.sum(dim=(-2, -1)),
-            negative.sum(dim=(-2, -1)),
-            positive.square().sum(dim=(-2, -1)),
-            negative.square().sum(dim=(-2, -1)),
+            statistics[..., 0:1],
+            statistics[..., 1:2].clamp(min=0.0).sqrt(),
+            statistics[..., 2:3].clamp(min=0.0).sqrt().sqrt(),
+            masked,
         ],
-        dim=1,
+        dim=-1,
     )
-
-
-def mirror_map_statistics(statistics: torch.Tensor) -> torch.Tensor:
-    """Statistics of −u from those of u: swap the positive and negative blocks, (N, 36) → (N, 36)."""
-    k = NUM_ATTRIBUTES
-    return torch.cat(
-        [
-            statistics[:, k : 2 * k],
-            statistics[:, :k],
-            statistics[:, 3 * k :],
-            statistics[:, 2 * k : 3 * k],
-        ],
-        dim=1,
-    )
-
-
-IMAGE_STATISTICS: int = 8
-"""Per-image statistics in the scorer's descriptor (see :func:`image_statistic_sums`)."""
-
-
-def image_statistic_sums(image: torch.Tensor) -> torch.Tensor:
-    """Spatial sums of global statistics of ONE image, the scorer's absolute cues.
-
-    A relational map says that the test is brighter, not whether brighter is better; whether
-    the change moved the image towards or away from natural statistics (clipped highlights,
-    crushed shadows, a colour cast, lost detail) is what these few numbers describe.
-
-    Args:
-        image: (N, 3, H, W) in [0, 1].
-
-    Returns:
-        (N, 8): Σ luma, Σ luma², Σ [luma < 0.02], Σ [luma > 0.98], Σ chroma (max − min of RGB),
-        Σ (R − B), Σ (G − (R + B)/2), Σ |∇ luma| (horizontal + vertical differences).
-    """
-    red, green, blue = image.unbind(1)
-    luma = 0.299 * red + 0.587 * green + 0.114 * blue
-    chroma = image.amax(dim=1) - image.amin(dim=1)
-    gradient = (luma[..., :, 1:] - luma[..., :, :-1]).abs().sum(dim=(-2, -1)) + (
-        luma[..., 1:, :] - luma[..., :-1, :]
-    ).abs().sum(dim=(-2, -1))
-    return torch.stack(
-        [
-            luma.sum(dim=(-2, -1)),
-            luma.square().sum(dim=(-2, -1)),
-            (luma < 0.02).float().sum(dim=(-2, -1)),
-            (luma > 0.98).float().sum(dim=(-2, -1)),
-            chroma.sum(dim=(-2, -1)),
-            (red - blue).sum(dim=(-2, -1)),
-            (green - 0.5 * (red + blue)).sum(dim=(-2, -1)),
-            gradient,
-        ],
-        dim=1,
-    )
-
-
-class PairDescriptor(NamedTuple):
-    """Pooled inputs of the scorer for both orderings, each (N, 36 + C + 16).
-
-    ``forward`` = [map statistics of u, mean features of h(t, r), image statistics of t, of r];
-    ``backward`` = [map statistics of −u, mean features of h(r, t), image statistics of r, of t].
-    """
-
-    forward: torch.Tensor
-    backward: torch.Tensor
 
 
 class RelationalScorer(nn.Module):
-    """Anti-symmetric relational score s(t, r) = g(t, r) − g(r, t).
+    """Relational score: minus a learned, direction-aware perceptual pooling of the maps.
 
-    g is a small MLP on one ordering's :class:`PairDescriptor` half: the pooled statistics of
-    the signed maps seen from that ordering and the pooled decoder features of that pass.
+        s(t, r) = − Σ_c Σ_d Σ_k softplus(θ_cdk) · f_cdk  ≤ 0
 
-    Args:
-        feature_channels: channels of the pooled features (the map network's ``widths[0]``).
-        hidden: width of the MLP.
+    over the nine attributes c, the two directions d (the test has more / less of it) and the
+    five poolings k of :func:`magnitude_features`. The reference is the target look, so any
+    change is a loss of quality; the weights say how much each kind of change costs (more noise
+    costs more than less noise; blur more than over-sharpening), one weight per attribute,
+    direction and pooling, shared by every content: nothing per content, no offset. An image
+    against itself (u = 0) scores exactly 0, the neutral point; every other pair scores below.
 
     Shapes:
-        descriptor: two (N, 36 + C + 16) tensors → score (N,).
+        statistics: (N, 9, 2, :data:`STATISTIC_COLUMNS`) means of :func:`map_statistic_sums`
+        → score (N,).
     """
 
-    def __init__(self, feature_channels: int, hidden: int = 64) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(4 * NUM_ATTRIBUTES + feature_channels + 2 * IMAGE_STATISTICS, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, 1),
-        )
+        self.weight = nn.Parameter(torch.full((NUM_ATTRIBUTES, 2, MAGNITUDE_FEATURES), -1.0))
 
-    def forward(self, descriptor: PairDescriptor) -> torch.Tensor:
-        # Two calls, not one batch: a matrix kernel may round rows of one batch differently, and
-        # equal descriptors (an image against itself) must give exactly the neutral score 0.
-        return (self.mlp(descriptor.forward) - self.mlp(descriptor.backward)).squeeze(1)
+    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
+        weighted = F.softplus(self.weight) * magnitude_features(statistics)
+        # + 0.0 turns the −0.0 of an identical pair into the documented neutral 0.0
+        return -weighted.sum(dim=(1, 2, 3)) + 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,7 +324,6 @@ class RelationalModel(nn.Module):
 
     Args:
         widths, depths: map-network architecture (see :class:`PairNetwork`).
-        scorer_hidden: width of the scorer's MLP.
 
     Shapes:
         test, reference: (N, 3, H, W) in [0, 1] → maps (N, 9, H, W), score (N,).
@@ -377,11 +343,10 @@ class RelationalModel(nn.Module):
         self,
         widths: Sequence[int] = (32, 64, 96),
         depths: Sequence[int] = (2, 2, 2),
-        scorer_hidden: int = 64,
     ) -> None:
         super().__init__()
         self.maps_net = RelationalMapNet(widths, depths)
-        self.scorer = RelationalScorer(self.maps_net.feature_channels, scorer_hidden)
+        self.scorer = RelationalScorer()
 
     def forward(
         self,
@@ -393,10 +358,10 @@ class RelationalModel(nn.Module):
     ) -> RelationalOutput:
         """Maps and score; images larger than ``tile + 2·margin`` run in tiles (None: never)."""
         check_pair(test, reference)
-        logits, descriptor = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
+        logits, statistics = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
-        return RelationalOutput(maps, self.scorer(descriptor))
+        return RelationalOutput(maps, self.scorer(statistics))
 
     def score(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference."""
@@ -407,43 +372,22 @@ class RelationalModel(nn.Module):
         return self(test, reference).maps
 
 
-class _DescriptorSums:
-    """Accumulates the descriptor's sums over tiles, then divides by the pixel counts."""
+class _StatisticSums:
+    """Accumulates the scorer's statistics over tiles, then divides by the position count."""
 
     def __init__(self, height: int, width: int) -> None:
-        self.low_count = float(
-            -(-height // FOLD) * -(-width // FOLD)
-        )  # positions at 1/4 resolution
-        self.pixel_count = float(height * width)
-        self.low_tr: torch.Tensor | float = 0.0
-        self.low_rt: torch.Tensor | float = 0.0
-        self.image_t: torch.Tensor | float = 0.0
-        self.image_r: torch.Tensor | float = 0.0
+        self.low_count = float(-(-height // FOLD) * -(-width // FOLD))  # positions at 1/4
+        self.sums: torch.Tensor | None = None
 
-    def add(
-        self,
-        low: torch.Tensor,
-        features_tr: torch.Tensor,
-        features_rt: torch.Tensor,
-        test: torch.Tensor,
-        reference: torch.Tensor,
-    ) -> None:
-        """One region: low-resolution logits/features (N, ·, h, w) and its pixels (N, 3, H, W)."""
-        statistics = signed_map_sums(torch.tanh(0.5 * low))  # 2·sigmoid(x) − 1 = tanh(x / 2)
-        self.low_tr = self.low_tr + torch.cat([statistics, features_tr.sum(dim=(-2, -1))], dim=1)
-        self.low_rt = self.low_rt + torch.cat(
-            [mirror_map_statistics(statistics), features_rt.sum(dim=(-2, -1))], dim=1
-        )
-        self.image_t = self.image_t + image_statistic_sums(test)
-        self.image_r = self.image_r + image_statistic_sums(reference)
+    def add(self, low: torch.Tensor, activity: torch.Tensor) -> None:
+        """One region: 1/4-resolution logits (N, 9, h, w) and activity (N, 1, h, w)."""
+        region = map_statistic_sums(torch.tanh(0.5 * low), activity)  # tanh(x/2) = 2σ(x) − 1
+        self.sums = region if self.sums is None else self.sums + region
 
-    def descriptor(self) -> PairDescriptor:
-        low_tr, low_rt = self.low_tr / self.low_count, self.low_rt / self.low_count  # type: ignore[operator]
-        image_t, image_r = self.image_t / self.pixel_count, self.image_r / self.pixel_count  # type: ignore[operator]
-        return PairDescriptor(
-            torch.cat([low_tr, image_t, image_r], dim=1),
-            torch.cat([low_rt, image_r, image_t], dim=1),
-        )
+    def means(self) -> torch.Tensor:
+        if self.sums is None:
+            raise InvalidInputError("no region was added")
+        return self.sums / self.low_count
 
 
 def tiled_forward(
@@ -453,14 +397,14 @@ def tiled_forward(
     *,
     tile: int | None = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
-) -> tuple[torch.Tensor, PairDescriptor]:
-    """Logits of F(test, reference) and the scorer's descriptor, tile by tile for large images.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of F(test, reference) and the scorer's statistics, tile by tile for large images.
 
     Each tile is a core of ``tile`` × ``tile`` pixels (the last ones smaller) plus up to
     ``margin`` pixels of real image context on every side; only the core's logits are kept,
-    and the descriptor's means are accumulated over cores at 1/4 resolution. Core origins and
+    and the scorer's statistics are accumulated over cores at 1/4 resolution. Core origins and
     margins are multiples of :data:`ALIGN`, so every tile sits on the same 1/16 grid as the
-    whole image. The descriptor is computed from the 1/4-resolution maps (16× fewer pixels).
+    whole image. The statistics are computed from the 1/4-resolution maps (16× fewer pixels).
 
     Args:
         net: the map network.
@@ -471,18 +415,21 @@ def tiled_forward(
             (≈ 110 px) makes tiles match the whole-image result.
 
     Returns:
-        logits (N, 9, H, W) (maps = sigmoid(logits)) and a :class:`PairDescriptor`.
+        logits (N, 9, H, W) (maps = sigmoid(logits)) and the scorer's statistics
+        (N, 9, 2, :data:`STATISTIC_COLUMNS`), means of :func:`map_statistic_sums`.
 
     Raises:
         InvalidInputError: ``tile`` or ``margin`` is not a positive multiple of 16.
     """
     height, width = test.shape[-2:]
-    sums = _DescriptorSums(height, width)
+    sums = _StatisticSums(height, width)
     if tile is None or (height <= tile + 2 * margin and width <= tile + 2 * margin):
-        low, f_tr, f_rt = net.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
+        test_aligned, reference_aligned = pad_to_multiple(test), pad_to_multiple(reference)
+        low = net.aligned_logits(test_aligned, reference_aligned)
+        activity = masking_activity(test_aligned, reference_aligned)
         valid = (..., slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
-        sums.add(low[valid], f_tr[valid], f_rt[valid], test, reference)
-        return upsample_logits(low)[..., :height, :width], sums.descriptor()
+        sums.add(low[valid], activity[valid])
+        return upsample_logits(low)[..., :height, :width], sums.means()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
         raise InvalidInputError(
             f"tile ({tile}) and margin ({margin}) must be multiples of {ALIGN}, tile > 0"
@@ -493,10 +440,9 @@ def tiled_forward(
             bottom, right = min(top + tile, height), min(left + tile, width)
             y0, x0 = max(top - margin, 0), max(left - margin, 0)
             y1, x1 = min(bottom + margin, height), min(right + margin, width)
-            low, f_tr, f_rt = net.aligned_logits(
-                pad_to_multiple(test[..., y0:y1, x0:x1]),
-                pad_to_multiple(reference[..., y0:y1, x0:x1]),
-            )
+            test_aligned = pad_to_multiple(test[..., y0:y1, x0:x1])
+            reference_aligned = pad_to_multiple(reference[..., y0:y1, x0:x1])
+            low = net.aligned_logits(test_aligned, reference_aligned)
             logits[..., top:bottom, left:right] = upsample_logits(low)[
                 ..., top - y0 : bottom - y0, left - x0 : right - x0
             ]
@@ -507,9 +453,9 @@ def tiled_forward(
                 slice(fy0, fy0 + -(-(bottom - top) // FOLD)),
                 slice(fx0, fx0 + -(-(right - left) // FOLD)),
             )
-            pixels = (..., slice(top, bottom), slice(left, right))
-            sums.add(low[core], f_tr[core], f_rt[core], test[pixels], reference[pixels])
-    return logits, sums.descriptor()
+            activity = masking_activity(test_aligned, reference_aligned)
+            sums.add(low[core], activity[core])
+    return logits, sums.means()
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,10 +469,9 @@ class RelationalArchitecture:
 
     widths: tuple[int, int, int] = (32, 64, 96)
     depths: tuple[int, int, int] = (2, 2, 2)
-    scorer_hidden: int = 64
 
     def kwargs(self) -> dict[str, object]:
-        return {"widths": self.widths, "depths": self.depths, "scorer_hidden": self.scorer_hidden}
+        return {"widths": self.widths, "depths": self.depths}
 
 
 SHIPPED_ARCHITECTURE = RelationalArchitecture()

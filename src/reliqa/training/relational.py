@@ -1,18 +1,14 @@
-"""Training of the relational model: map network first, then the scorer (one command, resumable).
+"""Training of the relational MAP network (resumable, single process or torchrun/DDP).
 
-Phases (one global step counter, so a checkpoint says where a run is):
-    1. steps ``[0, map_steps)``: the map network on engine triplets (p_swap 0.25), weighted MSE
-       (w_high = 10 where |t − 0.5| > 0.05), AdamW with warm-up + cosine decay. Validation on
-       fixed held-out batches picks the best map weights (tag ``best_maps``).
-    2. steps ``[map_steps, map_steps + score_steps)``: the best map network, frozen, feeds the
-       scorer, trained on engine ordinal sets (K versions at rising intensity) with the neighbour
-       hinge (δ = 1, λ_rank = 1) + listwise InfoNCE (τ = 0.07, λ_con = 0.5). Validation on fixed
-       held-out ordinal sets picks the best scorer (tag ``best``: the whole model).
-    3. ``run_dir/relational.safetensors``: the state dict of the best whole model.
+Steps ``[0, map_steps)``: the map network on engine triplets (p_swap 0.25), weighted MSE
+(w_high = 10 where |t − 0.5| > 0.05), AdamW with warm-up + cosine decay. Validation on fixed
+held-out batches picks the best map weights (tag ``best_maps``); ``run_dir/relational.safetensors``
+holds them (with an untrained scorer). The scorer is trained afterwards, on cached statistics of
+these frozen maps: ``reliqa train scorer-cache`` and ``reliqa train scorer``
+(:mod:`reliqa.training.relational_scorer`).
 
-Warm starts: ``init_maps`` loads the map network only (a fresh scorer), ``init_from`` the whole
-model (continue both). The warm-started maps (and, with ``init_from``, the inherited scorer) are
-validated before the first step of their phase, so they stay the choice unless beaten.
+Warm start: ``init_maps`` loads a map network (a relational .safetensors or a checkpoint); the
+warm-started maps are validated before the first step, so they stay the choice unless beaten.
 
 Data: the engine's :class:`~reliqa.distortions.DistortionDataset` on the pristine photos. The
 held-out split (``is_held_out``) is never trained on; its photos are divided in two fixed
@@ -41,8 +37,8 @@ from torch.utils.data import DataLoader
 from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
 from reliqa.distortions.dataset import DistortionDataset, split_images, validation_batches
 from reliqa.exceptions import DataError
-from reliqa.losses import ordinal_ranking_loss, weighted_map_mse
-from reliqa.models.relational import RelationalModel, tiled_forward
+from reliqa.losses import weighted_map_mse
+from reliqa.models.relational import RelationalModel
 from reliqa.training.common import (
     Checkpointer,
     DistributedContext,
@@ -75,8 +71,6 @@ class RelationalTrainConfig:
     threads: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 96])
     depths: list[int] = field(default_factory=lambda: [2, 2, 2])
-    scorer_hidden: int = 64
-    # phase 1: maps
     map_steps: int = 3000
     batch_size: int = 16
     crop_size: int = 128
@@ -87,13 +81,6 @@ class RelationalTrainConfig:
     warmup_steps: int = 200
     echo: int = 2
     map_minutes: float | None = None
-    # phase 2: scorer
-    score_steps: int = 400
-    ordinal_batch_size: int = 8
-    ordinal_levels: int = 4
-    ordinal_crop_size: int = 128
-    score_lr: float = 1e-3
-    score_minutes: float | None = None
     # data loading, validation, bookkeeping
     num_workers: int = 1
     val_every: int = 250
@@ -103,28 +90,17 @@ class RelationalTrainConfig:
     checkpoint_every: int = 500
     amp: bool = False
     init_maps: str | None = None
-    init_from: str | None = None
 
     def __post_init__(self) -> None:
-        if self.map_steps < 0 or self.score_steps < 0:
-            raise ValueError("map_steps and score_steps must be ≥ 0")
-        if self.ordinal_levels < 2:
-            raise ValueError(f"ordinal_levels must be ≥ 2, got {self.ordinal_levels}")
+        if self.map_steps < 0:
+            raise ValueError("map_steps must be ≥ 0")
         if self.echo < 1:
             raise ValueError(f"echo must be ≥ 1, got {self.echo}")
-        if self.crop_size % 16 or self.ordinal_crop_size % 16:
-            raise ValueError("crop sizes must be multiples of 16")
-        if self.init_maps and self.init_from:
-            raise ValueError(
-                "init_maps and init_from exclude each other (init_from loads the maps too)"
-            )
-
-    @property
-    def total_steps(self) -> int:
-        return self.map_steps + self.score_steps
+        if self.crop_size % 16:
+            raise ValueError("crop_size must be a multiple of 16")
 
     def model(self) -> RelationalModel:
-        return RelationalModel(self.widths, self.depths, self.scorer_hidden)
+        return RelationalModel(self.widths, self.depths)
 
 
 def held_out_halves(root: str | Path | list[str]) -> tuple[list[Path], list[Path]]:
@@ -208,49 +184,6 @@ def validate_maps(
     return {"map_loss": sum(losses) / len(losses), "sign_accuracy": correct / max(active, 1.0)}
 
 
-def ordinal_scores(
-    model: RelationalModel, reference: torch.Tensor, versions: torch.Tensor, *, grad_scorer: bool
-) -> torch.Tensor:
-    """Scores of each version against its reference with the neutral reference prepended.
-
-    Args:
-        reference: (B, 3, C, C); versions: (B, K, 3, C, C), rising intensity.
-
-    Returns:
-        (B, K + 1): column 0 is s(ref, ref) = 0 exactly (anti-symmetry), then s(v_k, ref).
-    """
-    b, k = versions.shape[:2]
-    flat = versions.flatten(0, 1)
-    repeated = reference[:, None].expand(-1, k, -1, -1, -1).flatten(0, 1)
-    with torch.no_grad():
-        _, descriptor = tiled_forward(unwrap(model).maps_net, flat, repeated, tile=None)
-    with torch.set_grad_enabled(grad_scorer):
-        scores = model.scorer(descriptor).view(b, k)
-    return torch.cat([scores.new_zeros(b, 1), scores], dim=1)
-
-
-@torch.no_grad()
-def validate_scores(
-    model: RelationalModel, batches: list[dict[str, torch.Tensor]], device: torch.device
-) -> dict[str, float]:
-    """Ranking loss and the fraction of correctly ordered pairs on fixed ordinal sets."""
-    model.eval()
-    losses, ordered, pairs = [], 0.0, 0.0
-    for batch in batches:
-        scores = ordinal_scores(
-            model, batch["reference"].to(device), batch["versions"].to(device), grad_scorer=False
-        )
-        losses.append(float(ordinal_ranking_loss(scores)))
-        upper = torch.triu(
-            torch.ones(scores.shape[1], scores.shape[1], dtype=torch.bool, device=device), 1
-        )
-        better = scores[:, :, None] > scores[:, None, :]  # [i, j]: version i scores above version j
-        ordered += float(better[:, upper].sum())
-        pairs += float(upper.sum()) * scores.shape[0]
-    model.train()
-    return {"score_loss": sum(losses) / len(losses), "pair_accuracy": ordered / max(pairs, 1.0)}
-
-
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
@@ -305,28 +238,23 @@ def _train(
     device = context.device
     seed_everything(config.seed)  # same initial weights on every rank
     model = config.model().to(device)
-    if config.init_maps:  # warm start of the map network (the scorer starts fresh)
+    if config.init_maps:
         state = _load_weights(config.init_maps)
         model.maps_net.load_state_dict(
             {k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")}
         )
-    if config.init_from:  # warm start of the whole model: continue training maps and scorer
-        model.load_state_dict(_load_weights(config.init_from))
     map_optimizer = torch.optim.AdamW(
         model.maps_net.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    score_optimizer = torch.optim.AdamW(
-        model.scorer.parameters(), lr=config.score_lr, weight_decay=config.weight_decay
-    )
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
     modules = {"model": model}
-    optimizers = {"maps": map_optimizer, "scorer": score_optimizer}
-    extra: dict[str, Any] = {"best_map_loss": math.inf, "best_score_loss": math.inf}
+    optimizers: dict[str, torch.optim.Optimizer] = {"maps": map_optimizer}
+    extra: dict[str, Any] = {"best_map_loss": math.inf}
     step = 0
     if resume:
-        state = checkpointer.resume(modules, optimizers)
-        if state is not None:
-            step, extra = state.step, {**extra, **state.extra}
+        restored = checkpointer.resume(modules, optimizers)
+        if restored is not None:
+            step, extra = restored.step, {**extra, **restored.extra}
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
@@ -356,33 +284,18 @@ def _train(
                     stop,
                     quiet,
                 )
-            if not stop.requested and config.map_steps <= step < config.total_steps:
-                step, extra = _score_phase(
-                    config,
-                    context,
-                    model,
-                    score_optimizer,
-                    checkpointer,
-                    optimizers,
-                    log,
-                    step,
-                    extra,
-                    validation_photos,
-                    stop,
-                    quiet,
-                )
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
         checkpointer.save(step, modules, optimizers, extra)
     output = run_dir / "relational.safetensors"
-    if context.is_main and step >= config.total_steps:
-        state = unwrap(model).state_dict()
-        for tag in ("best", "best_maps"):  # the chosen scorer, else at least the chosen maps
-            chosen = run_dir / "checkpoints" / f"{tag}.safetensors"
-            if chosen.is_file():
-                state = module_state_from_checkpoint(chosen, "model")
-                break
+    if context.is_main and step >= config.map_steps:
+        chosen = run_dir / "checkpoints" / "best_maps.safetensors"
+        state = (
+            module_state_from_checkpoint(chosen, "model")
+            if chosen.is_file()
+            else unwrap(model).state_dict()
+        )
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(output))
     return output
 
@@ -412,10 +325,10 @@ def _map_phase(
     device = context.device
     dataset = DistortionDataset(
         config.data_root,
-        split=config.data_split,
+        split=config.data_split,  # type: ignore[arg-type]  # checked by DistortionDataset
         crop_size=config.crop_size,
         batch_size=config.batch_size,
-        scale_range=tuple(config.scale_range),
+        scale_range=(config.scale_range[0], config.scale_range[1]),
         p_swap=config.p_swap,
         seed=config.seed + step,
     )
@@ -436,10 +349,10 @@ def _map_phase(
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
     )
-    if step == 0 and (config.init_maps or config.init_from):
+    if step == 0 and config.init_maps:
         # the warm start is a candidate too, so continuing can never pick worse maps
         extra = _validate_and_keep_best(
-            "maps", model, val, device, checkpointer, optimizers, log, step, extra
+            model, val, device, checkpointer, optimizers, log, step, extra
         )
     batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
     with training_progress(
@@ -482,29 +395,20 @@ def _map_phase(
                 running.clear()
             if step % config.val_every == 0 or step == config.map_steps:
                 extra = _validate_and_keep_best(
-                    "maps", model, val, device, checkpointer, optimizers, log, step, extra
+                    model, val, device, checkpointer, optimizers, log, step, extra
                 )
             if step % config.checkpoint_every == 0:
                 checkpointer.save(step, {"model": model}, optimizers, extra)
     if step < config.map_steps and not stop.requested:  # the time budget ran out first
         extra = _validate_and_keep_best(
-            "maps", model, val, device, checkpointer, optimizers, log, step, extra
+            model, val, device, checkpointer, optimizers, log, step, extra
         )
         extra["map_steps_done"] = step
         step = config.map_steps
     return step, extra
 
 
-# Each phase keeps its own best checkpoint: (validation function, loss key, checkpoint tag,
-# key of the best step); the best loss is kept under "best_<loss key>".
-_PHASES = {
-    "maps": (validate_maps, "map_loss", "best_maps", "best_map_step"),
-    "scorer": (validate_scores, "score_loss", "best", "best_score_step"),
-}
-
-
 def _validate_and_keep_best(
-    phase: str,
     model: RelationalModel,
     val: list[dict[str, torch.Tensor]],
     device: torch.device,
@@ -514,134 +418,13 @@ def _validate_and_keep_best(
     step: int,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """Validate one phase; when its loss improves, save the ``tag`` checkpoint and record it."""
-    validate, loss_key, tag, step_key = _PHASES[phase]
-    metrics = validate(model, val, device)
-    log.write(step, "val", phase=phase, **metrics)
-    if metrics[loss_key] < extra[f"best_{loss_key}"]:
-        extra = {**extra, f"best_{loss_key}": metrics[loss_key], step_key: step}
-        checkpointer.save(step, {"model": model}, optimizers, extra, tag=tag)
+    """Validate the maps; when the loss improves, save the ``best_maps`` checkpoint and record it."""
+    metrics = validate_maps(model, val, device)
+    log.write(step, "val", phase="maps", **metrics)
+    if metrics["map_loss"] < extra["best_map_loss"]:
+        extra = {**extra, "best_map_loss": metrics["map_loss"], "best_map_step": step}
+        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best_maps")
     return extra
-
-
-def _score_phase(
-    config: RelationalTrainConfig,
-    context: DistributedContext,
-    model: RelationalModel,
-    optimizer: torch.optim.Optimizer,
-    checkpointer: Checkpointer,
-    optimizers: dict[str, torch.optim.Optimizer],
-    log: MetricsLog,
-    step: int,
-    extra: dict[str, Any],
-    validation_photos: list[Path],
-    stop: _StopFlag,
-    quiet: bool,
-) -> tuple[int, dict[str, Any]]:
-    device = context.device
-    best_maps = checkpointer.folder / "best_maps.safetensors"
-    if step == config.map_steps and best_maps.is_file():
-        state = module_state_from_checkpoint(best_maps, "model")
-        model.maps_net.load_state_dict(
-            {k[len("maps_net.") :]: v for k, v in state.items() if k.startswith("maps_net.")}
-        )
-    for parameter in model.maps_net.parameters():
-        parameter.requires_grad_(False)
-    dataset = DistortionDataset(
-        config.data_root,
-        split=config.data_split,
-        crop_size=config.ordinal_crop_size,
-        batch_size=config.ordinal_batch_size,
-        mode="ordinal",
-        ordinal_levels=config.ordinal_levels,
-        scale_range=tuple(config.scale_range),
-        seed=config.seed + 1 + step,
-    )
-    dataset.preload()
-    val = validation_batches(
-        validation_photos,
-        num_batches=config.val_batches,
-        batch_size=config.ordinal_batch_size,
-        crop_size=config.ordinal_crop_size,
-        mode="ordinal",
-        seed=config.seed,
-        ordinal_levels=config.ordinal_levels,
-    )
-    scorer = wrap_ddp(model.scorer, context)
-    scoring_model = _ScoringView(model.maps_net, scorer)
-    model.train()
-    model.maps_net.eval()
-    timer = StepTimer()
-    first, total = config.map_steps, config.total_steps
-    started, start_step = time.time(), step
-    running: list[float] = []
-    if step == first and config.init_from:
-        # the inherited scorer (on the chosen maps) is a candidate too
-        extra = _validate_and_keep_best(
-            "scorer", model, val, device, checkpointer, optimizers, log, step, extra
-        )
-    batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
-    with training_progress(
-        total, step, description="scorer", enabled=context.is_main and not quiet
-    ) as bar:
-        while step < total:
-            fraction = _progress_fraction(
-                step, start_step, total - start_step, started, config.score_minutes
-            )
-            fraction, stopping = max_across_ranks([fraction, float(stop.requested)], context)
-            if fraction >= 1.0 or stopping:
-                stop.requested = stop.requested or bool(stopping)
-                break
-            local = int(fraction * config.score_steps)
-            lr = cosine_lr(
-                local, config.score_steps, config.score_lr, max(1, config.score_steps // 20)
-            )
-            set_lr(optimizer, lr)
-            batch = next(batches)
-            timer.start()
-            scores = ordinal_scores(
-                scoring_model, batch["reference"], batch["versions"], grad_scorer=True
-            )
-            loss = ordinal_ranking_loss(scores)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            timer.stop()
-            step += 1
-            running.append(loss.item())
-            bar.advance(1, loss=running[-1])
-            if (step - first) % config.log_every == 0:
-                log.write(
-                    step,
-                    "train",
-                    phase="scorer",
-                    score_loss=sum(running) / len(running),
-                    lr=lr,
-                    steps_per_s=timer.rate(),
-                )
-                running.clear()
-            if (step - first) % config.val_every == 0 or step == total:
-                extra = _validate_and_keep_best(
-                    "scorer", model, val, device, checkpointer, optimizers, log, step, extra
-                )
-            if (step - first) % config.checkpoint_every == 0:
-                checkpointer.save(step, {"model": model}, optimizers, extra)
-    if step < total and not stop.requested:
-        extra = _validate_and_keep_best(
-            "scorer", model, val, device, checkpointer, optimizers, log, step, extra
-        )
-        extra["score_steps_done"] = step - first
-        step = total
-    return step, extra
-
-
-class _ScoringView(torch.nn.Module):
-    """The frozen map network with a (possibly DDP-wrapped) scorer, for :func:`ordinal_scores`."""
-
-    def __init__(self, maps_net: torch.nn.Module, scorer: torch.nn.Module) -> None:
-        super().__init__()
-        self.maps_net = maps_net
-        self.scorer = scorer
 
 
 def load_training_config(path: str | Path, **overrides: Any) -> RelationalTrainConfig:

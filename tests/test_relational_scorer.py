@@ -1,0 +1,242 @@
+"""The relational scorer: exact anti-symmetry of magnitude × direction, its losses on toy
+inputs, the teachers' consensus, and the cache it trains on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from reliqa.attributes import ATTRIBUTE_INDEX, NUM_ATTRIBUTES
+from reliqa.exceptions import DataError
+from reliqa.io import save_image
+from reliqa.losses import listwise_infonce_loss, pairwise_logistic_loss
+from reliqa.models.relational import (
+    MAGNITUDE_FEATURES,
+    NEUTRAL_SCORE,
+    STATISTIC_COLUMNS,
+    RelationalModel,
+    RelationalScorer,
+    magnitude_features,
+    map_statistic_sums,
+    masking_activity,
+)
+from reliqa.training.relational_scorer import (
+    Consensus,
+    ScorerTrainConfig,
+    load_maps_net,
+    set_loss,
+    set_matrix,
+    teacher_degradations,
+    train_scorer,
+)
+from reliqa.training.scorer_cache import (
+    TEACHERS,
+    ScorerCacheConfig,
+    build_cache,
+    cache_photos,
+    engine_part,
+    load_cache,
+    statistics_of,
+    teacher_scores,
+)
+
+
+def _statistics(signed: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
+    """Scorer statistics of signed maps (N, 9, h, w)."""
+    if activity is None:
+        activity = torch.zeros(signed.shape[0], 1, *signed.shape[-2:])
+    return map_statistic_sums(signed, activity) / (signed.shape[-1] * signed.shape[-2])
+
+
+@pytest.fixture
+def random_scorer() -> RelationalScorer:
+    generator = torch.Generator().manual_seed(3)
+    scorer = RelationalScorer()
+    with torch.no_grad():
+        scorer.weight.add_(torch.randn(scorer.weight.shape, generator=generator))
+    return scorer
+
+
+def test_no_difference_scores_exactly_zero_and_any_difference_below(
+    random_scorer: RelationalScorer,
+) -> None:
+    scores = random_scorer(_statistics(torch.zeros(3, NUM_ATTRIBUTES, 4, 4)))
+    assert torch.all(scores == NEUTRAL_SCORE) and not torch.any(torch.signbit(scores))
+    changed = random_scorer(_statistics(torch.rand(5, NUM_ATTRIBUTES, 4, 4) * 2 - 1))
+    assert torch.all(changed < 0)
+
+
+@pytest.mark.parametrize("attribute", ["noise", "brightness", "sharpness"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_stronger_change_scores_lower(
+    random_scorer: RelationalScorer, attribute: str, sign: float
+) -> None:
+    """In either direction: the reference is the target look, any change costs."""
+    channel = ATTRIBUTE_INDEX[attribute]
+    scores = []
+    for strength in (0.1, 0.3, 0.6):
+        signed = torch.zeros(1, NUM_ATTRIBUTES, 8, 8)
+        signed[:, channel, :4] = sign * strength
+        scores.append(random_scorer(_statistics(signed)).item())
+    assert 0 > scores[0] > scores[1] > scores[2]
+
+
+def test_the_two_directions_have_their_own_costs(random_scorer: RelationalScorer) -> None:
+    noise = ATTRIBUTE_INDEX["noise"]
+    signed = torch.zeros(1, NUM_ATTRIBUTES, 8, 8)
+    signed[:, noise] = 0.5
+    more, less = random_scorer(_statistics(signed)), random_scorer(_statistics(-signed))
+    with torch.no_grad():
+        random_scorer.weight[noise, 1] = -30.0  # "less noise than the reference" costs nothing
+    assert random_scorer(_statistics(-signed)).abs() < 1e-9
+    assert random_scorer(_statistics(signed)) == more and less != more
+
+
+def test_magnitude_features_pool_as_documented() -> None:
+    signed = torch.zeros(1, NUM_ATTRIBUTES, 2, 2)
+    signed[0, 0] = torch.tensor([[1.0, 0.0], [0.0, -0.5]])
+    features = magnitude_features(_statistics(signed))
+    assert features.shape == (1, NUM_ATTRIBUTES, 2, MAGNITUDE_FEATURES)
+    # u⁺: mean 1/4, rms 1/2, L4 mean (1/4)^(1/4); no texture: the masked means equal the mean
+    torch.testing.assert_close(
+        features[0, 0, 0], torch.tensor([0.25, 0.5, 0.25**0.25, 0.25, 0.25])
+    )
+    # u⁻: one pixel at 0.5
+    torch.testing.assert_close(
+        features[0, 0, 1], torch.tensor([0.125, 0.25, (0.0625 / 4) ** 0.25, 0.125, 0.125])
+    )
+
+
+def test_texture_masking_weighs_flat_regions_more() -> None:
+    flat = torch.full((1, 3, 16, 16), 0.5)
+    textured = flat.clone()
+    textured[..., ::2, :] = 0.9
+    assert masking_activity(flat, flat).max() == 0
+    assert masking_activity(textured, textured).min() > 0.1
+    torch.testing.assert_close(masking_activity(flat, textured), masking_activity(textured, flat))
+    signed = torch.full((1, NUM_ATTRIBUTES, 4, 4), 0.5)
+    in_flat = magnitude_features(_statistics(signed, masking_activity(flat, flat)))
+    in_texture = magnitude_features(_statistics(signed, masking_activity(textured, textured)))
+    # the masked mean is a weighted mean of the same u: equal here, since u is uniform
+    torch.testing.assert_close(in_flat, in_texture)
+
+
+def test_pairwise_logistic_loss_prefers_the_right_order() -> None:
+    targets = torch.tensor([0.0, -0.5, -1.0])
+    right = pairwise_logistic_loss(torch.tensor([0.0, -0.5, -1.0]), targets)
+    wrong = pairwise_logistic_loss(torch.tensor([-1.0, -0.5, 0.0]), targets)
+    assert right < 1e-4 < wrong
+    # pairs closer than the gap are not ranked at all
+    assert pairwise_logistic_loss(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.01])) == 0
+    scores = torch.tensor([-1.0, -0.5, 0.0], requires_grad=True)
+    pairwise_logistic_loss(scores, targets).backward()
+    assert scores.grad is not None
+    assert scores.grad[0] < 0 < scores.grad[2]  # lift the best, lower the worst
+
+
+def test_consensus_is_a_mean_percentile_in_the_degradation_direction() -> None:
+    pool = torch.tensor(
+        [[0.99, 0.01, 0.95, 0.99], [0.90, 0.10, 0.60, 0.90], [0.70, 0.20, 0.20, 0.70]]
+    )
+    assert len(TEACHERS) == pool.shape[1]
+    consensus = Consensus(pool)
+    c = consensus(pool)
+    assert torch.all(c[1:] > c[:-1])  # the third pair is the most degraded by every teacher
+    identical = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    assert consensus(identical).item() == 0.0
+    assert torch.all(teacher_degradations(pool)[:, 1] == pool[:, 1])  # GMSD: lower is better
+
+
+def test_within_set_loss_ranks_the_reference_first() -> None:
+    ordered = torch.tensor([[-0.1, -0.4, -0.8]])
+    reversed_order = torch.tensor([[-0.8, -0.4, -0.1]])
+    sets = torch.tensor([[0, 1, 2]])
+    assert set_loss(ordered[0], sets, 0.05) < set_loss(reversed_order[0], sets, 0.05)
+    with_reference = torch.cat([torch.zeros(1, 1), ordered], dim=1)
+    assert set_loss(ordered[0], sets, 0.05) == listwise_infonce_loss(with_reference, 0.05)
+
+
+@pytest.fixture(scope="module")
+def tiny_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three photos → a train cache (two sets each) and a validation cache (another seed)."""
+    from skimage import data
+
+    from reliqa.io import load_image
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee", "chelsea"):
+        save_image(load_image(getattr(data, name)())[..., :200, :200], root / f"{name}.png")
+    maps_net = load_maps_net("shipped")
+    folders = {"root": root}
+    for name, seed in (("train", 0), ("validation", 1)):
+        folders[name] = build_cache(
+            _tiny_config(root, seed), tmp_path_factory.mktemp(name), maps_net, log=False
+        )
+    return folders
+
+
+def _tiny_config(root: Path, seed: int) -> ScorerCacheConfig:
+    return ScorerCacheConfig(
+        data_root=str(root), split="train", sets_per_photo=2, levels=3, crop=176, seed=seed
+    )
+
+
+def test_cache_holds_ordered_sets_and_resumes(tiny_caches: dict[str, Path]) -> None:
+    folder = tiny_caches["train"]
+    cache = load_cache(folder)
+    assert cache["signed"].shape == (len(cache_photos(tiny_caches["root"], "train")) * 2 * 3, NUM_ATTRIBUTES, 44, 44)
+    assert statistics_of(cache).shape[1:] == ( NUM_ATTRIBUTES, 2, STATISTIC_COLUMNS)
+    assert cache["teachers"].shape[1] == len(TEACHERS)
+    sets = set_matrix(cache)
+    assert sets.shape[1] == 3
+    levels = cache["level"][sets]
+    assert torch.all(levels[:, 1:] > levels[:, :-1])
+    # the strongest version is more degraded than the mildest by the teachers' consensus too
+    c = Consensus(cache["teachers"])(cache["teachers"])[sets]
+    assert torch.all(c[:, -1] > c[:, 0])
+    # a second run with the same config rewrites nothing; another config is refused
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("part-*")}
+    maps_net = RelationalModel().maps_net
+    build_cache(_tiny_config(tiny_caches["root"], 0), folder, maps_net, log=False)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("part-*")} == before
+    with pytest.raises(DataError, match="another config"):
+        build_cache(_tiny_config(tiny_caches["root"], 5), folder, maps_net, log=False)
+
+
+def test_refreshing_the_maps_keeps_teachers_of_the_same_pairs(
+    tiny_caches: dict[str, Path], tmp_path: Path
+) -> None:
+    copy = tmp_path / "cache"
+    shutil.copytree(tiny_caches["train"], copy)
+    before = load_cache(copy)
+    random_maps = RelationalModel().maps_net
+    build_cache(_tiny_config(tiny_caches["root"], 0), copy, random_maps, refresh_maps=True, log=False)
+    after = load_cache(copy)
+    assert torch.equal(after["teachers"], before["teachers"])
+    assert not torch.equal(after["signed"], before["signed"])
+    # the kept teachers belong to the regenerated pairs: the engine stream is reproducible
+    config = _tiny_config(tiny_caches["root"], 0)
+    photos = cache_photos(config.data_root, "train")
+    test, reference, labels = engine_part(config, photos[: config.photos_per_part], 0, 0)
+    first = load_file(str(copy / "part-00000-000.safetensors"))
+    torch.testing.assert_close(teacher_scores(test, reference), first["teachers"])
+    assert torch.equal(labels["level"], first["level"])
+
+
+def test_training_ranks_held_out_sets(tiny_caches: dict[str, Path], tmp_path: Path) -> None:
+    config = ScorerTrainConfig(steps=150, val_every=50, cross_items=32)
+    summary = train_scorer(
+        config, tiny_caches["train"], tiny_caches["validation"], tmp_path,
+        load_maps_net("shipped"),
+    )
+    best = summary["best_validation"]
+    assert best["srcc_sets"] > 0.8  # stronger versions score lower on pairs never trained on
+    assert best["negative_share"] > 0.9  # a distorted test scores below its reference
+    model = RelationalModel()
+    model.load_state_dict(load_file(str(tmp_path / "relational.safetensors")))
+    log = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert sum('"split": "val"' in line for line in log) == 4
