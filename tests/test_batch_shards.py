@@ -156,3 +156,26 @@ def test_inputs_may_be_lists_of_paths(folder: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("name\nx.png\n")
     with pytest.raises(DataError, match="column 'image'"):
         batch.items_from_path_list(tmp_path / "bad.csv")
+
+
+def test_parquet_shards_merge_in_arrow(folder: Path, tmp_path: Path) -> None:
+    """Parquet in and out takes the Arrow path: same rows, same refusals as the row path."""
+    pytest.importorskip("pyarrow")
+    whole = tmp_path / "whole.csv"
+    _cli(str(folder), "-m", "laplacian_var", "-o", str(whole), "--workers", "0")
+    for index in (1, 2):
+        _cli(str(folder), "-m", "laplacian_var", "-o", str(tmp_path / "p.parquet"), "--shard", f"{index}/2", "--workers", "0")
+    shards = [tmp_path / "p.shard-1-of-2.parquet", tmp_path / "p.shard-2-of-2.parquet"]
+    code, output = _cli("--merge", *map(str, shards), "-o", str(tmp_path / "m.parquet"), "--json")
+    assert code == 1 and json.loads(output)["failed"] == 1
+    assert batch.read_results(tmp_path / "m.parquet") == sorted(_read(whole), key=lambda row: row["image"])
+    copy = tmp_path / "copy.parquet"
+    copy.write_bytes(shards[0].read_bytes())
+    with pytest.raises(DataError, match="duplicate"):
+        batch.merge_results([*shards, copy], tmp_path / "m2.parquet")
+    swapped = [tmp_path / "s.shard-1-of-2.parquet", tmp_path / "s.shard-2-of-2.parquet"]
+    swapped[0].write_bytes(shards[1].read_bytes())
+    swapped[1].write_bytes(shards[0].read_bytes())
+    with pytest.raises(DataError, match="belongs to another shard"):
+        batch.merge_results(swapped, tmp_path / "m3.parquet")
+    assert not (tmp_path / "m2.parquet").exists() and not (tmp_path / "m3.parquet").exists()

@@ -183,7 +183,7 @@ def _check_out_folder(out: Path, columns: Sequence[str]) -> set[tuple[str, str]]
     for part in parquet_parts(out):
         try:
             names = parquet.read_schema(part).names
-        except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for bad files
+        except Exception as error:
             raise DataError(f"{part}: not a readable Parquet file ({error})") from None
         if names != list(columns):
             raise DataError(

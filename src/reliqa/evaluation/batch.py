@@ -160,7 +160,7 @@ def decode_item(item: BatchItem, index: int = 0) -> Decoded:
         test = load_image(item.image)
     except ReliqaError as error:
         return Decoded(index, None, None, one_line(str(error)))
-    except Exception as error:  # noqa: BLE001 -- a decoder bug must cost one row, not the run
+    except Exception as error:
         return Decoded(
             index, None, None,
             one_line(f"{item.image}: cannot be decoded ({type(error).__name__}: {error})"),
@@ -234,7 +234,7 @@ def _score_group(
         values: list[float] | None
         try:
             values = scorer(tests, references if scorer.kind == "FR" else None).tolist()
-        except Exception as error:  # noqa: BLE001 -- one bad image must not stop the run
+        except Exception as error:
             if len(group) == 1:
                 results[0][1].append(one_line(_describe_failure(scorer, error)))
                 continue
@@ -252,7 +252,7 @@ def _score_group(
                 )
                 single = scorer(tests[position : position + 1], reference)
                 results[position][0][scorer.name] = float(single.reshape(-1)[0])
-            except Exception as error:  # noqa: BLE001 -- one bad image must not stop the run
+            except Exception as error:
                 results[position][1].append(one_line(_describe_failure(scorer, error)))
     return results
 

@@ -139,9 +139,9 @@ class ResultsJournal:
                 if len(complete) != len(existing):
                     with open(self.path, "r+b") as handle:
                         handle.truncate(len(complete))
-                self._handle = open(self.path, "ab")  # noqa: SIM115 -- kept open; close()
+                self._handle = open(self.path, "ab")
             else:
-                self._handle = open(self.path, "wb")  # noqa: SIM115 -- kept open; close()
+                self._handle = open(self.path, "wb")
                 self._append_line(self.columns)
                 self._sync()
         except OSError as error:
@@ -240,7 +240,7 @@ def _read_parquet_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     for file in files:
         try:
             table = parquet.read_table(file)
-        except Exception as error:  # noqa: BLE001 -- pyarrow raises several types for bad files
+        except Exception as error:
             raise DataError(f"{file}: not a readable Parquet file ({error})") from None
         if columns and table.column_names != columns:
             raise DataError(f"{file}: has the columns {table.column_names}, {files[0]} {columns}")
@@ -394,6 +394,10 @@ def merge_results(
         if path.name.endswith(".partial.csv"):
             raise DataError(f"{path}: an unfinished run's journal; finish it (rerun its command)")
     _check_shard_set(paths)
+    if out.suffix.lower() == ".parquet" and all(
+        path.is_dir() or path.suffix.lower() == ".parquet" for path in paths
+    ):
+        return _merge_parquet(paths, out)
     columns: list[str] | None = None
     first: Path | None = None
     rows: list[dict[str, str]] = []
@@ -417,11 +421,7 @@ def merge_results(
                 name = key[1] if not key[0] else f"({key[1]}, reference {key[0]})"
                 raise DataError(f"{path}: the row of {name} is {where}; refusing duplicate rows")
             seen[key] = path
-            if spec is not None and shard_of(BatchItem(key[1], key[0] or None), spec[1]) != spec[0]:
-                raise DataError(
-                    f"{path}: the row of {key[1]} belongs to another shard of {spec[1]}; were the "
-                    "shards run with the same inputs, spelled the same way?"
-                )
+            _check_row_shard(path, spec, key)
         rows.extend(these_rows)
     if columns is None:  # unreachable: paths is not empty
         raise InvalidInputError("--merge: nothing to merge")
@@ -437,3 +437,79 @@ def merge_results(
         sources=paths,
         columns=columns,
     )
+
+
+def _check_row_shard(path: Path, spec: tuple[int, int] | None, key: tuple[str, str]) -> None:
+    if spec is not None and shard_of(BatchItem(key[1], key[0] or None), spec[1]) != spec[0]:
+        raise DataError(
+            f"{path}: the row of {key[1]} belongs to another shard of {spec[1]}; were the "
+            "shards run with the same inputs, spelled the same way?"
+        )
+
+
+def _merge_parquet(paths: Sequence[Path], out: Path) -> MergeSummary:
+    """:func:`merge_results` for Parquet in and out, in Arrow: the rows never become Python
+    strings (10⁷ rows stay a few GB), only the keys do, one file at a time, for the shard check."""
+    parquet = pyarrow_parquet()
+    pa = importlib.import_module("pyarrow")
+    compute = importlib.import_module("pyarrow.compute")
+    columns: list[str] | None = None
+    first: Path | None = None
+    tables = []
+    for path in paths:
+        if path.is_dir() and not parquet_parts(path):
+            raise DataError(f"{path}: a folder without Parquet parts")
+        spec = shard_from_name(path)
+        for file in parquet_parts(path) if path.is_dir() else [path]:
+            try:
+                table = parquet.read_table(file)
+            except Exception as error:  # pyarrow raises several types for bad files
+                raise DataError(f"{file}: not a readable Parquet file ({error})") from None
+            names = list(table.column_names)
+            if columns is None:
+                columns, first = names, file
+            elif names != columns:
+                raise DataError(
+                    f"{file} has the columns {names} but {first} has {columns}: results of "
+                    "different metric sets or modes cannot be merged"
+                )
+            if IMAGE_COLUMN not in names or ERROR_COLUMN not in names:
+                raise DataError(f"{file}: not a reliqa results file (columns {names})")
+            if spec is not None:
+                images = table.column(IMAGE_COLUMN).to_pylist()
+                references = (
+                    table.column(REFERENCE_COLUMN).to_pylist()
+                    if REFERENCE_COLUMN in names
+                    else [""] * len(images)
+                )
+                for reference, image in zip(references, images):
+                    _check_row_shard(path, spec, (reference or "", image))
+            tables.append(table)
+    if columns is None:
+        raise InvalidInputError("--merge: nothing to merge")
+    merged = pa.concat_tables(tables)
+    keys = [IMAGE_COLUMN] + ([REFERENCE_COLUMN] if REFERENCE_COLUMN in columns else [])
+    counts = merged.select(keys).group_by(keys).aggregate([([], "count_all")])
+    repeated = counts.filter(compute.greater(counts.column("count_all"), 1))
+    if repeated.num_rows:
+        row = repeated.slice(0, 1).to_pylist()[0]
+        name = row[IMAGE_COLUMN] + (
+            f", reference {row[REFERENCE_COLUMN]}" if row.get(REFERENCE_COLUMN) else ""
+        )
+        raise DataError(
+            f"the row of {name} is in the sources {row['count_all']} times (and "
+            f"{repeated.num_rows} such keys in all); refusing duplicate rows"
+        )
+    merged = merged.sort_by([(key, "ascending") for key in keys])
+    temporary = out.with_name(f".{out.name}.tmp")
+    try:
+        parquet.write_table(merged, temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, out)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DataError(f"{out}: cannot write it ({error.strerror or error})") from None
+    errors = merged.column(ERROR_COLUMN)
+    failed = int(compute.sum(compute.not_equal(compute.fill_null(errors, ""), "")).as_py() or 0)
+    return MergeSummary(out=out, rows=merged.num_rows, failed=failed, sources=list(paths), columns=columns)
