@@ -167,6 +167,9 @@ def _measure(name: str, images: Path, metrics: str, work: Path) -> dict[str, Any
             raise SystemExit(f"{command} failed:\n{done.stderr[-3000:]}")
         record["wall_s"] += time.perf_counter() - started
         record["summaries"].append(json.loads(done.stdout))
+    record["output_bytes"] = sum(
+        path.stat().st_size for path in work.rglob("*") if path.is_file() and ".shard-" not in path.name
+    )
     record["load_average_1min_before"] = load_before
     record["load_average_1min_after"] = os.getloadavg()[0]
     record["commands"] = [" ".join(command) for command in commands + after]
