@@ -179,6 +179,16 @@ def test_report_on_an_existing_file_is_a_clean_error(tmp_path: Path) -> None:
         write_batch_report(results, existing)
     assert existing.read_text() == "keep me"
     assert check_report_dir(tmp_path / "new").is_dir()
+    # through the command: one line, exit 2, the file untouched (before: a traceback)
+    image = reliqa.save_image(torch.rand(1, 3, 32, 32), tmp_path / "a.png")
+    result = runner.invoke(
+        app,
+        ["batch", str(image), "--metrics", "laplacian_var", "--out", str(tmp_path / "r.csv"),
+         "--report", str(existing)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "exists and is not a folder" in result.stderr and "Traceback" not in result.output
+    assert existing.read_text() == "keep me"
 
 
 # ------------------------------------------------------------------ one direction rule
