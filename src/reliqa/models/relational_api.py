@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torch.nn import functional as F
 
 from reliqa.attributes import ACTIVE_THRESHOLD, ATTRIBUTES, NEUTRAL
 from reliqa.checks import resolve_device
 from reliqa.exceptions import InvalidInputError, ReliqaError, ShapeMismatchError
-from reliqa.io import ImageSource, describe_source, load_image
+from reliqa.io import ImageSource, describe_source, load_image, resize_to
 from reliqa.models.registry import create_model
 from reliqa.models.relational import DEFAULT_MARGIN, DEFAULT_TILE, NEUTRAL_SCORE, RelationalModel
 
@@ -143,11 +142,7 @@ def _aligned(
             f"reference {names[0]} is {rw}x{rh} but test {names[1]} is {tw}x{th}; "
             "compare images of the same size, or pass align='resize' (CLI: --align resize)"
         )
-    antialias = test.shape[-2] > reference.shape[-2] or test.shape[-1] > reference.shape[-1]
-    resized = F.interpolate(
-        test, size=reference.shape[-2:], mode="bilinear", align_corners=False, antialias=antialias
-    )
-    return resized.clamp(0.0, 1.0)
+    return resize_to(test, reference.shape[-2:])  # the one resize-to-reference rule (io)
 
 
 @torch.inference_mode()
