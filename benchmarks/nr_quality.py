@@ -35,9 +35,11 @@ from reliqa.distortions.compose import apply_plan, sample_plan
 from reliqa.distortions.dataset import split_images
 from reliqa.io import load_image
 from reliqa.models import create_model
-from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.nr import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA
 from reliqa.training.common import module_state_from_checkpoint
 
+MODELS = ("hirqa", "hirqa-s")
+BASELINES = ("niqe", "laplacian_var")
 LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 CROP = 384
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,10 +63,16 @@ def held_out_crops(root: str) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def load_network(name: str, checkpoint: str | None, device: torch.device) -> HiRQA:
+def load_network(
+    name: str, checkpoint: str | None, device: torch.device
+) -> HiRQA | PretrainedHiRQA:
     if checkpoint is None:
         return create_model(name, device=device)  # type: ignore[return-value]
-    network = HiRQA(**HIRQA_CONFIGS[name])
+    network: HiRQA | PretrainedHiRQA = (
+        PretrainedHiRQA(**PRETRAINED_CONFIG)  # type: ignore[arg-type]
+        if name == "hirqa"
+        else HiRQA(**HIRQA_CONFIGS[name])  # type: ignore[arg-type]
+    )
     network.load_state_dict(module_state_from_checkpoint(checkpoint, "model"))
     return network.eval().to(device)
 
@@ -73,8 +81,11 @@ def _srcc(scores: np.ndarray, levels: np.ndarray) -> float:
     return float(spearmanr(scores, -levels).statistic)
 
 
-def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) -> dict[str, Any]:
-    references = held_out_crops(root).to(device)
+def synthetic_part(
+    networks: dict[str, HiRQA | PretrainedHiRQA], root: str, device: torch.device,
+    max_photos: int | None = None,
+) -> dict[str, Any]:
+    references = held_out_crops(root)[:max_photos].to(device)
     count = references.shape[0]
     per_model: dict[str, dict[str, dict[str, float]]] = {name: {} for name in networks}
     for type_index, type_name in enumerate(DISTORTIONS):
@@ -131,21 +142,23 @@ def synthetic_part(networks: dict[str, HiRQA], root: str, device: torch.device) 
     }
 
 
-def biq_part(root: str, models: list[str], device: str) -> dict[str, Any]:
+def biq_part(
+    root: str, models: list[str], device: str, baselines: tuple[str, ...] = BASELINES
+) -> dict[str, Any]:
     from reliqa.evaluation.bench import run_benchmark
     from reliqa.evaluation.datasets import load_dataset
 
     dataset = load_dataset(root)
     result = run_benchmark(
         dataset,
-        [*models, "niqe", "laplacian_var"],
+        [*models, *baselines],
         BENCH_DIR,
         device=device,
         batch_size=16,
         n_boot=1000,
         seed=0,
     )
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     for name, summary in result.metrics.items():
         correlations = summary.correlations
         table[name] = {
@@ -167,24 +180,24 @@ def update_cards(results: dict[str, Any]) -> None:
     """Write the measured results into the shipped model cards (the sha256 is unchanged)."""
     from reliqa.models.weights import WEIGHTS_DIR
 
-    for name in HIRQA_CONFIGS:
+    for name in MODELS:
         card_path = WEIGHTS_DIR / f"{name}.json"
         if not card_path.is_file():
             continue
         card = json.loads(card_path.read_text())
         measured = card.setdefault("results", {})
-        if "synthetic" in results:
+        if "synthetic" in results and name in results["synthetic"]["summary"]:
             measured["synthetic_held_out"] = {
                 **results["synthetic"]["summary"][name],
                 "per_type": results["synthetic"]["per_type"][name],
                 "command": "python benchmarks/nr_quality.py",
             }
-        if "biq2021" in results:
+        if "biq2021" in results and name in results["biq2021"]["metrics"]:
             measured["biq2021_test"] = {
                 name: results["biq2021"]["metrics"][name],
                 "command": "python benchmarks/nr_quality.py",
                 "baselines": {
-                    k: v for k, v in results["biq2021"]["metrics"].items() if k not in HIRQA_CONFIGS
+                    k: v for k, v in results["biq2021"]["metrics"].items() if k not in MODELS
                 },
             }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
@@ -210,7 +223,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     if "synthetic" in results:
         synthetic = results["synthetic"]
-        types = len(synthetic["per_type"]["hirqa"])
+        types = len(next(iter(synthetic["per_type"].values())))
         lines += [
             f"| synthetic held-out ({synthetic['photos']} photos × {types} types × 6 levels) "
             + "| mean SRCC pooled (cross-content) | mean SRCC within photo |",
@@ -240,6 +253,11 @@ def main() -> None:
         help="Evaluate a training checkpoint instead of the shipped weights.",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "nr_quality.json")
+    parser.add_argument("--models", default=",".join(MODELS), help="Comma-separated models.")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="BIQ2021 without NIQE / laplacian_var."
+    )
+    parser.add_argument("--max-photos", type=int, help="Synthetic part on the first N photos.")
     parser.add_argument(
         "--no-cards", action="store_true", help="Do not write results into the model cards."
     )
@@ -247,16 +265,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    models = args.models.split(",")
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     if args.part in ("all", "synthetic"):
         networks = {
-            name: load_network(name, checkpoints.get(name), device) for name in HIRQA_CONFIGS
+            name: load_network(name, checkpoints.get(name), device) for name in models
         }
-        results["synthetic"] = synthetic_part(networks, args.pristine, device)
+        results["synthetic"] = synthetic_part(networks, args.pristine, device, args.max_photos)
         print(json.dumps(results["synthetic"]["summary"]), flush=True)
     if args.part in ("all", "biq2021"):
-        results["biq2021"] = biq_part(args.biq, list(HIRQA_CONFIGS), args.device)
+        results["biq2021"] = biq_part(
+            args.biq, models, args.device, () if args.no_baselines else BASELINES
+        )
         print(
             json.dumps({k: v["SRCC"] for k, v in results["biq2021"]["metrics"].items()}), flush=True
         )

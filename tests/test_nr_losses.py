@@ -158,3 +158,39 @@ def test_losses_validate_their_inputs() -> None:
         ranking_loss(torch.zeros(3), torch.zeros(3), torch.ones(3, 3))
     with pytest.raises(ShapeMismatchError, match="prompt_embeddings"):
         text_alignment_loss(torch.zeros(2, 8), torch.zeros(3, 4), torch.tensor([0, 1]))
+
+
+def test_distillation_loss_is_zero_for_a_perfect_student_and_orders_pairs() -> None:
+    from reliqa.losses_nr import distillation_loss
+
+    teacher = torch.tensor([0.9, 0.6, 0.3, 0.1])
+    perfect = distillation_loss(teacher.clone(), teacher, margin=0.5)
+    assert float(perfect["match"]) == 0.0 and float(perfect["rank"]) == 0.0
+    # right values but one pair swapped: the rank term sees it, the match term too
+    swapped = distillation_loss(torch.tensor([0.6, 0.9, 0.3, 0.1]), teacher, margin=0.5)
+    assert float(swapped["rank"]) > 0 and float(swapped["match"]) > 0
+    # a constant student is ranked wrong on every pair with a gap
+    flat = distillation_loss(torch.full((4,), 0.5), teacher, margin=1.0)
+    assert float(flat["rank"]) > float(swapped["rank"])
+    # gaps at or below min_gap are ignored
+    close = distillation_loss(torch.tensor([0.50, 0.52]), torch.tensor([0.51, 0.50]), min_gap=0.02)
+    assert float(close["rank"]) == 0.0
+
+
+def test_distillation_gradient_moves_the_student_towards_the_teacher_order() -> None:
+    from reliqa.losses_nr import distillation_loss
+
+    student = torch.tensor([0.2, 0.8], requires_grad=True)
+    teacher = torch.tensor([0.9, 0.1])
+    distillation_loss(student, teacher)["total"].backward()
+    assert student.grad is not None
+    assert student.grad[0] < 0 < student.grad[1]  # descent raises sample 0, lowers sample 1
+    assert teacher.grad is None
+
+
+def test_distillation_loss_refuses_mismatched_lengths() -> None:
+    from reliqa.exceptions import ShapeMismatchError
+    from reliqa.losses_nr import distillation_loss
+
+    with pytest.raises(ShapeMismatchError):
+        distillation_loss(torch.rand(3), torch.rand(4))

@@ -12,11 +12,12 @@ from reliqa.attributes import ATTRIBUTES
 from reliqa.distortions.catalogue import DISTORTIONS
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.models import create_model, list_models
-from reliqa.models.nr import HIRQA_CONFIGS, MIN_SIZE, HiRQA, fit_to_max_side
+from reliqa.models.nr import HIRQA_CONFIGS, MIN_SIZE, HiRQA, PretrainedHiRQA, fit_to_max_side
 from reliqa.models.weights import WEIGHTS_DIR, load_shipped
 from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
 
 NAMES = tuple(HIRQA_CONFIGS)
+"""The from-scratch architectures (hirqa-s is shipped; hirqa-scratch is the first hirqa)."""
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,9 @@ def untrained() -> dict[str, HiRQA]:
 
 
 def test_both_sizes_are_registered() -> None:
-    assert set(NAMES) <= {entry.name for entry in list_models()}
+    assert {"hirqa", "hirqa-s"} <= {entry.name for entry in list_models()}
     assert isinstance(create_model("hirqa-s", pretrained=False), HiRQA)
+    assert isinstance(create_model("hirqa", pretrained=False), PretrainedHiRQA)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,13 +87,13 @@ def _require_shipped(name: str) -> None:
         pytest.fail(f"shipped weights {name!r} missing from {WEIGHTS_DIR}")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["hirqa", "hirqa-s"])
 def test_shipped_weights_load_offline_and_are_hash_checked(name: str, tmp_path: Path) -> None:
     _require_shipped(name)
     state, card = load_shipped(name)
     assert card["sha256"] and card["training_command"].startswith("reliqa train nr")
     assert (WEIGHTS_DIR / card["file"]).stat().st_size < 20 * 2**20
-    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)
+    create_model(name)  # builds the registered architecture and loads the state strictly
     for suffix in (".json", ".safetensors"):
         shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     tampered = bytearray((tmp_path / f"{name}.safetensors").read_bytes())
@@ -101,18 +103,24 @@ def test_shipped_weights_load_offline_and_are_hash_checked(name: str, tmp_path: 
         load_shipped(name, tmp_path)
 
 
-def test_shipped_hirqa_s_ranks_a_clean_photo_above_blurred_and_noisy_versions(
-    astronaut: torch.Tensor,
+@pytest.mark.parametrize("name", ["hirqa", "hirqa-s"])
+@pytest.mark.parametrize("distortion", ["gaussian_blur", "lens_blur", "gaussian_noise", "jpeg"])
+def test_shipped_scores_fall_as_damage_rises(
+    astronaut: torch.Tensor, name: str, distortion: str
 ) -> None:
-    _require_shipped("hirqa-s")
-    network = create_model("hirqa-s")
-    strong = torch.ones(1)
-    generator = torch.Generator().manual_seed(0)
-    blurred = DISTORTIONS["gaussian_blur"].apply(astronaut, strong, generator)
-    noisy = DISTORTIONS["gaussian_noise"].apply(astronaut, strong, generator)
-    clean, blur_score, noise_score = network.score(torch.cat([astronaut, blurred, noisy])).tolist()
-    assert clean > blur_score + 0.1
-    assert clean > noise_score + 0.1
+    """Shipped weights: on a photo never trained on, the score falls strictly at every step
+    of rising blur / noise / JPEG strength, and the strongest level loses at least 0.1."""
+    _require_shipped(name)
+    network = create_model(name)
+    photo = torch.nn.functional.interpolate(astronaut, size=(384, 384), antialias=True,
+                                            mode="bilinear").clamp(0, 1)
+    versions = [photo]
+    for level in (0.25, 0.5, 0.75, 1.0):
+        generator = torch.Generator().manual_seed(0)
+        versions.append(DISTORTIONS[distortion].apply(photo, torch.tensor([level]), generator))
+    scores = network.score(torch.cat(versions)).tolist()
+    assert all(a > b for a, b in zip(scores, scores[1:])), scores
+    assert scores[0] - scores[-1] > 0.1, scores
 
 
 def test_prompt_targets_follow_the_dominant_damage() -> None:

@@ -113,6 +113,7 @@ def nr_cache_command(
         None, "--max-minutes", help="Stop after a complete shard once this budget is spent."
     ),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    device: str = typer.Option("cpu", "--device", help="Where engine and backbone run."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Make (or extend, resumably) the cached corpus of distorted crops + backbone features."""
@@ -123,7 +124,7 @@ def nr_cache_command(
     fields = json.loads(config.read_text()) if config else {}
     summary = build_cache(
         out, CacheRecipe(**fields), shards=shards, max_minutes=max_minutes, threads=threads,
-        quiet=json_output,
+        device=device, quiet=json_output,
     )
     if json_output:
         print_json(summary)

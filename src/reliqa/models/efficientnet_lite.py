@@ -67,8 +67,8 @@ class SameConv2d(nn.Conv2d):
                 x, self.weight, self.bias, 1, self.kernel_size[0] // 2, self.dilation, self.groups
             )
         height, width = x.shape[-2:]
-        kernel_h, kernel_w = self.kernel_size  # type: ignore[misc]
-        stride_h, stride_w = self.stride  # type: ignore[misc]
+        kernel_h, kernel_w = self.kernel_size
+        stride_h, stride_w = self.stride
         pad_h = max((math.ceil(height / stride_h) - 1) * stride_h + kernel_h - height, 0)
         pad_w = max((math.ceil(width / stride_w) - 1) * stride_w + kernel_w - width, 0)
         if pad_h or pad_w:

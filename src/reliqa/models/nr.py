@@ -285,6 +285,7 @@ class PretrainedHiRQA(nn.Module):
         self.text_projection = nn.Linear(embed_dim, TEXT_DIM)
         self.max_side = max_side
         self.stride = 32
+        self.backbone.eval()
 
     def train(self, mode: bool = True) -> PretrainedHiRQA:
         super().train(mode)

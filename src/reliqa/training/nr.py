@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr
 from torch import nn
 
 from reliqa.exceptions import InvalidInputError

@@ -125,7 +125,7 @@ def encode_batches(
         labels["features"] = features.to(torch.float16)
         if keep_pixels:
             labels["pixels"] = images.mul(255).round().clamp(0, 255).to(torch.uint8)
-        parts.append(labels)
+        parts.append({k: v.cpu() for k, v in labels.items()})
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 
@@ -174,6 +174,7 @@ def build_cache(
     max_minutes: float | None = None,
     threads: int = 2,
     backbone: torch.nn.Module | None = None,
+    device: str | torch.device = "cpu",
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Make (or extend) the corpus in ``root`` up to ``shards`` shards; resumable.
@@ -184,6 +185,8 @@ def build_cache(
         shards: total number of shards wanted (existing ones are kept).
         max_minutes: stop (after a complete shard) when this wall-clock budget is spent.
         threads: torch CPU threads.
+        device: where the engine and the backbone run (``"cuda"`` on a GPU machine); the
+            shards are written from CPU copies.
         backbone: the feature network (default: ImageNet EfficientNet-Lite0, needs the extra
             ``reliqa[pretrained]``); tests pass a small random one.
 
@@ -198,7 +201,8 @@ def build_cache(
     if backbone is None:
         backbone = efficientnet_lite0(pretrained=True, num_classes=0)
         recipe.backbone_sha256 = IMAGENET_SHA256
-    backbone = backbone.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    target = torch.device(device)
+    backbone = backbone.eval().to(target).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     _check_recipe(folder, recipe)
     options: dict[str, Any] = {
         "mode": "ordinal",
@@ -214,6 +218,7 @@ def build_cache(
             batch_size=recipe.val_batch_size,
             crop_size=recipe.val_crop,
             seed=12345,
+            device=target,
             **options,
         )
         tensors = encode_batches(raw, backbone, group_offset=0, keep_pixels=True)
@@ -226,6 +231,7 @@ def build_cache(
             batch_size=recipe.batch_size,
             scale_range=(recipe.scale_range[0], recipe.scale_range[1]),
             seed=recipe.seed * 1000 + position,
+            device=target,
             **options,
         )
         for position, crop in enumerate(recipe.crop_sizes)

@@ -75,8 +75,8 @@ class NRDistillConfig:
     weight_anchor: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.groups < 2 or self.crop < 64:
-            raise InvalidInputError("steps must be ≥ 1, groups ≥ 2 and crop ≥ 64")
+        if self.steps < 1 or self.groups < 2 or self.crop < 32:
+            raise InvalidInputError("steps must be ≥ 1, groups ≥ 2 and crop ≥ 32")
 
 
 def load_distill_config(path: str, **overrides: Any) -> NRDistillConfig:
@@ -91,8 +91,7 @@ def load_teacher(source: str) -> PretrainedHiRQA:
         state = load_shipped("hirqa")[0]
     else:
         state = module_state_from_checkpoint(source, "model")
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    model.load_state_dict(state, strict=False)
+    model.load_state_dict(state)
     return model.eval()
 
 

@@ -41,6 +41,29 @@ from reliqa.training.common import (
 from reliqa.training.nr import FlatBatch, nr_objective, validation_metrics
 from reliqa.training.nr_cache import CachedCorpus, read_shard
 
+FEATURE_SETS = ("all", "mean", "last", "early", "late")
+"""Pooled-feature subsets for the pooling ablation: ``all`` (mean + std of the 8 maps, the
+shipped choice), ``mean`` (means only), ``last`` (the head convolution's mean + std only: the
+usual global-average-pooled descriptor), ``early`` (stages 1–4), ``late`` (stages 5–7 + head)."""
+
+
+def feature_mask(feature_set: str) -> torch.Tensor:
+    """(4128,) 0/1 mask selecting a :data:`FEATURE_SETS` subset of the pooled features."""
+    from reliqa.models.efficientnet_lite import EfficientNetLite0
+
+    parts = []
+    for index, channels in enumerate(EfficientNetLite0.stage_channels):
+        for statistic in ("mean", "std"):
+            keep = (
+                feature_set == "all"
+                or (feature_set == "mean" and statistic == "mean")
+                or (feature_set == "last" and index == 7)
+                or (feature_set == "early" and index < 4)
+                or (feature_set == "late" and index >= 4)
+            )
+            parts.append(torch.full((channels,), float(keep)))
+    return torch.cat(parts)
+
 
 @dataclass
 class NRHeadConfig:
@@ -73,12 +96,28 @@ class NRHeadConfig:
     same_level_gap: float = 0.03
     temperature: float = 0.07
     max_shards: int | None = None
+    feature_set: str = "all"
 
     def __post_init__(self) -> None:
+        if self.feature_set not in FEATURE_SETS:
+            raise InvalidInputError(
+                f"feature_set must be one of {sorted(FEATURE_SETS)}, got {self.feature_set!r}"
+            )
         if self.steps < 1 or self.groups < 2:
             raise InvalidInputError("steps must be ≥ 1 and groups ≥ 2")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise InvalidInputError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+
+
+def uses_imagenet_backbone(cache: str | os.PathLike) -> bool:
+    """True when the corpus's features were made by the ImageNet EfficientNet-Lite0 (its
+    ``cache.json`` records the pinned sha256); tests make corpora with random backbones."""
+    from reliqa.models.efficientnet_lite import IMAGENET_SHA256
+
+    manifest = Path(cache) / "cache.json"
+    if not manifest.is_file():
+        return False
+    return bool(json.loads(manifest.read_text()).get("backbone_sha256") == IMAGENET_SHA256)
 
 
 def load_head_config(path: str, **overrides: Any) -> NRHeadConfig:
@@ -98,10 +137,16 @@ def _flat(corpus: CachedCorpus, rows: torch.Tensor) -> FlatBatch:
 
 
 def head_forward(
-    model: PretrainedHiRQA, features: torch.Tensor, dropout: float = 0.0
+    model: PretrainedHiRQA,
+    features: torch.Tensor,
+    dropout: float = 0.0,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(scores, embedding, text projection) from pooled features (N, 4128)."""
+    """(scores, embedding, text projection) from pooled features (N, 4128); ``mask`` zeroes
+    standardised features (the pooling ablation)."""
     normalised = (features - model.feature_mean) / model.feature_std
+    if mask is not None:
+        normalised = normalised * mask
     if dropout > 0 and model.training:
         normalised = torch.nn.functional.dropout(normalised, dropout)
     embedding = model.head(normalised)
@@ -110,10 +155,12 @@ def head_forward(
 
 
 @torch.inference_mode()
-def cached_validation(model: PretrainedHiRQA, val: dict[str, torch.Tensor]) -> dict[str, float]:
+def cached_validation(
+    model: PretrainedHiRQA, val: dict[str, torch.Tensor], mask: torch.Tensor | None = None
+) -> dict[str, float]:
     """Synthetic validation on the cached held-out batches (features already computed)."""
     model.eval()
-    scores, _, _ = head_forward(model, val["features"].float())
+    scores, _, _ = head_forward(model, val["features"].float(), mask=mask)
     return validation_metrics(
         scores.numpy(), val["severity"].float().numpy(), val["groups"].numpy(),
         val["direction"].numpy(),
@@ -132,6 +179,9 @@ def train_nr_head(
     corpus = CachedCorpus(config.cache, limit=config.max_shards)
     val = read_shard(Path(config.cache) / "val.safetensors")
     model = PretrainedHiRQA(**PRETRAINED_CONFIG)  # type: ignore[arg-type]
+    if uses_imagenet_backbone(config.cache):
+        # the checkpoint carries the backbone that made the cached features
+        model.load_imagenet_backbone()
     features = corpus.features.float()
     model.feature_mean.copy_(features.mean(dim=0))
     model.feature_std.copy_(features.std(dim=0).clamp_min(1e-3))
@@ -159,6 +209,7 @@ def train_nr_head(
                     "corpus_contents": corpus.num_groups}, indent=2) + "\n"
     )
     generator = torch.Generator().manual_seed(config.seed * 7919 + start)
+    mask = None if config.feature_set == "all" else feature_mask(config.feature_set)
     summary: dict[str, Any] = {"start_step": start, "corpus_contents": corpus.num_groups}
     clock = time.monotonic()
     with MetricsLog(run_dir / "metrics.jsonl") as log:
@@ -166,7 +217,9 @@ def train_nr_head(
             model.train()
             batch = _flat(corpus, corpus.sample(config.groups, generator))
             set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
-            scores, embedding, projected = head_forward(model, batch.images, config.feature_dropout)
+            scores, embedding, projected = head_forward(
+                model, batch.images, config.feature_dropout, mask
+            )
             terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -180,7 +233,7 @@ def train_nr_head(
                     **{k: float(v.detach()) for k, v in terms.items()},
                 )
             if done % config.val_every == 0 or done == config.steps:
-                metrics = cached_validation(model, val)
+                metrics = cached_validation(model, val, mask)
                 log.write(done, "val", **metrics)
                 if metrics["selection"] > best:
                     best = metrics["selection"]
@@ -229,12 +282,9 @@ def export_pretrained_hirqa(
     tensors, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
     prefix = "model/model/"
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    model = PretrainedHiRQA(**PRETRAINED_CONFIG)  # type: ignore[arg-type]
-    model.load_state_dict(state, strict=False)
-    missing = [k for k in model.state_dict() if k not in state and "num_batches" not in k]
-    if missing:
-        raise InvalidInputError(f"{run}: checkpoint lacks {missing[:5]}")
+    if config.get("feature_set", "all") != "all":
+        raise InvalidInputError(f"{run}: only feature_set 'all' runs can be shipped")
+    PretrainedHiRQA(**PRETRAINED_CONFIG).load_state_dict(state)  # type: ignore[arg-type]
     card = {
         "model": name,
         "architecture": {"class": "PretrainedHiRQA", **PRETRAINED_CONFIG},
@@ -266,7 +316,9 @@ def export_pretrained_hirqa(
 
 
 __all__ = [
+    "FEATURE_SETS",
     "NRHeadConfig",
+    "feature_mask",
     "cached_validation",
     "export_pretrained_hirqa",
     "head_forward",
