@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from reliqa.reports.tuning_report import jsonable, write_report
 from reliqa.tuning.example import run_example
 from reliqa.tuning.optimize import LOSS_METRICS
-from reliqa.tuning.report import jsonable, write_report
 
 DOC_FIGURES = (
     "correct_images",

@@ -59,8 +59,8 @@ def tune_command(
     """Tune a small image pipeline with the relational loss, side by side with MSE/SSIM/MS-SSIM."""
     import torch
 
+    from reliqa.reports.tuning_report import jsonable, write_report
     from reliqa.tuning.example import run_example
-    from reliqa.tuning.report import jsonable, write_report
 
     if steps < 1 or budget < 1 or lr <= 0:
         usage_error("--steps and --budget must be ≥ 1 and --lr > 0")

@@ -55,7 +55,7 @@ def images_figure(task: TaskResult, title: str | None = None) -> np.ndarray:
 
 def maps_figure(test: torch.Tensor, reference: torch.Tensor, title: str) -> np.ndarray:
     """The relational maps of ``test`` against ``reference`` (panels of changed attributes)."""
-    from reliqa.visualize import render_maps
+    from reliqa.reports.maps import render_maps
 
     with torch.no_grad():
         _, terms = relational_loss(test, reference, return_terms=True)

@@ -6,7 +6,7 @@
   (exposure, gamma, saturation, white balance, denoise, unsharp mask).
 - :func:`tune_gradient` (gradient descent) and :func:`coordinate_search` (derivative-free, for
   black boxes such as Pillow's JPEG encoder).
-- :mod:`reliqa.tuning.example` / :mod:`reliqa.tuning.report`: the worked example behind
+- :mod:`reliqa.tuning.example` (and :mod:`reliqa.reports.tuning_report`): the worked example behind
   ``reliqa tune``.
 """
 

@@ -475,6 +475,19 @@ def run_blackbox(
     )
 
 
+def _weights_hashes() -> dict[str, str | None]:
+    """sha256 of the shipped weights the loss and the judges used (from their model cards)."""
+    from reliqa.models.weights import read_model_card
+
+    hashes: dict[str, str | None] = {}
+    for name in ("relational", "hirqa-s"):
+        try:
+            hashes[name] = str(read_model_card(name).get("sha256"))
+        except Exception:  # a missing card is reported as None, the run goes on
+            hashes[name] = None
+    return hashes
+
+
 @dataclass
 class ExampleResult:
     """All tasks of one ``reliqa tune`` run."""
@@ -532,12 +545,8 @@ def run_example(
         )
     if (reference is None) != (test is None):
         raise InvalidInputError("give both a reference and a test image, or neither")
-    if size < 161 and "ms_ssim" in losses:
-        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {size}")
     torch.manual_seed(seed)
     begin = time.perf_counter()
-    judge = Judge.create()
-    photo = load_photo(image, size)
     degraded = None
     if reference is not None and test is not None:
         photo, degraded = load_image(reference), load_image(test)
@@ -546,6 +555,12 @@ def run_example(
                 f"reference {reference} and test {test} must be single images of the same size, "
                 f"got {tuple(photo.shape)} and {tuple(degraded.shape)}"
             )
+    else:
+        photo = load_photo(image, size)
+    side = min(photo.shape[-2:])
+    if side < 161 and "ms_ssim" in losses:
+        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {side}")
+    judge = Judge.create()
     results: dict[str, TaskResult] = {}
 
     def label(task: str) -> Callable[[str], None] | None:
@@ -580,6 +595,7 @@ def run_example(
         "budget": budget,
         "seed": seed,
         "threads": torch.get_num_threads(),
+        "weights_sha256": _weights_hashes(),
     }
     return ExampleResult(config, results, time.perf_counter() - begin, judge.scorer_error)
 
