@@ -131,7 +131,7 @@ def test_distillation_runs_from_a_head_checkpoint(corpus: Path, tmp_path: Path) 
     config = NRDistillConfig(
         cache=str(corpus), teacher=str(tmp_path / "head" / "checkpoints" / "best.safetensors"),
         init_from=None, run_dir=str(tmp_path / "student"), steps=2, groups=2, crop=48,
-        val_every=1, checkpoint_every=1, log_every=1, threads=1,
+        val_every=1, checkpoint_every=1, log_every=1, threads=1, replay=False,
     )
     summary = train_nr_distill(config, quiet=True)
     assert summary["pixel_shards"] == 2 and "initial_val" in summary
@@ -139,3 +139,32 @@ def test_distillation_runs_from_a_head_checkpoint(corpus: Path, tmp_path: Path) 
     train = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train] == [1, 2] and all(r["match"] >= 0 for r in train)
     assert (tmp_path / "student" / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_engine_replay_remakes_the_stored_crops_exactly(corpus: Path) -> None:
+    """The student can see every cached content: the engine re-makes any shard's crops
+    bit-exactly from the recipe, so shards need not store pixels."""
+    from reliqa.training.nr_distill import EngineReplay
+
+    item = next(iter(EngineReplay(str(corpus), [0], seed=0)))
+    stored = read_shard(corpus / "shard_000000.safetensors")["pixels"]
+    assert int(item["shard"]) == 0 and int(item["batch"]) == 0  # one batch per shard here
+    assert torch.equal(item["pixels"], stored)
+
+
+def test_distillation_with_engine_replay_runs(corpus: Path, tmp_path: Path) -> None:
+    from reliqa.training.nr_distill import NRDistillConfig, train_nr_distill
+    from reliqa.training.nr_head import NRHeadConfig, train_nr_head
+
+    train_nr_head(
+        NRHeadConfig(cache=str(corpus), run_dir=str(tmp_path / "head"), steps=1, groups=2,
+                     val_every=1, threads=1),
+        quiet=True,
+    )
+    config = NRDistillConfig(
+        cache=str(corpus), teacher=str(tmp_path / "head" / "checkpoints" / "best.safetensors"),
+        init_from=None, run_dir=str(tmp_path / "student"), steps=2, crop=48, val_every=2,
+        checkpoint_every=2, log_every=1, threads=1, replay=True, workers=0,
+    )
+    summary = train_nr_distill(config, quiet=True)
+    assert summary["pixel_shards"] >= 3 and summary["best_selection"] is not None

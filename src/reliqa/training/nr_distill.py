@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,112 @@ class NRDistillConfig:
     margin: float = 1.0
     weight_synthetic: float = 0.5
     weight_anchor: float = 0.0
+    replay: bool = True
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.groups < 2 or self.crop < 32:
             raise InvalidInputError("steps must be ≥ 1, groups ≥ 2 and crop ≥ 32")
+
+
+class EngineReplay(torch.utils.data.IterableDataset):
+    """Re-makes the corpus's crops with the engine, one engine batch at a time, in random order.
+
+    A shard is ``batches_per_shard`` engine batches of a known number and crop size (the
+    recipe in ``cache.json``) and the engine is deterministic, so every shard's crops can be
+    made again exactly (tested against the stored pixels) without storing them: the student
+    then sees every content of the corpus, not only the shards that kept pixels. Yields
+    ``{"pixels": (B·(K+1), 3, C, C) uint8, "shard": (), "batch": ()}``.
+    """
+
+    def __init__(self, cache: str, shards: list[int], seed: int) -> None:
+        super().__init__()
+        from reliqa.training.nr_cache import CacheRecipe
+
+        self.recipe = CacheRecipe(**json.loads((Path(cache) / "cache.json").read_text()))
+        self.shards = shards
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        from reliqa.distortions.dataset import DistortionDataset
+        from reliqa.training.nr import flatten_ordinal_batch
+        from reliqa.training.prompts import load_prompt_bank
+
+        recipe = self.recipe
+        bank = load_prompt_bank()
+        datasets = [
+            DistortionDataset(
+                recipe.data, split="train", crop_size=crop, batch_size=recipe.batch_size,
+                scale_range=(recipe.scale_range[0], recipe.scale_range[1]),
+                seed=recipe.seed * 1000 + position, mode="ordinal",
+                ordinal_levels=recipe.levels, max_distortions=recipe.max_distortions,
+                pool=recipe.pool, mask_families=recipe.mask_families,
+            )
+            for position, crop in enumerate(recipe.crop_sizes)
+        ]
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            shard = self.shards[int(torch.randint(len(self.shards), (), generator=generator))]
+            batch = int(torch.randint(recipe.batches_per_shard, (), generator=generator))
+            dataset = datasets[shard % len(datasets)]
+            number = (shard // len(datasets)) * recipe.batches_per_shard + batch
+            flat = flatten_ordinal_batch(dataset.make_batch(number), bank)
+            yield {
+                "pixels": flat.images.mul(255).round().clamp(0, 255).to(torch.uint8),
+                "shard": torch.tensor(shard),
+                "batch": torch.tensor(batch),
+            }
+
+
+@dataclass
+class ShardLabels:
+    """Per shard: severity, content ids and teacher scores (from the cached features)."""
+
+    severity: dict[int, torch.Tensor]
+    groups: dict[int, torch.Tensor]
+    teacher: dict[int, torch.Tensor]
+
+
+def shard_labels(cache: str, teacher: PretrainedHiRQA) -> ShardLabels:
+    """Teacher scores of every cached sample (head on the cached features), by shard index."""
+    labels = ShardLabels({}, {}, {})
+    for path in shard_paths(cache):
+        index = int(path.stem.split("_")[1])
+        shard = read_shard(path)
+        with torch.inference_mode():
+            scores, _, _ = head_forward(teacher, shard["features"].float())
+        labels.severity[index] = shard["severity"].float()
+        labels.groups[index] = shard["groups"]
+        labels.teacher[index] = scores.clone()
+    return labels
+
+
+def _replay_batch(
+    item: dict[str, torch.Tensor], labels: ShardLabels, crop: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A replayed engine batch with its labels; one random ``crop`` window per content."""
+    shard, batch = int(item["shard"]), int(item["batch"])
+    pixels = item["pixels"]
+    n = pixels.shape[0]
+    rows = slice(batch * n, (batch + 1) * n)
+    groups = labels.groups[shard][rows]
+    per_group = int((groups == groups[0]).sum())
+    size = pixels.shape[-1]
+    blocks = []
+    for start in range(0, n, per_group):
+        block = pixels[start : start + per_group]
+        top = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
+        left = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
+        block = block[..., top : top + crop, left : left + crop]
+        if bool(torch.rand((), generator=generator) < 0.5):
+            block = block.flip(-1)
+        blocks.append(block)
+    return (
+        torch.cat(blocks).float().div_(255.0),
+        labels.severity[shard][rows],
+        groups,
+        labels.teacher[shard][rows],
+    )
 
 
 def load_distill_config(path: str, **overrides: Any) -> NRDistillConfig:
@@ -173,7 +276,19 @@ def train_nr_distill(
     seed_everything(config.seed, 0)
     run_dir = Path(config.run_dir)
     teacher = load_teacher(config.teacher)
-    pool = pixel_pool(config.cache, teacher)
+    if config.replay:
+        labels = shard_labels(config.cache, teacher)
+        replay = iter(
+            torch.utils.data.DataLoader(
+                EngineReplay(config.cache, sorted(labels.teacher), config.seed + 1),
+                batch_size=None, num_workers=config.workers,
+                prefetch_factor=4 if config.workers else None,
+            )
+        )
+        stored_shards = len(labels.teacher)
+    else:
+        pool = pixel_pool(config.cache, teacher)
+        stored_shards = len(pool.pixels)
     val = read_shard(Path(config.cache) / "val.safetensors")
     student = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
     decay = [p for p in student.parameters() if p.ndim > 1]
@@ -199,11 +314,11 @@ def train_nr_distill(
     (run_dir / "config.json").write_text(
         json.dumps(
             {**config_to_dict(config), "model": "hirqa-s", "data": config.cache,
-             "pixel_shards": len(pool.pixels)},
+             "pixel_shards": stored_shards},
             indent=2,
         ) + "\n"
     )
-    summary: dict[str, Any] = {"start_step": start, "pixel_shards": len(pool.pixels)}
+    summary: dict[str, Any] = {"start_step": start, "pixel_shards": stored_shards}
     generator = torch.Generator().manual_seed(config.seed * 104729 + start)
     clock = time.monotonic()
     with MetricsLog(run_dir / "metrics.jsonl") as log:
@@ -213,7 +328,14 @@ def train_nr_distill(
             summary["initial_val"] = initial
         for step in range(start, config.steps):
             student.train()
-            images, severity, groups, target = _draw(pool, config.groups, config.crop, generator)
+            if config.replay:
+                images, severity, groups, target = _replay_batch(
+                    next(replay), labels, config.crop, generator
+                )
+            else:
+                images, severity, groups, target = _draw(
+                    pool, config.groups, config.crop, generator
+                )
             progress = step
             stop = False
             if config.max_minutes:
@@ -281,6 +403,7 @@ def train_nr_distill(
 
 
 __all__ = [
+    "EngineReplay",
     "NRDistillConfig",
     "load_distill_config",
     "load_teacher",
