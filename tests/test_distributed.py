@@ -174,6 +174,11 @@ def test_cli_engine_ray_and_refusals(local_ray: None, images: Path, tmp_path: Pa
     a_file.write_text("x")
     result = runner.invoke(app, ["batch", str(images), "-m", "laplacian_var", "-o", str(a_file), "--engine", "ray"])
     assert result.exit_code == 2 and "is a file" in result.output and a_file.read_text() == "x"
+    if not ray.cluster_resources().get("GPU"):
+        result = runner.invoke(
+            app, ["batch", str(images), "-m", "laplacian_var", "-o", str(tmp_path / "g"), "--engine", "ray", "--device", "cuda"]
+        )
+        assert result.exit_code == 2 and "0 GPUs" in result.output, result.output
 
 
 _KILLED_RUN = textwrap.dedent(

@@ -325,6 +325,14 @@ def score_dataset(
             _run(ray, todo, names, out, has_pairs, actors=actors, cpus_per_actor=cpus_per_actor,
                  gpus_per_actor=gpus_per_actor, device=device, batch_size=batch_size,
                  rows_per_file=rows_per_file, quiet=quiet, on_progress=on_progress)
+        except ray.exceptions.RayError as error:
+            # e.g. an actor that cannot build its models, or the cluster lost: one line, and
+            # what is written is kept for the rerun.
+            first_line = next((line for line in str(error).splitlines() if line.strip()), "")
+            raise DataError(
+                f"the Ray job stopped ({type(error).__name__}: {first_line[:300]}); the parts "
+                f"already in {out} are kept, rerun the same command to resume"
+            ) from None
         finally:
             if started_here:
                 ray.shutdown()
@@ -360,8 +368,15 @@ def _run(
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         context.enable_progress_bars = False
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        gpus_per_actor = 1.0 if cluster_gpus > 0 else 0.0
+    if (device or "").startswith("cuda") and (cluster_gpus == 0 or gpus_per_actor == 0):
+        raise InvalidInputError(
+            f"--device {device}: the Ray cluster has {cluster_gpus:g} GPUs and each actor asks "
+            f"for {gpus_per_actor:g}; use --gpus-per-actor, or leave --device out (the actors "
+            "use a GPU when they get one)"
+        )
     if device is None:
         device = "cuda" if gpus_per_actor > 0 else "cpu"
     rows = []
