@@ -249,6 +249,29 @@ def pooled_stage_features(backbone: EfficientNetLite0, images: torch.Tensor) -> 
 POOLED_DIM = 2 * sum(EfficientNetLite0.stage_channels)
 """Length of :func:`pooled_stage_features` vectors (4128)."""
 
+FEATURE_SETS = ("all", "mean", "last", "early", "late")
+"""Subsets of the pooled features a head may read (the pooling ablation, docs/nr.md): ``all``
+(mean + std of the 8 maps), ``mean`` (means only), ``last`` (the head convolution's mean + std:
+the usual global-average-pooled descriptor), ``early`` (stages 1–4), ``late`` (5–7 + head)."""
+
+
+def feature_mask(feature_set: str) -> torch.Tensor:
+    """(4128,) 0/1 mask selecting a :data:`FEATURE_SETS` subset of the pooled features."""
+    if feature_set not in FEATURE_SETS:
+        raise InvalidInputError(f"feature_set must be one of {FEATURE_SETS}, got {feature_set!r}")
+    parts = []
+    for index, channels in enumerate(EfficientNetLite0.stage_channels):
+        for statistic in ("mean", "std"):
+            keep = (
+                feature_set == "all"
+                or (feature_set == "mean" and statistic == "mean")
+                or (feature_set == "last" and index == 7)
+                or (feature_set == "early" and index < 4)
+                or (feature_set == "late" and index >= 4)
+            )
+            parts.append(torch.full((channels,), float(keep)))
+    return torch.cat(parts)
+
 
 class PretrainedHiRQA(nn.Module):
     """``hirqa``: frozen ImageNet EfficientNet-Lite0 features → small trained head → score.
@@ -261,6 +284,8 @@ class PretrainedHiRQA(nn.Module):
         hidden: width of the head's hidden layer.
         embed_dim: size of the quality embedding.
         max_side: :meth:`score` first downscales images whose longer side exceeds it.
+        feature_set: which pooled features the head reads (:data:`FEATURE_SETS`); the others
+            are zeroed after standardisation.
 
     The backbone stays in eval mode (frozen batch-norm statistics) even in ``train()``; only
     the head is trained (docs/nr.md says why). The shipped file holds the backbone too (without
@@ -271,9 +296,15 @@ class PretrainedHiRQA(nn.Module):
 
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
+    feature_mask: torch.Tensor
 
-    def __init__(self, hidden: int = 256, embed_dim: int = 128, max_side: int = 768) -> None:
+    def __init__(
+        self, hidden: int = 256, embed_dim: int = 128, max_side: int = 768,
+        feature_set: str = "all",
+    ) -> None:
         super().__init__()
+        self.feature_set = feature_set
+        self.register_buffer("feature_mask", feature_mask(feature_set), persistent=False)
         self.backbone = EfficientNetLite0(num_classes=0)
         self.backbone.requires_grad_(False)
         self.register_buffer("feature_mean", torch.zeros(POOLED_DIM))
@@ -307,7 +338,7 @@ class PretrainedHiRQA(nn.Module):
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features (N, 4128) → quality embedding (N, embed_dim)."""
-        return self.head((features - self.feature_mean) / self.feature_std)
+        return self.head(self.feature_mask * (features - self.feature_mean) / self.feature_std)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
@@ -329,7 +360,9 @@ class PretrainedHiRQA(nn.Module):
         return self(fit_to_max_side(images, self.max_side)).float()
 
 
-PRETRAINED_CONFIG: dict[str, object] = {"hidden": 256, "embed_dim": 128, "max_side": 768}
+PRETRAINED_CONFIG: dict[str, object] = {
+    "hidden": 256, "embed_dim": 128, "max_side": 768, "feature_set": "all",
+}
 """Architecture of the registered ``hirqa`` (:class:`PretrainedHiRQA`)."""
 
 register_model(

