@@ -92,6 +92,7 @@ def test_version_short_help_and_flags() -> None:
         ["serve", "--port", "1"],
         ["bench", "{csv}", "--metrics", "psnr"],
     ],
+    ids=["score", "compare", "rank", "metric", "gmc", "serve", "bench"],
 )
 def test_device_cuda_without_a_gpu_is_a_usage_error(args: list[str], image: Path, tmp_path: Path) -> None:
     csv = tmp_path / "scores.csv"
