@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,16 @@ pytestmark = pytest.mark.skipif(
     not (WEIGHTS_DIR / "relational.safetensors").is_file(),
     reason="shipped relational weights missing",
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small images gain nothing from threads, and on a shared 2-core machine idle OpenMP
+    threads spin: one thread keeps this module's CPU time near its work (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -273,13 +284,13 @@ def test_gradient_tuning_recovers_known_parameters() -> None:
     photo = load_photo("astronaut", 96)
     truth = {"exposure": -0.5, "gamma": 1.3, "saturation": 0.7, "temperature": 0.12, "tint": -0.08}
     reference = process(photo, truth)
-    result = tune_gradient(photo, reference, "relational", tune=list(truth), steps=60, lr=0.05)
+    result = tune_gradient(photo, reference, "relational", tune=list(truth), steps=100, lr=0.05)
     errors = {name: abs(result.params[name] - value) for name, value in truth.items()}
     assert errors["exposure"] < 0.02 and errors["gamma"] < 0.02, errors
     assert max(errors.values()) < 0.05, errors
     assert result.losses[result.best_step] < 0.01 * result.losses[0]
-    assert 0 < result.converged_step <= 60
-    assert len(result.trajectory["gamma"]) == 61
+    assert 0 < result.converged_step <= 100
+    assert len(result.trajectory["gamma"]) == 101
     assert float(relational_loss(result.output, reference)) == pytest.approx(
         result.losses[result.best_step], rel=1e-4, abs=1e-7
     )
