@@ -91,11 +91,17 @@ def test_identical_images_give_the_neutral_result(files: dict[str, Path]) -> Non
     assert torch.all(result.maps == 0.5) and result.maps.shape == (9, 160, 192)
 
 
-def test_compare_is_antisymmetric_through_the_api(files: dict[str, Path]) -> None:
+def test_compare_maps_mirror_and_the_score_is_the_models(files: dict[str, Path]) -> None:
     forward = reliqa.compare(files["noisy"], files["ref"])
     backward = reliqa.compare(files["ref"], files["noisy"])
-    assert forward.score == pytest.approx(-backward.score, abs=1e-5)
     torch.testing.assert_close(forward.maps, 1.0 - backward.maps, atol=1e-5, rtol=0)
+    # the API passes (test, reference) to the model in that order (the score need not be
+    # anti-symmetric: the relational scorer may take the reference as the target look)
+    model = reliqa.create_model("relational")
+    test, reference = reliqa.load_image(files["noisy"]), reliqa.load_image(files["ref"])
+    with torch.inference_mode():
+        direct = float(model(test, reference).score[0])
+    assert forward.score == pytest.approx(direct, abs=1e-5)
 
 
 def test_rank_json_contract_orders_best_first(files: dict[str, Path]) -> None:
