@@ -23,7 +23,13 @@ from reliqa.tuning.example import ExampleResult, TaskResult
 from reliqa.tuning.loss import relational_loss
 from reliqa.tuning.optimize import LOSS_METRICS
 
-_COLOURS = {"relational": "#d62728", "mse": "#1f77b4", "ssim": "#2ca02c", "ms_ssim": "#9467bd"}
+_COLOURS = {
+    "relational": "#d62728",
+    "mse": "#1f77b4",
+    "ssim": "#2ca02c",
+    "ms_ssim": "#9467bd",
+    "relational_score": "#ff7f0e",
+}
 _TITLES = {
     "recover": "recover known parameters",
     "correct": "correct a Pillow degradation",

@@ -408,6 +408,7 @@ def run_blackbox(
     seed: int = 0,
     budget_bpp: float = BLACKBOX_BUDGET_BPP,
     soft_radius: float = 1.2,
+    score_objective: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> TaskResult:
     """Task *blackbox*: JPEG quality and unsharp mask of a soft photo, by coordinate search.
@@ -415,7 +416,9 @@ def run_blackbox(
     The objective is the loss of the JPEG against the photo; files over ``budget_bpp`` bits
     per pixel are infeasible (objective :data:`INFEASIBLE` × (1 + excess bpp): above every
     feasible point, and lower closer to the budget, so a search that starts over it walks back).
-    Start: quality 20, no sharpening.
+    Start: quality 20, no sharpening. With ``score_objective`` and a judge whose relational
+    model loaded, one more search is driven by the relational *score* (its negative, run
+    ``relational_score``): a black box needs no gradient, so the score head can drive it.
     """
     source = _from_pil(_to_pil(photo).filter(ImageFilter.GaussianBlur(soft_radius)))
     pixels = photo.shape[-2] * photo.shape[-1]
@@ -425,10 +428,18 @@ def run_blackbox(
     }
     start = {"quality": 20.0, "sharpen": 0.0}
     runs = {}
-    for name in losses:
+    objectives = {name: _blackbox_objective(name) for name in losses}
+    if score_objective and judge.scorer is not None:
+        scorer = judge.scorer
+
+        def negative_score(test: torch.Tensor, reference: torch.Tensor) -> float:
+            with torch.no_grad():
+                return -float(scorer(test, reference).score.mean())
+
+        objectives["relational_score"] = negative_score
+    for name, score in objectives.items():
         if progress:
             progress(name)
-        score = _blackbox_objective(name)
 
         def objective(params: dict[str, float], score: Callable[..., float] = score) -> float:
             output, size = jpeg_sharpen(source, params["quality"], params["sharpen"])

@@ -32,8 +32,10 @@ LOSS_METRICS: dict[str, tuple[str, ...]] = {
     "mse": ("psnr",),
     "ssim": ("ssim",),
     "ms_ssim": ("ms_ssim",),
+    "relational_score": ("relational_score",),
 }
-"""Classical metrics each objective optimises directly (so they are not a held-out judge for it)."""
+"""Judges each objective optimises directly (so they are not a held-out judge for it);
+``relational_score`` is the black-box-only objective driven by the score head."""
 
 
 def make_loss(name: str) -> LossFunction:
