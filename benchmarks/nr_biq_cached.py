@@ -20,13 +20,14 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from scipy.stats import kendalltau, pearsonr, spearmanr
 
+from reliqa.evaluation.correlation import correlation_report
+from reliqa.evaluation.gmc import gmc
+from reliqa.evaluation.gmc_plot import plot_heatmap
 from reliqa.io import load_image
 from reliqa.models import create_model
 from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
@@ -56,15 +57,6 @@ def extract(root: Path, out: Path, model: PretrainedHiRQA, threads: int) -> None
     save_file(done, str(out))
 
 
-def bootstrap_ci(pred: np.ndarray, mos: np.ndarray, statistic: Any, n: int = 1000) -> list[float]:
-    generator = np.random.default_rng(0)
-    values = []
-    for _ in range(n):
-        rows = generator.integers(0, len(pred), len(pred))
-        values.append(statistic(pred[rows], mos[rows]))
-    return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--biq", type=Path, default=Path("../shared/data/biq2021_test"))
@@ -73,6 +65,7 @@ def main() -> None:
     parser.add_argument("--check", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path, help="Write the GMC heat map (PNG) here.")
     args = parser.parse_args()
     model: PretrainedHiRQA = create_model("hirqa")  # type: ignore[assignment]
     if args.extract:
@@ -87,11 +80,11 @@ def main() -> None:
     for name in names[: args.check]:
         direct = float(model.score(load_image(args.biq / "Images" / name))[0])
         check.append(abs(direct - float(pred[names.index(name)])))
-    stats = {
-        "SRCC": lambda p, m: spearmanr(p, m).statistic,
-        "PLCC": lambda p, m: pearsonr(p, m).statistic,
-        "KRCC": lambda p, m: kendalltau(p, m).statistic,
-    }
+    # the same statistics and settings as `reliqa bench` (benchmarks/nr_quality.py)
+    report = correlation_report(pred, mos, n_boot=1000, seed=0)
+    surface = gmc(pred, mos, std=None, samples=100, seed=0)
+    if args.plot:
+        plot_heatmap(surface, args.plot, title="hirqa on BIQ2021 (GMC, SRCC)")
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": "hirqa",
@@ -99,9 +92,13 @@ def main() -> None:
         "check_max_abs_difference": max(check) if check else None,
         "check_photos": len(check),
         **{
-            key: {"value": round(float(f(pred, mos)), 4), "ci": bootstrap_ci(pred, mos, f)}
-            for key, f in stats.items()
+            key: {"value": round(report[key]["value"], 4),
+                  "ci": [round(v, 4) for v in report[key]["ci"]]}
+            for key in ("SRCC", "PLCC", "KRCC", "PLCC_logistic")
         },
+        "gmc_average_height": {k: round(float(v), 4) for k, v in surface.average_height.items()},
+        "command": "python benchmarks/nr_biq_cached.py --features FEATURES --check "
+        f"{args.check}",
     }
     print(json.dumps(result))
     if args.out:
