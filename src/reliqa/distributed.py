@@ -102,7 +102,8 @@ class ScoreImages:
         batch_size: most same-size images stacked into one forward pass (as ``reliqa batch``).
         threads: torch CPU threads in the actor (default: torch's own choice, which Ray sets
             from the actor's ``num_cpus``).
-        pairs: whether rows carry a ``reference`` (default: decided by the first batch).
+        pairs: allow full-reference names (default True). A batch without a ``reference``
+            column gets no full-reference score; its rows say so in ``error``.
 
     Input batch (``batch_format="numpy"`` or ``"pandas"``): column ``image``, optional
     ``reference`` and ``problem``. Output: ``image``, [``reference``], one float64 column per
@@ -131,16 +132,24 @@ class ScoreImages:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         images = [str(value) for value in batch[IMAGE_COLUMN]]
-        references = batch.get(REFERENCE_COLUMN)
-        problems = batch.get(PROBLEM_COLUMN)
+        references = (
+            [str(value) for value in batch[REFERENCE_COLUMN]] if REFERENCE_COLUMN in batch else None
+        )
+        problems = [str(value) for value in batch[PROBLEM_COLUMN]] if PROBLEM_COLUMN in batch else None
         items = [
             BatchItem(
                 image=image,
-                reference=None if references is None else str(references[position]),
-                problem=(str(problems[position]) or None) if problems is not None else None,
+                reference=None if references is None else references[position],
+                problem=(problems[position] or None) if problems is not None else None,
             )
             for position, image in enumerate(images)
         ]
+        unpaired = (
+            [f"{s.name}: full-reference, but the batch has no 'reference' column"
+             for s in self.scorers if s.kind == "FR"]
+            if references is None
+            else []
+        )
         scores = {name: np.full(len(items), np.nan, dtype=np.float64) for name in self.names}
         errors = [""] * len(items)
         decoded = (decode_item(item, index) for index, item in enumerate(items))
@@ -150,7 +159,7 @@ class ScoreImages:
             ):
                 for name, value in values.items():
                     scores[name][item.index] = value
-                errors[item.index] = " ".join("; ".join(texts).split())
+                errors[item.index] = " ".join("; ".join([*texts, *unpaired]).split())
         out: dict[str, np.ndarray] = {IMAGE_COLUMN: np.array(images, dtype=object)}
         if references is not None:
             out[REFERENCE_COLUMN] = np.array([item.reference for item in items], dtype=object)
