@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from reliqa.attributes import ATTRIBUTES
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import load_image, to_uint8_array
-from reliqa.tuning.loss import relational_loss
+from reliqa.tuning.loss import relational_loss, shipped_map_network
 from reliqa.tuning.optimize import (
     LOSS_NAMES,
     GradientResult,
@@ -572,6 +572,7 @@ def run_example(
     if side < 161 and "ms_ssim" in losses:
         raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {side}")
     judge = Judge.create()
+    shipped_map_network(str(photo.device))  # loaded here, so no run's wall time includes it
     results: dict[str, TaskResult] = {}
 
     def label(task: str) -> Callable[[str], None] | None:
