@@ -1,6 +1,7 @@
 """Quality of the relational model: every figure in the README and the card.
 
     python benchmarks/relational_quality.py                          # the shipped weights
+    python benchmarks/relational_quality.py --weights shipped-plus   # relational-plus
     python benchmarks/relational_quality.py --weights runs/x/relational.safetensors --out q.json
 
 Three parts, all on data no training decision saw:
@@ -55,10 +56,13 @@ TID_MOS = {"I03": 0.70000, "I04": 3.92683, "I06": 3.88889, "I08": 3.28125, "I19"
 
 
 def load_model(weights: str) -> RelationalModel:
-    if weights == "shipped":
-        return create_model("relational")  # type: ignore[return-value]
-    model = RelationalModel()
-    model.load_state_dict(load_verified(weights, None))
+    """'shipped' / 'shipped-plus' (the packaged relational / relational-plus) or a state dict."""
+    if weights in ("shipped", "shipped-plus"):
+        name = "relational" if weights == "shipped" else "relational-plus"
+        return create_model(name)  # type: ignore[return-value]
+    state = load_verified(weights, None)
+    model = RelationalModel(deep=any(key.startswith("deep_features.") for key in state))
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -232,7 +236,8 @@ def evaluate_tid(model: RelationalModel, folder: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--weights", default="shipped", help="'shipped' or a .safetensors state dict"
+        "--weights", default="shipped",
+        help="'shipped', 'shipped-plus' or a .safetensors state dict",
     )
     parser.add_argument("--data", default="../shared/data", help="the shared data folder")
     parser.add_argument("--per-photo", type=int, default=12, help="triplets per evaluation photo")

@@ -3,6 +3,7 @@
     python benchmarks/relational_speed.py                       # CPU, 2 threads, 512×384
     python benchmarks/relational_speed.py --device cuda         # GPU
     python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
+    python benchmarks/relational_speed.py --model relational-plus
 
 Reports the median and the minimum over ``--repeats`` timed calls after warm-up, for the full
 model (maps + score, as ``reliqa.compare`` runs it, without file decoding), plus the process
@@ -26,8 +27,8 @@ import torch
 from reliqa.models import create_model
 
 
-def _model(weights: str, device: str) -> torch.nn.Module:
-    return create_model("relational", pretrained=weights == "shipped", device=device)
+def _model(name: str, weights: str, device: str) -> torch.nn.Module:
+    return create_model(name, pretrained=weights == "shipped", device=device)
 
 
 def time_pairs(
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", default="512x384", help="WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--model", default="relational", choices=("relational", "relational-plus"))
     parser.add_argument("--weights", default="shipped", choices=("shipped", "random"))
     parser.add_argument(
         "--large", type=int, default=0, help="also measure one tiled pair of this side (CPU)"
@@ -93,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    model = _model(args.weights, args.device)
+    model = _model(args.model, args.weights, args.device)
     result: dict[str, object] = {
         "benchmark": "relational_speed",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -103,12 +105,13 @@ def main() -> None:
         else f"cpu ({args.threads} threads)",
         "torch": torch.__version__,
         "size": f"{width}x{height}",
+        "model": args.model,
         "weights": args.weights,
         "parameters": sum(p.numel() for p in model.parameters()),
         **time_pairs(model, height, width, args.device, args.repeats),
     }
     if args.large:
-        result["large"] = large_pair_memory(_model(args.weights, "cpu"), args.large)
+        result["large"] = large_pair_memory(_model(args.model, args.weights, "cpu"), args.large)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

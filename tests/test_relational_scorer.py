@@ -11,15 +11,19 @@ import torch
 from safetensors.torch import load_file
 
 from reliqa.attributes import ATTRIBUTE_INDEX, NUM_ATTRIBUTES
-from reliqa.exceptions import DataError
+from reliqa.exceptions import DataError, InvalidInputError
 from reliqa.io import save_image
 from reliqa.losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.models.relational import (
+    DEEP_MAX_SIDE,
+    DEEP_STAGES,
     MAGNITUDE_FEATURES,
     NEUTRAL_SCORE,
     STATISTIC_COLUMNS,
+    DeepFeatures,
     RelationalModel,
     RelationalScorer,
+    deep_distances,
     magnitude_features,
     map_statistic_sums,
     masking_activity,
@@ -240,3 +244,89 @@ def test_training_ranks_held_out_sets(tiny_caches: dict[str, Path], tmp_path: Pa
     model.load_state_dict(load_file(str(tmp_path / "relational.safetensors")))
     log = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum('"split": "val"' in line for line in log) == 4
+
+
+# ------------------------------------------------------------------------------------------
+# relational-plus: the same maps, and ImageNet EfficientNet-Lite0 distances in the score
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deep_features() -> DeepFeatures:
+    return DeepFeatures.from_imagenet()
+
+
+def test_deep_distances_are_zero_for_identical_images_and_grow_with_blur(
+    deep_features: DeepFeatures, astronaut: torch.Tensor
+) -> None:
+    import kornia
+
+    reference = astronaut[..., :192, :192]
+    with torch.inference_mode():
+        same = deep_distances(deep_features, reference, reference)
+        mild, strong = (
+            deep_distances(
+                deep_features, kornia.filters.gaussian_blur2d(reference, (9, 9), (s, s)), reference
+            )
+            for s in (0.8, 2.5)
+        )
+    assert same.shape == (1, DEEP_STAGES, 3)
+    assert same.abs().max() < 1e-5
+    assert torch.all(mild > 0)
+    # the normalised-feature and structure terms grow with blur at every stage (the texture
+    # term, a comparison of channel means, need not: blur moves some means back)
+    assert torch.all(strong[..., [0, 2]] > mild[..., [0, 2]]) and strong.sum() > mild.sum()
+
+
+def test_large_images_are_downscaled_for_the_deep_branch(deep_features: DeepFeatures) -> None:
+    big = torch.rand(1, 3, 40, DEEP_MAX_SIDE * 2)
+    seen: list[tuple[int, ...]] = []
+    original = DeepFeatures.forward
+
+    def recording(self: DeepFeatures, images: torch.Tensor) -> list[torch.Tensor]:
+        seen.append(tuple(images.shape[-2:]))
+        return original(self, images)
+
+    DeepFeatures.forward = recording  # type: ignore[method-assign]
+    try:
+        with torch.inference_mode():
+            deep_distances(deep_features, big, big.flip(-1))
+    finally:
+        DeepFeatures.forward = original  # type: ignore[method-assign]
+    assert seen == [(32, DEEP_MAX_SIDE)] * 2
+
+
+def test_a_deep_scorer_refuses_to_score_without_deep_distances() -> None:
+    scorer = RelationalScorer(DEEP_STAGES)
+    with pytest.raises(InvalidInputError, match="deep"):
+        scorer(_statistics(torch.zeros(1, NUM_ATTRIBUTES, 4, 4)))
+
+
+def test_relational_plus_trains_from_a_deep_cache(
+    tiny_caches: dict[str, Path], deep_features: DeepFeatures, tmp_path: Path
+) -> None:
+    maps_net = load_maps_net("shipped")
+    folders = {}
+    for name, seed in (("train", 0), ("validation", 1)):
+        folders[name] = shutil.copytree(tiny_caches[name], tmp_path / name)
+        build_cache(
+            _tiny_config(tiny_caches["root"], seed), folders[name], maps_net,
+            deep_features=deep_features, log=False,
+        )
+        assert load_cache(folders[name])["deep"].shape[1:] == (DEEP_STAGES, 3)
+    with pytest.raises(DataError, match="--deep"):
+        train_scorer(
+            ScorerTrainConfig(steps=1, deep=True), tiny_caches["train"], folders["validation"],
+            tmp_path / "refused", maps_net,
+        )
+    summary = train_scorer(
+        ScorerTrainConfig(steps=40, val_every=20, cross_items=32, deep=True),
+        folders["train"], folders["validation"], tmp_path / "run", maps_net,
+    )
+    assert summary["best_validation"]["negative_share"] > 0.9
+    model = RelationalModel(deep=True).eval()
+    model.load_state_dict(load_file(str(tmp_path / "run" / "relational.safetensors")))
+    reference = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert model(reference, reference).score.item() == NEUTRAL_SCORE
+        assert model((reference * 0.7).clamp(0, 1), reference).score.item() < 0

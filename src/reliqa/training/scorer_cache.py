@@ -19,6 +19,8 @@ single distortion type, the even-numbered up to three). Per version the cache ho
   its native 1/4 resolution, and ``activity`` (1, C/4, C/4) float16, the texture activity of
   the pair (:func:`~reliqa.models.relational.masking_activity`). The scorer's statistics are
   computed from these at training time, so a change of pooling needs no new cache;
+- ``deep`` (5, 3), only in caches made with ``deep_features`` (for ``relational-plus``):
+  the :func:`~reliqa.models.relational.deep_distances` of the pair;
 - ``teachers`` (T,): the classical full-reference metrics of :data:`TEACHERS` (test = the
   version, reference = the clean crop), in their native direction;
 - ``set_id``, ``level`` (the ordinal set and the version's level: a within-set order that
@@ -52,7 +54,13 @@ from reliqa.distortions.dataset import batch_seed, split_images
 from reliqa.exceptions import DataError, InvalidInputError
 from reliqa.io import load_image
 from reliqa.metrics import create_metric
-from reliqa.models.relational import RelationalMapNet, map_statistic_sums, masking_activity
+from reliqa.models.relational import (
+    DeepFeatures,
+    RelationalMapNet,
+    deep_distances,
+    map_statistic_sums,
+    masking_activity,
+)
 from reliqa.training.relational import held_out_halves
 
 CacheSplit = Literal["train", "validation", "evaluation"]
@@ -204,10 +212,19 @@ def build_part(
     first_photo: int,
     set_index: int,
     teachers: torch.Tensor | None = None,
+    deep_features: DeepFeatures | None = None,
 ) -> dict[str, torch.Tensor]:
     """One part; ``teachers`` given (a refresh) are kept instead of being recomputed."""
     test, reference, part = engine_part(config, photos, first_photo, set_index)
     part.update(low_resolution_maps(maps_net, test, reference))
+    if deep_features is not None:
+        with torch.inference_mode():
+            part["deep"] = torch.cat(
+                [
+                    deep_distances(deep_features, test[i : i + 16], reference[i : i + 16])
+                    for i in range(0, test.shape[0], 16)
+                ]
+            )
     part["teachers"] = teacher_scores(test, reference) if teachers is None else teachers
     return part
 
@@ -235,6 +252,7 @@ def build_cache(
     maps_net: RelationalMapNet,
     *,
     refresh_maps: bool = False,
+    deep_features: DeepFeatures | None = None,
     log: bool = True,
 ) -> Path:
     """Write the cache folder ``out`` (resumable; see the module docstring).
@@ -263,12 +281,15 @@ def build_cache(
             teachers = None
             if path.is_file():
                 existing_part = load_file(str(path))
-                if not refresh_maps and "signed" in existing_part:
+                up_to_date = "signed" in existing_part and (
+                    deep_features is None or "deep" in existing_part
+                )
+                if not refresh_maps and up_to_date:
                     continue
                 teachers = existing_part["teachers"]  # they do not depend on the map network
             part = build_part(
                 config, maps_net, photos[first : first + config.photos_per_part], first,
-                set_index, teachers,
+                set_index, teachers, deep_features,
             )
             partial = path.with_suffix(".tmp")
             save_file({k: v.contiguous() for k, v in part.items()}, str(partial))
