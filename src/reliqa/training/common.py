@@ -416,9 +416,9 @@ class MetricsLog:
             "time_s": round(time.time() - self._start, 3),
         }
         for key, value in values.items():
-            if isinstance(value, float):
-                value = value if math.isfinite(value) else None
-            record[key] = value
+            # JSON has no NaN/inf: a non-finite value is logged as null
+            finite = not isinstance(value, float) or math.isfinite(value)
+            record[key] = value if finite else None
         self._handle.write(json.dumps(record) + "\n")
 
 
