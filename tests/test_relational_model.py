@@ -174,3 +174,27 @@ def test_shipped_model_ranks_mild_blur_above_strong_blur(
             mild = shipped(_blur(reference, 1.0), reference).score.item()
             strong = shipped(_blur(reference, 3.0), reference).score.item()
         assert mild - strong > 0.5
+
+
+@pytest.fixture(scope="module")
+def shipped_plus() -> RelationalModel:
+    return create_model("relational-plus")  # type: ignore[return-value]
+
+
+def test_relational_plus_shares_the_maps_and_scores_on_the_same_scale(
+    shipped: RelationalModel, shipped_plus: RelationalModel, photos: list[torch.Tensor]
+) -> None:
+    card = read_model_card("relational-plus")
+    assert card["training"]["human_labels_used"] is False
+    assert "Apache-2.0" in card["training"]["backbone"]
+    reference = photos[1][..., :256, :256]
+    with torch.inference_mode():
+        plain, plus = shipped(reference, reference), shipped_plus(reference, reference)
+        assert plus.score.item() == NEUTRAL_SCORE
+        blurred = _blur(reference, 1.5)
+        torch.testing.assert_close(
+            shipped_plus(blurred, reference).maps, shipped(blurred, reference).maps
+        )
+        scores = [shipped_plus(_blur(reference, s), reference).score.item() for s in (0.8, 3.0)]
+    assert torch.equal(plus.maps, plain.maps)
+    assert 0 > scores[0] > scores[1] > -5  # about −1 = the strongest synthetic degradations
