@@ -229,7 +229,9 @@ POOLED_STATS = ("mean", "std")
 """Statistics pooled over space from every backbone map (docs/nr.md, "hirqa")."""
 
 
-def pooled_stage_features(backbone: EfficientNetLite0, images: torch.Tensor) -> torch.Tensor:
+def pooled_stage_features(
+    backbone: EfficientNetLite0, images: torch.Tensor, upto: int | None = None
+) -> torch.Tensor:
     """Multi-scale pooled features of the frozen backbone: (N, 3, H, W) in [0, 1] →
     (N, 2·Σ C_stage) = (N, 4128): per map (stages 1–7 and the head convolution, strides 2–32)
     the spatial mean and standard deviation of every channel, concatenated.
@@ -238,11 +240,18 @@ def pooled_stage_features(backbone: EfficientNetLite0, images: torch.Tensor) -> 
     ones what the photo shows (which tells bokeh from blur). Mean and std are size-independent,
     so any input size ≥ 32×32 gives the same vector layout. This one function makes both the
     cached training features and the inference features.
+
+    ``upto``: compute only the first ``upto`` maps and leave the others' entries 0 (a head
+    that reads stages 1–4 only need not run the rest of the backbone).
     """
     parts: list[torch.Tensor] = []
-    for feature in backbone.stage_features(images.contiguous(memory_format=torch.channels_last)):
+    maps = backbone.stage_features(images.contiguous(memory_format=torch.channels_last), upto)
+    for feature in maps:
         flat = feature.float().flatten(2)
         parts += [flat.mean(dim=2), flat.std(dim=2, unbiased=False)]
+    skipped = 2 * sum(backbone.stage_channels[len(maps) :])
+    if skipped:
+        parts.append(images.new_zeros(images.shape[0], skipped))
     return torch.cat(parts, dim=1)
 
 
@@ -333,8 +342,10 @@ class PretrainedHiRQA(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features (no gradient)."""
         _check_images(images)
+        # "early" reads stages 1–4 only: the later stages need not run
+        upto = 4 if self.feature_set == "early" else None
         with torch.no_grad():
-            return pooled_stage_features(self.backbone, images)
+            return pooled_stage_features(self.backbone, images, upto)
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features (N, 4128) → quality embedding (N, embed_dim)."""
@@ -361,7 +372,7 @@ class PretrainedHiRQA(nn.Module):
 
 
 PRETRAINED_CONFIG: dict[str, object] = {
-    "hidden": 256, "embed_dim": 128, "max_side": 768, "feature_set": "all",
+    "hidden": 256, "embed_dim": 128, "max_side": 768, "feature_set": "early",
 }
 """Architecture of the registered ``hirqa`` (:class:`PretrainedHiRQA`)."""
 
