@@ -4,8 +4,9 @@ Measures milliseconds per 512×512 image at batch 1 and batch 16 on CPU with 2 t
 CUDA is available, on the GPU (fp32, channels-last, after warm-up; the median of several timed
 repetitions). Parameters count the inference path (the training-only text projection head is
 left out); FLOPs are counted by ``torch.utils.flop_counter`` for one 512×512 image (one
-multiply-add = 2 FLOPs). Weights do not change the speed, so untrained networks are timed. ``hirqa`` scores
-an image at most 768 pixels on its longer side, so a 512×512 image is scored whole.
+multiply-add = 2 FLOPs). The shipped weights are timed (random weights can hit denormal-float slow paths on a
+CPU). ``hirqa`` scores an image at most 768 pixels on its longer side, so a 512×512 image is
+scored whole.
 
     python benchmarks/nr_speed.py --out benchmarks/results/nr_speed_cpu.json
     python benchmarks/nr_speed.py --cards-from benchmarks/results/nr_speed_gpu_machine.json
@@ -114,8 +115,9 @@ def main() -> None:
         results["gpu"] = torch.cuda.get_device_name(0)
     for name in args.models.split(","):
         torch.manual_seed(0)
-        # the registered architecture (hirqa: ImageNet EfficientNet-Lite0 + head), untrained
-        model = create_model(name, pretrained=False).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # the shipped weights: random ones can be much slower on a CPU (denormal activations:
+        # an untrained hirqa ran at ~850 ms per image instead of ~50)
+        model = create_model(name).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         entry: dict[str, object] = {
             "parameters": inference_parameters(model),
             "gflops_per_image": round(flops_per_image(model) / 1e9, 3),

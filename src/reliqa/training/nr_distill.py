@@ -189,11 +189,17 @@ def load_distill_config(path: str, **overrides: Any) -> NRDistillConfig:
 
 def load_teacher(source: str) -> PretrainedHiRQA:
     """The teacher: a shipped model name (``"hirqa"``) or a head run's checkpoint file."""
-    model = PretrainedHiRQA(**PRETRAINED_CONFIG)  # type: ignore[arg-type]
+    architecture = dict(PRETRAINED_CONFIG)
     if source == "hirqa":
         state = load_shipped("hirqa")[0]
     else:
         state = module_state_from_checkpoint(source, "model")
+        run_config = Path(source).parent.parent / "config.json"  # RUN/checkpoints/best…
+        if run_config.is_file():
+            architecture["feature_set"] = json.loads(run_config.read_text()).get(
+                "feature_set", "all"
+            )
+    model = PretrainedHiRQA(**architecture)  # type: ignore[arg-type]
     model.load_state_dict(state)
     return model.eval()
 

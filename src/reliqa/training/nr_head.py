@@ -73,7 +73,7 @@ class NRHeadConfig:
     same_level_gap: float = 0.03
     temperature: float = 0.07
     max_shards: int | None = None
-    feature_set: str = "all"
+    feature_set: str = "early"  # the shipped hirqa's (PRETRAINED_CONFIG)
 
     def __post_init__(self) -> None:
         if self.feature_set not in FEATURE_SETS:
