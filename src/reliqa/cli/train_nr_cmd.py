@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,22 +18,22 @@ def train_nr_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the run's latest checkpoint."
     ),
-    run_dir: Optional[Path] = typer.Option(
+    run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Override the config's run_dir."
     ),
-    device: Optional[str] = typer.Option(
+    device: str | None = typer.Option(
         None, "--device", help="Override the config's device (auto, cpu, cuda)."
     ),
-    steps: Optional[int] = typer.Option(
+    steps: int | None = typer.Option(
         None, "--steps", help="Override the config's number of steps."
     ),
-    max_minutes: Optional[float] = typer.Option(
+    max_minutes: float | None = typer.Option(
         None, "--max-minutes", help="Stop after this much training time."
     ),
-    data: Optional[str] = typer.Option(
+    data: str | None = typer.Option(
         None, "--data", help="Override the config's folder of pristine photos."
     ),
-    engine: Optional[str] = typer.Option(
+    engine: str | None = typer.Option(
         None, "--engine", help="Override where the engine runs: workers or main."
     ),
     json_output: bool = typer.Option(
@@ -83,10 +82,10 @@ def embed_prompts_command(
 def export_nr_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr` run."),
     name: str = typer.Option(..., "--name", help="hirqa or hirqa-s (must match the run's model)."),
-    command: Optional[str] = typer.Option(
+    command: str | None = typer.Option(
         None, "--command", help="Training command for the card (default: the run's)."
     ),
-    data_note: Optional[str] = typer.Option(
+    data_note: str | None = typer.Option(
         None, "--data-note", help="Describe the training data in the card."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -106,10 +105,10 @@ def export_nr_command(
 def nr_cache_command(
     out: Path = typer.Option(..., "--out", help="Corpus folder (outside the repository)."),
     shards: int = typer.Option(1000, "--shards", help="Total shards wanted (existing kept)."),
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="JSON recipe (CacheRecipe fields); default recipe otherwise."
     ),
-    max_minutes: Optional[float] = typer.Option(
+    max_minutes: float | None = typer.Option(
         None, "--max-minutes", help="Stop after a complete shard once this budget is spent."
     ),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
@@ -135,9 +134,9 @@ def nr_cache_command(
 @train_app.command("nr-head")
 def nr_head_command(
     config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_cpu.json)."),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Override the corpus folder."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Override the run folder."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Override the number of steps."),
+    cache: str | None = typer.Option(None, "--cache", help="Override the corpus folder."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
+    steps: int | None = typer.Option(None, "--steps", help="Override the number of steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -157,12 +156,12 @@ def nr_head_command(
 @train_app.command("nr-distill")
 def nr_distill_command(
     config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_s_*)."),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Override the corpus folder."),
-    teacher: Optional[str] = typer.Option(
+    cache: str | None = typer.Option(None, "--cache", help="Override the corpus folder."),
+    teacher: str | None = typer.Option(
         None, "--teacher", help="'hirqa' (shipped) or a head run's checkpoint file."
     ),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Override the run folder."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Time budget."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Time budget."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -183,7 +182,7 @@ def nr_distill_command(
 @train_app.command("export-hirqa")
 def export_hirqa_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr-head` run."),
-    command: Optional[str] = typer.Option(None, "--command", help="Training command for the card."),
+    command: str | None = typer.Option(None, "--command", help="Training command for the card."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ship a head run's best checkpoint as reliqa/weights/hirqa.safetensors + model card."""
