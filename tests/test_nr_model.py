@@ -215,3 +215,14 @@ def test_pretrained_hirqa_feature_subsets_give_the_masked_full_features() -> Non
     assert int(feature_mask("early").sum()) == 320 and feature_mask("all").numel() == POOLED_DIM
     with pytest.raises(InvalidInputError, match="feature_set"):
         PretrainedHiRQA(feature_set="middle")
+
+
+def test_shipped_hirqa_is_deterministic_and_batch_equals_single() -> None:
+    _require_shipped("hirqa")
+    network = create_model("hirqa")
+    images = torch.rand(3, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+    batch = network.score(images)
+    assert torch.equal(batch, network.score(images))
+    singles = torch.cat([network.score(image[None]) for image in images])
+    torch.testing.assert_close(batch, singles, atol=1e-6, rtol=0)
+    assert ((batch >= 0) & (batch <= 1)).all()
