@@ -179,3 +179,15 @@ def test_parquet_shards_merge_in_arrow(folder: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="belongs to another shard"):
         batch.merge_results(swapped, tmp_path / "m3.parquet")
     assert not (tmp_path / "m2.parquet").exists() and not (tmp_path / "m3.parquet").exists()
+
+
+def test_empty_shards_write_a_header_and_merge(folder: Path, tmp_path: Path) -> None:
+    """More shards than inputs (a SLURM array sized for a bigger run): empty shards succeed."""
+    for index in (1, 2, 3):
+        code, output = _cli(str(folder / "a00.png"), "-m", "laplacian_var", "-o", str(tmp_path / "r.csv"),
+                            "--shard", f"{index}/3", "--workers", "0", "--json")
+        assert code == 0, output
+    sizes = sorted(len(_read(tmp_path / f"r.shard-{i}-of-3.csv")) for i in (1, 2, 3))
+    assert sizes == [0, 0, 1]
+    code, output = _cli("--merge", str(tmp_path / "r.shard-*-of-3.csv"), "-o", str(tmp_path / "m.csv"), "--json")
+    assert code == 0 and json.loads(output)["rows"] == 1

@@ -259,6 +259,7 @@ def score_dataset(
     address: str | None = None,
     quiet: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    pairs_run: bool | None = None,
 ) -> BatchSummary:
     """Score images or pairs on Ray Data and write a resumable folder of Parquet parts.
 
@@ -283,6 +284,8 @@ def score_dataset(
             no dashboard) and stopped at the end.
         quiet: hide Ray Data's progress output.
         on_progress: called with (rows written by this run, rows to score) after each part.
+        pairs_run: whether this is a pair run (default: whether any item has a reference);
+            give it for a shard that may be empty (its folder is then created, empty).
 
     Returns:
         A :class:`reliqa.evaluation.batch.BatchSummary` (``out`` is the folder).
@@ -303,10 +306,10 @@ def score_dataset(
         if inputs and all(isinstance(item, BatchItem) for item in inputs)
         else items_from_sources([Path(str(i)) for i in inputs], pairs=pairs, ref_dir=ref_dir)
     )
-    if not items:
+    if not items and pairs_run is None:
         raise InvalidInputError("no input images")
     items = [item for item in items if isinstance(item, BatchItem)]
-    has_pairs = any(item.reference is not None for item in items)
+    has_pairs = any(item.reference is not None for item in items) if pairs_run is None else pairs_run
     # Checks the names (unknown, repeated, FR without pairs) here, before any actor starts.
     names = [scorer.name for scorer in resolve_scorers(list(metrics), torch.device("cpu"), pairs=has_pairs)]
     columns = result_columns(names, pairs=has_pairs)

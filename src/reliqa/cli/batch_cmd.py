@@ -95,16 +95,15 @@ def batch_command(
                     "a CSV (--merge) and run the report from it")
     try:
         items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
-        if shard is not None:
+        pair_run = any(item.reference is not None for item in items)
+        if shard is not None:  # an empty shard writes a header-only output, so merges work
             index, count = batch.parse_shard(shard)
             items = batch.select_shard(items, index, count)
             out = batch.shard_output(out, index, count)
-            if not items:
-                usage_error(f"--shard {shard}: this shard has no inputs (fewer inputs than shards)")
         # A report on pairs shows map pictures when a model among --metrics produces maps.
         report_maps_dir = (
             report / "maps_npz"
-            if report is not None and maps_dir is None and items[0].reference is not None
+            if report is not None and maps_dir is None and pair_run
             else None
         )
         with batch.progress_bar(enabled=not as_json) as on_progress:
@@ -115,6 +114,7 @@ def batch_command(
                     items, names, out, actors=actors, cpus_per_actor=cpus_per_actor,
                     gpus_per_actor=gpus_per_actor, device=None if device == "cpu" else device,
                     batch_size=batch_size, address=ray_address, on_progress=on_progress,
+                    pairs_run=pair_run,
                 )
             else:
                 summary = batch.run_batch(
@@ -127,6 +127,7 @@ def batch_command(
                     maps_dir=report_maps_dir or maps_dir,
                     require_maps=report_maps_dir is None,
                     on_progress=on_progress,
+                    pairs=pair_run,
                 )
     except WeightsError as error:
         fail(str(error))

@@ -361,6 +361,7 @@ def run_batch(
     maps_dir: str | os.PathLike[str] | None = None,
     require_maps: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    pairs: bool | None = None,
 ) -> BatchSummary:
     """Score ``items`` with every metric/model in ``names``; append rows to ``out``; resume.
 
@@ -378,6 +379,8 @@ def run_batch(
         require_maps: with ``maps_dir``, refuse a run without a map-producing scorer (False:
             silently save no maps, e.g. for the report's optional map pictures).
         on_progress: called with (done, total) after every item of this run.
+        pairs: whether this is a pair run (default: whether any item has a reference). Give it
+            for a shard that may be empty: an empty shard then writes a header-only output.
 
     Returns:
         A :class:`BatchSummary`; ``failed`` counts error rows in the whole output.
@@ -394,11 +397,12 @@ def run_batch(
         raise InvalidInputError(f"--batch-size must be at least 1, got {batch_size}")
     if workers < 0:
         raise InvalidInputError(f"--workers must be 0 or more, got {workers}")
-    if not items:
+    if not items and pairs is None:
         raise InvalidInputError("no input images")
     out = check_output_path(out)
     device = torch.device(device)
-    pairs = any(item.reference is not None for item in items)
+    if pairs is None:
+        pairs = any(item.reference is not None for item in items)
     scorers = resolve_scorers(names, device, pairs=pairs)
     map_scorer = next((scorer for scorer in scorers if scorer.maps is not None), None)
     if maps_dir is not None and map_scorer is None and not require_maps:

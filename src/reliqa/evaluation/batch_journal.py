@@ -404,6 +404,8 @@ def merge_results(
     seen: dict[tuple[str, str], Path] = {}
     for path in paths:
         these_columns, these_rows = read_results_with_columns(path)
+        if path.is_dir() and not these_columns:
+            continue  # an empty shard of the Ray engine: a folder without parts
         if columns is None:
             columns, first = these_columns, path
         elif these_columns != columns:
@@ -423,7 +425,7 @@ def merge_results(
             seen[key] = path
             _check_row_shard(path, spec, key)
         rows.extend(these_rows)
-    if columns is None:  # unreachable: paths is not empty
+    if columns is None:  # every source was an empty folder
         raise InvalidInputError("--merge: nothing to merge")
     rows.sort(key=lambda row: (row[IMAGE_COLUMN], row.get(REFERENCE_COLUMN, "")))
     if out.suffix.lower() == ".parquet":
@@ -457,8 +459,6 @@ def _merge_parquet(paths: Sequence[Path], out: Path) -> MergeSummary:
     first: Path | None = None
     tables = []
     for path in paths:
-        if path.is_dir() and not parquet_parts(path):
-            raise DataError(f"{path}: a folder without Parquet parts")
         spec = shard_from_name(path)
         for file in parquet_parts(path) if path.is_dir() else [path]:
             try:
