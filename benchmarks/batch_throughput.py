@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def main() -> None:
     batch = _run_batch(args.data, scorer, args.limit, args.threads, args.workers, args.batch_size)
     record = {
         "benchmark": "batch_throughput",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
         "scorer": scorer,
         "data": str(args.data),

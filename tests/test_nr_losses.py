@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
-from reliqa.losses_nr import (
+from reliqa.training.nr_losses import (
     embedding_consistency_loss,
     group_mask,
     level_anchor_loss,
@@ -161,7 +161,7 @@ def test_losses_validate_their_inputs() -> None:
 
 
 def test_distillation_loss_is_zero_for_a_perfect_student_and_orders_pairs() -> None:
-    from reliqa.losses_nr import distillation_loss
+    from reliqa.training.nr_losses import distillation_loss
 
     teacher = torch.tensor([0.9, 0.6, 0.3, 0.1])
     perfect = distillation_loss(teacher.clone(), teacher, margin=0.5)
@@ -178,7 +178,7 @@ def test_distillation_loss_is_zero_for_a_perfect_student_and_orders_pairs() -> N
 
 
 def test_distillation_gradient_moves_the_student_towards_the_teacher_order() -> None:
-    from reliqa.losses_nr import distillation_loss
+    from reliqa.training.nr_losses import distillation_loss
 
     student = torch.tensor([0.2, 0.8], requires_grad=True)
     teacher = torch.tensor([0.9, 0.1])
@@ -190,7 +190,7 @@ def test_distillation_gradient_moves_the_student_towards_the_teacher_order() -> 
 
 def test_distillation_loss_refuses_mismatched_lengths() -> None:
     from reliqa.exceptions import ShapeMismatchError
-    from reliqa.losses_nr import distillation_loss
+    from reliqa.training.nr_losses import distillation_loss
 
     with pytest.raises(ShapeMismatchError):
         distillation_loss(torch.rand(3), torch.rand(4))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
-from reliqa.losses import listwise_infonce_loss, weighted_map_mse
+from reliqa.training.relational_losses import listwise_infonce_loss, weighted_map_mse
 
 
 def test_weighted_mse_weights_active_truth_ten_times() -> None:

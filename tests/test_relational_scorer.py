@@ -13,7 +13,6 @@ from safetensors.torch import load_file
 from reliqa.attributes import ATTRIBUTE_INDEX, NUM_ATTRIBUTES
 from reliqa.exceptions import DataError, InvalidInputError
 from reliqa.io import save_image
-from reliqa.losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.models.relational import (
     DEEP_MAX_SIDE,
     DEEP_STAGES,
@@ -28,6 +27,7 @@ from reliqa.models.relational import (
     map_statistic_sums,
     masking_activity,
 )
+from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.training.relational_scorer import (
     Consensus,
     ScorerTrainConfig,

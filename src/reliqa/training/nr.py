@@ -4,7 +4,7 @@ One step: B pristine crops from the engine's :class:`~reliqa.distortions.dataset
 (ordinal mode), each with K versions at strictly rising level of ONE random mix, plus the pristine
 crop itself as a level-0 version. Every sample gets an overall severity from its truth maps
 (:func:`~reliqa.training.prompts.overall_severity`), and the objective is the weighted sum of
-the terms of :mod:`reliqa.losses_nr` (docs/nr.md):
+the terms of :mod:`reliqa.training.nr_losses` (docs/nr.md):
 
 - ``rank``: first-order ranking within one content;
 - ``cross``: first-order ranking ACROSS contents between samples whose dominant distortion has
@@ -36,14 +36,6 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.losses_nr import (
-    embedding_consistency_loss,
-    group_mask,
-    level_anchor_loss,
-    pair_of_pairs_loss,
-    ranking_loss,
-    text_alignment_loss,
-)
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import (
@@ -63,6 +55,14 @@ from reliqa.training.common import (
     setup_distributed,
     training_progress,
     wrap_ddp,
+)
+from reliqa.training.nr_losses import (
+    embedding_consistency_loss,
+    group_mask,
+    level_anchor_loss,
+    pair_of_pairs_loss,
+    ranking_loss,
+    text_alignment_loss,
 )
 from reliqa.training.prompts import (
     CLEAN_SEVERITY,

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.losses_nr import distillation_loss, group_mask, level_anchor_loss, ranking_loss
 from reliqa.models.nr import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import (
@@ -46,6 +45,7 @@ from reliqa.training.common import (
 from reliqa.training.nr import validation_metrics
 from reliqa.training.nr_cache import read_shard, shard_paths
 from reliqa.training.nr_head import head_forward
+from reliqa.training.nr_losses import distillation_loss, group_mask, level_anchor_loss, ranking_loss
 
 
 @dataclass

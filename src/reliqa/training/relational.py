@@ -37,7 +37,6 @@ from torch.utils.data import DataLoader
 from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
 from reliqa.distortions.dataset import DistortionDataset, split_images, validation_batches
 from reliqa.exceptions import DataError
-from reliqa.losses import weighted_map_mse
 from reliqa.models.relational import RelationalModel
 from reliqa.training.common import (
     Checkpointer,
@@ -56,6 +55,7 @@ from reliqa.training.common import (
     unwrap,
     wrap_ddp,
 )
+from reliqa.training.relational_losses import weighted_map_mse
 
 
 @dataclass

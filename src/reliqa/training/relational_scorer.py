@@ -36,7 +36,6 @@ from safetensors.torch import save_file
 from scipy.stats import spearmanr
 
 from reliqa.exceptions import DataError, WeightsError
-from reliqa.losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.models.relational import (
     DEEP_STAGES,
     DeepFeatures,
@@ -46,6 +45,7 @@ from reliqa.models.relational import (
 )
 from reliqa.models.weights import load_shipped, load_verified
 from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
+from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.training.scorer_cache import (
     TEACHER_HIGHER_IS_BETTER,
     TEACHERS,
