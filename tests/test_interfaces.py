@@ -190,6 +190,7 @@ def test_report_on_an_existing_file_is_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "exists and is not a folder" in result.stderr and "Traceback" not in result.output
     assert existing.read_text() == "keep me"
+    assert not (tmp_path / "r.csv").exists()  # refused before scoring, not after the whole run
 
 
 # ------------------------------------------------------------------ one direction rule

@@ -93,6 +93,13 @@ def batch_command(
     if engine == "ray" and (report is not None or maps_dir is not None):
         usage_error("--report and --maps-dir work with --engine local; merge the Ray output into "
                     "a CSV (--merge) and run the report from it")
+    if report is not None:  # before any scoring: a refused report must not cost the whole run
+        from reliqa.reports.batch_report import check_report_dir
+
+        try:
+            check_report_dir(report)
+        except ReliqaError as error:
+            usage_error(f"--report: {error}")
     try:
         items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
         pair_run = any(item.reference is not None for item in items)
