@@ -60,6 +60,20 @@ def corpus(pristine: Path, backbone: EfficientNetLite0, tmp_path_factory: pytest
     return root
 
 
+@pytest.fixture(scope="module")
+def teacher(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-step head run's best checkpoint: the teacher of the distillation tests."""
+    from reliqa.training.nr_head import NRHeadConfig, train_nr_head
+
+    head = tmp_path_factory.mktemp("head")
+    train_nr_head(
+        NRHeadConfig(cache=str(corpus), run_dir=str(head), steps=1, groups=2, val_every=1,
+                     threads=1),
+        quiet=True,
+    )
+    return head / "checkpoints" / "best.safetensors"
+
+
 def test_cache_round_trip_and_labels(corpus: Path, pristine: Path, backbone: EfficientNetLite0) -> None:
     shard = read_shard(corpus / "shard_000000.safetensors")
     n = 2 * 3  # 2 contents × (pristine + 2 levels)
@@ -119,17 +133,13 @@ def test_head_trains_resumes_and_exports(corpus: Path, tmp_path: Path) -> None:
     assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
 
 
-def test_distillation_runs_from_a_head_checkpoint(corpus: Path, tmp_path: Path) -> None:
+def test_distillation_runs_from_a_head_checkpoint(
+    corpus: Path, teacher: Path, tmp_path: Path
+) -> None:
     from reliqa.training.nr_distill import NRDistillConfig, train_nr_distill
-    from reliqa.training.nr_head import NRHeadConfig, train_nr_head
 
-    train_nr_head(
-        NRHeadConfig(cache=str(corpus), run_dir=str(tmp_path / "head"), steps=1, groups=2,
-                     val_every=1, threads=1),
-        quiet=True,
-    )
     config = NRDistillConfig(
-        cache=str(corpus), teacher=str(tmp_path / "head" / "checkpoints" / "best.safetensors"),
+        cache=str(corpus), teacher=str(teacher),
         init_from=None, run_dir=str(tmp_path / "student"), steps=2, groups=2, crop=48,
         val_every=1, checkpoint_every=1, log_every=1, threads=1, replay=False,
     )
@@ -152,17 +162,13 @@ def test_engine_replay_remakes_the_stored_crops_exactly(corpus: Path) -> None:
     assert torch.equal(item["pixels"], stored)
 
 
-def test_distillation_with_engine_replay_runs(corpus: Path, tmp_path: Path) -> None:
+def test_distillation_with_engine_replay_runs(
+    corpus: Path, teacher: Path, tmp_path: Path
+) -> None:
     from reliqa.training.nr_distill import NRDistillConfig, train_nr_distill
-    from reliqa.training.nr_head import NRHeadConfig, train_nr_head
 
-    train_nr_head(
-        NRHeadConfig(cache=str(corpus), run_dir=str(tmp_path / "head"), steps=1, groups=2,
-                     val_every=1, threads=1),
-        quiet=True,
-    )
     config = NRDistillConfig(
-        cache=str(corpus), teacher=str(tmp_path / "head" / "checkpoints" / "best.safetensors"),
+        cache=str(corpus), teacher=str(teacher),
         init_from=None, run_dir=str(tmp_path / "student"), steps=2, crop=48, val_every=2,
         checkpoint_every=2, log_every=1, threads=1, replay=True, workers=0,
     )

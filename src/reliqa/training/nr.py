@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,7 +107,26 @@ damage) — rarer in photos, and the last three dominate the engine's CPU time."
 
 
 @dataclass
-class NRTrainConfig:
+class ObjectiveSettings:
+    """The weights, margins and gaps :func:`nr_objective` reads; shared by the NR training
+    configs (their JSON files set these keys at the top level, like any other field)."""
+
+    weight_rank: float = 1.0
+    weight_cross: float = 0.5
+    weight_higher: float = 0.5
+    weight_embed: float = 0.25
+    weight_text: float = 0.1
+    weight_anchor: float = 0.5
+    margin_rank: float = 0.5
+    margin_higher: float = 0.3
+    margin_embed: float = 0.5
+    cross_min_gap: float = 0.2
+    same_level_gap: float = 0.03
+    temperature: float = 0.07
+
+
+@dataclass
+class NRTrainConfig(ObjectiveSettings):
     """Everything a no-reference training run depends on (JSON config; see configs/nr_*.json)."""
 
     model: str = "hirqa-s"
@@ -141,18 +160,6 @@ class NRTrainConfig:
     val_crop: int = 256
     checkpoint_every: int = 250
     log_every: int = 25
-    weight_rank: float = 1.0
-    weight_cross: float = 0.5
-    weight_higher: float = 0.5
-    weight_embed: float = 0.25
-    weight_text: float = 0.1
-    weight_anchor: float = 0.5
-    margin_rank: float = 0.5
-    margin_higher: float = 0.3
-    margin_embed: float = 0.5
-    cross_min_gap: float = 0.2
-    same_level_gap: float = 0.03
-    temperature: float = 0.07
 
     def __post_init__(self) -> None:
         if self.model not in HIRQA_CONFIGS:
@@ -219,23 +226,6 @@ class _TrainingView(nn.Module):
         embedding = self.model.embed(images)
         scores = torch.sigmoid(self.model.score_logits(embedding).float())
         return scores, embedding.float(), self.model.text_projection(embedding).float()
-
-
-class ObjectiveSettings(Protocol):
-    """The fields of a config that :func:`nr_objective` reads (weights, margins, gaps)."""
-
-    weight_rank: float
-    weight_cross: float
-    weight_higher: float
-    weight_embed: float
-    weight_text: float
-    weight_anchor: float
-    margin_rank: float
-    margin_higher: float
-    margin_embed: float
-    cross_min_gap: float
-    same_level_gap: float
-    temperature: float
 
 
 def nr_objective(

@@ -273,29 +273,22 @@ def build_cache(
 
 
 class CachedCorpus:
-    """The corpus in memory (features, labels; pixels kept only if asked) for fast training.
+    """The corpus in memory (features and labels, not pixels) for fast training.
 
     ``sample(groups, generator)`` draws whole contents (all K+1 versions of each) so that the
     within-content objectives see complete ordinal sets.
     """
 
-    def __init__(
-        self, root: str | os.PathLike, *, pixels: bool = False, limit: int | None = None
-    ) -> None:
+    def __init__(self, root: str | os.PathLike, *, limit: int | None = None) -> None:
         paths = shard_paths(root)[:limit]
         if not paths:
             raise InvalidInputError(f"{root}: no cached shards (make them with `reliqa train nr-cache`)")
         keys = ("features", "severity", "direction", "prompts", "groups")
         columns: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
-        pixel_parts: list[torch.Tensor] = []
-        pixel_groups: list[torch.Tensor] = []
         for path in paths:
             shard = read_shard(path)
             for key in keys:
                 columns[key].append(shard[key])
-            if pixels and "pixels" in shard:
-                pixel_parts.append(shard["pixels"])
-                pixel_groups.append(shard["groups"])
         self.features = torch.cat(columns["features"])
         self.severity = torch.cat(columns["severity"])
         self.direction = torch.cat(columns["direction"])
@@ -306,8 +299,6 @@ class CachedCorpus:
         if self.groups.shape[0] % self.per_group:
             raise InvalidInputError(f"{root}: contents do not all have {self.per_group} versions")
         self.num_groups = self.groups.shape[0] // self.per_group
-        self.pixel_shards = pixel_parts
-        self.pixel_groups = pixel_groups
 
     def rows(self, group_index: torch.Tensor) -> torch.Tensor:
         """Row indices of the samples of contents ``group_index`` (positions 0..num_groups-1)."""

@@ -154,6 +154,18 @@ def shard_labels(cache: str, teacher: PretrainedHiRQA) -> ShardLabels:
     return labels
 
 
+def _random_window(block: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """One random ``crop`` × ``crop`` window of square ``block`` (the same for all its images),
+    flipped horizontally with probability 1/2."""
+    size = block.shape[-1]
+    top = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
+    left = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
+    block = block[..., top : top + crop, left : left + crop]
+    if bool(torch.rand((), generator=generator) < 0.5):
+        block = block.flip(-1)
+    return block
+
+
 def _replay_batch(
     item: dict[str, torch.Tensor], labels: ShardLabels, crop: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -164,16 +176,9 @@ def _replay_batch(
     rows = slice(batch * n, (batch + 1) * n)
     groups = labels.groups[shard][rows]
     per_group = int((groups == groups[0]).sum())
-    size = pixels.shape[-1]
     blocks = []
     for start in range(0, n, per_group):
-        block = pixels[start : start + per_group]
-        top = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
-        left = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
-        block = block[..., top : top + crop, left : left + crop]
-        if bool(torch.rand((), generator=generator) < 0.5):
-            block = block.flip(-1)
-        blocks.append(block)
+        blocks.append(_random_window(pixels[start : start + per_group], crop, generator))
     return (
         torch.cat(blocks).float().div_(255.0),
         labels.severity[shard][rows],
@@ -244,16 +249,10 @@ def _draw(
     contents = pixels.shape[0] // pool.per_group
     chosen = torch.randperm(contents, generator=generator)[:groups]
     rows = (chosen[:, None] * pool.per_group + torch.arange(pool.per_group)).flatten()
-    size = pixels.shape[-1]
     images = []
     for content in range(chosen.shape[0]):
         block = pixels[rows[content * pool.per_group : (content + 1) * pool.per_group]]
-        top = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
-        left = int(torch.randint(size - crop + 1, (), generator=generator)) if size > crop else 0
-        block = block[..., top : top + crop, left : left + crop]
-        if bool(torch.rand((), generator=generator) < 0.5):
-            block = block.flip(-1)
-        images.append(block)
+        images.append(_random_window(block, crop, generator))
     return (
         torch.cat(images).float().div_(255.0),
         pool.severity[shard][rows],

@@ -38,12 +38,12 @@ from reliqa.training.common import (
     seed_everything,
     set_lr,
 )
-from reliqa.training.nr import FlatBatch, nr_objective, validation_metrics
+from reliqa.training.nr import FlatBatch, ObjectiveSettings, nr_objective, validation_metrics
 from reliqa.training.nr_cache import CachedCorpus, read_shard
 
 
 @dataclass
-class NRHeadConfig:
+class NRHeadConfig(ObjectiveSettings):
     """A ``hirqa`` head training on cached features (JSON: configs/nr_hirqa_cpu.json)."""
 
     cache: str = "/work/nr_cache/lite0_v1"
@@ -60,18 +60,6 @@ class NRHeadConfig:
     val_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 50
-    weight_rank: float = 1.0
-    weight_cross: float = 0.5
-    weight_higher: float = 0.5
-    weight_embed: float = 0.25
-    weight_text: float = 0.1
-    weight_anchor: float = 0.5
-    margin_rank: float = 0.5
-    margin_higher: float = 0.3
-    margin_embed: float = 0.5
-    cross_min_gap: float = 0.2
-    same_level_gap: float = 0.03
-    temperature: float = 0.07
     max_shards: int | None = None
     feature_set: str = "early"  # the shipped hirqa's (PRETRAINED_CONFIG)
 
