@@ -51,7 +51,7 @@ def markdown(results: dict) -> str:
         row += [_f(before[m]) for m in metrics] + ["", ""]
         lines.append("| " + " | ".join(row) + " |")
         for loss, run in runs.items():
-            own = set(LOSS_METRICS[loss]) | ({"relational_loss"} if loss == "relational" else set())
+            own = set(LOSS_METRICS[loss])
             row = [loss]
             if task_name == "recover":
                 row.append(_f(run["mean_abs_error"]))

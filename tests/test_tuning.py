@@ -328,9 +328,9 @@ def test_blackbox_search_respects_the_size_budget(small_photo: torch.Tensor) -> 
     run = task.runs["relational"]
     assert task.info["start_bpp"] > 1.8
     assert run.extra["bpp"] <= 1.8 and run.steps <= 12
-    if judge.scorer is not None:  # the score head drives a search of its own
-        by_score = task.runs["relational_score"]
-        assert by_score.extra["bpp"] <= 1.8 and by_score.steps <= 12
+    assert judge.scorer is not None, judge.scorer_error  # the shipped relational model loads
+    by_score = task.runs["relational_score"]  # … and its score drives a search of its own
+    assert by_score.extra["bpp"] <= 1.8 and by_score.steps <= 12
 
 
 # --------------------------------------------------------------------------------------------

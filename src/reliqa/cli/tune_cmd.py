@@ -101,8 +101,7 @@ def tune_command(
         typer.echo(f"{name}:")
         for loss, run in task.runs.items():
             quality = ", ".join(f"{k} {v:.4g}" for k, v in run.quality.items() if v is not None)
-            extra = ""
-            if run.error is not None:
-                extra = f"  mean |param error| {sum(run.error.values()) / len(run.error):.3f}"
+            mean_error = run.mean_abs_error
+            extra = "" if mean_error is None else f"  mean |param error| {mean_error:.3f}"
             typer.echo(f"  {loss:10s} {quality}  ({run.wall_time_s:.1f} s){extra}")
     typer.echo(f"report: {files['report']}")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from reliqa.io import save_image, to_uint8_array
 from reliqa.tuning.example import ExampleResult, TaskResult
@@ -137,9 +138,7 @@ def quality_table(task: TaskResult) -> tuple[list[str], list[list[str]]]:
     header = ["objective", *metrics, "converged at", "wall s"]
     rows = [["(before)", *(_fmt(task.before[m]) for m in metrics), "", ""]]
     for name, run in task.runs.items():
-        own = set(LOSS_METRICS.get(name, ())) | (
-            {"relational_loss"} if name == "relational" else set()
-        )
+        own = set(LOSS_METRICS.get(name, ()))
         cells = [_fmt(run.quality[m]) + ("*" if m in own else "") for m in metrics]
         rows.append([name, *cells, str(run.converged_step), f"{run.wall_time_s:.1f}"])
     return header, rows
@@ -231,8 +230,6 @@ def write_report(result: ExampleResult, out: str | os.PathLike) -> dict[str, str
     page.pictures([Picture(figures["curves"], "loss relative to its start; dotted: converged")])
     for key, array in figures.items():
         path = folder / f"{key}.png"
-        from PIL import Image
-
         Image.fromarray(array).save(path)
         written[key] = str(path)
     written["report"] = str(page.save(folder / "report.html"))

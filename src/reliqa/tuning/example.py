@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,6 @@ def load_photo(name_or_path: str = "astronaut", size: int = 256) -> torch.Tensor
     """
     if size < 32:
         raise InvalidInputError(f"size must be at least 32 px, got {size}")
-    from pathlib import Path
-
     if Path(name_or_path).is_file():
         image = load_image(name_or_path)
     else:
@@ -179,17 +178,14 @@ class Judge:
     @classmethod
     def create(cls) -> Judge:
         import reliqa.metrics
+        from reliqa.models.registry import create_model
 
         judge = cls({name: reliqa.metrics.create_metric(name) for name in JUDGE_METRICS})
         try:
-            from reliqa.models.registry import create_model
-
             judge.scorer = create_model("relational")
-        except Exception as error:  # the score head may be mid-retraining (state mismatch)
+        except Exception as error:  # e.g. shipped weights that no longer fit the score head
             judge.scorer_error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
         try:  # a no-reference judge: it never sees the reference, nor any objective
-            from reliqa.models.registry import create_model
-
             judge.no_reference = create_model("hirqa-s")
         except Exception:  # optional judge: reported as None
             judge.no_reference = None
@@ -243,6 +239,11 @@ class RunRecord:
     error: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def mean_abs_error(self) -> float | None:
+        """Mean absolute parameter error (tasks with a known truth), else None."""
+        return None if self.error is None else float(np.mean(list(self.error.values())))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "params": self.params,
@@ -257,7 +258,7 @@ class RunRecord:
         }
         if self.error is not None:
             data["error"] = self.error
-            data["mean_abs_error"] = float(np.mean(list(self.error.values())))
+            data["mean_abs_error"] = self.mean_abs_error
         return data
 
 
@@ -448,9 +449,7 @@ def run_blackbox(
                 return INFEASIBLE * (1.0 + bpp - budget_bpp)
             return score(output, photo)
 
-        begin = time.perf_counter()
         search = coordinate_search(objective, space, start, budget=budget, seed=seed)
-        wall = time.perf_counter() - begin
         output, size = jpeg_sharpen(source, search.params["quality"], search.params["sharpen"])
         values = [value for _, value in search.evaluations]
         finite = [v if math.isfinite(v) else float("nan") for v in values]
@@ -460,7 +459,7 @@ def run_blackbox(
             output=output,
             quality=judge(output, photo),
             attributes=attribute_summary(output, photo),
-            wall_time_s=wall,
+            wall_time_s=search.wall_time_s,
             steps=len(values),
             converged_step=int(np.argmin(values)) if values else 0,
             curve=finite,

@@ -28,14 +28,15 @@ LOSS_NAMES: tuple[str, ...] = ("relational", "mse", "ssim", "ms_ssim")
 """Objectives :func:`make_loss` knows; SSIM and MS-SSIM are reliqa's per-RGB-channel metrics."""
 
 LOSS_METRICS: dict[str, tuple[str, ...]] = {
-    "relational": (),
+    "relational": ("relational_loss",),
     "mse": ("psnr",),
     "ssim": ("ssim",),
     "ms_ssim": ("ms_ssim",),
     "relational_score": ("relational_score",),
 }
-"""Judges each objective optimises directly (so they are not a held-out judge for it);
-``relational_score`` is the black-box-only objective driven by the score head."""
+"""Judges each objective optimises directly (so they are not a held-out judge for it; keys of
+:class:`reliqa.tuning.example.Judge`'s results); ``relational_score`` is the black-box-only
+objective driven by the score head."""
 
 
 def make_loss(name: str) -> LossFunction:
