@@ -49,9 +49,9 @@ from reliqa.models import create_model
 from reliqa.models.relational import RelationalModel
 from reliqa.models.weights import load_verified
 from reliqa.training.relational import held_out_halves
+from reliqa.training.scorer_cache import TEACHERS
 
 CLASSICAL = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim", "vifp")
-TEACHERS = ("fsim", "gmsd", "vifp", "ms_ssim")  # the scorer's training teachers
 TID_MOS = {"I03": 0.70000, "I04": 3.92683, "I06": 3.88889, "I08": 3.28125, "I19": 1.65789}
 
 

@@ -34,7 +34,6 @@ from reliqa.training.relational_scorer import (
     load_maps_net,
     set_loss,
     set_matrix,
-    teacher_degradations,
     train_scorer,
 )
 from reliqa.training.scorer_cache import (
@@ -45,6 +44,7 @@ from reliqa.training.scorer_cache import (
     engine_part,
     load_cache,
     statistics_of,
+    teacher_degradations,
     teacher_scores,
 )
 
@@ -330,3 +330,13 @@ def test_relational_plus_trains_from_a_deep_cache(
     with torch.inference_mode():
         assert model(reference, reference).score.item() == NEUTRAL_SCORE
         assert model((reference * 0.7).clamp(0, 1), reference).score.item() < 0
+
+
+def test_set_matrix_orders_each_set_by_level_whatever_the_ids() -> None:
+    """Large set ids (photo × 1000 + set) with versions stored out of order."""
+    cache = {
+        "set_id": torch.tensor([492_001, 492_001, 492_001, 7, 7, 7]),
+        "level": torch.tensor([0.9, 0.2, 0.5, 0.6, 0.3, 0.1]),
+    }
+    sets = set_matrix(cache)
+    assert sets.tolist() == [[5, 4, 3], [1, 2, 0]]

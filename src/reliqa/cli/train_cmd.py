@@ -61,7 +61,7 @@ def scorer_cache_command(
     data_root: Path = typer.Option(..., "--data-root", help="Folder of pristine photos."),
     out: Path = typer.Option(..., "--out", help="Cache folder (created; resumes if present)."),
     split: str = typer.Option(
-        "train", "--split", help="train, validation or evaluation (held-out halves)."
+        "train", "--split", help="train, or validation (the validation half of the held-out photos)."
     ),
     sets_per_photo: int = typer.Option(2, "--sets-per-photo", min=1),
     levels: int = typer.Option(4, "--levels", min=2),

@@ -99,6 +99,38 @@ def _distributed_position() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def random_scaled_crop(
+    photo: torch.Tensor,
+    crop: int,
+    scale_range: tuple[float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """A random multi-scale crop: (3, H, W) uint8 or float in [0, 1] → (3, C, C) float32.
+
+    The scale is drawn log-uniformly in ``scale_range``; a window of ``crop / scale`` pixels
+    (never larger than the photo: photos smaller than the crop are enlarged whole) is cut at a
+    random place and resized to ``crop`` × ``crop`` (antialiased when shrinking).
+    """
+    _, height, width = photo.shape
+    low, high = scale_range
+    short = min(height, width)
+    u = float(torch.rand((), generator=generator))
+    scale = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    window = min(max(crop, round(crop / scale)), short)
+    top = int(torch.randint(height - window + 1, (), generator=generator))
+    left = int(torch.randint(width - window + 1, (), generator=generator))
+    patch = photo[:, top : top + window, left : left + window].float()
+    if photo.dtype == torch.uint8:
+        patch.div_(255.0)
+    if window == crop:
+        return patch
+    resized = F.interpolate(
+        patch[None], size=(crop, crop), mode="bilinear", align_corners=False,
+        antialias=window > crop,
+    )
+    return resized[0].clamp_(0.0, 1.0)
+
+
 class DistortionDataset(IterableDataset):
     """Batches of synthetic triplets (or ordinal sets) from pristine photos.
 
@@ -200,25 +232,7 @@ class DistortionDataset(IterableDataset):
 
     def _crop(self, photo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random multi-scale crop: (3, H, W) uint8 → (3, C, C) float32 in [0, 1]."""
-        crop = self.crop_size
-        _, height, width = photo.shape
-        low, high = self.scale_range
-        short = min(height, width)
-        u = float(torch.rand((), generator=generator))
-        scale = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-        # A window of crop / scale pixels, never larger than the photo (photos smaller than the
-        # crop are enlarged whole).
-        window = min(max(crop, round(crop / scale)), short)
-        top = int(torch.randint(height - window + 1, (), generator=generator))
-        left = int(torch.randint(width - window + 1, (), generator=generator))
-        patch = photo[:, top : top + window, left : left + window].float().div_(255.0)
-        if window == crop:
-            return patch
-        resized = F.interpolate(
-            patch[None], size=(crop, crop), mode="bilinear", align_corners=False,
-            antialias=window > crop,
-        )
-        return resized[0].clamp_(0.0, 1.0)
+        return random_scaled_crop(photo, self.crop_size, self.scale_range, generator)
 
     def make_batch(self, index: int) -> dict[str, torch.Tensor]:
         """Batch number ``index`` of the current epoch (the same in every process)."""
@@ -300,6 +314,7 @@ __all__ = [
     "DistortionDataset",
     "batch_seed",
     "is_held_out",
+    "random_scaled_crop",
     "split_images",
     "split_key",
     "validation_batches",

@@ -46,12 +46,7 @@ from reliqa.models.relational import (
 from reliqa.models.weights import load_shipped, load_verified
 from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
 from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
-from reliqa.training.scorer_cache import (
-    TEACHER_HIGHER_IS_BETTER,
-    TEACHERS,
-    load_cache,
-    statistics_of,
-)
+from reliqa.training.scorer_cache import load_cache, statistics_of, teacher_degradations
 
 
 @dataclass(frozen=True)
@@ -93,18 +88,9 @@ def load_maps_net(source: str) -> RelationalMapNet:
     maps_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not maps_state:
         raise WeightsError(f"{source}: holds no map network (no '{prefix}*' tensors)")
-    model = RelationalModel()
-    model.maps_net.load_state_dict(maps_state)
-    return model.maps_net.eval()
-
-
-def teacher_degradations(teachers: torch.Tensor) -> torch.Tensor:
-    """(N, T) teacher values in their native direction → (N, T), higher = more degraded."""
-    columns = [
-        -teachers[:, k] if TEACHER_HIGHER_IS_BETTER[name] else teachers[:, k]
-        for k, name in enumerate(TEACHERS)
-    ]
-    return torch.stack(columns, dim=1)
+    maps_net = RelationalMapNet()
+    maps_net.load_state_dict(maps_state)
+    return maps_net.eval()
 
 
 class Consensus:
@@ -137,7 +123,9 @@ def set_matrix(cache: dict[str, torch.Tensor]) -> torch.Tensor:
     unique, counts = torch.unique(set_ids, return_counts=True)
     if counts.numel() == 0 or bool((counts != counts[0]).any()):
         raise DataError("cache sets have unequal sizes; was it written by one config?")
-    order = torch.argsort(set_ids * 1000.0 + cache["level"], stable=True)
+    # by level, then (stable) by set: a combined float key would lose the level's digits
+    order = torch.argsort(cache["level"], stable=True)
+    order = order[torch.argsort(set_ids[order], stable=True)]
     return order.reshape(len(unique), int(counts[0]))
 
 

@@ -1,15 +1,15 @@
-"""Cached corpus for the relational scorer: engine pairs → pooled map statistics + teachers.
+"""Cached corpus for the relational scorer: engine pairs → map-network output + teachers.
 
 The scorer reads only pooled statistics of the frozen map network's output
-(:class:`~reliqa.models.relational.PairDescriptor`), so the expensive part (the engine, the map
-network, the teacher metrics) runs once and the scorer then trains in minutes on the cache.
+(:func:`~reliqa.models.relational.map_statistic_sums`), so the expensive part (the engine, the
+map network, the teacher metrics) runs once and the scorer then trains in minutes on the cache.
 
 One cache folder per split of ``../shared/data/pristine``:
 
 - ``train``: the engine's training photos;
-- ``validation`` / ``evaluation``: the two fixed halves of the held-out photos
-  (:func:`reliqa.training.relational.held_out_halves`); validation chooses hyper-parameters and
-  checkpoints, evaluation makes the reported figures.
+- ``validation``: the validation half of the held-out photos
+  (:func:`reliqa.training.relational.held_out_halves`), which chooses hyper-parameters and
+  checkpoints. The evaluation half is left to ``benchmarks/relational_quality.py``.
 
 Each photo gives ``sets_per_photo`` ordinal sets (one random crop, one mix of distortions,
 ``levels`` versions at strictly rising intensity, never swapped; the odd-numbered sets have a
@@ -24,7 +24,7 @@ single distortion type, the even-numbered up to three). Per version the cache ho
 - ``teachers`` (T,): the classical full-reference metrics of :data:`TEACHERS` (test = the
   version, reference = the clean crop), in their native direction;
 - ``set_id``, ``level`` (the ordinal set and the version's level: a within-set order that
-  needs no teacher), ``photo``.
+  needs no teacher).
 
 No human label is read. Work is written in parts of ``photos_per_part`` photos
 (``part-<first photo>-<set>.safetensors``), each part a pure function of (seed, photo, set), and
@@ -37,20 +37,18 @@ network, and only the maps are recomputed from the same engine stream.
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch.nn import functional as F
 
 from reliqa.distortions import ordinal_set
-from reliqa.distortions.compose import AppliedDistortion
-from reliqa.distortions.dataset import batch_seed, split_images
+from reliqa.distortions.dataset import batch_seed, random_scaled_crop, split_images
+from reliqa.evaluation.scorers import higher_is_better
 from reliqa.exceptions import DataError, InvalidInputError
 from reliqa.io import load_image
 from reliqa.metrics import create_metric
@@ -63,14 +61,18 @@ from reliqa.models.relational import (
 )
 from reliqa.training.relational import held_out_halves
 
-CacheSplit = Literal["train", "validation", "evaluation"]
+CacheSplit = Literal["train", "validation"]
 
 TEACHERS: tuple[str, ...] = ("fsim", "gmsd", "vifp", "ms_ssim")
 """Opinion-unaware teachers: calibrated classical FR metrics (no human label in them)."""
 
-TEACHER_HIGHER_IS_BETTER: dict[str, bool] = {
-    "fsim": True, "gmsd": False, "vifp": True, "ms_ssim": True,
-}
+FORMAT_VERSION: int = 2
+"""Recorded in ``cache.json``; a folder written by another format is refused, so a refresh
+never pairs kept teachers with differently generated pairs (version 2: the engine's own
+:func:`~reliqa.distortions.dataset.random_scaled_crop`)."""
+
+SCALE_RANGE: tuple[float, float] = (0.5, 1.0)
+"""Downscale factors of the random crops (as the map network's training data)."""
 
 
 @dataclass(frozen=True)
@@ -100,33 +102,29 @@ def cache_photos(data_root: str | Path, split: CacheSplit) -> list[Path]:
     """The photos of one cache split, in a fixed order."""
     if split == "train":
         return split_images(data_root, "train")
-    validation, evaluation = held_out_halves(data_root)
     if split == "validation":
-        return validation
-    if split == "evaluation":
-        return evaluation
-    raise InvalidInputError(f"split must be train, validation or evaluation, got {split!r}")
+        return held_out_halves(data_root)[0]
+    raise InvalidInputError(f"split must be train or validation, got {split!r}")
 
 
-def random_crop(photo: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """A crop of a random scale in [0.5, 1] resized to ``size``²: (1, 3, H, W) → (1, 3, size, size)."""
-    height, width = photo.shape[-2:]
-    short = min(height, width)
-    scale = math.exp(math.log(0.5) * float(torch.rand((), generator=generator)))
-    window = min(max(size, round(size / scale)), short)
-    top = int(torch.randint(height - window + 1, (), generator=generator))
-    left = int(torch.randint(width - window + 1, (), generator=generator))
-    patch = photo[..., top : top + window, left : left + window]
-    if window == size:
-        return patch
-    return F.interpolate(
-        patch, size=(size, size), mode="bilinear", align_corners=False, antialias=window > size
-    ).clamp(0.0, 1.0)
+def in_chunks(
+    function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    chunk: int = 16,
+) -> torch.Tensor:
+    """``function`` of (test, reference) N pairs at a time ``chunk`` pairs, concatenated."""
+    return torch.cat(
+        [
+            function(test[start : start + chunk], reference[start : start + chunk])
+            for start in range(0, test.shape[0], chunk)
+        ]
+    )
 
 
 @torch.inference_mode()
 def low_resolution_maps(
-    maps_net: RelationalMapNet, test: torch.Tensor, reference: torch.Tensor, chunk: int = 16
+    maps_net: RelationalMapNet, test: torch.Tensor, reference: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Signed maps and texture activity at 1/4 resolution, float16.
 
@@ -136,12 +134,8 @@ def low_resolution_maps(
     Returns:
         ``signed`` (N, 9, C/4, C/4) and ``activity`` (N, 1, C/4, C/4).
     """
-    signed, activity = [], []
-    for start in range(0, test.shape[0], chunk):
-        t, r = test[start : start + chunk], reference[start : start + chunk]
-        signed.append(torch.tanh(0.5 * maps_net.aligned_logits(t, r)).half())
-        activity.append(masking_activity(t, r).half())
-    return {"signed": torch.cat(signed), "activity": torch.cat(activity)}
+    signed = in_chunks(lambda t, r: torch.tanh(0.5 * maps_net.aligned_logits(t, r)), test, reference)
+    return {"signed": signed.half(), "activity": masking_activity(test, reference).half()}
 
 
 def statistics_of(cache: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -153,21 +147,18 @@ def statistics_of(cache: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @torch.inference_mode()
 def teacher_scores(
-    test: torch.Tensor, reference: torch.Tensor, teachers: Sequence[str] = TEACHERS, chunk: int = 16
+    test: torch.Tensor, reference: torch.Tensor, teachers: Sequence[str] = TEACHERS
 ) -> torch.Tensor:
     """Classical FR metrics of N pairs in their native direction: (N, 3, H, W) ×2 → (N, T)."""
-    columns = []
-    for name in teachers:
-        metric = create_metric(name)
-        columns.append(
-            torch.cat(
-                [
-                    metric(test[start : start + chunk], reference[start : start + chunk]).float()
-                    for start in range(0, test.shape[0], chunk)
-                ]
-            )
-        )
+    columns = [in_chunks(create_metric(name), test, reference).float() for name in teachers]
     return torch.stack(columns, dim=1)
+
+
+def teacher_degradations(teachers: torch.Tensor) -> torch.Tensor:
+    """(N, T) values of :data:`TEACHERS` in their native direction → (N, T), higher = more
+    degraded (the direction from the scorer catalogue)."""
+    signs = torch.tensor([-1.0 if higher_is_better(name) else 1.0 for name in TEACHERS])
+    return teachers * signs
 
 
 def engine_part(
@@ -176,31 +167,26 @@ def engine_part(
     """Set ``set_index`` of photos ``first_photo …``: a pure function of the seed.
 
     Returns:
-        test (N, 3, C, C), reference (N, 3, C, C) and the labels ``level``, ``set_id``,
-        ``photo``, ``mix`` (N,) each, N = photos × levels.
+        test (N, 3, C, C), reference (N, 3, C, C) and the labels ``level`` and ``set_id``
+        (N,) each, N = photos × levels.
     """
-    crops, versions, levels, mixes, set_ids = [], [], [], [], []
+    crops, versions, levels, set_ids = [], [], [], []
     for offset, path in enumerate(photos):
         photo_index = first_photo + offset
         generator = torch.Generator().manual_seed(
             batch_seed(config.seed, set_index, photo_index)
         )
-        crop = random_crop(load_image(path), config.crop, generator)
+        crop = random_scaled_crop(load_image(path)[0], config.crop, SCALE_RANGE, generator)[None]
         result = ordinal_set(
             crop, config.levels, max_distortions=1 if set_index % 2 else 3, generator=generator
         )
         crops.append(crop.expand(config.levels, -1, -1, -1))
         versions.append(result.versions[0])
         levels.append(result.levels[0])
-        mixes.append(_encode_mix(result.distortions[0]))
         set_ids.append(photo_index * 1000 + set_index)
     labels = {
         "level": torch.cat(levels),
         "set_id": torch.tensor(set_ids).repeat_interleave(config.levels),
-        "photo": torch.arange(first_photo, first_photo + len(photos)).repeat_interleave(
-            config.levels
-        ),
-        "mix": torch.tensor(mixes, dtype=torch.int64).repeat_interleave(config.levels),
     }
     return torch.cat(versions), torch.cat(crops), labels
 
@@ -219,31 +205,11 @@ def build_part(
     part.update(low_resolution_maps(maps_net, test, reference))
     if deep_features is not None:
         with torch.inference_mode():
-            part["deep"] = torch.cat(
-                [
-                    deep_distances(deep_features, test[i : i + 16], reference[i : i + 16])
-                    for i in range(0, test.shape[0], 16)
-                ]
+            part["deep"] = in_chunks(
+                lambda t, r: deep_distances(deep_features, t, r), test, reference
             )
     part["teachers"] = teacher_scores(test, reference) if teachers is None else teachers
     return part
-
-
-_TYPE_CODES: dict[str, int] = {}
-
-
-def _encode_mix(mix: Sequence[AppliedDistortion]) -> int:
-    """A bit set of the distortion types in one set's mix (for per-type breakdowns)."""
-    if not _TYPE_CODES:
-        _TYPE_CODES.update({name: bit for bit, name in enumerate(type_names())})
-    return sum(1 << _TYPE_CODES[entry.type] for entry in mix)
-
-
-def type_names() -> list[str]:
-    """Distortion type names in the bit order of the cache's ``mix`` column."""
-    from reliqa.distortions.catalogue import DISTORTIONS
-
-    return sorted(DISTORTIONS)
 
 
 def build_cache(
@@ -263,7 +229,7 @@ def build_cache(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "cache.json"
-    record = {**asdict(config), "teachers": list(TEACHERS)}
+    record = {**asdict(config), "teachers": list(TEACHERS), "format": FORMAT_VERSION}
     if manifest.is_file():
         existing = json.loads(manifest.read_text())
         fixed = {k: v for k, v in record.items() if k != "sets_per_photo"}
@@ -281,10 +247,7 @@ def build_cache(
             teachers = None
             if path.is_file():
                 existing_part = load_file(str(path))
-                up_to_date = "signed" in existing_part and (
-                    deep_features is None or "deep" in existing_part
-                )
-                if not refresh_maps and up_to_date:
+                if not refresh_maps and (deep_features is None or "deep" in existing_part):
                     continue
                 teachers = existing_part["teachers"]  # they do not depend on the map network
             part = build_part(
@@ -307,8 +270,8 @@ def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
     """All parts of a cache folder concatenated (sorted by part name).
 
     Raises:
-        DataError: no parts, or a part written by an older version (run the cache command
-            again: it refreshes such parts in place, keeping their teachers).
+        DataError: no parts, or parts that hold different columns (some made with ``--deep``,
+            some without: run the cache command with ``--deep`` again to complete them).
     """
     folder = Path(folder)
     parts = sorted(folder.glob("part-*.safetensors"))
@@ -316,9 +279,9 @@ def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
         raise DataError(f"{folder}: no cache parts (run `reliqa train scorer-cache` first)")
     loaded = [load_file(str(path)) for path in parts]
     for path, part in zip(parts, loaded):
-        if set(part) != set(loaded[0]) or "signed" not in part:
+        if set(part) != set(loaded[0]):
             raise DataError(
-                f"{path}: written by an older reliqa (no maps at 1/4 resolution); run "
-                "`reliqa train scorer-cache` on this folder again to refresh it"
+                f"{path}: holds {sorted(part)}, {parts[0].name} holds {sorted(loaded[0])}; run "
+                "`reliqa train scorer-cache --deep` on this folder to complete it"
             )
     return {key: torch.cat([part[key] for part in loaded]) for key in loaded[0]}
