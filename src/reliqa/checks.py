@@ -69,13 +69,7 @@ def check_tensor_image(
         )
     if image.numel() == 0:
         raise InvalidInputError(f"{name}: empty tensor {tuple(image.shape)}")
-    height, width = image.shape[-2:]
-    if min(height, width) < min_size:
-        reason = f" ({size_reason})" if size_reason else ""
-        raise InvalidInputError(
-            f"{name}: images must be at least {min_size}x{min_size} px{reason}, "
-            f"got {height}x{width}"
-        )
+    _check_min_size(image, f"{name}: ", min_size, size_reason)
     values = image.detach()
     low, high = torch.aminmax(values)
     low_value, high_value = float(low), float(high)
@@ -95,6 +89,16 @@ def check_tensor_image(
                 f"[{low_value:.6g}, {high_value:.6g}]{hint}"
             )
     return image
+
+
+def _check_min_size(image: torch.Tensor, prefix: str, min_size: int, size_reason: str) -> None:
+    height, width = image.shape[-2:]
+    if min(height, width) < min_size:
+        reason = f" ({size_reason})" if size_reason else ""
+        raise InvalidInputError(
+            f"{prefix}images must be at least {min_size}x{min_size} px{reason}, "
+            f"got {height}x{width}"
+        )
 
 
 def check_tensor_pair(
@@ -133,13 +137,7 @@ def check_tensor_pair(
             f"{prefix}test {tuple(test.shape)} and reference {tuple(reference.shape)} differ in "
             "shape; resize the test to the reference first (CLI: --align resize / --resize)"
         )
-    height, width = test.shape[-2:]
-    if min(height, width) < min_size:
-        reason = f" ({size_reason})" if size_reason else ""
-        raise InvalidInputError(
-            f"{prefix}images must be at least {min_size}x{min_size} px{reason}, "
-            f"got {height}x{width}"
-        )
+    _check_min_size(test, prefix, min_size, size_reason)
 
 
 def check_data_range(data_range: object) -> float:

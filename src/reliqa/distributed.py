@@ -58,7 +58,7 @@ from reliqa.evaluation.batch import (
     score_decoded,
 )
 from reliqa.evaluation.batch_inputs import items_from_sources
-from reliqa.evaluation.batch_journal import parquet_parts, pyarrow_parquet
+from reliqa.evaluation.batch_journal import one_line, parquet_parts, pyarrow_parquet
 from reliqa.exceptions import DataError, InvalidInputError
 
 __all__ = ["PROBLEM_COLUMN", "ScoreImages", "ray_available", "score_dataset"]
@@ -159,7 +159,7 @@ class ScoreImages:
             ):
                 for name, value in values.items():
                     scores[name][item.index] = value
-                errors[item.index] = " ".join("; ".join([*texts, *unpaired]).split())
+                errors[item.index] = one_line("; ".join([*texts, *unpaired]))
         out: dict[str, np.ndarray] = {IMAGE_COLUMN: np.array(images, dtype=object)}
         if references is not None:
             out[REFERENCE_COLUMN] = np.array([item.reference for item in items], dtype=object)

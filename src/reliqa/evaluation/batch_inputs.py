@@ -117,6 +117,11 @@ def _read_text(path: Path, what: str) -> str:
         raise DataError(f"{path}: the {what} is not UTF-8 text") from None
 
 
+def _cells(row: dict[str | None, str | None]) -> dict[str, str]:
+    """A CSV row with its column names folded to lower case and its cells stripped."""
+    return {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+
+
 def items_from_pairs_csv(path: str | os.PathLike[str]) -> list[BatchItem]:
     """Mode (b): a CSV with columns ``reference`` and ``test`` (or ``image``).
 
@@ -137,7 +142,7 @@ def items_from_pairs_csv(path: str | os.PathLike[str]) -> list[BatchItem]:
     base = csv_path.parent
     items = []
     for line, row in enumerate(reader, start=2):
-        cells = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+        cells = _cells(row)
         reference, test = cells.get(REFERENCE_COLUMN, ""), cells.get(test_column, "")
         if not reference or not test:
             raise DataError(f"{csv_path}, line {line}: empty 'reference' or '{test_column}' cell")
@@ -198,10 +203,7 @@ def items_from_path_list(path: str | os.PathLike[str]) -> list[BatchItem]:
         ]
     else:
         reader = csv.DictReader(io.StringIO(_read_text(list_path, "list of paths")))
-        rows = [
-            {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
-            for row in reader
-        ]
+        rows = [_cells(row) for row in reader]
         columns = {name.strip().lower(): name for name in reader.fieldnames or []}
     if REFERENCE_COLUMN in columns:
         test_column = next((name for name in _TEST_COLUMNS if name in columns), None)

@@ -406,15 +406,7 @@ def merge_results(
         these_columns, these_rows = read_results_with_columns(path)
         if path.is_dir() and not these_columns:
             continue  # an empty shard of the Ray engine: a folder without parts
-        if columns is None:
-            columns, first = these_columns, path
-        elif these_columns != columns:
-            raise DataError(
-                f"{path} has the columns {these_columns} but {first} has {columns}: results of "
-                "different metric sets or modes cannot be merged"
-            )
-        if IMAGE_COLUMN not in these_columns or ERROR_COLUMN not in these_columns:
-            raise DataError(f"{path}: not a reliqa results file (columns {these_columns})")
+        columns, first = _check_columns(path, these_columns, columns, first)
         spec = shard_from_name(path)
         for row in these_rows:
             key = (row.get(REFERENCE_COLUMN, ""), row[IMAGE_COLUMN])
@@ -439,6 +431,23 @@ def merge_results(
         sources=paths,
         columns=columns,
     )
+
+
+def _check_columns(
+    source: Path, names: list[str], columns: list[str] | None, first: Path | None
+) -> tuple[list[str], Path | None]:
+    """The merge's columns and their first source, after checking ``source``'s ``names``
+    against them (the first source sets them)."""
+    if columns is None:
+        columns, first = names, source
+    elif names != columns:
+        raise DataError(
+            f"{source} has the columns {names} but {first} has {columns}: results of "
+            "different metric sets or modes cannot be merged"
+        )
+    if IMAGE_COLUMN not in names or ERROR_COLUMN not in names:
+        raise DataError(f"{source}: not a reliqa results file (columns {names})")
+    return columns, first
 
 
 def _check_row_shard(path: Path, spec: tuple[int, int] | None, key: tuple[str, str]) -> None:
@@ -466,15 +475,7 @@ def _merge_parquet(paths: Sequence[Path], out: Path) -> MergeSummary:
             except Exception as error:  # pyarrow raises several types for bad files
                 raise DataError(f"{file}: not a readable Parquet file ({error})") from None
             names = list(table.column_names)
-            if columns is None:
-                columns, first = names, file
-            elif names != columns:
-                raise DataError(
-                    f"{file} has the columns {names} but {first} has {columns}: results of "
-                    "different metric sets or modes cannot be merged"
-                )
-            if IMAGE_COLUMN not in names or ERROR_COLUMN not in names:
-                raise DataError(f"{file}: not a reliqa results file (columns {names})")
+            columns, first = _check_columns(file, names, columns, first)
             if spec is not None:
                 images = table.column(IMAGE_COLUMN).to_pylist()
                 references = (
