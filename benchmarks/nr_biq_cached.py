@@ -39,6 +39,13 @@ def read_mos(root: Path) -> tuple[list[str], np.ndarray]:
     return [name for name, _ in rows], np.array([mos for _, mos in rows])
 
 
+def feature_extractor(max_side: int) -> PretrainedHiRQA:
+    """Every map and the statistics: one cache serves heads that read any feature subset."""
+    model = PretrainedHiRQA(feature_set="all", statistics=True, max_side=max_side)
+    model.load_imagenet_backbone()
+    return model.eval()
+
+
 def extract(root: Path, out: Path, model: PretrainedHiRQA, threads: int) -> None:
     torch.set_num_threads(threads)
     names, _ = read_mos(root)

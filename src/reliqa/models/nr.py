@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.efficientnet_lite import EfficientNetLite0
+from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics
 from reliqa.models.registry import ModelEntry, register_model
 
 TEXT_DIM = 384
@@ -263,26 +264,41 @@ FEATURE_CHUNK = 1
 POOLED_DIM = 2 * sum(EfficientNetLite0.stage_channels)
 """Length of :func:`pooled_stage_features` vectors (4128)."""
 
-FEATURE_SETS = ("all", "mean", "last", "early", "late")
-"""Subsets of the pooled features a head may read (the pooling ablation, docs/nr.md): ``all``
-(mean + std of the 8 maps), ``mean`` (means only), ``last`` (the head convolution's mean + std:
-the usual global-average-pooled descriptor), ``early`` (stages 1–4), ``late`` (5–7 + head)."""
+FEATURE_SET_SPECS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
+    "all": (tuple(range(8)), ("mean", "std")),
+    "mean": (tuple(range(8)), ("mean",)),
+    "last": ((7,), ("mean", "std")),
+    "early": ((0, 1, 2, 3), ("mean", "std")),
+    "late": ((4, 5, 6, 7), ("mean", "std")),
+    "middle": ((2, 3, 4), ("mean", "std")),
+    "upto5": ((0, 1, 2, 3, 4), ("mean", "std")),
+    "upto6": ((0, 1, 2, 3, 4, 5), ("mean", "std")),
+    "none": ((), ()),
+}
+"""Subsets of the pooled features a head may read: maps (0–6 = stages 1–7, 7 = the head
+convolution) and statistics. ``all`` (mean + std of the 8 maps), ``mean`` (means only), ``last``
+(the usual global-average-pooled descriptor), ``early`` (stages 1–4), ``late`` (5–7 + head),
+``middle`` (3–5), ``upto5``/``upto6`` (stages 1–5 / 1–6), ``none`` (no deep feature: the
+classical statistics alone). Chosen by the content-aware criterion (docs/nr.md)."""
+
+FEATURE_SETS = tuple(FEATURE_SET_SPECS)
+
+FEATURE_SET_MAPS: dict[str, int | None] = {
+    name: (max(maps) + 1 if maps and max(maps) < 7 else (0 if not maps else None))
+    for name, (maps, _) in FEATURE_SET_SPECS.items()
+}
+"""How many backbone maps a feature set needs computed (None = all)."""
 
 
 def feature_mask(feature_set: str) -> torch.Tensor:
     """(4128,) 0/1 mask selecting a :data:`FEATURE_SETS` subset of the pooled features."""
-    if feature_set not in FEATURE_SETS:
+    if feature_set not in FEATURE_SET_SPECS:
         raise InvalidInputError(f"feature_set must be one of {FEATURE_SETS}, got {feature_set!r}")
+    maps, statistics = FEATURE_SET_SPECS[feature_set]
     parts = []
     for index, channels in enumerate(EfficientNetLite0.stage_channels):
         for statistic in ("mean", "std"):
-            keep = (
-                feature_set == "all"
-                or (feature_set == "mean" and statistic == "mean")
-                or (feature_set == "last" and index == 7)
-                or (feature_set == "early" and index < 4)
-                or (feature_set == "late" and index >= 4)
-            )
+            keep = index in maps and statistic in statistics
             parts.append(torch.full((channels,), float(keep)))
     return torch.cat(parts)
 
@@ -314,17 +330,22 @@ class PretrainedHiRQA(nn.Module):
 
     def __init__(
         self, hidden: int = 256, embed_dim: int = 128, max_side: int = 768,
-        feature_set: str = "all",
+        feature_set: str = "all", statistics: bool = False,
     ) -> None:
         super().__init__()
         self.feature_set = feature_set
-        self.register_buffer("feature_mask", feature_mask(feature_set), persistent=False)
+        self.statistics = statistics
+        width = POOLED_DIM + (len(STATISTIC_NAMES) if statistics else 0)
+        mask = feature_mask(feature_set)
+        if statistics:
+            mask = torch.cat([mask, torch.ones(len(STATISTIC_NAMES))])
+        self.register_buffer("feature_mask", mask, persistent=False)
         self.backbone = EfficientNetLite0(num_classes=0)
         self.backbone.requires_grad_(False)
-        self.register_buffer("feature_mean", torch.zeros(POOLED_DIM))
-        self.register_buffer("feature_std", torch.ones(POOLED_DIM))
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
         self.head = nn.Sequential(
-            nn.Linear(POOLED_DIM, hidden), nn.GELU(), nn.Linear(hidden, embed_dim)
+            nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, embed_dim)
         )
         self.score_head = nn.Linear(embed_dim, 1)
         self.text_projection = nn.Linear(embed_dim, TEXT_DIM)
@@ -345,21 +366,29 @@ class PretrainedHiRQA(nn.Module):
         self.backbone.load_state_dict(state)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features (no gradient)."""
+        """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features, followed by the 13
+        :func:`~reliqa.models.nr_statistics.image_statistics` when ``statistics`` (no gradient)."""
         _check_images(images)
-        # "early" reads stages 1–4 only: the later stages need not run
-        upto = 4 if self.feature_set == "early" else None
+        # a set that reads no later map need not run the later stages
+        upto = FEATURE_SET_MAPS[self.feature_set]
         with torch.no_grad():
             # On CPU, chunks of FEATURE_CHUNK images: the early maps of a 16 × 512² batch are
             # ~0.4 GB and run several times slower per image than one image's maps, which
             # stay in cache. A GPU takes the whole batch.
             chunk = FEATURE_CHUNK if images.device.type == "cpu" else images.shape[0]
-            return torch.cat(
-                [pooled_stage_features(self.backbone, part, upto) for part in images.split(chunk)]
-            )
+            parts = []
+            for part in images.split(chunk):
+                pooled = (
+                    part.new_zeros(part.shape[0], POOLED_DIM) if upto == 0
+                    else pooled_stage_features(self.backbone, part, upto)
+                )
+                if self.statistics:
+                    pooled = torch.cat([pooled, image_statistics(part)], dim=1)
+                parts.append(pooled)
+            return torch.cat(parts)
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features (N, 4128) → quality embedding (N, embed_dim)."""
+        """Features (N, F) of :meth:`features` → quality embedding (N, embed_dim)."""
         return self.head(self.feature_mask * (features - self.feature_mean) / self.feature_std)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,138 @@
+"""Classical no-reference image statistics: cheap, label-free descriptors of sharpness, noise,
+exposure, colour and blocking that the ``hirqa`` head reads beside its deep features.
+
+Each is a fixed formula (nothing learned) on the image alone. They are not quality scores by
+themselves — the variance of the Laplacian rises with noise as well as with detail — but together
+with the content-aware deep features a head can tell detail from noise and bokeh from blur
+(docs/nr.md, "hirqa").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from reliqa.checks import check_tensor_image
+
+STATISTIC_NAMES: tuple[str, ...] = (
+    "log_laplacian_var_s1",
+    "log_laplacian_var_s2",
+    "log_laplacian_var_s4",
+    "log_gradient_p50",
+    "log_gradient_p90",
+    "log_gradient_p99",
+    "log_noise_sigma",
+    "dark_clipped",
+    "bright_clipped",
+    "luminance_mean",
+    "luminance_std",
+    "colourfulness",
+    "blockiness",
+)
+"""Order of the columns of :func:`image_statistics`."""
+
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+# Immerkær's noise-estimation mask: the difference of two Laplacians, blind to edges of
+# first and second order, so its response on a photo is dominated by the sensor noise.
+_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+_EPS = 1e-6
+
+
+def _luminance(images: torch.Tensor) -> torch.Tensor:
+    weights = images.new_tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
+
+
+def _filter(gray: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(gray, kernel.to(gray).view(1, 1, 3, 3))
+
+
+def _laplacian_log_variance(gray: torch.Tensor) -> torch.Tensor:
+    response = _filter(gray * 255.0, _LAPLACIAN).flatten(1)
+    return torch.log(response.var(dim=1, unbiased=False) + 1.0)
+
+
+def _gradient_log_percentiles(gray: torch.Tensor) -> torch.Tensor:
+    dx = gray[..., :, 1:] - gray[..., :, :-1]
+    dy = gray[..., 1:, :] - gray[..., :-1, :]
+    magnitude = torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2).flatten(1) * 255.0
+    levels = magnitude.new_tensor([0.5, 0.9, 0.99])
+    return torch.log(torch.quantile(magnitude, levels, dim=1).T + 1.0)
+
+
+def _log_noise_sigma(gray: torch.Tensor) -> torch.Tensor:
+    # Immerkær (1996): σ = sqrt(π/2) / (6 (W−2)(H−2)) Σ |I * N|, on the 0..255 scale
+    response = _filter(gray * 255.0, _IMMERKAER).abs().flatten(1)
+    sigma = (torch.pi / 2) ** 0.5 / 6.0 * response.mean(dim=1)
+    return torch.log(sigma + 0.1)
+
+
+def _colourfulness(images: torch.Tensor) -> torch.Tensor:
+    # Hasler & Süsstrunk (2003), on the 0..1 scale
+    red, green, blue = images.unbind(dim=1)
+    rg = (red - green).flatten(1)
+    yb = (0.5 * (red + green) - blue).flatten(1)
+    spread = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    centre = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return spread + 0.3 * centre
+
+
+def _blockiness(gray: torch.Tensor) -> torch.Tensor:
+    # JPEG's 8×8 grid: mean absolute step across block boundaries relative to the mean step
+    # inside blocks (≈ 1 for an image without a grid, > 1 with blocking)
+    dx = (gray[..., :, 1:] - gray[..., :, :-1]).abs().mean(dim=(1, 2))
+    dy = (gray[..., 1:, :] - gray[..., :-1, :]).abs().mean(dim=(1, 3))
+    columns = torch.arange(dx.shape[-1], device=gray.device)
+    rows = torch.arange(dy.shape[-1], device=gray.device)
+    on_x, on_y = (columns % 8) == 7, (rows % 8) == 7
+    boundary = dx[:, on_x].mean(dim=1) + dy[:, on_y].mean(dim=1)
+    inside = dx[:, ~on_x].mean(dim=1) + dy[:, ~on_y].mean(dim=1)
+    return torch.log((boundary + _EPS) / (inside + _EPS))
+
+
+def image_statistics(images: torch.Tensor) -> torch.Tensor:
+    """Classical statistics of each image: (N, 3, H, W) in [0, 1], H, W ≥ 32 → (N, 13) float32,
+    columns :data:`STATISTIC_NAMES`.
+
+    Sharpness: log variance of the 4-neighbour Laplacian of the luminance (0..255) at scales
+    1, 1/2, 1/4, and log percentiles 50/90/99 of the gradient magnitude; noise: log of
+    Immerkær's σ estimate; exposure: share of pixels at ≤ 2/255 and ≥ 253/255 luminance, mean
+    and std of the luminance; colour: Hasler–Süsstrunk colourfulness; coding: log ratio of the
+    steps across 8×8 block boundaries to those inside blocks.
+
+    Example:
+        >>> flat = torch.full((1, 3, 64, 64), 0.5)
+        >>> image_statistics(flat).shape
+        torch.Size([1, 13])
+    """
+    check_tensor_image(images, "images", channels=(3,), min_size=32)
+    images = images.float()
+    gray = _luminance(images)
+    half = F.avg_pool2d(gray, 2)
+    quarter = F.avg_pool2d(half, 2)
+    columns = [
+        _laplacian_log_variance(gray),
+        _laplacian_log_variance(half),
+        _laplacian_log_variance(quarter),
+    ]
+    flat = gray.flatten(1)
+    statistics = torch.cat(
+        [
+            torch.stack(columns, dim=1),
+            _gradient_log_percentiles(gray),
+            torch.stack(
+                [
+                    _log_noise_sigma(gray),
+                    (flat <= 2.0 / 255.0).float().mean(dim=1),
+                    (flat >= 253.0 / 255.0).float().mean(dim=1),
+                    flat.mean(dim=1),
+                    flat.std(dim=1, correction=0),
+                    _colourfulness(images),
+                    _blockiness(gray),
+                ],
+                dim=1,
+            ),
+        ],
+        dim=1,
+    )
+    return statistics

@@ -1,0 +1,348 @@
+"""``hirqa`` head training on the whole-photo corpus, and the content-aware selection criterion.
+
+Severity that is comparable across photos: each full-reference teacher's damage (1 − MS-SSIM,
+GMSD, 1 − FSIMc, 1 − VIFp against the clean photo) becomes its percentile among the training
+corpus's damaged versions; the consensus severity is their mean (0 for a clean photo). The
+head (:class:`~reliqa.models.nr.PretrainedHiRQA` on cached features) learns the HiRQA objective
+on it: within-photo ranking, ranking **across photos and kinds of damage**, higher-order
+ranking, embedding-distance consistency, text alignment and the severity anchor.
+
+The criterion (:func:`photo_criterion`) scores the held-out photos' versions: pooled SRCC
+against the teacher consensus across all held-out photos and defects (content-aware: one
+photo's blur must be judged against another photo's noise), plus the sanity filters — clean
+beats every clearly damaged copy of itself, flip invariance, full vs half scale. No human label.
+
+    reliqa train nr-photo-head --config configs/nr_hirqa_photos.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from scipy.stats import spearmanr
+
+from reliqa.attributes import ATTRIBUTES
+from reliqa.distortions.catalogue import get_distortion
+from reliqa.exceptions import DataError
+from reliqa.models.nr import PretrainedHiRQA
+from reliqa.models.nr_statistics import STATISTIC_NAMES
+from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
+from reliqa.training.nr import FlatBatch, ObjectiveSettings, nr_objective
+from reliqa.training.nr_losses import ranking_loss
+from reliqa.training.nr_photos import TEACHER_HIGHER_IS_BETTER, TEACHERS
+from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
+
+CLEAR_DAMAGE = 0.25
+"""Consensus severity above which a damaged copy must score below its clean photo (filter)."""
+
+
+@dataclass
+class PhotoCorpus:
+    """The whole-photo corpus in memory; rows are versions (clean first within each photo).
+
+    Attributes:
+        features: (V, 4128 + 13) float32 deep features then statistics.
+        teachers: (V, 4) raw teacher values (:data:`TEACHERS` order).
+        photo: (V,) photo id; held_out: (V,) bool; clean: (V,) bool.
+        direction: (V,) dominant attribute × 2 + (sign > 0), −1 for clean.
+        attribute_sign: per row the ``"<attribute><sign>"`` key of its strongest defect.
+        flipped, half: (V_h, F) features of the held-out rows' flipped and half-scale copies,
+            row-aligned with ``held_out_rows``.
+    """
+
+    features: torch.Tensor
+    teachers: torch.Tensor
+    photo: torch.Tensor
+    held_out: torch.Tensor
+    clean: torch.Tensor
+    direction: torch.Tensor
+    attribute_sign: list[str]
+    types: list[tuple[str, ...]]
+    names: list[str]
+    held_out_rows: torch.Tensor
+    flipped: torch.Tensor
+    half: torch.Tensor
+
+
+def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
+    """Read every ``photo_*.safetensors`` of a corpus folder."""
+    files = sorted(Path(folder).glob("photo_*.safetensors"))
+    if not files:
+        raise DataError(f"{folder}: no corpus files (run `reliqa train nr-photos` first)")
+    features, teachers, photo, held, clean, direction, keys, types = [], [], [], [], [], [], [], []
+    names: list[str] = []
+    flipped, half, held_rows = [], [], []
+    row = 0
+    for pid, path in enumerate(files):
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata()
+            deep = handle.get_tensor("deep").float()
+            stats = handle.get_tensor("stats").float()
+            is_held = meta["held_out"] == "True"
+            if is_held:
+                flipped.append(torch.cat([handle.get_tensor("deep_flip").float(),
+                                          handle.get_tensor("stats_flip").float()], dim=1))
+                half.append(torch.cat([handle.get_tensor("deep_half").float(),
+                                       handle.get_tensor("stats_half").float()], dim=1))
+            version_teachers = handle.get_tensor("teachers").float()
+        version_types = [tuple(t) for t in json.loads(meta["types"])]
+        levels = json.loads(meta["levels"])
+        count = deep.shape[0]
+        features.append(torch.cat([deep, stats], dim=1))
+        teachers.append(version_teachers)
+        photo += [pid] * count
+        held += [is_held] * count
+        names.append(meta["photo"])
+        for version, (kinds, strengths) in enumerate(zip(version_types, levels)):
+            clean.append(version == 0)
+            types.append(kinds)
+            if version == 0:
+                direction.append(-1)
+                keys.append("")
+                continue
+            strongest = get_distortion(kinds[int(np.argmax(strengths))])
+            attribute = ATTRIBUTES.index(strongest.attribute)
+            direction.append(attribute * 2 + int(strongest.sign > 0))
+            keys.append(f"{strongest.attribute}{'+' if strongest.sign > 0 else '-'}")
+        if is_held:
+            held_rows += list(range(row, row + count))
+        row += count
+    width = len(STATISTIC_NAMES)
+    empty = torch.zeros(0, features[0].shape[1])
+    corpus = PhotoCorpus(
+        features=torch.cat(features), teachers=torch.cat(teachers),
+        photo=torch.tensor(photo), held_out=torch.tensor(held), clean=torch.tensor(clean),
+        direction=torch.tensor(direction), attribute_sign=keys, types=types, names=names,
+        held_out_rows=torch.tensor(held_rows, dtype=torch.long),
+        flipped=torch.cat(flipped) if flipped else empty,
+        half=torch.cat(half) if half else empty,
+    )
+    if corpus.features.shape[1] <= width:
+        raise DataError(f"{folder}: corpus rows lack deep features")
+    return corpus
+
+
+def teacher_damage(teachers: torch.Tensor) -> torch.Tensor:
+    """Raw teacher values (V, 4) → damage per teacher (V, 4), 0 = identical, higher = worse."""
+    columns = []
+    for index, name in enumerate(TEACHERS):
+        value = teachers[:, index]
+        damage = (1.0 - value) if TEACHER_HIGHER_IS_BETTER[name] else value
+        columns.append(damage.clamp(min=0.0))
+    return torch.stack(columns, dim=1)
+
+
+def consensus_severity(teachers: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Teacher consensus in [0, 1]: per teacher, the percentile of each row's damage among the
+    ``reference`` rows' damages (V_ref, 4); the mean over teachers. Zero damage → 0."""
+    damage, known = teacher_damage(teachers), teacher_damage(reference)
+    percentiles = []
+    for column in range(damage.shape[1]):
+        ordered = torch.sort(known[:, column]).values
+        rank = torch.searchsorted(ordered, damage[:, column].contiguous(), right=True).float()
+        percentiles.append(rank / len(ordered))
+    severity = torch.stack(percentiles, dim=1).mean(dim=1)
+    return torch.where(damage.sum(dim=1) == 0, torch.zeros_like(severity), severity)
+
+
+def _srcc(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b)[0])
+
+
+def photo_criterion(
+    scores: torch.Tensor, corpus: PhotoCorpus, severity: torch.Tensor,
+    flipped_scores: torch.Tensor | None = None, half_scores: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """The content-aware criterion on the held-out rows.
+
+    Args:
+        scores: (V_h,) scores of the held-out rows (``corpus.held_out_rows`` order).
+        severity: (V_h,) their teacher consensus.
+        flipped_scores, half_scores: (V_h,) scores of the flipped / half-scale copies.
+
+    Returns:
+        ``pooled`` (SRCC with −severity over all held-out versions of all photos: the number
+        that picks), ``within`` (mean per-photo SRCC), ``clean_wins`` (share of versions with
+        severity > :data:`CLEAR_DAMAGE` that score below their clean photo), ``damaged_only``
+        (pooled SRCC over damaged versions only), ``flip`` (largest |score − flipped score|),
+        ``half`` (pooled SRCC between full and half-scale scores).
+    """
+    rows = corpus.held_out_rows
+    s, sev = scores.numpy(), severity.numpy()
+    photos = corpus.photo[rows].numpy()
+    clean = corpus.clean[rows].numpy()
+    within, wins, total = [], 0, 0
+    for pid in np.unique(photos):
+        members = photos == pid
+        within.append(_srcc(s[members], -sev[members]))
+        clean_score = s[members & clean]
+        damaged = members & ~clean & (sev > CLEAR_DAMAGE)
+        if clean_score.size:
+            wins += int((s[damaged] < clean_score[0]).sum())
+            total += int(damaged.sum())
+    result = {
+        "pooled": _srcc(s, -sev),
+        "damaged_only": _srcc(s[~clean], -sev[~clean]),
+        "within": float(np.nanmean(within)),
+        "clean_wins": wins / max(total, 1),
+    }
+    if flipped_scores is not None:
+        result["flip"] = float((scores - flipped_scores).abs().max())
+    if half_scores is not None:
+        result["half"] = _srcc(s, half_scores.numpy())
+    return result
+
+
+@dataclass
+class PhotoHeadConfig(ObjectiveSettings):
+    """A ``hirqa`` head run on the whole-photo corpus (JSON: configs/nr_hirqa_photos.json)."""
+
+    corpus: str = "/work/nr_cache/photos_v1"
+    run_dir: str = "runs/nr_hirqa_photos"
+    feature_set: str = "all"
+    statistics: bool = True
+    hidden: int = 256
+    embed_dim: int = 128
+    max_side: int = 512
+    steps: int = 1500
+    groups: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    grad_clip: float = 1.0
+    feature_dropout: float = 0.1
+    seed: int = 0
+    val_every: int = 100
+    weight_cross_all: float = 1.0
+    cross_all_gap: float = 0.15
+    weight_cross: float = 0.0  # same-type cross-content: subsumed by cross_all
+
+
+def load_photo_head_config(path: str, **overrides: Any) -> PhotoHeadConfig:
+    """Read a JSON config (unknown keys are an error); ``overrides`` win when not None."""
+    return load_config(path, PhotoHeadConfig, **overrides)
+
+
+def build_head_model(config: PhotoHeadConfig) -> PretrainedHiRQA:
+    """The ``hirqa`` architecture a config trains (backbone weights not loaded)."""
+    return PretrainedHiRQA(
+        hidden=config.hidden, embed_dim=config.embed_dim, max_side=config.max_side,
+        feature_set=config.feature_set, statistics=config.statistics,
+    )
+
+
+def _head_scores(
+    model: PretrainedHiRQA, features: torch.Tensor, dropout: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    normalised = model.feature_mask * (features - model.feature_mean) / model.feature_std
+    if dropout > 0 and model.training:
+        normalised = torch.nn.functional.dropout(normalised, dropout)
+    embedding = model.head(normalised)
+    return torch.sigmoid(model.score_logits(embedding)), embedding, model.text_projection(embedding)
+
+
+def _input_features(corpus_features: torch.Tensor, statistics: bool) -> torch.Tensor:
+    width = corpus_features.shape[1] - len(STATISTIC_NAMES)
+    return corpus_features if statistics else corpus_features[:, :width]
+
+
+@torch.inference_mode()
+def evaluate_head(
+    model: PretrainedHiRQA, corpus: PhotoCorpus, severity: torch.Tensor, statistics: bool
+) -> dict[str, float]:
+    """:func:`photo_criterion` of a head on the cached held-out rows and their copies."""
+    model.eval()
+    rows = corpus.held_out_rows
+
+    def run(features: torch.Tensor) -> torch.Tensor:
+        return _head_scores(model, _input_features(features, statistics))[0]
+
+    return photo_criterion(
+        run(corpus.features[rows]), corpus, severity[rows], run(corpus.flipped), run(corpus.half)
+    )
+
+
+def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None) -> dict[str, Any]:
+    """Train one head; keep the step with the best held-out ``pooled`` criterion among those
+    whose ``clean_wins`` ≥ 0.97. Writes ``run_dir/best.safetensors`` (head, standardisation)
+    and ``run_dir/summary.json``; returns the summary."""
+    seed_everything(config.seed)
+    corpus = corpus if corpus is not None else load_photo_corpus(config.corpus)
+    train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
+    damaged_train = train_rows[~corpus.clean[train_rows]]
+    severity = consensus_severity(corpus.teachers, corpus.teachers[damaged_train])
+    features = _input_features(corpus.features, config.statistics)
+    model = build_head_model(config)
+    model.feature_mean.copy_(features[train_rows].mean(dim=0))
+    model.feature_std.copy_(features[train_rows].std(dim=0).clamp(min=1e-4))
+    bank = load_prompt_bank()
+    prompt_embeddings = load_prompt_embeddings(bank)
+    prompts = torch.tensor([
+        bank.index(key, float(level)) if key else 0
+        for key, level in zip(corpus.attribute_sign, severity.tolist())
+    ])
+    head_parameters = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    decay = [p for p in head_parameters if p.ndim > 1]
+    no_decay = [p for p in head_parameters if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+    )
+    train_photos = torch.unique(corpus.photo[train_rows])
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    started = time.monotonic()
+    for step in range(1, config.steps + 1):
+        model.train()
+        set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
+        chosen = train_photos[torch.randperm(len(train_photos), generator=generator)[: config.groups]]
+        rows = train_rows[torch.isin(corpus.photo[train_rows], chosen)]
+        batch = FlatBatch(
+            images=features[rows], groups=corpus.photo[rows], severity=severity[rows],
+            direction=corpus.direction[rows], prompts=prompts[rows],
+        )
+        scores, embedding, projected = _head_scores(model, batch.images, config.feature_dropout)
+        terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
+        other_photo = batch.groups[:, None] != batch.groups[None, :]
+        terms["cross_all"] = ranking_loss(
+            scores, batch.severity, other_photo, config.margin_rank, min_gap=config.cross_all_gap
+        )
+        total = terms["total"] + config.weight_cross_all * terms["cross_all"]
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(head_parameters, config.grad_clip)
+        optimizer.step()
+        if step % config.val_every == 0 or step == config.steps:
+            metrics = evaluate_head(model, corpus, severity, config.statistics)
+            record = {"step": step, "loss": float(total.detach()), **metrics}
+            history.append(record)
+            eligible = metrics["clean_wins"] >= 0.97
+            if eligible and (best is None or metrics["pooled"] > best["pooled"]):
+                best = record
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                              if not k.startswith("backbone.")}
+    summary = {
+        "config": config_to_dict(config), "best": best, "history": history,
+        "seconds": round(time.monotonic() - started, 1),
+        "train_photos": int(len(train_photos)),
+        "held_out_photos": int(len(torch.unique(corpus.photo[corpus.held_out_rows]))),
+    }
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if best is not None and best_state is not None:
+        save_file(best_state, str(run_dir / "best.safetensors"),
+                  metadata={"config": json.dumps(config_to_dict(config)), "step": str(best["step"])})
+    return summary
