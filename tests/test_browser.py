@@ -3,7 +3,8 @@ page shows, toggle a map channel and move the opacity slider.
 
 Needs Debian's ``chromium`` (``make browser-deps`` installs it; CI runs that) and Playwright's
 Python package, driven with ``executable_path`` — Playwright's own browser download is never
-used. Set ``RELIQA_SCREENSHOT=path.png`` to save a screenshot of the page (docs/images/).
+used. Set ``RELIQA_SCREENSHOT=path.png`` to save a screenshot of the viewer on a blurred test
+image (docs/images/viewer.png); ``RELIQA_REPORT_SCREENSHOT=path.png`` of a batch report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from skimage import data
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,8 +48,12 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     noisy = np.clip(reference.astype(np.int16) + rng.integers(-30, 31, reference.shape), 0, 255).astype(np.uint8)
     brighter = np.clip(reference.astype(np.int16) + 40, 0, 255).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(reference).filter(ImageFilter.GaussianBlur(2.5)))
     paths = {}
-    for name, array in (("reference", reference), ("noisy", noisy), ("brighter", brighter)):
+    for name, array in (
+        ("reference", reference), ("noisy", noisy), ("brighter", brighter), ("blurred", blurred),
+        ("same", reference),  # the reference again, under another name
+    ):
         paths[name] = folder / f"{name}.png"
         Image.fromarray(array).save(paths[name])
     return paths
@@ -106,6 +111,13 @@ def _canvas_digest(page: object) -> str:
     return hashlib.sha1(bytes(pixels)).hexdigest()
 
 
+def _dominant(test: Path, reference: Path) -> list[str]:
+    from reliqa import compare
+    from reliqa.reports.maps import attribute_strengths, dominant_attributes
+
+    return dominant_attributes(attribute_strengths(compare(test, reference).maps))
+
+
 def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[str, Path]) -> None:
     from reliqa.evaluation.scorers import resolve_scorer
     from reliqa.io import load_image
@@ -138,31 +150,26 @@ def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[
             assert float(cell.get_attribute("data-value")) == pytest.approx(expected, rel=1e-4, abs=1e-6)
             assert cell.inner_text() != "—"
 
-    if os.environ.get("RELIQA_SCREENSHOT"):
-        if info["relational"]:
-            page.check("#toggle-noise")  # type: ignore[attr-defined]
-        page.screenshot(path=os.environ["RELIQA_SCREENSHOT"], full_page=True)  # type: ignore[attr-defined]
-        if info["relational"]:
-            page.uncheck("#toggle-noise")  # type: ignore[attr-defined]
-
     if not info["relational"]:
         note = page.inner_text("#attribute-toggles")  # type: ignore[attr-defined]
         assert "relational model" in note
         return
 
-    # The page opens on the best candidate (rank 1) with every map channel on (issue 11).
+    # The page opens on the best candidate (rank 1) with its dominant map channels on, strongest
+    # first (issue 18; every channel was on before).
     selected = page.locator("#ranking tbody tr.selected")  # type: ignore[attr-defined]
     assert selected.count() == 1 and selected.locator("td").first.inner_text() == "1"
+    best = selected.locator("td").nth(2).inner_text()
+    expected_dominant = _dominant(images[best.removesuffix(".png")], images["reference"])
     channels = page.get_attribute("#overlay", "data-channels") or ""  # type: ignore[attr-defined]
-    assert channels.split(",") == list(info["attributes"])
+    assert channels.split(",") == expected_dominant
     page.click("#show-worst")  # type: ignore[attr-defined]
     worst = page.locator("#ranking tbody tr.selected")  # type: ignore[attr-defined]
     assert worst.locator("td").first.inner_text() == "2"
 
     # Toggling a channel draws it over the image; opacity 0 shows the bare image again.
     page.locator("#ranking tbody tr", has_text="noisy.png").click()  # type: ignore[attr-defined]
-    for name in info["attributes"]:
-        page.uncheck(f"#toggle-{name}")  # type: ignore[attr-defined]
+    page.click("#toggles-none")  # type: ignore[attr-defined]
     bare = _canvas_digest(page)
     page.check("#toggle-noise")  # type: ignore[attr-defined]
     assert page.get_attribute("#overlay", "data-channels") == "noise"  # type: ignore[attr-defined]
@@ -211,3 +218,79 @@ def test_gmc_heatmap_of_an_uploaded_csv(page: object, server: str, tmp_path: Pat
     )
     top, bottom = bar
     assert top[0] > top[2] and bottom[2] > bottom[0]  # red (+1) at the top, blue (−1) below
+
+
+def _canvas_pixels(page: object) -> np.ndarray:
+    size, pixels = page.evaluate(  # type: ignore[attr-defined]
+        "() => { const c = document.querySelector('#overlay');"
+        " return [[c.height, c.width], Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }"
+    )
+    return np.array(pixels, dtype=np.int16).reshape(size[0], size[1], 4)[..., :3]
+
+
+def test_blur_is_shown_as_blur_and_the_reference_is_not_opened_on(
+    page: object, server: str, images: dict[str, Path]
+) -> None:
+    """Issue 18: with the reference among the candidates the page opened on it (no maps), and a
+    blurred test was a red smear (compression and structure over the blue "blurrier")."""
+    page.goto(server)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#status').textContent === 'ready'")  # type: ignore[attr-defined]
+    info = page.evaluate("() => fetch('/api/info').then(r => r.json())")  # type: ignore[attr-defined]
+    if not info["relational"]:
+        pytest.skip("the relational model is not available")
+    page.set_input_files("#reference-file", str(images["reference"]))  # type: ignore[attr-defined]
+    page.set_input_files("#test-files", [str(images["same"]), str(images["blurred"])])  # type: ignore[attr-defined]
+    page.click("#compare-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#compare-results:not([hidden])")  # type: ignore[attr-defined]
+    page.wait_for_selector("#legend li")  # type: ignore[attr-defined]
+
+    # the identical candidate ranks first (score 0) but the page opens on the blurred one
+    first = page.locator("#ranking tbody tr").first  # type: ignore[attr-defined]
+    assert "same.png" in first.inner_text() and "identical to the reference" in first.inner_text()
+    assert first.locator("td[data-metric='psnr']").inner_text() == "—"  # +inf: null and a note
+    assert "psnr: +infinite" in first.inner_text()
+    selected = page.locator("#ranking tbody tr.selected")  # type: ignore[attr-defined]
+    assert "blurred.png" in selected.inner_text()
+
+    # sharpness leads: first toggle, first legend line ("blurrier"), drawn in its own colour
+    channels = (page.get_attribute("#overlay", "data-channels") or "").split(",")  # type: ignore[attr-defined]
+    assert channels[0] == "sharpness" and len(channels) <= 3
+    legend = page.locator("#legend li").first  # type: ignore[attr-defined]
+    assert legend.get_attribute("data-attribute") == "sharpness" and "blurrier" in legend.inner_text()
+    toggles = page.locator("#attribute-toggles input[type=checkbox]")  # type: ignore[attr-defined]
+    assert toggles.first.get_attribute("value") == "sharpness"
+    drawn = _canvas_pixels(page)
+    page.click("#toggles-none")  # type: ignore[attr-defined]
+    bare = _canvas_pixels(page)
+    change = (drawn - bare).reshape(-1, 3).mean(axis=0)
+    assert change[2] > 10 and change[2] > change[0] + 10, change  # blue (sharpness), not a red smear
+
+    # with all nine on, every attribute keeps its own colour: the strongest at each pixel
+    page.click("#toggles-all")  # type: ignore[attr-defined]
+    everything = (_canvas_pixels(page) - bare).reshape(-1, 3).mean(axis=0)
+    assert everything[2] > everything[0], everything
+    if os.environ.get("RELIQA_SCREENSHOT"):
+        page.click("#toggles-dominant")  # type: ignore[attr-defined]
+        page.locator("#compare-section").screenshot(path=os.environ["RELIQA_SCREENSHOT"])  # type: ignore[attr-defined]
+
+
+def test_no_reference_table_says_which_way_is_better(
+    page: object, server: str, images: dict[str, Path]
+) -> None:
+    page.goto(server)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#status').textContent === 'ready'")  # type: ignore[attr-defined]
+    page.set_input_files("#nr-files", [str(images["reference"]), str(images["blurred"])])  # type: ignore[attr-defined]
+    page.click("#score-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#nr-table:not([hidden])")  # type: ignore[attr-defined]
+    headers = page.locator("#nr-table th")  # type: ignore[attr-defined]
+    titles = {headers.nth(k).inner_text(): headers.nth(k).get_attribute("title") for k in range(headers.count())}
+    from reliqa.evaluation.scorers import higher_is_better
+
+    scorers = page.evaluate("() => fetch('/api/info').then(r => r.json())")["no_reference"]  # type: ignore[attr-defined]
+    assert scorers
+    for name in scorers:
+        better = higher_is_better(name)
+        label = f"{name} {'↑' if better else '↓'}"
+        assert titles.get(label) == ("higher = better" if better else "lower = better"), titles
+    if "niqe" in scorers:
+        assert titles["niqe ↓"] == "lower = better"

@@ -274,6 +274,42 @@ def test_a_metric_refusing_an_image_is_a_note_not_a_failure(client: TestClient) 
     assert response.status_code == 200, response.text
     entry = response.json()["results"][0]
     if "psnr" in entry["scores"]:
-        assert entry["scores"]["psnr"] == "Infinity"  # identical images; JSON has no inf
+        # identical images: JSON has no inf, so null and a note, as the CLI's --json (issue 18)
+        assert entry["scores"]["psnr"] is None and "psnr: +infinite" in entry["notes"]
+    assert entry["identical"] is True and response.json()["best"] is None
     if "ssim" in client.get("/api/info").json()["full_reference"]:
         assert "ssim" in entry["error"] and "ssim" not in entry["scores"]
+
+
+def test_reference_among_candidates_is_ranked_but_not_opened_on(
+    client: TestClient, pair: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Issue 18: the reference uploaded again as a candidate was "best" (score 0) and the page
+    opened on it; each score says its direction; the maps' strongest attributes lead."""
+    response = client.post(
+        "/api/compare",
+        files=[("tests", ("again.png", png_bytes(pair[0]), "image/png")),
+               ("tests", ("noisy.png", png_bytes(pair[1]), "image/png")),
+               ("reference", ("ref.png", png_bytes(pair[0]), "image/png"))],
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    results = {entry["name"]: entry for entry in answer["results"]}
+    assert results["again.png"]["identical"] is True and results["noisy.png"]["identical"] is False
+    assert "identical to the reference" in results["again.png"]["notes"]
+    assert answer["best"] == answer["worst"] == "noisy.png"
+    for name, better in answer["higher_is_better"].items():
+        assert better == (name != "gmsd")
+    if client.get("/api/info").json()["relational"]:
+        noisy = results["noisy.png"]
+        assert set(noisy["strength"]) == set(client.get("/api/info").json()["colours"])
+        assert noisy["dominant"][0] == "noise"
+        assert all(noisy["strength"][a] >= noisy["strength"][b] for a, b in zip(noisy["dominant"], noisy["dominant"][1:]))
+
+
+def test_no_reference_answer_says_which_way_is_better(client: TestClient, pair: tuple[np.ndarray, np.ndarray]) -> None:
+    response = client.post("/api/score", files=[("images", ("a.png", png_bytes(pair[0]), "image/png"))])
+    answer = response.json()
+    assert set(answer["higher_is_better"]) == set(answer["scorers"])
+    if "niqe" in answer["scorers"]:
+        assert answer["higher_is_better"]["niqe"] is False

@@ -39,6 +39,21 @@ ATTRIBUTE_DIRECTIONS: Final[dict[str, tuple[str, str]]] = {
     "structure": ("more structural damage", "less structural damage"),
 }
 
+# One colour per attribute for pictures that show several maps at once (the viewer): hue =
+# which attribute, so nine maps stay distinguishable; the direction is drawn by a pattern.
+# Sharpness is blue and compression red, the two most often confused findings.
+ATTRIBUTE_COLOURS: Final[dict[str, str]] = {
+    "brightness": "#e6b800",
+    "contrast": "#8c564b",
+    "saturation": "#e377c2",
+    "temperature": "#ff7f0e",
+    "tint": "#17becf",
+    "sharpness": "#1f5fd6",
+    "noise": "#2ca02c",
+    "compression": "#d62728",
+    "structure": "#9467bd",
+}
+
 NEUTRAL: Final[float] = 0.5
 """Map value meaning "no difference"."""
 

@@ -25,7 +25,8 @@ from reliqa.io import to_uint8_array
 PictureSource = np.ndarray | torch.Tensor | Image.Image
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem; max-width: 1400px;
+  color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; }
 .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 0.85rem; color: #555; max-width: 100%; }

@@ -33,11 +33,12 @@ from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from reliqa.attributes import ATTRIBUTE_DIRECTIONS, ATTRIBUTES
+from reliqa.attributes import ATTRIBUTE_COLOURS, ATTRIBUTE_DIRECTIONS, ATTRIBUTES
 from reliqa.checks import resolve_device
 from reliqa.exceptions import ReliqaError, UnknownNameError, WeightsError
 from reliqa.io import list_images, load_image, to_uint8_array
 from reliqa.reports.html import image_data_uri
+from reliqa.reports.maps import attribute_strengths, dominant_attributes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -149,12 +150,16 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _json_score(value: float) -> float | str | None:
-    """JSON has no infinity: ±inf travel as "Infinity"/"-Infinity" (JS ``Number`` reads them
-    back; e.g. PSNR of identical images), NaN as null."""
+def _json_score(name: str, value: float, notes: list[str]) -> float | None:
+    """A score for JSON, which has no infinity or NaN: those travel as null, as in the CLI's
+    ``--json``, with a note saying why (e.g. PSNR of identical images is +infinite)."""
+    if np.isfinite(value):
+        return value
     if np.isnan(value):
-        return None
-    return value if np.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+        notes.append(f"{name}: not a number")
+    else:
+        notes.append(f"{name}: {'+' if value > 0 else '-'}infinite")
+    return None
 
 
 # ----------------------------------------------------------------------------------- service
@@ -207,6 +212,7 @@ class Viewer:
         return {
             "attributes": list(ATTRIBUTES),
             "directions": {name: list(pair) for name, pair in ATTRIBUTE_DIRECTIONS.items()},
+            "colours": dict(ATTRIBUTE_COLOURS),
             "full_reference": [n for n in FULL_REFERENCE_METRICS if self.scorer(n) is not None],
             "no_reference": [n for n in NO_REFERENCE_SCORERS if self.scorer(n) is not None],
             "relational": self.relational_available(),
@@ -258,13 +264,20 @@ class Viewer:
                 )
                 results.append(entry)
                 continue
-            problems = []
+            problems: list[str] = []
+            notes: list[str] = []
+            # the reference itself among the candidates: ranked, but never opened on
+            entry["identical"] = bool(torch.equal(test_image, ref_image))
+            if entry["identical"]:
+                notes.append("identical to the reference")
             with self._lock, torch.inference_mode():
                 for metric_name, metric in metrics.items():
                     try:
-                        entry["scores"][metric_name] = _json_score(_as_float(metric(test_image, ref_image)))
+                        score = _as_float(metric(test_image, ref_image))
                     except ReliqaError as error:  # e.g. an image too small for SSIM's window
                         problems.append(str(error))
+                    else:
+                        entry["scores"][metric_name] = _json_score(metric_name, score, notes)
                 if relational:
                     from reliqa import compare
 
@@ -273,22 +286,35 @@ class Viewer:
                     except ReliqaError as error:
                         problems.append(str(error))
                     else:
-                        entry["scores"][RELATIONAL] = _json_score(_as_float(outcome.score))
+                        entry["scores"][RELATIONAL] = _json_score(
+                            RELATIONAL, _as_float(outcome.score), notes
+                        )
                         entry["maps"] = map_data_urls(outcome.maps)
                         entry["summary"] = outcome.to_dict()["attributes"]
+                        strengths = attribute_strengths(outcome.maps)
+                        entry["strength"] = strengths
+                        entry["dominant"] = dominant_attributes(strengths)
             if problems:
                 entry["error"] = "; ".join(problems)
+            if notes:
+                entry["notes"] = notes
             results.append(entry)
         ranking_by = RELATIONAL if relational else next(iter(metrics), None)
         ranking = self._ranking(results, ranking_by)
+        # best/worst: scored candidates other than the reference itself
         scored = [name for name in ranking if any(
-            e["name"] == name and ranking_by is not None and e["scores"].get(ranking_by) is not None
+            e["name"] == name and not e.get("identical") and ranking_by is not None
+            and e["scores"].get(ranking_by) is not None
             for e in results
         )]
         return {
             "reference": {"name": ref_name, "image": image_data_url(ref_image),
                           "width": ref_image.shape[-1], "height": ref_image.shape[-2]},
             "results": results,
+            "higher_is_better": {
+                name: self.higher_is_better(name)
+                for name in [*metrics, *([RELATIONAL] if relational else [])]
+            },
             "ranking_by": ranking_by,
             "ranking": ranking,
             # the page opens on the best candidate and offers the worst next to it
@@ -319,14 +345,24 @@ class Viewer:
                 results.append({"name": name, "image": None, "scores": {}, "errors": [error.message]})
                 continue
             entry: dict[str, Any] = {"name": name, "image": image_data_url(image), "scores": {}}
+            notes: list[str] = []
             with self._lock, torch.inference_mode():
                 for scorer_name, scorer in scorers.items():
                     try:
-                        entry["scores"][scorer_name] = _json_score(_as_float(scorer(image)))
+                        score = _as_float(scorer(image))
                     except ReliqaError as error:
                         entry.setdefault("errors", []).append(str(error))
+                    else:
+                        entry["scores"][scorer_name] = _json_score(scorer_name, score, notes)
+            if notes:
+                entry["notes"] = notes
             results.append(entry)
-        return {"scorers": list(scorers), "results": results}
+        return {
+            "scorers": list(scorers),
+            # the table's headers say which way is better (NIQE: lower), from the catalogue
+            "higher_is_better": {name: self.higher_is_better(name) for name in scorers},
+            "results": results,
+        }
 
     def gmc(
         self, table: tuple[str, Path], score_column: str, mos_column: str, std_column: str | None

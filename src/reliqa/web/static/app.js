@@ -1,12 +1,16 @@
 // reliqa viewer: vanilla JS, no external resources. The server sends each attribute map as an
-// 8-bit grey PNG (value = map * 255); this page colours it: red where the test has MORE of the
-// attribute (map > 0.5), blue where it has LESS, alpha growing with the intensity 2|m - 0.5|.
+// 8-bit grey PNG (value = map * 255); this page colours it. Each attribute has its own colour
+// (/api/info "colours"); at each pixel the strongest checked attribute is drawn, solid where it
+// changes in its main direction in this image and striped where it goes the other way, alpha
+// growing with the intensity 2|m - 0.5|. The strongest attributes are listed and drawn first.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { info: null, compare: null, selected: 0, base: null, maps: {}, size: [0, 0] };
-const MORE = [214, 39, 40];
+const state = { info: null, compare: null, selected: -1, base: null, maps: {}, size: [0, 0], order: [], main: {} };
+const MORE = [214, 39, 40]; // the GMC heatmap's diverging colours: +1 red, -1 blue
 const LESS = [33, 102, 172];
+const STRIPE = 8; // period (pixels) of the stripes that mark the opposite direction
+const VISIBLE = 0.1; // intensity below which a pixel is not counted in the legend's areas
 
 function setStatus(text, isError = false) {
   const status = $("#status");
@@ -15,8 +19,7 @@ function setStatus(text, isError = false) {
 }
 
 function formatScore(value) {
-  if (value === null || value === undefined) return "—";
-  if (typeof value === "string") return value.replace("Infinity", "∞"); // JSON has no infinity
+  if (value === null || value === undefined) return "—"; // JSON has no infinity: see the note
   const magnitude = Math.abs(value);
   return magnitude !== 0 && (magnitude >= 1e4 || magnitude < 1e-3) ? value.toExponential(3) : value.toFixed(4);
 }
@@ -71,6 +74,7 @@ async function runCompare() {
     const form = compareForm();
     setStatus("comparing…");
     state.compare = await api("/api/compare", { method: "POST", body: form });
+    state.selected = -1;
     renderRanking();
     // open on the best candidate (the worst is one click away), not on the first upload
     await selectCandidate(candidateIndex(state.compare.best));
@@ -86,7 +90,7 @@ async function runCompare() {
 function candidateIndex(name) {
   const named = state.compare.results.findIndex((entry) => entry.name === name);
   if (named >= 0) return named;
-  const first = state.compare.results.findIndex((entry) => !entry.error);
+  const first = state.compare.results.findIndex((entry) => !entry.error && !entry.identical);
   return first >= 0 ? first : 0;
 }
 
@@ -96,7 +100,9 @@ function renderRanking() {
   results.forEach((entry) => Object.keys(entry.scores).forEach((name) => metrics.includes(name) || metrics.push(name)));
   const head = $("#ranking-head");
   head.replaceChildren(
-    ...["rank", "image", "test", ...metrics, "note"].map((name) => element("th", { text: name, scope: "col" }))
+    ...["rank", "image", "test"].map((name) => element("th", { text: name, scope: "col" })),
+    ...metrics.map((name) => scoreHeader(name, state.compare.higher_is_better)),
+    element("th", { text: "note", scope: "col" })
   );
   makeSortable($("#ranking"));
   $("#ranking-by").textContent = rankingBy ? `(by ${rankingBy})` : "";
@@ -119,11 +125,19 @@ function renderRanking() {
           dataset: { metric, value: value === null || value === undefined ? "" : String(value) },
         });
       }),
-      element("td", { text: entry.error || "" })
+      element("td", { text: [entry.error, ...(entry.notes || [])].filter(Boolean).join("; ") })
     );
     row.addEventListener("click", () => selectCandidate(index));
     body.append(row);
   });
+}
+
+function scoreHeader(name, directions) {
+  // every score column says which way is better (NIQE and GMSD: lower), from the catalogue
+  const higher = directions ? directions[name] : undefined;
+  const arrow = higher === undefined ? "" : higher ? " ↑" : " ↓";
+  const title = higher === undefined ? "" : higher ? "higher = better" : "lower = better";
+  return element("th", { text: `${name}${arrow}`, scope: "col", title, dataset: { direction: title } });
 }
 
 function thumbCell(entry) {
@@ -132,6 +146,7 @@ function thumbCell(entry) {
 }
 
 async function selectCandidate(index) {
+  const again = index === state.selected; // same candidate (e.g. "show the reference"): keep the toggles
   state.selected = index;
   document.querySelectorAll("#ranking tbody tr").forEach((row) => {
     row.classList.toggle("selected", Number(row.dataset.index) === index);
@@ -141,10 +156,17 @@ async function selectCandidate(index) {
   state.base = await loadPicture(showReference ? state.compare.reference.image : entry.image);
   state.size = [state.base.naturalWidth, state.base.naturalHeight];
   state.maps = {};
+  state.main = {};
   if (entry.maps) {
-    for (const [name, url] of Object.entries(entry.maps)) state.maps[name] = greyValues(await loadPicture(url));
+    for (const [name, url] of Object.entries(entry.maps)) {
+      state.maps[name] = greyValues(await loadPicture(url));
+      state.main[name] = mainDirection(state.maps[name]);
+    }
   }
-  renderToggles(entry);
+  // the strongest attributes first (the server's attribute_strengths)
+  const strength = entry.strength || {};
+  state.order = [...state.info.attributes].sort((a, b) => (strength[b] || 0) - (strength[a] || 0));
+  renderToggles(entry, again);
   renderSummary(entry);
   $("#overlay-caption").textContent = `${showReference ? state.compare.reference.name + " (reference)" : entry.name}`;
   redraw();
@@ -161,33 +183,57 @@ function greyValues(picture) {
   return values;
 }
 
-function renderToggles(entry) {
+function mainDirection(values) {
+  // +1 when the attribute mostly increases in this image, -1 when it mostly decreases
+  let sum = 0;
+  for (let i = 0; i < values.length; i += 1) sum += values[i] - 127.5;
+  return sum >= 0 ? 1 : -1;
+}
+
+function directionWord(name, sign) {
+  const [more, less] = state.info.directions[name];
+  return sign > 0 ? more : less;
+}
+
+function renderToggles(entry, keep) {
   const fieldset = $("#attribute-toggles");
-  const boxes = Array.from(fieldset.querySelectorAll("input"));
-  // first view: every channel on (each is painted on the same fixed 0…1 scale, so an
-  // unchanged channel adds nothing); afterwards the user's choice is kept
-  const previous = boxes.length ? new Set(boxes.filter((box) => box.checked).map((box) => box.value)) : null;
-  fieldset.querySelectorAll("label, p").forEach((node) => node.remove());
+  const boxes = Array.from(fieldset.querySelectorAll("input[type=checkbox]"));
+  // a new candidate opens on its dominant attributes (strongest first, at most three);
+  // reselecting the same one keeps the user's choice
+  const previous = keep && boxes.length ? new Set(boxes.filter((box) => box.checked).map((box) => box.value)) : null;
+  const dominant = new Set(entry.dominant || []);
+  fieldset.querySelectorAll("label, p, div").forEach((node) => node.remove());
   if (!entry.maps) {
     fieldset.append(element("p", { class: "note", text: entry.error || "distortion maps need the relational model (not available)" }));
     return;
   }
-  for (const name of state.info.attributes) {
-    const [more, less] = state.info.directions[name];
+  const strength = entry.strength || {};
+  for (const name of state.order) {
     const box = element("input", { type: "checkbox", id: `toggle-${name}`, value: name });
-    box.checked = previous === null || previous.has(name);
+    box.checked = previous === null ? dominant.has(name) : previous.has(name);
     box.addEventListener("change", redraw);
-    const peak = strongest(state.maps[name]);
-    const label = element("label", { title: `red: ${more} · blue: ${less}` }, [box, ` ${name} (max ${peak.toFixed(2)})`]);
-    if (peak < 0.1) label.classList.add("inactive");
+    const value = strength[name] || 0;
+    const swatch = element("span", { class: "swatch", style: `--colour:${state.info.colours[name]}` });
+    const label = element("label", { title: `mean intensity ${value.toFixed(2)} (0 = no change … 1 = strongest)` }, [
+      box, swatch, ` ${name}: ${directionWord(name, state.main[name])} `,
+      element("span", { class: "strength", text: value.toFixed(2) }),
+    ]);
+    if (value < 0.05) label.classList.add("inactive");
     fieldset.append(label);
   }
-}
-
-function strongest(values) {
-  let peak = 0;
-  for (let i = 0; i < values.length; i += 1) peak = Math.max(peak, Math.abs(values[i] - 127.5));
-  return peak / 127.5;
+  const buttons = element("div", { class: "toggle-buttons" }, [
+    element("button", { type: "button", id: "toggles-dominant", text: "strongest only" }),
+    element("button", { type: "button", id: "toggles-all", text: "all nine" }),
+    element("button", { type: "button", id: "toggles-none", text: "none" }),
+  ]);
+  fieldset.append(buttons);
+  const setAll = (keepName) => {
+    fieldset.querySelectorAll("input[type=checkbox]").forEach((box) => { box.checked = keepName(box.value); });
+    redraw();
+  };
+  $("#toggles-dominant").addEventListener("click", () => setAll((name) => dominant.has(name)));
+  $("#toggles-all").addEventListener("click", () => setAll(() => true));
+  $("#toggles-none").addEventListener("click", () => setAll(() => false));
 }
 
 function renderSummary(entry) {
@@ -199,7 +245,7 @@ function renderSummary(entry) {
     element("caption", { text: "per attribute: mean signed change (−1 less … +1 more) and changed area" }),
     element("tr", {}, ["attribute", "mean change", "area"].map((text) => element("th", { text })))
   );
-  for (const name of state.info.attributes) {
+  for (const name of state.order) {
     const summary = entry.summary[name];
     if (!summary) continue;
     table.append(
@@ -212,6 +258,10 @@ function renderSummary(entry) {
   }
 }
 
+function hexColour(hex) {
+  return [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+}
+
 function redraw() {
   const canvas = $("#overlay");
   const [width, height] = state.size;
@@ -222,24 +272,60 @@ function redraw() {
   context.drawImage(state.base, 0, 0, width, height);
   const opacity = Number($("#opacity").value) / 100;
   $("#opacity-value").textContent = `${Math.round(opacity * 100)}%`;
-  const active = Array.from(document.querySelectorAll("#attribute-toggles input:checked")).map((box) => box.value);
+  // strongest first, as listed
+  const active = state.order.filter((name) => state.maps[name] && $(`#toggle-${name}`)?.checked);
   canvas.dataset.channels = active.join(",");
-  if (!active.length || opacity === 0) return;
-  const frame = context.getImageData(0, 0, width, height);
-  const pixels = frame.data;
-  for (const name of active) {
-    const values = state.maps[name];
-    if (!values) continue;
-    for (let i = 0; i < values.length; i += 1) {
-      const signed = (values[i] - 127.5) / 127.5;
+  const counts = Object.fromEntries(active.map((name) => [name, { main: 0, opposite: 0 }]));
+  if (active.length) {
+    const frame = context.getImageData(0, 0, width, height);
+    const pixels = frame.data;
+    const colours = active.map((name) => hexColour(state.info.colours[name]));
+    const maps = active.map((name) => state.maps[name]);
+    for (let i = 0; i < width * height; i += 1) {
+      // the strongest checked attribute at this pixel is the one drawn: one colour per pixel
+      let best = -1, bestIntensity = 0, signed = 0;
+      for (let a = 0; a < maps.length; a += 1) {
+        const value = (maps[a][i] - 127.5) / 127.5;
+        if (Math.abs(value) > bestIntensity) { best = a; bestIntensity = Math.abs(value); signed = value; }
+      }
+      if (best < 0) continue;
+      const opposite = Math.sign(signed) !== state.main[active[best]];
+      if (bestIntensity >= VISIBLE) counts[active[best]][opposite ? "opposite" : "main"] += 1;
+      const x = i % width, y = (i - x) / width;
+      if (opposite && (x + y) % STRIPE >= STRIPE / 2) continue; // stripes: the other direction
       // sqrt keeps weak (intensity 0.2) changes visible while strong ones stay strongest
-      const alpha = Math.sqrt(Math.abs(signed)) * opacity;
+      const alpha = Math.sqrt(bestIntensity) * opacity;
       if (alpha < 0.02) continue;
-      const colour = signed > 0 ? MORE : LESS;
+      const colour = colours[best];
       for (let c = 0; c < 3; c += 1) pixels[4 * i + c] = pixels[4 * i + c] * (1 - alpha) + colour[c] * alpha;
     }
+    if (opacity > 0) context.putImageData(frame, 0, 0);
   }
-  context.putImageData(frame, 0, 0);
+  renderLegend(active, counts, width * height);
+}
+
+function renderLegend(active, counts, total) {
+  // what the colours on the picture mean, in words, with the share of the picture each covers
+  const legend = $("#legend");
+  legend.replaceChildren();
+  if (!active.length) {
+    legend.append(element("li", { class: "note", text: "no map selected: the bare image" }));
+    return;
+  }
+  for (const name of active) {
+    const colour = state.info.colours[name];
+    const main = state.main[name];
+    for (const [part, sign, css] of [["main", main, "swatch"], ["opposite", -main, "swatch striped"]]) {
+      const share = total ? counts[name][part] / total : 0;
+      if (part === "opposite" && share < 0.01) continue;
+      legend.append(
+        element("li", { dataset: { attribute: name, direction: part } }, [
+          element("span", { class: css, style: `--colour:${colour}` }),
+          ` ${name}: ${directionWord(name, sign)} (drawn over ${(100 * share).toFixed(0)}% of the picture)`,
+        ])
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------- no-reference
@@ -256,7 +342,9 @@ async function runScore() {
     const answer = await api("/api/score", { method: "POST", body: form });
     const table = $("#nr-table");
     table.tHead.rows[0].replaceChildren(
-      ...["image", "name", ...answer.scorers, "note"].map((name) => element("th", { text: name, scope: "col" }))
+      ...["image", "name"].map((name) => element("th", { text: name, scope: "col" })),
+      ...answer.scorers.map((name) => scoreHeader(name, answer.higher_is_better)),
+      element("th", { text: "note", scope: "col" })
     );
     makeSortable(table);
     table.tBodies[0].replaceChildren(
@@ -272,7 +360,7 @@ async function runScore() {
               dataset: { metric: name, value: value === null || value === undefined ? "" : String(value) },
             });
           }),
-          element("td", { text: (entry.errors || []).join("; ") }),
+          element("td", { text: [...(entry.errors || []), ...(entry.notes || [])].join("; ") }),
         ])
       )
     );
@@ -389,7 +477,7 @@ async function start() {
   $("#gmc-button").addEventListener("click", runGmc);
   $("#gmc-file").addEventListener("change", readCsvHeader);
   $("#opacity").addEventListener("input", redraw);
-  $("#show-reference").addEventListener("change", () => state.compare && selectCandidate(state.selected));
+  $("#show-reference").addEventListener("change", () => state.compare && state.selected >= 0 && selectCandidate(state.selected));
   $("#show-best").addEventListener("click", () => state.compare && selectCandidate(candidateIndex(state.compare.best)));
   $("#show-worst").addEventListener("click", () => state.compare && selectCandidate(candidateIndex(state.compare.worst)));
   try {
