@@ -17,11 +17,16 @@ from reliqa.exceptions import InvalidInputError
 from reliqa.metrics._validate import check_data_range, check_pair, check_window_options
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
+from reliqa.metrics.dss import DSS_MIN_SIZE, dss
 from reliqa.metrics.fsim import fsim
 from reliqa.metrics.gmsd import gmsd
+from reliqa.metrics.haarpsi import HAARPSI_MIN_SIZE, haarpsi
+from reliqa.metrics.mdsi import MDSI_MIN_SIZE, mdsi
 from reliqa.metrics.psnr import psnr
+from reliqa.metrics.srsim import SRSIM_MIN_SIZE, srsim
 from reliqa.metrics.ssim import ms_ssim, ssim, ssim_downsampled
 from reliqa.metrics.vif import vif
+from reliqa.metrics.vsi import VSI_MIN_SIZE, vsi
 
 ColorMode = Literal["gray_matlab", "rgb", "luma_bt601"]
 
@@ -180,4 +185,60 @@ _register(
                "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)",
                extra={"min_size": 8}),
     fsim, "rgb",
+)
+
+# The weight-free set of piq beyond FSIM/GMSD (issue 17): each computes its own colour space
+# from RGB, so the modules pass RGB through.
+_register(
+    MetricInfo("haarpsi", "FR", True, (0.0, 1.0), True,
+               "HaarPSI on YIQ (authors' matrix): 2x2 average + every 2nd pixel, Haar wavelets of 3 "
+               "scales in 2 orientations on Y, chroma |I|, |Q|; C = 30, alpha = 4.2",
+               "Reisenhofer, Bosse, Kutyniok & Wiegand 2018, haarpsi.py / HaarPSI.m",
+               extra={"min_size": HAARPSI_MIN_SIZE}),
+    haarpsi, "rgb",
+)
+_register(
+    MetricInfo("mdsi", "FR", False, (0.0, _INF), True,
+               "MDSI on LHM: F x F average downsampling, Prewitt gradient similarity with the fused "
+               "image (C1 140, C2 55), chroma similarity (C3 550), 0.6/0.4 sum, deviation pooling with "
+               "powers 1/4; LOWER is better, 0 for identical images, in practice below 1",
+               "Ziaei Nafchi et al. 2016, MDSI.m ('sum' combination)",
+               extra={"min_size": MDSI_MIN_SIZE}),
+    mdsi, "rgb",
+)
+_register(
+    MetricInfo("vsi", "FR", True, (0.0, 1.0), True,
+               "VSI: SDSP saliency (256x256 MATLAB bilinear imresize, Lab D50, log-Gabor, centre and "
+               "colour priors), LMN colours, F x F average downsampling (zero boundary), Scharr "
+               "gradient; S_VS * S_G^0.4 * Re[(S_M S_N)^0.02] weighted by max saliency",
+               "Zhang, Shen & Li 2014, VSI.m (does NOT reproduce the vsi row of official_values.csv: "
+               "see docs/metrics.md)",
+               extra={"min_size": VSI_MIN_SIZE}),
+    vsi, "rgb",
+)
+_register(
+    MetricInfo("vsi_piq", "FR", True, (0.0, 1.0), True,
+               "VSI as piq 0.8 computes it: as vsi but F.interpolate bilinear resizes (no antialiasing, "
+               "align_corners on the way back) and replicate-padded downsampling one pixel earlier",
+               "piq.vsi (photosynthesis-team), after Zhang, Shen & Li 2014",
+               extra={"min_size": VSI_MIN_SIZE}),
+    vsi, "rgb", variant="piq",
+)
+_register(
+    MetricInfo("srsim", "FR", True, (0.0, 1.0), True,
+               "SR-SIM on YIQ Y: F x F average downsampling, spectral residual saliency at 1/4 size "
+               "(MATLAB bicubic imresize, per-image normalisation), Scharr gradient; C1 0.40, C2 225, "
+               "gradient term ^0.5, weighted by max saliency",
+               "Zhang & Li 2012, SR_SIM.m",
+               extra={"min_size": SRSIM_MIN_SIZE}),
+    srsim, "rgb",
+)
+_register(
+    MetricInfo("dss", "FR", True, (0.0, 1.0), True,
+               "DSS on YIQ Y: 8x8 block DCT, per-subband local-variance similarity (3x3 Gaussian, "
+               "sigma 1.5; C 1000 DC / 300 AC) pooled over its lowest 5 %, Gaussian subband weights "
+               "(sigma 1.55, weights < 0.01 dropped)",
+               "Balanov, Schwartz, Moshe & Peleg 2015, DSS.m",
+               extra={"min_size": DSS_MIN_SIZE}),
+    dss, "rgb",
 )

@@ -1,0 +1,117 @@
+"""Pieces shared by the similarity-map metrics (HaarPSI, MDSI, VSI, SR-SIM, DSS, FSIM family).
+
+Convention:
+    Maps are (N, C, H, W) tensors on the 0..255 scale of the authors' constants; every function
+    here is element-wise and differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Square roots and fractional powers are floored at this value so that their gradients stay
+# finite on flat areas (where a gradient magnitude or a similarity is exactly 0).
+TINY = 1e-30
+
+
+def similarity_map(first: torch.Tensor, second: torch.Tensor, constant: float) -> torch.Tensor:
+    """The Dice-like similarity (2·a·b + c) / (a² + b² + c) used by every metric of this family.
+
+    Arguments:
+        first: (N, C, H, W) feature map of the test image.
+        second: (N, C, H, W) the same feature of the reference.
+        constant: the stabiliser c (> 0), on the scale of the features.
+
+    Returns:
+        (N, C, H, W) similarity, 1 where the features agree, ≤ 1 for non-negative features.
+    """
+    return (2.0 * first * second + constant) / (first * first + second * second + constant)
+
+
+def magnitude_similarity(
+    first_squared: torch.Tensor, second_squared: torch.Tensor, constant: float | torch.Tensor
+) -> torch.Tensor:
+    """:func:`similarity_map` of two magnitudes given by their squares (gradient energies).
+
+    2·a·b is taken as 2·√(a²·b²): one square root instead of two, floored at :data:`TINY` so
+    its gradient stays finite where a magnitude is 0.
+
+    Arguments:
+        first_squared: (N, C, H, W) a² ≥ 0.
+        second_squared: (N, C, H, W) b² ≥ 0.
+        constant: the stabiliser c, on the scale of a² (or a tensor that broadcasts, e.g.
+            one constant per channel).
+
+    Returns:
+        (N, C, H, W) similarity in (0, 1].
+    """
+    cross = (first_squared * second_squared).clamp_min(TINY).sqrt()
+    return (2.0 * cross + constant) / (first_squared + second_squared + constant)
+
+
+def nonnegative_power(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    """x^p for x ≥ 0 with 0^p = 0 exactly and a zero (not infinite) gradient at 0.
+
+    ``x.clamp_min(tiny).pow(p)`` would give tiny^p (for p = ¼ and tiny = 1e-30, 3e-8) where an
+    exact 0 is expected; the double ``where`` keeps both the value and the gradient clean.
+
+    Arguments:
+        base: (…) tensor ≥ 0.
+        exponent: p > 0.
+
+    Returns:
+        (…) x^p.
+    """
+    positive = base > 0
+    return torch.where(positive, torch.where(positive, base, 1.0).pow(exponent), 0.0)
+
+
+def real_power(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    """MATLAB's ``real(z .^ p)`` for a real ``z`` that may be negative: |z|^p · cos(p·π) there.
+
+    Arguments:
+        base: (…) real tensor.
+        exponent: p, 0 < p.
+
+    Returns:
+        (…) real part of the principal power.
+    """
+    power = base.abs().clamp_min(TINY).pow(exponent)
+    return torch.where(base < 0, power * math.cos(exponent * math.pi), power)
+
+
+def complex_power(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    """MATLAB's ``z .^ p`` for a real ``z`` that may be negative, as a complex tensor.
+
+    The principal value: |z|^p · exp(i·p·π) for z < 0, |z|^p for z ≥ 0.
+
+    Arguments:
+        base: (…) real tensor.
+        exponent: p, 0 < p.
+
+    Returns:
+        (…) complex tensor of the same dtype precision.
+    """
+    magnitude = nonnegative_power(base.abs(), exponent)
+    angle = torch.where(base < 0, math.pi * exponent, 0.0).to(base.dtype)
+    return torch.polar(magnitude, angle)
+
+
+_SCHARR = ((3.0, 0.0, -3.0), (10.0, 0.0, -10.0), (3.0, 0.0, -3.0))
+
+
+def scharr_gradient_squared(image: torch.Tensor) -> torch.Tensor:
+    """Gx² + Gy² with the Scharr kernels [3 0 −3; 10 0 −10; 3 0 −3]/16 and their transpose, as
+    MATLAB's ``conv2(I, k, 'same')`` (zero boundary) in VSI.m, SR_SIM.m and FeatureSIM.m.
+
+    Arguments:
+        image: (N, 1, H, W).
+
+    Returns:
+        (N, 1, H, W) squared gradient magnitude.
+    """
+    kernel = torch.tensor(_SCHARR, dtype=image.dtype, device=image.device) / 16.0
+    gradients = torch.nn.functional.conv2d(image, torch.stack([kernel, kernel.t()])[:, None], padding=1)
+    return gradients.pow(2).sum(dim=1, keepdim=True)
