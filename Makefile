@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	# https://download.pytorch.org/whl/cpu") to choose the build.
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[web,plots,parquet,xlsx,pretrained,ray,dev,bench]"
+	# piq, the reference of tests/test_metrics_fr_extra.py and benchmarks/metrics_speed.py, without
+	# its dependencies: piq requires torchvision, and resolving that replaces the CPU torch with
+	# torch 2.14.1 + CUDA (seen with pip --dry-run). The tests load piq's weight-free modules only.
+	$(BIN)/python -m pip install -q --no-deps "piq==0.8.0"
 	touch $(STAMP)
 
 setup: $(STAMP)
