@@ -2,6 +2,10 @@
 
 Public API (thin functions over the classes). Names in ``_LAZY`` are imported on first use,
 so ``import reliqa`` stays fast and never loads model weights.
+
+Importing reliqa before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless you chose a policy
+(idle torch threads then sleep instead of spinning, which keeps a busy machine fast; see
+:mod:`reliqa.runtime`).
 """
 
 from __future__ import annotations
@@ -9,8 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from reliqa.attributes import ATTRIBUTES
-from reliqa.exceptions import ReliqaError
+from reliqa import runtime as _runtime
+
+_runtime.configure_openmp()  # before anything imports torch: OpenMP reads it once, at load
+
+from reliqa.attributes import ATTRIBUTES  # noqa: E402
+from reliqa.exceptions import ReliqaError  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -49,5 +57,5 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     """The public names too (they are loaded lazily, so not yet in the module dict)."""
-    helpers = {"Any", "annotations", "importlib", "_LAZY"}
+    helpers = {"Any", "annotations", "importlib", "_LAZY", "_runtime", "runtime"}
     return sorted((set(globals()) - helpers) | set(__all__))

@@ -26,6 +26,18 @@ class ShapeMismatchError(InvalidInputError):
     """Reference and test (or prediction and label) do not have matching shapes."""
 
 
+class UsageError(InvalidInputError):
+    """An option or argument that cannot work as given (the CLI's bad usage: exit code 2)."""
+
+
+class OutputExistsError(UsageError):
+    """An output path already holds a file (or is not a folder) that this run did not make.
+
+    Commands refuse to replace it unless told to (``overwrite=True``, CLI ``--overwrite``); the
+    check runs before any work, so a refused run costs nothing.
+    """
+
+
 class DeviceError(InvalidInputError):
     """A requested torch device does not exist here (e.g. ``cuda`` on a machine without a GPU)."""
 

@@ -57,8 +57,8 @@ def describe_source(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
-def _open_path(path: Path, max_pixels: int) -> Image.Image:
-    name = str(path)
+def _open_path(path: Path, max_pixels: int, name: str | None = None) -> Image.Image:
+    name = name or str(path)
     if not path.exists():
         raise ImageLoadError(f"{name}: file does not exist")
     if path.is_dir():
@@ -183,6 +183,7 @@ def _tensor_to_batch(tensor: torch.Tensor, name: str) -> torch.Tensor:
     if low < -1e-6 or high > 1.0 + 1e-6:
         raise InvalidInputError(
             f"{name}: image tensor values must lie in [0, 1], got [{low:.4g}, {high:.4g}]"
+            + ("; divide by 255 for 8-bit data" if high > 1.5 else "")
         )
     tensor = tensor.clamp(0.0, 1.0)
     if tensor.shape[1] == 1:
@@ -190,7 +191,9 @@ def _tensor_to_batch(tensor: torch.Tensor, name: str) -> torch.Tensor:
     return tensor.contiguous()
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def load_image(
+    source: ImageSource, *, max_pixels: int = MAX_PIXELS, name: str | None = None
+) -> torch.Tensor:
     """Load one image (or pass a tensor batch through) as a float32 RGB batch.
 
     Args:
@@ -198,6 +201,8 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> torch.Te
             in [0, 1]), or a tensor of shape (H, W), (C, H, W) or (N, C, H, W), C in {1, 3},
             float in [0, 1] or uint8.
         max_pixels: refuse images with more pixels than this (decoding never starts).
+        name: how error messages name the source (default :func:`describe_source`), e.g.
+            ``"test <tensor …>"`` so that a message names the argument.
 
     Returns:
         Tensor of shape (N, 3, H, W), float32, values in [0, 1]; N = 1 except for a batch tensor.
@@ -211,11 +216,11 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> torch.Te
         >>> load_image(np.zeros((4, 5), dtype=np.uint8)).shape
         torch.Size([1, 3, 4, 5])
     """
-    name = describe_source(source)
+    name = name or describe_source(source)
     if isinstance(source, torch.Tensor):
         return _tensor_to_batch(source.detach(), name)
     if isinstance(source, (str, os.PathLike)):
-        with _open_path(Path(source), max_pixels) as image:
+        with _open_path(Path(source), max_pixels, name) as image:
             array = _pil_to_array(image, name)
     elif isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:

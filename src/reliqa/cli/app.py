@@ -9,12 +9,15 @@ success, 1 when an input failed, 2 on bad usage.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from reliqa.exceptions import ReliqaError
+from reliqa.exceptions import DeviceError, ReliqaError, UnknownNameError, UsageError
 
 EXIT_OK = 0
 EXIT_INPUT_FAILED = 1
@@ -62,6 +65,75 @@ def _root(
 
 DEVICE_HELP = "torch device: cpu (default) or cuda, cuda:N."
 
+# Options shared by every command that computes or writes: one definition each.
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch CPU threads (default: one per core; idle threads sleep, so a busy machine "
+        "stays fast — see README).",
+        show_default=False,
+    ),
+]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace existing output files (refused otherwise)."),
+]
+
+USAGE_ERRORS: tuple[type[Exception], ...] = (UsageError, UnknownNameError, DeviceError)
+"""Errors that are bad usage (exit 2); every other ReliqaError is a failed input (exit 1)."""
+
+
+def exit_code(error: ReliqaError, usage: tuple[type[Exception], ...] = USAGE_ERRORS) -> int:
+    """The exit code of a library error: 2 for bad usage (``usage``), else 1."""
+    return EXIT_USAGE if isinstance(error, usage) else EXIT_INPUT_FAILED
+
+
+def fail_error(error: ReliqaError, usage: tuple[type[Exception], ...] = USAGE_ERRORS) -> NoReturn:
+    """Print a library error on one line and exit with :func:`exit_code`."""
+    fail(str(error), exit_code(error, usage))
+
+
+def use_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (None: keep the default) before any work starts."""
+    from reliqa.runtime import set_threads
+
+    try:
+        set_threads(threads)
+    except ReliqaError as error:
+        fail_error(error)
+
+
+def checked_output_file(
+    path: str | os.PathLike[str],
+    option: str,
+    overwrite: bool,
+    suffixes: Sequence[str] = (),
+) -> Path:
+    """:func:`reliqa.outputs.check_output_file` for a command: a refusal is exit 2, one line."""
+    from reliqa.outputs import check_output_file
+
+    try:
+        return check_output_file(path, option=option, overwrite=overwrite, suffixes=suffixes)
+    except ReliqaError as error:
+        fail_error(error)
+
+
+def checked_output_folder(
+    path: str | os.PathLike[str],
+    option: str,
+    overwrite: bool,
+    names: Iterable[str] | None = None,
+) -> Path:
+    """:func:`reliqa.outputs.check_output_folder` for a command: a refusal is exit 2, one line."""
+    from reliqa.outputs import check_output_folder
+
+    try:
+        return check_output_folder(path, option=option, overwrite=overwrite, names=names)
+    except ReliqaError as error:
+        fail_error(error)
+
 
 def checked_device(device: str | None) -> str:
     """The ``--device`` value, checked to exist on this machine; bad usage (exit 2) if not.
@@ -70,7 +142,6 @@ def checked_device(device: str | None) -> str:
     not a traceback (or, for ``serve``, a server that answers every request with a 500).
     """
     from reliqa.checks import resolve_device
-    from reliqa.exceptions import DeviceError
 
     try:
         return str(resolve_device(device))
@@ -105,17 +176,13 @@ def usage_error(message: str) -> NoReturn:
 
 
 def run() -> None:
-    """Run the app, turning any :class:`ReliqaError` into a one-line message (exit 1)."""
-    from reliqa.exceptions import DeviceError
-
+    """Run the app, turning any :class:`ReliqaError` into a one-line message (exit 1, or 2
+    for bad usage: :data:`USAGE_ERRORS`, e.g. a device this machine lacks)."""
     try:
         app()
-    except DeviceError as error:  # a device this machine lacks is bad usage
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
     except ReliqaError as error:
         typer.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_INPUT_FAILED)
+        sys.exit(exit_code(error))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -1,7 +1,8 @@
 """``reliqa compare`` and ``reliqa rank``: the relational full-reference model on image files.
 
-    reliqa compare --test TEST --ref REF [--maps-out PNG] [--json] [--align resize]
-    reliqa rank CANDIDATE... --ref REF [--json]
+    reliqa compare --test TEST --ref REF [--maps-out PNG [--overwrite]] [--json] [--align resize]
+                   [--model relational|relational-plus] [--threads N]
+    reliqa rank CANDIDATE... --ref REF [--json] [--model …] [--threads N]
 
 Test first, reference second (``--reference`` is a synonym of ``--ref``), as everywhere.
 
@@ -22,22 +23,39 @@ import typer
 from reliqa.cli.app import (
     DEVICE_HELP,
     EXIT_INPUT_FAILED,
+    OverwriteOption,
+    ThreadsOption,
     app,
     checked_device,
+    checked_output_file,
     fail,
+    fail_error,
     print_json,
     usage_error,
+    use_threads,
 )
 from reliqa.exceptions import ReliqaError
+
+MAPS_SUFFIXES = (".png",)
 
 _ALIGN_HELP = (
     "none: sizes must match (default); resize: resize the test image to the reference's size."
 )
 
 
-def _check_align(align: str) -> None:
+def _check_options(align: str, model: str, device: str, threads: int | None) -> str:
+    """The options compare and rank share, checked before any work; returns the device."""
     if align not in ("none", "resize"):
         usage_error(f"--align must be 'none' or 'resize', got {align!r}")
+    device = checked_device(device)
+    from reliqa.models.relational_api import check_relational_name
+
+    try:
+        check_relational_name(model)
+    except ReliqaError as error:
+        fail_error(error)
+    use_threads(threads)
+    return device
 
 
 @app.command("compare")
@@ -53,6 +71,8 @@ def compare_command(
         "relational", "--model", help="relational (fast) or relational-plus (deep features)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Where and how TEST differs from REF (9 attribute maps) and a relational score.
 
@@ -60,15 +80,16 @@ def compare_command(
     mean_signed: mean of 2·(m − 0.5) (−1 … 1, > 0 = more of the attribute); area: share of
     pixels with |m − 0.5| > 0.05.
     """
-    _check_align(align)
-    device = checked_device(device)
-    from reliqa.models.relational_api import compare
+    if maps_out is not None:  # before the work: a refused --maps-out costs nothing
+        checked_output_file(maps_out, "--maps-out", overwrite, MAPS_SUFFIXES)
+    device = _check_options(align, model, device, threads)
+    from reliqa.models import relational_api
 
     try:
-        result = compare(test, ref, align=align, model=model, device=device)  # type: ignore[arg-type]
+        result = relational_api.compare(test, ref, align=align, model=model, device=device)  # type: ignore[arg-type]
         maps_path = _write_maps(result, maps_out, ref, test) if maps_out else None
     except ReliqaError as error:
-        fail(str(error))
+        fail_error(error)
     payload = {**result.to_dict(), "maps": maps_path}
     if as_json:
         print_json(payload)
@@ -106,14 +127,14 @@ def rank_command(
         "relational", "--model", help="relational (fast) or relational-plus (deep features)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
+    threads: ThreadsOption = None,
 ) -> None:
     """Rank candidate versions of one reference by relational score, best first.
 
     An unreadable candidate is reported (stderr, or "errors" in JSON) and the others are still
     ranked; the exit code is then 1.
     """
-    _check_align(align)
-    device = checked_device(device)
+    device = _check_options(align, model, device, threads)
     from reliqa.models.relational_api import rank
 
     try:
@@ -121,7 +142,7 @@ def rank_command(
             candidates, ref, align=align, model=model, device=device, errors="keep"  # type: ignore[arg-type]
         )
     except ReliqaError as error:
-        fail(str(error))
+        fail_error(error)
     ranking = [entry for entry in entries if entry.error is None]
     failed = [entry for entry in entries if entry.error is not None]
     if as_json:

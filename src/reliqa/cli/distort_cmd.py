@@ -11,8 +11,25 @@ from typing import Any
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
+from reliqa.cli.app import (
+    OverwriteOption,
+    ThreadsOption,
+    app,
+    checked_output_folder,
+    fail,
+    print_json,
+    usage_error,
+    use_threads,
+)
 from reliqa.exceptions import ReliqaError
+
+
+def output_names(stem: str, count: int) -> list[list[str]]:
+    """The files of each distorted version: test image, maps (.npz), maps picture."""
+    return [
+        [f"{stem}_{number:03d}.png", f"{stem}_{number:03d}_maps.npz", f"{stem}_{number:03d}_maps.png"]
+        for number in range(count)
+    ]
 
 
 def _catalogue_listing() -> list[dict[str, Any]]:
@@ -59,8 +76,13 @@ def distort_command(
         False, "--list-types", help="List the distortion types (attribute, sign) and exit."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
-    """Distort IMAGE: write test images, truth maps (.npz, key 'maps', (9, H, W)) and pictures."""
+    """Distort IMAGE: write test images, truth maps (.npz, key 'maps', (9, H, W)) and pictures.
+
+    Files of earlier runs in --out are never replaced without --overwrite.
+    """
     if list_types:
         _print_catalogue(as_json)
         return
@@ -70,6 +92,9 @@ def distort_command(
         usage_error("give --out DIR for the outputs")
     if count < 1:
         usage_error(f"--count must be ≥ 1, got {count}")
+    planned = output_names(image.stem, count)
+    checked_output_folder(out, "--out", overwrite, [name for files in planned for name in files])
+    use_threads(threads)
 
     from reliqa.distortions.compose import check_mix, distort_image
     from reliqa.io import load_image, save_image, save_maps
@@ -88,15 +113,16 @@ def distort_command(
         fail(str(error))
 
     outputs: list[dict[str, Any]] = []
-    stem = image.stem
     number = 0
     for batch in distort_image(reference, count, mix=mix, seed=seed):
         for index in range(len(batch)):
-            name = f"{stem}_{number:03d}"
-            test_path = save_image(batch.test[index], out / f"{name}.png")
-            maps_path = save_maps(batch.truth[index], out / f"{name}_maps.npz")
-            picture_path = out / f"{name}_maps.png"
-            render_maps(batch.test[index], batch.truth[index], picture_path, title=name)
+            test_name, maps_name, picture_name = planned[number]
+            test_path = save_image(batch.test[index], out / test_name)
+            maps_path = save_maps(batch.truth[index], out / maps_name)
+            picture_path = out / picture_name
+            render_maps(
+                batch.test[index], batch.truth[index], picture_path, title=Path(test_name).stem
+            )
             outputs.append(
                 {
                     "test": str(test_path),
@@ -128,9 +154,12 @@ def demo_command(
     ),
     versions: int = typer.Option(2, "--versions", help="Distorted versions per photo."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Distort bundled photos and write a self-contained HTML page with their truth maps."""
-    from reliqa.reports.demo import BUNDLED_PHOTOS, DEMO_PHOTOS, build_demo
+    from reliqa.reports import demo
+    from reliqa.reports.demo import BUNDLED_PHOTOS, DEMO_PHOTOS
 
     if versions < 1:
         usage_error(f"--versions must be ≥ 1, got {versions}")
@@ -139,8 +168,10 @@ def demo_command(
     if unknown or not names:
         usage_error(f"--photos: unknown photo {unknown[0] if unknown else ''!r}; known: "
                     f"{', '.join(BUNDLED_PHOTOS)}")
+    checked_output_folder(out, "--out", overwrite, [demo.DEMO_PAGE])
+    use_threads(threads)
     try:
-        page = build_demo(out, photos=names, versions=versions, seed=seed)
+        page = demo.build_demo(out, photos=names, versions=versions, seed=seed)
     except ReliqaError as error:
         fail(str(error))
     if as_json:

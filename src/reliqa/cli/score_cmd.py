@@ -7,11 +7,13 @@ import typer
 from reliqa.cli.app import (
     DEVICE_HELP,
     EXIT_INPUT_FAILED,
+    ThreadsOption,
     app,
     checked_device,
-    fail,
+    fail_error,
     print_json,
     usage_error,
+    use_threads,
 )
 from reliqa.exceptions import ReliqaError
 
@@ -30,12 +32,10 @@ def score_command(
     batch_size: int = typer.Option(
         16, "--batch-size", min=1, help="Most same-size images per forward pass."
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="torch CPU threads (default: torch's choice)."
-    ),
     as_json: bool = typer.Option(
         False, "--json", help='Print {"results": [{"image", "score" | "error"}]}.'
     ),
+    threads: ThreadsOption = None,
 ) -> None:
     """Score images without a reference: higher = better, in [0, 1]. Exit 1 if any image failed.
 
@@ -44,16 +44,13 @@ def score_command(
     if model not in NR_MODEL_NAMES:
         usage_error(f"--model must be one of {', '.join(NR_MODEL_NAMES)}, got {model!r}")
     device = checked_device(device)
-    import torch
-
+    use_threads(threads)
     from reliqa.models.nr_api import score_files
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
         records = score_files(images, model=model, device=device, batch_size=batch_size)
-    except ReliqaError as error:  # e.g. weights that fail their check: nothing can be scored
-        fail(str(error))
+    except ReliqaError as error:  # an empty folder (2); weights that fail their check (1)
+        fail_error(error)
     if as_json:
         print_json({"results": records})
     else:
@@ -62,8 +59,5 @@ def score_command(
                 typer.echo(f"error: {record['error']}", err=True)
             else:
                 typer.echo(f"{record['score']:.4f}  {record['image']}")
-    if not records:
-        typer.echo("error: no images found in the given folders", err=True)
-        raise typer.Exit(EXIT_INPUT_FAILED)
     if any("error" in record for record in records):
         raise typer.Exit(EXIT_INPUT_FAILED)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from reliqa.checks import resolve_device
-from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
-from reliqa.io import ImageSource, expand_image_paths, load_image
+from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError, UsageError
+from reliqa.io import ImageSource, expand_image_paths, list_images, load_image
 
 NR_MODELS: tuple[str, ...] = ("hirqa", "hirqa-s")
 """Names :func:`score` accepts."""
@@ -146,10 +147,18 @@ def score_files(
 
     Returns:
         One record per image in order: ``{"image": path, "score": float}`` or, when the file
-        cannot be scored, ``{"image": path, "error": message}`` — a failure never stops the rest.
+        cannot be scored, ``{"image": path, "error": message naming the file}`` — a failure
+        never stops the rest.
+
+    Raises:
+        UsageError: a folder among ``paths`` holds no image files.
     """
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be ≥ 1, got {batch_size}")
+    paths = list(paths)
+    for path in paths:  # as `reliqa batch`: an empty folder is bad usage, before any work
+        if Path(path).is_dir() and not list_images(path):
+            raise UsageError(f"{path}: the folder contains no image files")
     scorer = load_scorer(model, _device_key(device))
     files = expand_image_paths(paths)
     records: list[dict[str, Any]] = [{"image": str(path)} for path in files]
@@ -170,9 +179,9 @@ def score_files(
                 chunk = members[first : first + batch_size]
                 try:
                     values = scorer(torch.cat([image for _, image in chunk]))
-                except ReliqaError as error:
+                except ReliqaError as error:  # each record names its own file
                     for index, _ in chunk:
-                        records[index]["error"] = str(error)
+                        records[index]["error"] = f"{files[index]}: {error}"
                     continue
                 for (index, _), value in zip(chunk, values.tolist()):
                     records[index]["score"] = float(value)

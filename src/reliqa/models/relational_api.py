@@ -28,9 +28,15 @@ import torch
 
 from reliqa.attributes import ACTIVE_THRESHOLD, ATTRIBUTES, NEUTRAL
 from reliqa.checks import resolve_device
-from reliqa.exceptions import InvalidInputError, ReliqaError, ShapeMismatchError
+from reliqa.exceptions import (
+    InvalidInputError,
+    ReliqaError,
+    ShapeMismatchError,
+    UnknownNameError,
+    UsageError,
+)
 from reliqa.io import ImageSource, describe_source, load_image, resize_to
-from reliqa.models.registry import create_model
+from reliqa.models.registry import create_model, list_models
 from reliqa.models.relational import DEFAULT_MARGIN, DEFAULT_TILE, NEUTRAL_SCORE, RelationalModel
 
 Align = Literal["none", "resize"]
@@ -85,14 +91,33 @@ class RankedCandidate:
     error: str | None = None
 
 
+def relational_model_names() -> list[str]:
+    """The registered relational (map-producing, full-reference) models, sorted."""
+    return [entry.name for entry in list_models() if entry.builder is RelationalModel]
+
+
+def check_relational_name(name: str) -> str:
+    """``name`` if it is a registered relational model (no weights are loaded).
+
+    Raises:
+        UnknownNameError: no model of that name. UsageError: a model that is not relational
+            (e.g. the no-reference ``hirqa``). Both list only the relational models.
+    """
+    names = relational_model_names()
+    if name in names:
+        return name
+    offer = f"relational models: {', '.join(names)}"
+    if any(entry.name == name for entry in list_models()):
+        raise UsageError(f"model {name!r} is not a relational (map-producing, full-reference) model; {offer}")
+    raise UnknownNameError(f"unknown model {name!r}; {offer}")
+
+
 @functools.lru_cache(maxsize=4)
 def relational_model(device: str = "cpu", name: str = "relational") -> RelationalModel:
     """The shipped relational model ``name`` on ``device`` (loaded once, hash-checked, eval)."""
-    model = create_model(name, device=device)
-    if not isinstance(model, RelationalModel):
-        raise InvalidInputError(
-            f"model {name!r} is not a relational (map-producing, full-reference) model"
-        )
+    model = create_model(check_relational_name(name), device=device)
+    if not isinstance(model, RelationalModel):  # pragma: no cover - the name check rules it out
+        raise InvalidInputError(f"model {name!r} is not a relational model")
     return model
 
 
@@ -121,11 +146,11 @@ def summarise_maps(maps: torch.Tensor) -> dict[str, AttributeSummary]:
 
 
 def _load_one(source: ImageSource, role: str) -> torch.Tensor:
-    image = load_image(source)
+    """Load ``source``; an error names the argument (``test``/``reference``) and the source."""
+    name = f"{role} {describe_source(source)}"
+    image = load_image(source, name=name)
     if image.shape[0] != 1:
-        raise InvalidInputError(
-            f"{role} {describe_source(source)}: expected one image, got a batch of {image.shape[0]}"
-        )
+        raise InvalidInputError(f"{name}: expected one image, got a batch of {image.shape[0]}")
     return image
 
 
@@ -183,13 +208,27 @@ def compare(
         0.0
     """
     model = _resolve_model(model, device)
+    return _compare_loaded(
+        test, _load_one(reference, "reference"), describe_source(reference), align, model,
+        tile=tile, margin=margin,
+    )
+
+
+@torch.inference_mode()
+def _compare_loaded(
+    test: ImageSource,
+    reference_image: torch.Tensor,
+    reference_name: str,
+    align: Align,
+    model: RelationalModel,
+    *,
+    tile: int | None = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+) -> Comparison:
+    """:func:`compare` with the reference already loaded (``reference_name`` names it)."""
     device_of_model = next(model.parameters()).device
-    reference_image = _load_one(reference, "reference")
     test_image = _aligned(
-        reference_image,
-        _load_one(test, "test"),
-        align,
-        (describe_source(reference), describe_source(test)),
+        reference_image, _load_one(test, "test"), align, (reference_name, describe_source(test))
     )
     output = model(
         test_image.to(device_of_model),
@@ -234,11 +273,12 @@ def rank(
         raise InvalidInputError(f"errors must be 'raise' or 'keep', got {errors!r}")
     model = _resolve_model(model, device)
     reference_image = _load_one(reference, "reference")  # a bad reference fails everything
+    reference_name = describe_source(reference)
     scored: list[RankedCandidate] = []
     failed: list[RankedCandidate] = []
     for index, candidate in enumerate(candidates):
         try:
-            result = compare(candidate, reference_image, align=align, model=model)
+            result = _compare_loaded(candidate, reference_image, reference_name, align, model)
         except ReliqaError as error:
             if errors == "raise":
                 raise
@@ -253,8 +293,10 @@ __all__ = [
     "AttributeSummary",
     "Comparison",
     "RankedCandidate",
+    "check_relational_name",
     "compare",
     "rank",
     "relational_model",
+    "relational_model_names",
     "summarise_maps",
 ]

@@ -18,6 +18,9 @@ from reliqa.io import load_image
 from reliqa.reports.html import Picture, ReportPage
 from reliqa.reports.maps import render_maps
 
+DEMO_PAGE = "index.html"
+"""The one file ``build_demo`` writes into its folder."""
+
 DEMO_PHOTOS: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket")
 """scikit-image photos used by the demo by default."""
 
@@ -84,7 +87,7 @@ def build_demo(
     out_dir: str | os.PathLike, *, photos: Sequence[str] = DEMO_PHOTOS, versions: int = 2,
     seed: int = 0,
 ) -> Path:
-    """Write ``out_dir/index.html`` (self-contained) and return its path."""
+    """Write ``out_dir/index.html`` (:data:`DEMO_PAGE`, self-contained) and return its path."""
     from reliqa.reports.relational_demo import add_relational_section
 
     page = demo_page(photos=photos, versions=versions, seed=seed)
@@ -93,7 +96,7 @@ def build_demo(
     except WeightsError as error:
         # The engine's half of the demo stands on its own; say on the page what is missing.
         page.heading("Relational model").paragraph(f"Not shown: {error}", note=True)
-    return page.save(Path(out_dir) / "index.html")
+    return page.save(Path(out_dir) / DEMO_PAGE)
 
 
-__all__ = ["BUNDLED_PHOTOS", "DEMO_PHOTOS", "build_demo", "demo_page"]
+__all__ = ["BUNDLED_PHOTOS", "DEMO_PAGE", "DEMO_PHOTOS", "build_demo", "demo_page"]
