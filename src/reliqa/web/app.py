@@ -54,7 +54,9 @@ MAX_TEST_IMAGES = 12
 DISPLAY_SIDE = 512
 """Longer side of the images and maps sent to the page (scores use full resolution)."""
 
-FULL_REFERENCE_METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd")
+# The viewer scores every pair with these (one catalogue, reliqa.evaluation.scorers, gives their
+# directions); issue 17 added the weight-free HaarPSI, MDSI, VSI, SR-SIM and DSS.
+FULL_REFERENCE_METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd", "haarpsi", "mdsi", "vsi", "srsim", "dss")
 NO_REFERENCE_SCORERS: tuple[str, ...] = ("hirqa", "hirqa-s", "niqe", "laplacian_var")
 RELATIONAL = "relational"
 
