@@ -194,3 +194,76 @@ def export_hirqa_command(
         print_json({"weights": str(path)})
     else:
         typer.echo(f"weights: {path}")
+
+
+@train_app.command("nr-photos")
+def nr_photos_command(
+    out: Path = typer.Option(..., "--out", help="Corpus folder (outside the repository)."),
+    data: str = typer.Option(
+        "../shared/data/pristine", "--data", help="Folder of pristine photos."
+    ),
+    part: int = typer.Option(0, "--part", help="This process's share: photos part, part+parts, …"),
+    parts: int = typer.Option(1, "--parts", help="How many processes share the work."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop after a complete photo once this budget is spent."
+    ),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Make (or extend, resumably) the whole-photo corpus for hirqa: camera defects, backbone
+    features, statistics and full-reference teachers per version."""
+    import torch
+
+    from reliqa.training.nr_photos import PhotoCorpusConfig, build_photo_corpus
+
+    if not 0 <= part < parts:
+        raise typer.BadParameter(f"--part must be in [0, {parts}), got {part}")
+    torch.set_num_threads(threads)
+    written = build_photo_corpus(
+        out, PhotoCorpusConfig(data=data), part=part, parts=parts, max_minutes=max_minutes
+    )
+    if json_output:
+        print_json({"out": str(out), "written": written})
+    else:
+        typer.echo(f"{written} photos written to {out}")
+
+
+@train_app.command("nr-photo-head")
+def nr_photo_head_command(
+    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_photos.json)."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Override the corpus folder."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
+    feature_set: str | None = typer.Option(None, "--feature-set", help="Override the features."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Train a hirqa head on the whole-photo corpus; keep the step the content-aware
+    criterion prefers (held-out photos, no human label)."""
+    from reliqa.training.nr_photo_head import load_photo_head_config, train_photo_head
+
+    settings = load_photo_head_config(
+        str(config), corpus=corpus, run_dir=str(run_dir) if run_dir else None,
+        feature_set=feature_set,
+    )
+    summary = train_photo_head(settings)
+    if json_output:
+        print_json({"run_dir": settings.run_dir, "best": summary["best"]})
+    else:
+        typer.echo(f"best {summary['best']}: {settings.run_dir}")
+
+
+@train_app.command("export-photo-head")
+def export_photo_head_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `nr-photo-head` run."),
+    name: str = typer.Option("hirqa", "--name", help="Shipped weights name."),
+    command: str | None = typer.Option(None, "--command", help="Training command for the card."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Ship a photo-head run as reliqa/weights/<name>.safetensors + model card."""
+    from reliqa.training.nr_photo_head import export_photo_head
+
+    recorded = command or f"reliqa train nr-photo-head --config {run_dir / 'config.json'}"
+    path = export_photo_head(run_dir, name=name, command=recorded)
+    if json_output:
+        print_json({"weights": str(path)})
+    else:
+        typer.echo(f"weights: {path}")

@@ -31,10 +31,6 @@ STATISTIC_NAMES: tuple[str, ...] = (
 )
 """Order of the columns of :func:`image_statistics`."""
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-# Immerkær's noise-estimation mask: the difference of two Laplacians, blind to edges of
-# first and second order, so its response on a photo is dominated by the sensor noise.
-_IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 _EPS = 1e-6
 
 
@@ -43,26 +39,55 @@ def _luminance(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(dim=1, keepdim=True)
 
 
-def _filter(gray: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(gray, kernel.to(gray).view(1, 1, 3, 3))
+# The 3×3 filters below are sums of shifted views: a single-channel conv2d runs 10–20× slower
+# on the CPU (measured: 18 ms against ~1 ms for a 512² image).
+
+
+def _laplacian(gray: torch.Tensor) -> torch.Tensor:
+    """4-neighbour Laplacian [[0, 1, 0], [1, −4, 1], [0, 1, 0]], valid region."""
+    return (
+        gray[..., :-2, 1:-1] + gray[..., 2:, 1:-1] + gray[..., 1:-1, :-2] + gray[..., 1:-1, 2:]
+        - 4.0 * gray[..., 1:-1, 1:-1]
+    )
+
+
+def _immerkaer(gray: torch.Tensor) -> torch.Tensor:
+    """Immerkær's noise mask [[1, −2, 1], [−2, 4, −2], [1, −2, 1]] (the difference of two
+    Laplacians, blind to edges of first and second order), valid region."""
+    rows = gray[..., :, :-2] - 2.0 * gray[..., :, 1:-1] + gray[..., :, 2:]
+    return rows[..., :-2, :] - 2.0 * rows[..., 1:-1, :] + rows[..., 2:, :]
 
 
 def _laplacian_log_variance(gray: torch.Tensor) -> torch.Tensor:
-    response = _filter(gray * 255.0, _LAPLACIAN).flatten(1)
+    response = _laplacian(gray * 255.0).flatten(1)
     return torch.log(response.var(dim=1, unbiased=False) + 1.0)
+
+
+def _quantiles(values: torch.Tensor, levels: tuple[float, ...]) -> torch.Tensor:
+    """(N, M) → (N, len(levels)), as ``torch.quantile`` (linear interpolation) but by
+    order-statistic selection, which needs no full sort (8× faster here)."""
+    count = values.shape[1]
+    columns = []
+    for level in levels:
+        position = level * (count - 1)
+        low = int(position)
+        high = min(low + 1, count - 1)
+        lower = values.kthvalue(low + 1, dim=1).values
+        upper = values.kthvalue(high + 1, dim=1).values if high != low else lower
+        columns.append(lower + (position - low) * (upper - lower))
+    return torch.stack(columns, dim=1)
 
 
 def _gradient_log_percentiles(gray: torch.Tensor) -> torch.Tensor:
     dx = gray[..., :, 1:] - gray[..., :, :-1]
     dy = gray[..., 1:, :] - gray[..., :-1, :]
     magnitude = torch.sqrt(dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2).flatten(1) * 255.0
-    levels = magnitude.new_tensor([0.5, 0.9, 0.99])
-    return torch.log(torch.quantile(magnitude, levels, dim=1).T + 1.0)
+    return torch.log(_quantiles(magnitude, (0.5, 0.9, 0.99)) + 1.0)
 
 
 def _log_noise_sigma(gray: torch.Tensor) -> torch.Tensor:
     # Immerkær (1996): σ = sqrt(π/2) / (6 (W−2)(H−2)) Σ |I * N|, on the 0..255 scale
-    response = _filter(gray * 255.0, _IMMERKAER).abs().flatten(1)
+    response = _immerkaer(gray * 255.0).abs().flatten(1)
     sigma = (torch.pi / 2) ** 0.5 / 6.0 * response.mean(dim=1)
     return torch.log(sigma + 0.1)
 

