@@ -267,3 +267,25 @@ def export_photo_head_command(
         print_json({"weights": str(path)})
     else:
         typer.echo(f"weights: {path}")
+
+
+@train_app.command("nr-photo-distill")
+def nr_photo_distill_command(
+    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_s_photos.json)."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Override the teacher head run."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Time budget."),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Distil a hirqa photo head into hirqa-s on the whole-photo corpus's pixels."""
+    from reliqa.training.nr_photo_distill import load_photo_distill_config, train_photo_distill
+
+    settings = load_photo_distill_config(
+        str(config), teacher=teacher, run_dir=str(run_dir) if run_dir else None,
+        max_minutes=max_minutes,
+    )
+    summary = train_photo_distill(settings)
+    if json_output:
+        print_json({"run_dir": settings.run_dir, "best": summary["best"]})
+    else:
+        typer.echo(f"best {summary['best']}: {settings.run_dir}")

@@ -245,7 +245,7 @@ def build_head_model(config: PhotoHeadConfig) -> PretrainedHiRQA:
     )
 
 
-def _head_scores(
+def head_scores(
     model: PretrainedHiRQA, features: torch.Tensor, dropout: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     normalised = model.feature_mask * (features - model.feature_mean) / model.feature_std
@@ -255,7 +255,7 @@ def _head_scores(
     return torch.sigmoid(model.score_logits(embedding)), embedding, model.text_projection(embedding)
 
 
-def _input_features(corpus_features: torch.Tensor, statistics: bool) -> torch.Tensor:
+def input_features(corpus_features: torch.Tensor, statistics: bool) -> torch.Tensor:
     width = corpus_features.shape[1] - len(STATISTIC_NAMES)
     return corpus_features if statistics else corpus_features[:, :width]
 
@@ -269,7 +269,7 @@ def evaluate_head(
     rows = corpus.held_out_rows
 
     def run(features: torch.Tensor) -> torch.Tensor:
-        return _head_scores(model, _input_features(features, statistics))[0]
+        return head_scores(model, input_features(features, statistics))[0]
 
     return photo_criterion(
         run(corpus.features[rows]), corpus, severity[rows], run(corpus.flipped), run(corpus.half)
@@ -285,7 +285,7 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
     train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
     damaged_train = train_rows[~corpus.clean[train_rows]]
     severity = consensus_severity(corpus.teachers, corpus.teachers[damaged_train])
-    features = _input_features(corpus.features, config.statistics)
+    features = input_features(corpus.features, config.statistics)
     model = build_head_model(config)
     model.feature_mean.copy_(features[train_rows].mean(dim=0))
     model.feature_std.copy_(features[train_rows].std(dim=0).clamp(min=1e-4))
@@ -317,7 +317,7 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
             images=features[rows], groups=corpus.photo[rows], severity=severity[rows],
             direction=corpus.direction[rows], prompts=prompts[rows],
         )
-        scores, embedding, projected = _head_scores(model, batch.images, config.feature_dropout)
+        scores, embedding, projected = head_scores(model, batch.images, config.feature_dropout)
         terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
         other_photo = batch.groups[:, None] != batch.groups[None, :]
         terms["cross_all"] = ranking_loss(

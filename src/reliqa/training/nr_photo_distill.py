@@ -1,0 +1,211 @@
+"""``hirqa-s`` distilled from a ``hirqa`` photo head on the whole-photo corpus.
+
+The corpus's versions are deterministic (:func:`~reliqa.training.nr_photos.render_version`), so
+their pixels are re-made here (once, kept in memory as 8-bit) and the teacher's scores come
+from the cached features through the teacher head: the teacher costs nothing per step. The
+student (the ``hirqa-s`` network) sees a random window (the same for every version of a photo)
+with a random flip and learns
+
+    L = distillation_loss(s, t)          [match + the teacher's order over ALL pairs]
+        + w_rank · ranking_loss(within photo, teacher consensus severity)
+
+so it inherits the teacher's judgement across photos and kinds of damage and keeps every
+damaged copy below its clean photo. The kept step is the one with the best held-out
+criterion (:func:`~reliqa.training.nr_photo_head.photo_criterion`) among those whose
+clean-beats-damage share is ≥ 0.97. No human label.
+
+    reliqa train nr-photo-distill --config configs/nr_hirqa_s_photos.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from reliqa.io import load_image
+from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.weights import load_shipped
+from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
+from reliqa.training.nr_losses import distillation_loss, group_mask, ranking_loss
+from reliqa.training.nr_photo_head import (
+    PhotoCorpus,
+    PhotoHeadConfig,
+    build_head_model,
+    consensus_severity,
+    head_scores,
+    input_features,
+    load_photo_corpus,
+    photo_criterion,
+)
+from reliqa.training.nr_photos import (
+    PhotoCorpusConfig,
+    fit_max_side,
+    half_scale,
+    render_version,
+    version_plan,
+)
+from reliqa.verified import load_verified
+
+
+@dataclass
+class PhotoDistillConfig:
+    """A ``hirqa-s`` distillation run (JSON: configs/nr_hirqa_s_photos.json)."""
+
+    corpus: str = "/work/nr_cache/photos_v1"
+    teacher: str = "runs/nr_hirqa_photos"
+    run_dir: str = "runs/nr_hirqa_s_photos"
+    init_from_shipped: bool = True
+    steps: int = 1500
+    max_minutes: float | None = None
+    photos_per_step: int = 6
+    window: int = 320
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup: int = 50
+    grad_clip: float = 1.0
+    weight_match: float = 1.0
+    weight_order: float = 1.0
+    weight_rank: float = 1.0
+    margin_rank: float = 0.5
+    seed: int = 0
+    val_every: int = 150
+
+
+def load_photo_distill_config(path: str, **overrides: Any) -> PhotoDistillConfig:
+    """Read a JSON config (unknown keys are an error); ``overrides`` win when not None."""
+    return load_config(path, PhotoDistillConfig, **overrides)
+
+
+def corpus_recipe(folder: str | Path) -> PhotoCorpusConfig:
+    """The recipe a corpus folder was made with (its ``corpus.json``)."""
+    recipe = json.loads((Path(folder) / "corpus.json").read_text())
+    recipe.pop("version", None)
+    return PhotoCorpusConfig(**recipe)
+
+
+def render_photo(corpus: PhotoCorpus, pid: int, recipe: PhotoCorpusConfig) -> torch.Tensor:
+    """All versions of corpus photo ``pid``: (V, 3, H, W) float in [0, 1], bit-exact with the
+    images the corpus's features were computed from."""
+    index = corpus.indices[pid]
+    folder, name = corpus.names[pid].split("/")
+    photo = fit_max_side(load_image(Path(recipe.data) / folder / name), recipe.max_side)
+    plan = version_plan(index, recipe)
+    return torch.cat([render_version(photo, t, lv, recipe.seed + index) for t, lv in plan])
+
+
+def teacher_scores(corpus: PhotoCorpus, teacher_run: str | Path) -> torch.Tensor:
+    """(V,) scores of every corpus row by a photo-head run's best head (cached features)."""
+    run = Path(teacher_run)
+    summary = json.loads((run / "summary.json").read_text())
+    config = PhotoHeadConfig(**summary["config"])
+    model = build_head_model(config)
+    head, _ = load_verified(run / "best.safetensors", None)
+    model.load_state_dict({**model.state_dict(), **head})
+    model.eval()
+    with torch.inference_mode():
+        return head_scores(model, input_features(corpus.features, config.statistics))[0]
+
+
+def _student_criterion(
+    student: HiRQA, corpus: PhotoCorpus, recipe: PhotoCorpusConfig, severity: torch.Tensor,
+    held_pixels: dict[int, torch.Tensor],
+) -> dict[str, float]:
+    student.eval()
+    full, flipped, half = [], [], []
+    with torch.inference_mode():
+        for pid in torch.unique(corpus.photo[corpus.held_out_rows]).tolist():
+            versions = held_pixels[pid].float() / 255.0
+            full.append(student(versions))
+            flipped.append(student(versions.flip(-1)))
+            half.append(student(half_scale(versions)))
+    return photo_criterion(
+        torch.cat(full), corpus, severity[corpus.held_out_rows], torch.cat(flipped), torch.cat(half)
+    )
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
+    """Distil; writes ``run_dir/best.safetensors`` (the student's state) and ``summary.json``."""
+    seed_everything(config.seed)
+    corpus = load_photo_corpus(config.corpus)
+    recipe = corpus_recipe(config.corpus)
+    train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
+    severity = consensus_severity(
+        corpus.teachers, corpus.teachers[train_rows[~corpus.clean[train_rows]]]
+    )
+    teacher = teacher_scores(corpus, config.teacher)
+    student = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
+    if config.init_from_shipped:
+        student.load_state_dict(load_shipped("hirqa-s")[0])
+    parameters = [p for n, p in student.named_parameters() if not n.startswith("text_projection")]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    held_pixels = {
+        pid: _to_uint8(render_photo(corpus, pid, recipe))
+        for pid in torch.unique(corpus.photo[corpus.held_out_rows]).tolist()
+    }
+    train_photos = torch.unique(corpus.photo[train_rows])
+    pixels: dict[int, torch.Tensor] = {}
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    started = time.monotonic()
+    for step in range(1, config.steps + 1):
+        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+            break
+        student.train()
+        set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
+        chosen = train_photos[torch.randperm(len(train_photos), generator=generator)]
+        crops, rows = [], []
+        for pid in chosen[: config.photos_per_step].tolist():
+            if pid not in pixels:
+                pixels[pid] = _to_uint8(render_photo(corpus, pid, recipe))
+            versions = pixels[pid]
+            height, width = versions.shape[-2:]
+            size_h, size_w = min(config.window, height), min(config.window, width)
+            top = int(torch.randint(height - size_h + 1, (1,), generator=generator))
+            left = int(torch.randint(width - size_w + 1, (1,), generator=generator))
+            window = versions[..., top : top + size_h, left : left + size_w].float() / 255.0
+            if bool(torch.rand((), generator=generator) < 0.5):
+                window = window.flip(-1)
+            crops.append(window)
+            rows.append(torch.nonzero(corpus.photo == pid, as_tuple=True)[0])
+        index = torch.cat(rows)
+        scores = torch.cat([student(window) for window in crops])
+        distilled = distillation_loss(
+            scores, teacher[index], weight_match=config.weight_match, weight_rank=config.weight_order
+        )
+        within = ranking_loss(
+            scores, severity[index], group_mask(corpus.photo[index]), config.margin_rank
+        )
+        total = distilled["total"] + config.weight_rank * within
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        if step % config.val_every == 0 or step == config.steps:
+            metrics = _student_criterion(student, corpus, recipe, severity, held_pixels)
+            record = {"step": step, "loss": float(total.detach()),
+                      "seconds": round(time.monotonic() - started), **metrics}
+            history.append(record)
+            print(json.dumps(record), flush=True)
+            if metrics["clean_wins"] >= 0.97 and (best is None or metrics["pooled"] > best["pooled"]):
+                best = record
+                best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+    summary = {"config": config_to_dict(config), "best": best, "history": history,
+               "seconds": round(time.monotonic() - started, 1)}
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if best is not None and best_state is not None:
+        save_file(best_state, str(run_dir / "best.safetensors"), metadata={"step": str(best["step"])})
+    return summary
