@@ -329,8 +329,9 @@ def test_report_with_mos_has_correlations_and_gmc(tmp_path: Path) -> None:
     page = write_batch_report(out, tmp_path / "report", mos=mos).read_text()
     assert "Agreement with human scores" in page and "12 of 12 rows matched" in page
     assert '<td class="num">1.000 [' in page  # brightness ranks exactly as the MOS: SRCC = 1
-    assert (tmp_path / "report" / "gmc" / f"{NR_NAME}.png").stat().st_size > 1000
-    assert 'href="gmc/' in page and _external_references(page) == []
+    assert page.count('<img src="data:image/png;base64,') == 1  # the GMC heatmap, embedded
+    assert not list((tmp_path / "report").rglob("*.png"))
+    assert 'href="gmc/' in page and _external_references(page) == []  # the optional 3-D surface
 
 
 def test_report_draws_maps_of_pairs(tmp_path: Path) -> None:
@@ -347,9 +348,9 @@ def test_report_draws_maps_of_pairs(tmp_path: Path) -> None:
         f"image,reference,{FR_NAME},maps,error\n{tmp_path / 't.png'},{tmp_path / 't.png'},0.1,{tmp_path / 't.npz'},\n"
     )
     page = write_batch_report(results, tmp_path / "report").read_text()
-    pictures = sorted((tmp_path / "report" / "maps").glob("*.png"))
-    assert len(pictures) == 1 and f'src="maps/{pictures[0].name}"' in page
-    assert page.count("data:image/jpeg;base64,") == 2  # test and reference thumbnails
+    assert [p.name for p in (tmp_path / "report").iterdir()] == ["index.html"]  # self-contained
+    assert page.count("data:image/jpeg;base64,") == 3  # test and reference thumbnails, the maps
+    assert 'alt="maps of ' in page
 
 
 def test_cli_report_option(folder: Path, tmp_path: Path) -> None:

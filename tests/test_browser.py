@@ -294,3 +294,38 @@ def test_no_reference_table_says_which_way_is_better(
         assert titles.get(label) == ("higher = better" if better else "lower = better"), titles
     if "niqe" in scorers:
         assert titles["niqe ↓"] == "lower = better"
+
+
+def test_batch_report_opens_offline_table_first(page: object, images: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 18: the batch report is one page (no linked pictures), the results table before the
+    map pictures, worst pairs by the relational score; checked as a browser renders it."""
+    from reliqa.evaluation import batch
+    from reliqa.reports.batch_report import write_batch_report
+
+    items = batch.items_from_sources([], pairs=_pairs_csv(images, tmp_path))
+    out = tmp_path / "scores.csv"
+    batch.run_batch(items, ["psnr", "relational"], out)
+    report = write_batch_report(out, tmp_path / "report")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))  # type: ignore[attr-defined]
+    page.goto(report.as_uri())  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
+    assert [url for url in requests if url.startswith("file:")] == [report.as_uri()]
+    broken = page.evaluate("() => Array.from(document.images).filter(i => !i.naturalWidth).length")  # type: ignore[attr-defined]
+    assert broken == 0
+    headings = page.locator("h2")  # type: ignore[attr-defined]
+    titles = [headings.nth(k).inner_text() for k in range(headings.count())]
+    assert titles.index("Results") < titles.index("Distortion maps of the worst pairs")
+    first = page.locator("#results tbody tr").first.inner_text()  # type: ignore[attr-defined]
+    assert "blurred.png" in first  # the lowest relational score, not the lowest PSNR (brighter)
+    if os.environ.get("RELIQA_REPORT_SCREENSHOT"):
+        page.set_viewport_size({"width": 1100, "height": 900})  # type: ignore[attr-defined]
+        page.screenshot(path=os.environ["RELIQA_REPORT_SCREENSHOT"], full_page=True)  # type: ignore[attr-defined]
+
+
+def _pairs_csv(images: dict[str, Path], folder: Path) -> Path:
+    table = folder / "pairs.csv"
+    rows = [f"{images['reference']},{images[name]}" for name in ("noisy", "brighter", "blurred")]
+    table.write_text("reference,test\n" + "\n".join(rows) + "\n")
+    return table

@@ -107,12 +107,6 @@ def batch_command(
             index, count = batch.parse_shard(shard)
             items = batch.select_shard(items, index, count)
             out = batch.shard_output(out, index, count)
-        # A report on pairs shows map pictures when a model among --metrics produces maps.
-        report_maps_dir = (
-            report / "maps_npz"
-            if report is not None and maps_dir is None and pair_run
-            else None
-        )
         with batch.progress_bar(enabled=not as_json) as on_progress:
             if engine == "ray":
                 from reliqa.distributed import score_dataset
@@ -131,8 +125,7 @@ def batch_command(
                     device=device,
                     workers=workers,
                     batch_size=batch_size,
-                    maps_dir=report_maps_dir or maps_dir,
-                    require_maps=report_maps_dir is None,
+                    maps_dir=maps_dir,
                     on_progress=on_progress,
                     pairs=pair_run,
                 )
@@ -148,7 +141,8 @@ def batch_command(
         from reliqa.reports.batch_report import write_batch_report
 
         try:
-            report_path = write_batch_report(summary.out, report, mos=mos)
+            # the worst pairs' maps are computed by the report itself (none stored per pair)
+            report_path = write_batch_report(summary.out, report, mos=mos, device=device)
         except ReliqaError as error:
             usage_error(f"--report: {error}")
 

@@ -1,15 +1,23 @@
-"""The ``reliqa batch --report DIR`` page: one self-contained HTML file plus pictures beside it.
+"""The ``reliqa batch --report DIR`` page: one self-contained HTML file, ``DIR/index.html``.
 
-Nothing is fetched from the network: CSS and JavaScript are inline (the sortable-table script is
-the viewer's ``reliqa/web/static/sortable.js``), thumbnails are small JPEG data URIs, and the
-map and GMC pictures are PNG files inside DIR referenced by relative links — so DIR can be
-zipped, moved or opened offline.
+Nothing is fetched from the network and nothing is linked: CSS and JavaScript are inline (the
+sortable-table script is the viewer's ``reliqa/web/static/sortable.js``), and every picture —
+thumbnails, map pictures, GMC heatmaps — is a JPEG/PNG data URI. Only the optional interactive
+GMC surfaces (``DIR/gmc/*.html``, plotly inlined) are extra files beside it.
 
-Sections: a summary per score column; with ``mos`` (a dataset folder or a generic
-``image,mos[,std]`` CSV, see :func:`reliqa.evaluation.datasets.load_dataset`) the correlation
-table (direction-corrected, as ``reliqa bench`` reports it) and a GMC heatmap per score; with a
-``maps`` column (``--maps-dir``) the distortion maps of the worst pairs (:func:`render_maps`);
-then the whole results table, sortable by any column, with thumbnails.
+It scales with the run: the page's size is bounded by constants, not by the number of pairs.
+Thumbnails (:data:`THUMBNAIL_SIDE` px) for the :data:`MAX_THUMBNAILS` worst rows only; map
+pictures for the :data:`MAX_MAP_PICTURES` worst pairs only, computed here by the relational model
+of the results (or read from a ``maps`` column, ``--maps-dir``) — no map is stored per pair —
+and drawn with their dominant attributes only (:func:`reliqa.reports.maps.dominant_attributes`).
+
+"Worst" is by the ranking score (:func:`ranking_column`): the relational score when the results
+have one, else the first score column, each in its own direction.
+
+Sections, in order: a summary per score column; the whole results table (worst first, sortable
+by any column); with ``mos`` (a dataset folder or a generic ``image,mos[,std]`` CSV, see
+:func:`reliqa.evaluation.datasets.load_dataset`) the correlation table (direction-corrected, as
+``reliqa bench`` reports it) and a GMC heatmap per score; the maps of the worst pairs.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from reliqa.checks import resolve_device
 from reliqa.evaluation.batch import (
     ERROR_COLUMN,
     IMAGE_COLUMN,
@@ -36,11 +46,15 @@ from reliqa.io import load_image, load_maps, to_uint8_array
 from reliqa.reports.html import image_data_uri
 
 REPORT_FILE = "index.html"
-THUMBNAIL_SIDE = 96
-MAX_THUMBNAILS = 1000
-"""Rows beyond this get no thumbnail (keeps the page a few MB for big runs)."""
-MAX_MAP_PICTURES = 24
-"""Pairs whose maps are drawn (the worst ones by the first score column)."""
+THUMBNAIL_SIDE = 64
+THUMBNAIL_QUALITY = 75
+MAX_THUMBNAILS = 300
+"""Rows (the worst first) that get thumbnails; the rest of the table is text only."""
+MAX_MAP_PICTURES = 12
+"""Pairs whose maps are drawn: the worst ones by :func:`ranking_column`."""
+MAP_PICTURE_QUALITY = 80
+MAP_PICTURE_WIDTH = 640
+"""Map pictures wider than this (three panels) are downscaled before embedding."""
 
 _SORTABLE_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "sortable.js"
 _NON_SCORE_COLUMNS = {IMAGE_COLUMN, REFERENCE_COLUMN, MAPS_COLUMN, ERROR_COLUMN}
@@ -87,7 +101,36 @@ def _thumbnail(path: str) -> str | None:
         return None
     picture = Image.fromarray(to_uint8_array(image))
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    return image_data_uri(picture, quality=80)
+    return image_data_uri(picture, quality=THUMBNAIL_QUALITY)
+
+
+def ranking_column(scores: Sequence[str]) -> str | None:
+    """The score column that says which rows are worst: the first relational score (a
+    full-reference model of reliqa's, e.g. ``relational``, ``relational-plus``) when the
+    results have one, else the first score column; None without score columns."""
+    return next((name for name in scores if _is_relational(name)), scores[0] if scores else None)
+
+
+def _is_relational(name: str) -> bool:
+    """Whether score column ``name`` is a relational score: a full-reference model of reliqa's
+    (those produce distortion maps)."""
+    from reliqa.models import list_models
+
+    return any(entry.name == name and entry.info.kind == "FR" for entry in list_models())
+
+
+def worst_first(rows: Sequence[dict[str, str]], column: str | None) -> list[int]:
+    """Row indices ordered worst first by ``column`` in its own direction (rows without a
+    value last, in file order); file order when ``column`` is None."""
+    if column is None:
+        return list(range(len(rows)))
+    sign = 1.0 if _higher_is_better(column) else -1.0
+
+    def key(index: int) -> tuple[bool, float]:
+        value = _number(rows[index].get(column))
+        return (not math.isfinite(value), sign * value if math.isfinite(value) else 0.0)
+
+    return sorted(range(len(rows)), key=key)
 
 
 def _higher_is_better(name: str) -> bool:
@@ -107,7 +150,7 @@ def check_report_dir(out_dir: str | os.PathLike) -> Path:
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder (the report is a folder: index.html, maps/, gmc/)")
+        raise DataError(f"{out}: exists and is not a folder (the report is a folder: index.html, gmc/)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -202,10 +245,13 @@ def _mos_section(
         interactive = picture.with_suffix(".html")
         plot_heatmap(surface, picture)
         plot_surface_html(surface, interactive)  # plotly.js inlined: offline too
+        with Image.open(picture) as heatmap:  # embedded: the page needs no file beside it
+            uri = image_data_uri(heatmap.convert("RGB"), image_format="PNG")
+        picture.unlink()
         pictures.append(
-            f'<figure><img src="gmc/{_escape(picture.name)}" alt="GMC heatmap of {_escape(name)}">'
-            f'<figcaption>GMC of {_escape(name)} (<a href="gmc/{_escape(interactive.name)}">'
-            "interactive 3-D surface</a>)</figcaption></figure>"
+            f'<figure><img src="{uri}" alt="GMC heatmap of {_escape(name)}">'
+            f'<figcaption>GMC of {_escape(name)} (optional extra file: <a href="gmc/'
+            f'{_escape(interactive.name)}">interactive 3-D surface</a>)</figcaption></figure>'
         )
     parts.append("</tbody></table>")
     parts.append(f'<div class="row">{"".join(pictures)}</div>')
@@ -216,54 +262,100 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _maps_section(rows: Sequence[dict[str, str]], scores: Sequence[str], out_dir: Path) -> list[str]:
-    from reliqa.reports.maps import render_maps
+def _maps_section(
+    rows: Sequence[dict[str, str]],
+    scores: Sequence[str],
+    order: Sequence[int],
+    ranking: str | None,
+    device: str | None,
+) -> list[str]:
+    """Map pictures of the :data:`MAX_MAP_PICTURES` worst pairs, embedded, dominant attributes
+    only. Maps come from the ``maps`` column when there is one, else from the relational model
+    named by ``ranking`` (computed here for these pairs only)."""
+    from reliqa.reports.maps import attribute_strengths, dominant_attributes, render_maps
 
-    with_maps = [row for row in rows if row.get(MAPS_COLUMN)]
-    if not with_maps:
+    has_column = any(row.get(MAPS_COLUMN) for row in rows)
+    model_name = ranking if ranking is not None and _is_relational(ranking) else None
+    if not has_column and model_name is None:
         return []
-    order = scores[0] if scores else None
-    if order is not None:
-        sign = 1.0 if _higher_is_better(order) else -1.0
-        with_maps.sort(key=lambda row: sign * _number(row.get(order)) if math.isfinite(_number(row.get(order))) else math.inf)
-    (out_dir / "maps").mkdir(parents=True, exist_ok=True)
+    chosen = [
+        index for index in order
+        if rows[index].get(REFERENCE_COLUMN) and (
+            rows[index].get(MAPS_COLUMN) if has_column
+            else math.isfinite(_number(rows[index].get(model_name or "")))
+        )
+    ][:MAX_MAP_PICTURES]
+    if not chosen:
+        return []
     parts = [
-        "<h2>Distortion maps</h2>",
-        f'<p class="note">The {min(len(with_maps), MAX_MAP_PICTURES)} worst pairs'
-        + (f" by {_escape(order)}" if order else "")
-        + ": red = the test has more of the attribute than the reference, blue = less.</p>",
+        "<h2>Distortion maps of the worst pairs</h2>",
+        f'<p class="note">The {len(chosen)} worst pairs'
+        + (f" by {_escape(ranking)}" if ranking else "")
+        + ", each with its strongest attributes only (all nine: <code>reliqa compare "
+        "--maps-out</code> or the viewer). Red = the test has more of the attribute than the "
+        "reference, blue = less.</p>",
+        '<div class="row">',
     ]
-    for number, row in enumerate(with_maps[:MAX_MAP_PICTURES]):
+    scorer = None
+    target = resolve_device(device)
+    for index in chosen:
+        row = rows[index]
         try:
-            image = load_image(row[IMAGE_COLUMN])
-            maps = load_maps(row[MAPS_COLUMN])
+            test = load_image(row[IMAGE_COLUMN])
+            if has_column:
+                maps = load_maps(row[MAPS_COLUMN])
+            else:
+                if scorer is None:
+                    from reliqa.evaluation.scorers import resolve_scorer
+
+                    scorer = resolve_scorer(model_name or "", device=device)
+                if scorer.maps is None:
+                    return []
+                reference = load_image(row[REFERENCE_COLUMN])
+                with torch.inference_mode():
+                    maps = scorer.maps(test.to(target), reference.to(target))
         except ReliqaError as error:
             parts.append(f'<p class="note">{_escape(error)}</p>')
             continue
-        picture = out_dir / "maps" / f"{number:03d}_{_safe_name(Path(row[IMAGE_COLUMN]).stem)}.png"
-        render_maps(image, maps, path=picture, title=Path(row[IMAGE_COLUMN]).name)
+        strongest = dominant_attributes(attribute_strengths(maps))
+        picture = render_maps(test, maps.cpu(), attributes=strongest, title=Path(row[IMAGE_COLUMN]).name)
+        if picture.shape[1] > MAP_PICTURE_WIDTH:  # three panels: shown at most this wide
+            scale = MAP_PICTURE_WIDTH / picture.shape[1]
+            picture = np.asarray(Image.fromarray(picture).resize(
+                (MAP_PICTURE_WIDTH, round(picture.shape[0] * scale)), Image.Resampling.LANCZOS))
         caption = " · ".join(f"{name} {_format(_number(row.get(name)))}" for name in scores)
         parts.append(
-            f'<figure><img src="maps/{_escape(picture.name)}" alt="maps of {_escape(row[IMAGE_COLUMN])}">'
-            f"<figcaption>{_escape(row[IMAGE_COLUMN])} — {_escape(caption)}</figcaption></figure>"
+            f'<figure><img src="{image_data_uri(picture, quality=MAP_PICTURE_QUALITY)}" '
+            f'alt="maps of {_escape(row[IMAGE_COLUMN])}" title="{_escape(row[IMAGE_COLUMN])}">'
+            f"<figcaption>{_escape(caption)}</figcaption></figure>"
         )
+    parts.append("</div>")
     return parts
 
 
-def _results_section(rows: Sequence[dict[str, str]], scores: Sequence[str], pairs: bool) -> list[str]:
+def _results_section(
+    rows: Sequence[dict[str, str]],
+    scores: Sequence[str],
+    pairs: bool,
+    order: Sequence[int],
+    ranking: str | None,
+) -> list[str]:
     header = ["#", "test"] + (["reference"] if pairs else []) + ["image"] + list(scores) + ["error"]
+    by = f"worst first by {_escape(ranking)}; " if ranking else ""
     parts = [
         "<h2>Results</h2>",
-        f'<p class="note">Click a column header to sort. Thumbnails for the first {MAX_THUMBNAILS} rows.</p>',
-        '<table class="sortable"><thead><tr>'
+        f'<p class="note">{by}# = line in the results file. Click a column header to sort. '
+        f"Thumbnails for the first {MAX_THUMBNAILS} rows.</p>",
+        '<table class="sortable" id="results"><thead><tr>'
         + "".join(f'<th scope="col">{_escape(h)}</th>' for h in header)
         + "</tr></thead><tbody>",
     ]
-    for number, row in enumerate(rows, start=1):
+    for position, index in enumerate(order):
+        row, number = rows[index], index + 1
         thumbs = [row[IMAGE_COLUMN]] + ([row.get(REFERENCE_COLUMN, "")] if pairs else [])
         cells = [f'<td class="num" data-value="{number}">{number}</td>']
         for path in thumbs:
-            uri = _thumbnail(path) if path and number <= MAX_THUMBNAILS else None
+            uri = _thumbnail(path) if path and position < MAX_THUMBNAILS else None
             cells.append(f'<td><img class="thumb" src="{uri}" alt=""></td>' if uri else "<td></td>")
         cells.append(f'<td data-value="{_escape(row[IMAGE_COLUMN])}">{_escape(row[IMAGE_COLUMN])}</td>')
         for name in scores:
@@ -284,14 +376,17 @@ def write_batch_report(
     *,
     mos: str | os.PathLike | None = None,
     title: str = "reliqa batch report",
+    device: str | None = None,
 ) -> Path:
-    """Write ``out_dir/index.html`` (plus ``maps/`` and ``gmc/`` pictures) for a results file.
+    """Write ``out_dir/index.html`` for a results file (module docstring: what it holds and
+    why its size does not grow with the number of pairs).
 
     Args:
         results: a ``reliqa batch`` output (.csv or .parquet).
         out_dir: the report folder (created; :func:`check_report_dir`).
         mos: human scores to correlate with (dataset folder or ``image,mos[,std]`` CSV).
         title: the page title.
+        device: where the relational model computes the worst pairs' maps (None: cpu).
 
     Returns:
         The path of ``index.html``.
@@ -315,11 +410,13 @@ def write_batch_report(
         f'<p class="note">{_escape(results)}: {len(rows)} rows, {failed} with errors; scores: '
         f"{_escape(', '.join(scores) or 'none')}.</p>",
     ]
+    ranking = ranking_column(scores)
+    order = worst_first(rows, ranking)
     body += _summary_section(rows, scores)
+    body += _results_section(rows, scores, pairs, order, ranking)
     if mos is not None:
         body += _mos_section(rows, scores, mos, out)
-    body += _maps_section(rows, scores, out)
-    body += _results_section(rows, scores, pairs)
+    body += _maps_section(rows, scores, order, ranking, device)
     script = _SORTABLE_JS.read_text(encoding="utf-8")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

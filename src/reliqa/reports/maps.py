@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from PIL import Image
 from reliqa.attributes import (
     ACTIVE_THRESHOLD,
     ATTRIBUTE_DIRECTIONS,
+    ATTRIBUTE_INDEX,
     ATTRIBUTES,
     NEUTRAL,
     NUM_ATTRIBUTES,
@@ -122,6 +124,7 @@ def render_maps(
     *,
     threshold: float = ACTIVE_THRESHOLD,
     columns: int = 3,
+    attributes: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Draw distortion maps over a dimmed copy of an image.
 
@@ -134,6 +137,8 @@ def render_maps(
         threshold: a channel is drawn when some pixel is farther than this from 0.5; when no
             channel is, one panel says "no change".
         columns: panels per row at most.
+        attributes: draw only these attributes, in this order (e.g. :func:`dominant_attributes`
+            for a compact picture); None = every channel that shows anything, strongest first.
 
     Returns:
         The picture as an (height, width, 3) uint8 RGB array.
@@ -149,6 +154,11 @@ def render_maps(
     strengths = attribute_strengths(maps)
     # the strongest attributes first (attribute_strengths), so the main finding leads
     channels = sorted(active_channels(maps, threshold), key=lambda k: -strengths[ATTRIBUTES[k]])
+    if attributes is not None:
+        unknown = [name for name in attributes if name not in ATTRIBUTE_INDEX]
+        if unknown:
+            raise InvalidInputError(f"attributes: unknown {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        channels = [ATTRIBUTE_INDEX[name] for name in attributes if ATTRIBUTE_INDEX[name] in channels]
 
     gray = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).numpy()
     dimmed = np.repeat((0.15 + 0.5 * gray)[..., None], 3, axis=2)
