@@ -164,6 +164,29 @@ def test_imresize_matlab_matches_piq_imresize(piq) -> None:
 # ---------------------------------------------------------------- properties (no piq needed)
 
 
+@pytest.mark.parametrize(("shape", "options"), [
+    ((2, 3, 384, 512), {"size": (256, 256), "kernel": "linear"}),  # VSI's SDSP, shrinking
+    ((2, 1, 256, 256), {"size": (384, 512), "kernel": "linear"}),  # and back
+    ((2, 1, 192, 256), {"scale": 0.25}),  # SR-SIM, bicubic
+    ((1, 1, 48, 64), {"size": (192, 256)}),
+    ((1, 2, 61, 90), {"scale": 0.25}),  # 61 x 0.25 not whole: the exact path throughout
+])
+def test_imresize_matlab_fast_path_equals_the_exact_contributions(shape, options) -> None:
+    """F.interpolate inside + MATLAB's mirrored windows at the border = MATLAB's weights everywhere."""
+    from reliqa.metrics.filters import _resize_axis
+
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(3))
+    fast = imresize_matlab(image, **options)
+    rows, cols = fast.shape[-2:]
+    kernel = options.get("kernel", "cubic")
+    if "scale" in options:
+        scales = (options["scale"], options["scale"])
+    else:
+        scales = (rows / shape[-2], cols / shape[-1])
+    exact = _resize_axis(_resize_axis(image, -2, rows, scales[0], kernel, True), -1, cols, scales[1], kernel, True)
+    assert torch.allclose(fast, exact, atol=2e-5)
+
+
 @pytest.fixture(scope="module")
 def crop() -> torch.Tensor:
     """(1, 3, 192, 256) crop of the astronaut (F = 1)."""

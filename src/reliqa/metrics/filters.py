@@ -195,8 +195,17 @@ _RESIZE_KERNELS = {"cubic": (_cubic, 4.0), "linear": (_triangle, 2.0)}
 
 
 @functools.lru_cache(maxsize=32)
-def _resize_matrix(size_in: int, size_out: int, scale: float, kernel: str, antialias: bool) -> torch.Tensor:
-    """The (size_out, size_in) float64 matrix of MATLAB's ``imresize`` along one axis."""
+def _resize_taps(
+    size_in: int, size_out: int, scale: float, kernel: str, antialias: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MATLAB ``imresize``'s contributions along one axis.
+
+    Returns:
+        indices: (size_out, taps) input indices, mirrored into range ('symmetric' boundary).
+        weights: (size_out, taps) float64 weights, rows summing to 1.
+        border: (size_out,) indices of the outputs whose window reaches past the edge (where a
+            mirrored sample carries weight).
+    """
     function, width = _RESIZE_KERNELS[kernel]
     shrink = antialias and scale < 1.0
     if shrink:
@@ -209,12 +218,45 @@ def _resize_matrix(size_in: int, size_out: int, scale: float, kernel: str, antia
     distance = u[:, None] - indices
     weights = scale * function(scale * distance) if shrink else function(distance)
     weights = weights / weights.sum(dim=1, keepdim=True)
+    raw = indices.long() - 1
+    outside = ((raw < 0) | (raw >= size_in)) & (weights != 0)
     # 'symmetric' boundary: index 0 is 1, −1 is 2, size_in + 1 is size_in, … (1-based).
-    mirrored = torch.remainder(indices.long() - 1, 2 * size_in)
+    mirrored = torch.remainder(raw, 2 * size_in)
     mirrored = torch.where(mirrored >= size_in, 2 * size_in - 1 - mirrored, mirrored)
-    matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
-    matrix.scatter_add_(1, mirrored, weights)
-    return matrix
+    used = weights.abs().sum(dim=0) > 0  # MATLAB drops the taps that are zero for every output
+    border = outside.any(dim=1).nonzero().flatten()
+    return mirrored[:, used].contiguous(), weights[:, used].contiguous(), border
+
+
+def _resize_axis(image: torch.Tensor, dim: int, size_out: int, scale: float, kernel: str,
+                 antialias: bool, outputs: torch.Tensor | None = None) -> torch.Tensor:
+    """One axis (``dim`` = −2 or −1) of :func:`imresize_matlab`, exactly: Σ over taps of weight ×
+    gathered input samples; only the ``outputs`` listed (all by default).
+
+    A handful of taps (5 for bilinear at 2/3, 6 for bicubic at 1/4), so gathering beats the
+    dense (out, in) matrix, which is almost all zeros. The gather runs on whole rows of a 3-D
+    view (4× faster than ``index_select`` on a 4-D tensor); columns are first made rows by one
+    transposing copy.
+    """
+    indices, weights, _ = _resize_taps(image.shape[dim], size_out, scale, kernel, antialias)
+    if outputs is not None:
+        indices, weights = indices[outputs], weights[outputs]
+    indices, weights = indices.to(image.device), weights.to(image.device, image.dtype)
+    if dim == -1 and outputs is not None:
+        # A few border columns: gather them in place (transposing the whole image costs more).
+        result = image.index_select(-1, indices[:, 0]) * weights[:, 0]
+        for tap in range(1, indices.shape[1]):
+            result = result + image.index_select(-1, indices[:, tap]) * weights[:, tap]
+        return result
+    if dim == -1:
+        image = image.transpose(-1, -2)
+    *leading, size_in, length = image.shape
+    planes = image.reshape(-1, size_in, length)
+    result = planes.index_select(1, indices[:, 0]) * weights[:, 0].view(1, -1, 1)
+    for tap in range(1, indices.shape[1]):
+        result = result + planes.index_select(1, indices[:, tap]) * weights[:, tap].view(1, -1, 1)
+    result = result.view(*leading, indices.shape[0], length)
+    return result.transpose(-1, -2).contiguous() if dim == -1 else result
 
 
 def imresize_matlab(
@@ -228,10 +270,13 @@ def imresize_matlab(
     """MATLAB's ``imresize(I, scale)`` / ``imresize(I, [rows, cols])`` for ``'bicubic'`` (a = −0.5)
     and ``'bilinear'``, antialiased when shrinking, ``'symmetric'`` boundary.
 
-    ``F.interpolate(..., antialias=True)`` agrees inside the image but renormalises the kernel
-    at the border where MATLAB mirrors the image, so the weights are built here as MATLAB's
-    ``contributions`` builds them: one small (out, in) matrix per axis (cached), applied as two
-    matrix products (differentiable, any device).
+    Fast path: ``F.interpolate(..., antialias=True)`` computes MATLAB's weights (same kernels,
+    same widening by 1/scale) wherever the window stays inside the image (tested to 2e-7);
+    only at the edge does it renormalise the cut window where MATLAB mirrors the image. So the
+    few border rows and columns are recomputed exactly from MATLAB's ``contributions``
+    (:func:`_resize_axis`) and written over (VSI: 30 → 6 ms for a 384×512 pair on one
+    thread). When the output size is not in×scale (``scale`` given and in×scale not whole), the
+    exact computation does the whole image. Differentiable, any device.
 
     Arguments:
         image: (N, C, H, W).
@@ -254,6 +299,23 @@ def imresize_matlab(
         raise InvalidInputError("imresize_matlab: pass size or scale")
     if kernel not in _RESIZE_KERNELS:
         raise InvalidInputError(f"imresize_matlab: kernel must be 'cubic' or 'linear', got {kernel!r}")
-    along_rows = _resize_matrix(height, rows, scale_rows, kernel, antialias).to(image.device, image.dtype)
-    along_cols = _resize_matrix(width, cols, scale_cols, kernel, antialias).to(image.device, image.dtype)
-    return along_rows @ image @ along_cols.t()
+    exact_scales = rows == height * scale_rows and cols == width * scale_cols
+    if not exact_scales or not (antialias or min(scale_rows, scale_cols) >= 1.0):
+        image = _resize_axis(image, -2, rows, scale_rows, kernel, antialias)
+        return _resize_axis(image, -1, cols, scale_cols, kernel, antialias)
+    mode = "bicubic" if kernel == "cubic" else "bilinear"
+    # antialias=True also when enlarging with the cubic: torch then uses MATLAB's a = -0.5 (its
+    # plain bicubic has a = -0.75); the plain bilinear is the same triangle, and twice as fast.
+    smooth = kernel == "cubic" or min(scale_rows, scale_cols) < 1.0
+    result = F.interpolate(image, size=(rows, cols), mode=mode, align_corners=False, antialias=smooth)
+    border_rows = _resize_taps(height, rows, scale_rows, kernel, antialias)[2].to(image.device)
+    border_cols = _resize_taps(width, cols, scale_cols, kernel, antialias)[2].to(image.device)
+    if border_rows.numel():
+        edge = _resize_axis(image, -2, rows, scale_rows, kernel, antialias, border_rows)
+        edge = _resize_axis(edge, -1, cols, scale_cols, kernel, antialias)
+        result = result.index_copy(-2, border_rows, edge)
+    if border_cols.numel():
+        edge = _resize_axis(image, -1, cols, scale_cols, kernel, antialias, border_cols)
+        edge = _resize_axis(edge, -2, rows, scale_rows, kernel, antialias)
+        result = result.index_copy(-1, border_cols, edge)
+    return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.gmsd import prewitt_gradient_squared
 from reliqa.metrics.similarity import complex_power, magnitude_similarity, nonnegative_power
@@ -33,8 +34,7 @@ def rgb_to_lhm(image: torch.Tensor) -> torch.Tensor:
     Returns:
         (N, 3, H, W): L, H, M on the scale of the input.
     """
-    matrix = torch.tensor(MDSI_LHM_MATRIX, dtype=image.dtype, device=image.device)
-    return torch.einsum("kc,nchw->nkhw", matrix, image)
+    return apply_color_matrix(image, MDSI_LHM_MATRIX)
 
 
 def mdsi(

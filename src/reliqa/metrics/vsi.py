@@ -12,6 +12,7 @@ from kornia.color import rgb_to_linear_rgb, rgb_to_xyz
 
 from reliqa.exceptions import InvalidInputError
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
     magnitude_similarity,
@@ -183,8 +184,7 @@ def vsi(
     batch = test.shape[0]
     images = torch.cat([test, reference]) * (255.0 / data_range)
     saliency = sdsp(images, variant=variant)
-    matrix = torch.tensor(VSI_LMN_MATRIX, dtype=images.dtype, device=images.device)
-    features = torch.cat([saliency, torch.einsum("kc,nchw->nkhw", matrix, images)], dim=1)
+    features = torch.cat([saliency, apply_color_matrix(images, VSI_LMN_MATRIX)], dim=1)
     factor = downsample_factor_wang(*test.shape[-2:])
     if variant == "piq":
         factor = max(1, round(min(test.shape[-2:]) / 256))  # Python's round: half to even
