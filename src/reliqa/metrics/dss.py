@@ -12,7 +12,7 @@ from kornia.filters import get_gaussian_kernel2d
 
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
-from reliqa.metrics.similarity import TINY, magnitude_similarity
+from reliqa.metrics.similarity import TINY, in_image_chunks, magnitude_similarity
 
 DSS_BLOCK = 8
 # Subband weights exp(−((m − ½)² + (n − ½)²)/(2·1.55²)), m, n = 1..8; weights below 1e-2 are 0.
@@ -70,6 +70,34 @@ def _lowest_mean(values: torch.Tensor, count: int) -> torch.Tensor:
     return values.flatten(2).topk(count, dim=2, largest=False, sorted=False).values.mean(dim=2)
 
 
+def _dss_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`dss`)."""
+    batch, channels, height, width = test.shape
+    images = torch.cat([test, reference]) * (255.0 / data_range)
+    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
+    luminance = luminance[..., : height - height % DSS_BLOCK, : width - width % DSS_BLOCK]
+    kept, weights = _subbands()
+    coefficients = block_dct(luminance)[:, list(kept)]  # (2N, K, h, w)
+    first, second = coefficients[:batch], coefficients[batch:]
+    count = round(DSS_PERCENTILE * first.shape[-2] * first.shape[-1])
+    # Local moments of all kept subbands in one depthwise pass: (x, y, x², y², xy) stacked.
+    stacked = torch.cat([first, second, first * first, second * second, first * second], dim=1)
+    kernel = get_gaussian_kernel2d(DSS_WINDOW, (DSS_SIGMA, DSS_SIGMA), device=test.device, dtype=stacked.dtype)[0]
+    planes = stacked.reshape(-1, 1, *stacked.shape[-2:])
+    filtered = F.conv2d(planes, kernel[None, None], padding=DSS_WINDOW // 2).view(stacked.shape)
+    mu_t, mu_r, t2, r2, tr = filtered.chunk(5, dim=1)
+    var_t = (t2 - mu_t * mu_t).clamp_min(0.0)
+    var_r = (r2 - mu_r * mu_r).clamp_min(0.0)
+    constants = torch.full((len(kept), 1, 1), DSS_C_AC, dtype=stacked.dtype, device=test.device)
+    constants[0] = DSS_C_DC  # kept[0] is subband (0, 0), the largest weight
+    similarity = _lowest_mean(magnitude_similarity(var_t, var_r, constants), count)  # (N, K)
+    covariance = tr[:, :1] - mu_t[:, :1] * mu_r[:, :1]
+    dc_structure = (covariance + DSS_C_DC) / ((var_t[:, :1] * var_r[:, :1]).clamp_min(TINY).sqrt() + DSS_C_DC)
+    similarity = torch.cat([similarity[:, :1] * _lowest_mean(dc_structure, count), similarity[:, 1:]], dim=1)
+    scores = similarity @ torch.tensor(weights, dtype=similarity.dtype, device=similarity.device)
+    return scores
+
+
 def dss(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -110,27 +138,7 @@ def dss(
     check_data_range(data_range)
     check_pair(test, reference, data_range=data_range, metric="dss", min_size=DSS_MIN_SIZE,
                size_reason="the 5 % pooling needs at least 4 x 4 blocks of 8 x 8 px")
-    batch, channels, height, width = test.shape
-    images = torch.cat([test, reference]) * (255.0 / data_range)
-    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
-    luminance = luminance[..., : height - height % DSS_BLOCK, : width - width % DSS_BLOCK]
-    kept, weights = _subbands()
-    coefficients = block_dct(luminance)[:, list(kept)]  # (2N, K, h, w)
-    first, second = coefficients[:batch], coefficients[batch:]
-    count = round(DSS_PERCENTILE * first.shape[-2] * first.shape[-1])
-    # Local moments of all kept subbands in one depthwise pass: (x, y, x², y², xy) stacked.
-    stacked = torch.cat([first, second, first * first, second * second, first * second], dim=1)
-    kernel = get_gaussian_kernel2d(DSS_WINDOW, (DSS_SIGMA, DSS_SIGMA), device=test.device, dtype=stacked.dtype)[0]
-    planes = stacked.reshape(-1, 1, *stacked.shape[-2:])
-    filtered = F.conv2d(planes, kernel[None, None], padding=DSS_WINDOW // 2).view(stacked.shape)
-    mu_t, mu_r, t2, r2, tr = filtered.chunk(5, dim=1)
-    var_t = (t2 - mu_t * mu_t).clamp_min(0.0)
-    var_r = (r2 - mu_r * mu_r).clamp_min(0.0)
-    constants = torch.full((len(kept), 1, 1), DSS_C_AC, dtype=stacked.dtype, device=test.device)
-    constants[0] = DSS_C_DC  # kept[0] is subband (0, 0), the largest weight
-    similarity = _lowest_mean(magnitude_similarity(var_t, var_r, constants), count)  # (N, K)
-    covariance = tr[:, :1] - mu_t[:, :1] * mu_r[:, :1]
-    dc_structure = (covariance + DSS_C_DC) / ((var_t[:, :1] * var_r[:, :1]).clamp_min(TINY).sqrt() + DSS_C_DC)
-    similarity = torch.cat([similarity[:, :1] * _lowest_mean(dc_structure, count), similarity[:, 1:]], dim=1)
-    scores = similarity @ torch.tensor(weights, dtype=similarity.dtype, device=similarity.device)
+    scores = in_image_chunks(
+        lambda first, second: _dss_scores(first, second, data_range), test, reference
+    )
     return reduce(scores, reduction)

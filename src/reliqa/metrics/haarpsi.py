@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
-from reliqa.metrics.similarity import similarity_map
+from reliqa.metrics.similarity import in_image_chunks, similarity_map
 
 HAARPSI_C: float = 30.0
 """The constant C of the local similarities, for 0..255 images."""
@@ -67,6 +67,34 @@ def haar_coefficients(image: torch.Tensor, scales: int = HAARPSI_SCALES) -> list
     return responses
 
 
+def _haarpsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float, subsample: bool, c: float,
+                    alpha: float) -> torch.Tensor:
+    """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`haarpsi`)."""
+    batch, channels = test.shape[:2]
+    images = torch.cat([test, reference]) * (255.0 / data_range)
+    if channels == 3:
+        images = rgb_to_yiq_fsim(images)
+    if subsample:
+        images = box_downsample(images, 2, "zero")
+    luminance = images[:, :1]
+    magnitudes = [response.abs() for response in haar_coefficients(luminance)]
+    magnitude_test = [magnitude[:batch] for magnitude in magnitudes]
+    magnitude_reference = [magnitude[batch:] for magnitude in magnitudes]
+    weights = torch.maximum(magnitude_test[2], magnitude_reference[2])  # (N, 2, h, w)
+    local = (similarity_map(magnitude_test[0], magnitude_reference[0], c)
+             + similarity_map(magnitude_test[1], magnitude_reference[1], c)) / 2  # (N, 2, h, w)
+    if channels == 3:
+        # conv2(X, ones(2)/4, 'same') on I and Q: the window of output i covers samples i, i + 1.
+        chroma = F.avg_pool2d(F.pad(images[:, 1:], (0, 1, 0, 1)), 2, stride=1).abs()
+        chroma_similarity = similarity_map(chroma[:batch], chroma[batch:], c).mean(dim=1, keepdim=True)
+        local = torch.cat([local, chroma_similarity], dim=1)
+        weights = torch.cat([weights, weights.mean(dim=1, keepdim=True)], dim=1)
+    eps = torch.finfo(local.dtype).eps
+    pooled = ((torch.sigmoid(alpha * local) * weights).sum(dim=(1, 2, 3)) + eps) / (weights.sum(dim=(1, 2, 3)) + eps)
+    scores = (torch.logit(pooled) / alpha) ** 2
+    return scores
+
+
 def haarpsi(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -117,26 +145,7 @@ def haarpsi(
     min_size = HAARPSI_MIN_SIZE if subsample else HAARPSI_MIN_SIZE // 2
     check_pair(test, reference, data_range=data_range, metric="haarpsi", min_size=min_size,
                size_reason="the coarsest Haar filter is 8 px after the 2x subsampling")
-    batch, channels = test.shape[:2]
-    images = torch.cat([test, reference]) * (255.0 / data_range)
-    if channels == 3:
-        images = rgb_to_yiq_fsim(images)
-    if subsample:
-        images = box_downsample(images, 2, "zero")
-    luminance = images[:, :1]
-    magnitudes = [response.abs() for response in haar_coefficients(luminance)]
-    magnitude_test = [magnitude[:batch] for magnitude in magnitudes]
-    magnitude_reference = [magnitude[batch:] for magnitude in magnitudes]
-    weights = torch.maximum(magnitude_test[2], magnitude_reference[2])  # (N, 2, h, w)
-    local = (similarity_map(magnitude_test[0], magnitude_reference[0], c)
-             + similarity_map(magnitude_test[1], magnitude_reference[1], c)) / 2  # (N, 2, h, w)
-    if channels == 3:
-        # conv2(X, ones(2)/4, 'same') on I and Q: the window of output i covers samples i, i + 1.
-        chroma = F.avg_pool2d(F.pad(images[:, 1:], (0, 1, 0, 1)), 2, stride=1).abs()
-        chroma_similarity = similarity_map(chroma[:batch], chroma[batch:], c).mean(dim=1, keepdim=True)
-        local = torch.cat([local, chroma_similarity], dim=1)
-        weights = torch.cat([weights, weights.mean(dim=1, keepdim=True)], dim=1)
-    eps = torch.finfo(local.dtype).eps
-    pooled = ((torch.sigmoid(alpha * local) * weights).sum(dim=(1, 2, 3)) + eps) / (weights.sum(dim=(1, 2, 3)) + eps)
-    scores = (torch.logit(pooled) / alpha) ** 2
+    scores = in_image_chunks(
+        lambda first, second: _haarpsi_scores(first, second, data_range, subsample, c, alpha), test, reference
+    )
     return reduce(scores, reduction)

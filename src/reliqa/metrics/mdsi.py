@@ -9,7 +9,12 @@ from reliqa.metrics._validate import Reduction, check_data_range, check_pair, re
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.gmsd import prewitt_gradient_squared
-from reliqa.metrics.similarity import complex_power, magnitude_similarity, nonnegative_power
+from reliqa.metrics.similarity import (
+    complex_power,
+    in_image_chunks,
+    magnitude_similarity,
+    nonnegative_power,
+)
 from reliqa.metrics.ssim import downsample_factor_wang
 
 # The L, H, M colour space of MDSI.m (rows L, H, M).
@@ -35,6 +40,35 @@ def rgb_to_lhm(image: torch.Tensor) -> torch.Tensor:
         (N, 3, H, W): L, H, M on the scale of the input.
     """
     return apply_color_matrix(image, MDSI_LHM_MATRIX)
+
+
+def _mdsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`mdsi`)."""
+    batch = test.shape[0]
+    factor = downsample_factor_wang(*test.shape[-2:])
+    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
+    lhm = rgb_to_lhm(images)
+    luminance_test, luminance_reference = lhm[:batch, :1], lhm[batch:, :1]
+    fused = (luminance_test + luminance_reference) / 2
+    # prewitt_gradient_squared leaves out the kernels' 1/3: the energies are 9x, and so the constants.
+    energy = prewitt_gradient_squared(torch.cat([luminance_test, luminance_reference, fused]))
+    energy_test, energy_reference, energy_fused = energy.split(batch)
+    gradient_similarity = (
+        magnitude_similarity(energy_test, energy_reference, 9.0 * MDSI_C1)
+        + magnitude_similarity(energy_test, energy_fused, 9.0 * MDSI_C2)
+        - magnitude_similarity(energy_reference, energy_fused, 9.0 * MDSI_C2)
+    )
+    chroma_test, chroma_reference = lhm[:batch, 1:], lhm[batch:, 1:]
+    chroma_similarity = (2.0 * (chroma_test * chroma_reference).sum(dim=1, keepdim=True) + MDSI_C3) / (
+        (chroma_test**2 + chroma_reference**2).sum(dim=1, keepdim=True) + MDSI_C3
+    )
+    combined = MDSI_ALPHA * gradient_similarity + (1.0 - MDSI_ALPHA) * chroma_similarity
+    powered = complex_power(combined, MDSI_Q).flatten(1)  # (N, h·w) complex
+    deviation = powered - powered.mean(dim=1, keepdim=True)
+    # |z| = √(re² + im²) with a finite gradient where z equals the mean (identical images)
+    distance = nonnegative_power(deviation.real**2 + deviation.imag**2, 0.5)
+    scores = nonnegative_power(distance.mean(dim=1), MDSI_O)
+    return scores
 
 
 def mdsi(
@@ -79,28 +113,7 @@ def mdsi(
     """
     check_data_range(data_range)
     check_pair(test, reference, data_range=data_range, metric="mdsi", min_size=MDSI_MIN_SIZE, channels=(3,))
-    batch = test.shape[0]
-    factor = downsample_factor_wang(*test.shape[-2:])
-    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
-    lhm = rgb_to_lhm(images)
-    luminance_test, luminance_reference = lhm[:batch, :1], lhm[batch:, :1]
-    fused = (luminance_test + luminance_reference) / 2
-    # prewitt_gradient_squared leaves out the kernels' 1/3: the energies are 9x, and so the constants.
-    energy = prewitt_gradient_squared(torch.cat([luminance_test, luminance_reference, fused]))
-    energy_test, energy_reference, energy_fused = energy.split(batch)
-    gradient_similarity = (
-        magnitude_similarity(energy_test, energy_reference, 9.0 * MDSI_C1)
-        + magnitude_similarity(energy_test, energy_fused, 9.0 * MDSI_C2)
-        - magnitude_similarity(energy_reference, energy_fused, 9.0 * MDSI_C2)
+    scores = in_image_chunks(
+        lambda first, second: _mdsi_scores(first, second, data_range), test, reference
     )
-    chroma_test, chroma_reference = lhm[:batch, 1:], lhm[batch:, 1:]
-    chroma_similarity = (2.0 * (chroma_test * chroma_reference).sum(dim=1, keepdim=True) + MDSI_C3) / (
-        (chroma_test**2 + chroma_reference**2).sum(dim=1, keepdim=True) + MDSI_C3
-    )
-    combined = MDSI_ALPHA * gradient_similarity + (1.0 - MDSI_ALPHA) * chroma_similarity
-    powered = complex_power(combined, MDSI_Q).flatten(1)  # (N, h·w) complex
-    deviation = powered - powered.mean(dim=1, keepdim=True)
-    # |z| = √(re² + im²) with a finite gradient where z equals the mean (identical images)
-    distance = nonnegative_power(deviation.real**2 + deviation.imag**2, 0.5)
-    scores = nonnegative_power(distance.mean(dim=1), MDSI_O)
     return reduce(scores, reduction)

@@ -9,7 +9,12 @@ from kornia.filters import box_blur, get_gaussian_kernel1d
 from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample, imresize_matlab
-from reliqa.metrics.similarity import magnitude_similarity, scharr_gradient_squared, similarity_map
+from reliqa.metrics.similarity import (
+    in_image_chunks,
+    magnitude_similarity,
+    scharr_gradient_squared,
+    similarity_map,
+)
 from reliqa.metrics.ssim import downsample_factor_wang
 
 # SR_SIM.m: saliency at a quarter of the size, 3x3 average of the log amplitude, 10x10 Gaussian
@@ -53,6 +58,23 @@ def spectral_residual_saliency(image: torch.Tensor) -> torch.Tensor:
     return imresize_matlab(saliency, size=(height, width))
 
 
+def _srsim_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`srsim`)."""
+    batch, channels = test.shape[:2]
+    factor = downsample_factor_wang(*test.shape[-2:])
+    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
+    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
+    saliency = spectral_residual_saliency(luminance)
+    gradient_squared = scharr_gradient_squared(luminance)
+    saliency_test, saliency_reference = saliency[:batch], saliency[batch:]
+    similarity = similarity_map(saliency_test, saliency_reference, SRSIM_C1) * magnitude_similarity(
+        gradient_squared[:batch], gradient_squared[batch:], SRSIM_C2).pow(SRSIM_ALPHA)
+    weight = torch.maximum(saliency_test, saliency_reference)
+    eps = torch.finfo(weight.dtype).eps
+    scores = (similarity * weight).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + eps)
+    return scores
+
+
 def srsim(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -93,16 +115,7 @@ def srsim(
     # Images of 384 px or more are downsampled by F >= 2 and stay >= 192 px, so 40 px suffices.
     check_pair(test, reference, data_range=data_range, metric="srsim", min_size=SRSIM_MIN_SIZE,
                size_reason="the saliency map at a quarter of the size must hold a 10-px Gaussian")
-    batch, channels = test.shape[:2]
-    factor = downsample_factor_wang(*test.shape[-2:])
-    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
-    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
-    saliency = spectral_residual_saliency(luminance)
-    gradient_squared = scharr_gradient_squared(luminance)
-    saliency_test, saliency_reference = saliency[:batch], saliency[batch:]
-    similarity = similarity_map(saliency_test, saliency_reference, SRSIM_C1) * magnitude_similarity(
-        gradient_squared[:batch], gradient_squared[batch:], SRSIM_C2).pow(SRSIM_ALPHA)
-    weight = torch.maximum(saliency_test, saliency_reference)
-    eps = torch.finfo(weight.dtype).eps
-    scores = (similarity * weight).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + eps)
+    scores = in_image_chunks(
+        lambda first, second: _srsim_scores(first, second, data_range), test, reference
+    )
     return reduce(scores, reduction)

@@ -15,6 +15,7 @@ from reliqa.metrics._validate import Reduction, check_data_range, check_pair, re
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
+    in_image_chunks,
     magnitude_similarity,
     real_power,
     scharr_gradient_squared,
@@ -137,6 +138,30 @@ def _downsample(image: torch.Tensor, factor: int, variant: VsiVariant) -> torch.
     return F.avg_pool2d(padded, factor)
 
 
+def _vsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float, variant: VsiVariant) -> torch.Tensor:
+    """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`vsi`)."""
+    batch = test.shape[0]
+    images = torch.cat([test, reference]) * (255.0 / data_range)
+    saliency = sdsp(images, variant=variant)
+    features = torch.cat([saliency, apply_color_matrix(images, VSI_LMN_MATRIX)], dim=1)
+    factor = downsample_factor_wang(*test.shape[-2:])
+    if variant == "piq":
+        factor = max(1, round(min(test.shape[-2:]) / 256))  # Python's round: half to even
+    features = _downsample(features, factor, variant)
+    saliency, luminance, chroma = features[:, :1], features[:, 1:2], features[:, 2:]
+    gradient_squared = scharr_gradient_squared(luminance)
+    saliency_test, saliency_reference = saliency[:batch], saliency[batch:]
+    saliency_similarity = similarity_map(saliency_test, saliency_reference, VSI_C_VS)
+    gradient_similarity = magnitude_similarity(gradient_squared[:batch], gradient_squared[batch:], VSI_C_GM)
+    chroma_similarity = similarity_map(chroma[:batch], chroma[batch:], VSI_C_CHROMA).prod(dim=1, keepdim=True)
+    similarity = (saliency_similarity * gradient_similarity.pow(VSI_ALPHA)
+                  * real_power(chroma_similarity, VSI_LAMBDA))
+    weight = torch.maximum(saliency_test, saliency_reference)
+    eps = torch.finfo(weight.dtype).eps
+    scores = ((similarity * weight).sum(dim=(1, 2, 3)) + eps) / (weight.sum(dim=(1, 2, 3)) + eps)
+    return scores
+
+
 def vsi(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -181,24 +206,8 @@ def vsi(
     if variant not in ("matlab", "piq"):
         raise InvalidInputError(f"vsi: variant must be 'matlab' or 'piq', got {variant!r}")
     check_pair(test, reference, data_range=data_range, metric="vsi", min_size=VSI_MIN_SIZE, channels=(3,))
-    batch = test.shape[0]
-    images = torch.cat([test, reference]) * (255.0 / data_range)
-    saliency = sdsp(images, variant=variant)
-    features = torch.cat([saliency, apply_color_matrix(images, VSI_LMN_MATRIX)], dim=1)
-    factor = downsample_factor_wang(*test.shape[-2:])
-    if variant == "piq":
-        factor = max(1, round(min(test.shape[-2:]) / 256))  # Python's round: half to even
-    features = _downsample(features, factor, variant)
-    saliency, luminance, chroma = features[:, :1], features[:, 1:2], features[:, 2:]
-    gradient_squared = scharr_gradient_squared(luminance)
-    saliency_test, saliency_reference = saliency[:batch], saliency[batch:]
-    saliency_similarity = similarity_map(saliency_test, saliency_reference, VSI_C_VS)
-    gradient_similarity = magnitude_similarity(gradient_squared[:batch], gradient_squared[batch:], VSI_C_GM)
-    chroma_similarity = similarity_map(chroma[:batch], chroma[batch:], VSI_C_CHROMA).prod(dim=1, keepdim=True)
-    similarity = (saliency_similarity * gradient_similarity.pow(VSI_ALPHA)
-                  * real_power(chroma_similarity, VSI_LAMBDA))
-    weight = torch.maximum(saliency_test, saliency_reference)
-    eps = torch.finfo(weight.dtype).eps
-    scores = ((similarity * weight).sum(dim=(1, 2, 3)) + eps) / (weight.sum(dim=(1, 2, 3)) + eps)
+    scores = in_image_chunks(
+        lambda first, second: _vsi_scores(first, second, data_range, variant), test, reference
+    )
     return reduce(scores, reduction)
 
