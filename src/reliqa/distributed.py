@@ -323,6 +323,7 @@ def score_dataset(
         started_here = not ray.is_initialized()
         level = logging.WARNING if quiet else logging.INFO
         if started_here:
+            _quiet_ray_start()
             if address:
                 ray.init(address=address, log_to_driver=not quiet, logging_level=level)
             else:
@@ -358,6 +359,20 @@ def score_dataset(
         seconds=time.perf_counter() - started,
         columns=columns,
     )
+
+
+RAY_NOISY_LOGGERS: tuple[str, ...] = ("ray._private.authentication.authentication_token_setup",)
+"""Ray loggers set to ERROR before reliqa starts or joins a cluster: each run printed "Token
+authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out" — news
+about Ray's default (token auth on; it stays on), not about the run. Not quieted, because only
+Ray's C++ log level could (and that hides every C++ error): the ``E … core_worker.cc`` line
+"Actor … has constructor arguments in the object store and max_restarts > 0", a false alarm
+about Ray Data's own actor arguments (ray-project/ray#57733), docs/distributed.md."""
+
+
+def _quiet_ray_start() -> None:
+    for name in RAY_NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _run(
