@@ -105,6 +105,14 @@ def use_threads(threads: int | None) -> None:
         fail_error(error)
 
 
+def checked_input_file(path: Path, option: str = "") -> Path:
+    """An input file that must exist, checked before the heavy imports: else exit 1, one line."""
+    label = f"{option} {path}" if option else str(path)
+    if not path.is_file():
+        fail(f"{label}: {'is a folder, not a file' if path.is_dir() else 'file does not exist'}")
+    return path
+
+
 def checked_output_file(
     path: str | os.PathLike[str],
     option: str,

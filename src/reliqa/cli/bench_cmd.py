@@ -14,7 +14,19 @@ from typing import Any
 
 import typer
 
-from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
+from reliqa.cli.app import (
+    DEVICE_HELP,
+    OverwriteOption,
+    ThreadsOption,
+    app,
+    checked_device,
+    checked_output_file,
+    checked_output_folder,
+    fail,
+    print_json,
+    usage_error,
+    use_threads,
+)
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
 
 
@@ -36,6 +48,8 @@ def bench_command(
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the confidence intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and the GMC query points."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON; no progress bar."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Score a human-rated dataset with metrics/models; report SRCC/PLCC/KRCC (with CIs) and GMC.
 
@@ -52,6 +66,13 @@ def bench_command(
     if batch_size < 1:
         usage_error(f"--batch-size must be at least 1, got {batch_size}")
     device = checked_device(device)
+    from reliqa.evaluation.bench import SCORES_FILE
+
+    # A folder of an earlier run (its scores.csv) is resumed (or, with --no-resume, started
+    # afresh); any other folder must be new or empty.
+    if not (out / SCORES_FILE).is_file():
+        checked_output_folder(out, "--out", overwrite)
+    use_threads(threads)
     try:
         if dmos and (layout in (None, "csv")) and dataset.is_file():
             data = read_csv_dataset(dataset, higher_is_better=False)
@@ -119,6 +140,8 @@ def niqe_fit_command(
     patch_size: int = typer.Option(96, "--patch-size", help="Patch side at the first scale (even)."),
     sharpness_threshold: float = typer.Option(0.75, "--sharpness-threshold", help="Keep patches sharper than this fraction of the photo's sharpest."),
     as_json: bool = typer.Option(False, "--json", help="Print the fit's summary as JSON."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Fit the NIQE pristine model (mean and covariance of patch features) on a folder of photos."""
     from reliqa.io import list_images
@@ -128,8 +151,10 @@ def niqe_fit_command(
         usage_error(f"--patch-size must be an even number ≥ 2, got {patch_size}")
     if not 0.0 <= sharpness_threshold < 1.0:
         usage_error(f"--sharpness-threshold must lie in [0, 1), got {sharpness_threshold}")
-    if out.suffix != ".safetensors":
-        usage_error(f"--out {out}: the parameter file must end in .safetensors")
+    # the parameter file and the model card beside it: neither may replace an existing file
+    checked_output_file(out, "--out", overwrite, (".safetensors",))
+    checked_output_file(out.with_suffix(".json"), "--out (its model card)", overwrite)
+    use_threads(threads)
     try:
         photos = list_images(folder, recursive=True)
         if not photos:

@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
+from reliqa.cli.app import (
+    DEVICE_HELP,
+    OverwriteOption,
+    ThreadsOption,
+    app,
+    checked_device,
+    checked_input_file,
+    checked_output_file,
+    fail,
+    print_json,
+    usage_error,
+    use_threads,
+)
 from reliqa.exceptions import ReliqaError
 
 if TYPE_CHECKING:
@@ -72,15 +84,14 @@ def gmc_command(
     ),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """GMC surfaces (PLCC, SRCC, KRCC over quality scale × quality difference) of one predictor.
 
     Prints the global correlations and each surface's average height; --json prints every
     query point. A correlation undefined at a point (no weighted pair, or all tied) is null there.
     """
-    from reliqa.evaluation.correlation import read_score_columns, read_value_list
-    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html, read_points
-
     if std_col is not None and std_file is not None:
         usage_error("give --std-col or --std-file, not both")
     if points_file is not None and (samples is not None or seed is not None):
@@ -90,7 +101,19 @@ def gmc_command(
     if not (bandwidth_multiplier > 0):
         usage_error(f"--bandwidth-multiplier must be positive, got {bandwidth_multiplier}")
     scale = _parse_range(score_range) if score_range is not None else None
+    # Inputs and outputs first: a missing CSV or a refused --plot costs no import (≈ 13 s).
+    checked_input_file(csv_file)
+    for option, path in (("--std-file", std_file), ("--weights-file", weights_file), ("--points", points_file)):
+        if path is not None:
+            checked_input_file(path, option)
+    if plot is not None:
+        checked_output_file(plot, "--plot", overwrite, (".png",))
+    if html is not None:
+        checked_output_file(html, "--html", overwrite, (".html", ".htm"))
     device = checked_device(device)
+    use_threads(threads)
+    from reliqa.evaluation.correlation import read_score_columns, read_value_list
+    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html, read_points
     from reliqa.evaluation.scorers import column_higher_is_better
 
     # the one direction rule (scorer catalogue): same CSV, same sign in CLI, viewer, report

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reliqa.cli.app import DEVICE_HELP, app, checked_device, fail, print_json, usage_error
+from reliqa.cli.app import (
+    DEVICE_HELP,
+    ThreadsOption,
+    app,
+    checked_device,
+    fail,
+    print_json,
+    usage_error,
+    use_threads,
+)
 from reliqa.exceptions import ReliqaError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -17,24 +26,32 @@ if TYPE_CHECKING:
 
 
 def _print_table(title: str, infos: list[MetricInfo]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """One line per scorer, cut to the terminal's width (``--json`` has every field whole)."""
+    import shutil
 
-    table = Table(title=title)
-    for column in ("name", "kind", "better", "range", "diff.", "min size", "description"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        low, high = info.score_range
-        table.add_row(
+    width = shutil.get_terminal_size((100, 24)).columns
+    header = ("name", "kind", "better", "range", "diff.", "min", "description")
+    rows = [
+        (
             info.name,
             info.kind,
             "higher" if info.higher_is_better else "lower",
-            f"[{low:g}, {high:g}]",
+            f"[{info.score_range[0]:g}, {info.score_range[1]:g}]",
             "yes" if info.differentiable else "no",
             str(info.extra.get("min_size", "")),
             info.description,
         )
-    Console().print(table)
+        for info in infos
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(6)]
+    typer.echo(_cut(f"{title} (--json: every field in full)", width))
+    for row in [header, *rows]:
+        cells = "  ".join(cell.ljust(size) for cell, size in zip(row[:6], widths))
+        typer.echo(_cut(f"{cells}  {row[6]}".rstrip(), width))
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
 @app.command("metrics")
@@ -77,6 +94,7 @@ def metric_command(
         "--resize", help="Resize the test image to the reference size (antialiased bilinear) first.")] = False,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Score TEST with metric or model NAME (against REF for full-reference ones).
 
@@ -96,6 +114,7 @@ def metric_command(
     if info.kind == "NR" and resize:
         usage_error("--resize only applies to full-reference scorers")
     device = checked_device(device)
+    use_threads(threads)
     try:
         score = float(evaluate_metric(name, test, ref, resize=resize, device=device)[0])
     except ReliqaError as error:

@@ -2,8 +2,10 @@
 
     reliqa tune --out DIR [--image astronaut|FILE] [--size 256] [--tasks recover,correct,blackbox]
                 [--losses relational,mse,ssim,ms_ssim] [--steps 150] [--lr 0.05] [--budget 40]
-                [--seed 0] [--ref R --test T] [--threads N] [--json]
+                [--seed 0] [--ref R --test T] [--threads N] [--overwrite] [--json]
 
+DIR must be new or empty (or pass --overwrite); it is checked before any work. The report and
+results.json are written after each task, so a run stopped later keeps the finished tasks.
 Writes DIR/report.html (before/after, maps before/after, loss curves, parameter trajectories),
 DIR/results.json and the figures as PNGs. JSON contract (stdout): the content of results.json,
 ``{"config", "tasks": {task: {"before", "runs": {loss: {"params", "quality", "attributes",
@@ -18,8 +20,18 @@ from typing import Annotated
 
 import typer
 
-from reliqa.cli.app import app, fail, print_json, usage_error
-from reliqa.exceptions import ReliqaError, UnknownNameError
+from reliqa.cli.app import (
+    OverwriteOption,
+    ThreadsOption,
+    app,
+    checked_output_folder,
+    fail,
+    fail_error,
+    print_json,
+    usage_error,
+    use_threads,
+)
+from reliqa.exceptions import ReliqaError
 
 DEFAULT_OUT = Path("tune_out")
 
@@ -53,28 +65,24 @@ def tune_command(
     test: Annotated[
         str | None, typer.Option("--test", help="Test file tuned towards --ref.")
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Tune a small image pipeline with the relational loss, side by side with MSE/SSIM/MS-SSIM."""
-    import torch
-
-    from reliqa.reports.tuning_report import jsonable, write_report
-    from reliqa.tuning.example import run_example
-
     if steps < 1 or budget < 1 or lr <= 0:
         usage_error("--steps and --budget must be ≥ 1 and --lr > 0")
-    if threads is not None:
-        if threads < 1:
-            usage_error("--threads must be ≥ 1")
-        torch.set_num_threads(threads)
+    checked_output_folder(out, "--out", overwrite)  # before minutes of tuning
+    use_threads(threads)
+    from reliqa.reports.tuning_report import jsonable, write_report
+    from reliqa.tuning import example
 
     def progress(label: str) -> None:
         if not as_json:
             typer.echo(f"tuning {label} …", err=True)
 
     try:
-        result = run_example(
+        result = example.run_example(
             image,
             size=size,
             tasks=_names(tasks),
@@ -86,12 +94,11 @@ def tune_command(
             reference=ref,
             test=test,
             progress=progress,
+            on_task=lambda partial: write_report(partial, out),  # each task as it finishes
         )
         files = write_report(result, out)
-    except UnknownNameError as error:
-        usage_error(str(error))
     except ReliqaError as error:
-        fail(str(error))
+        fail_error(error)
     except OSError as error:
         fail(f"--out {out}: cannot write ({error.strerror or error})")
     if as_json:

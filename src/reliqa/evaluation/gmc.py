@@ -103,6 +103,15 @@ class GMCResult:
         """Per correlation, (K,) bool: True where it is undefined at that point (value NaN)."""
         return {name: np.isnan(values) for name, values in self.values.items()}
 
+    def __repr__(self) -> str:
+        """One short line (the arrays are pages long): points, global and average heights."""
+        heights = ", ".join(f"{name} {value:.4g}" for name, value in self.average_height.items())
+        global_ = ", ".join(f"{name} {value:.4g}" for name, value in self.global_.items())
+        return (
+            f"GMCResult({self.qs.size} points; global: {global_}; average height: {heights}; "
+            f"score_range=({self.score_range[0]:.4g}, {self.score_range[1]:.4g}))"
+        )
+
     def surface(self, name: str = "SRCC") -> Surface:
         """The fitted surface of one correlation (grid axes and (G, G) values)."""
         return self.surfaces[name]

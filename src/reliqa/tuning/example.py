@@ -529,6 +529,7 @@ def run_example(
     reference: str | None = None,
     test: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_task: Callable[[ExampleResult], object] | None = None,
 ) -> ExampleResult:
     """Run the worked example; see the module docstring.
 
@@ -543,6 +544,8 @@ def run_example(
         reference, test: two files of the same size: the *correct* task then tunes the pipeline
             on ``test`` towards ``reference`` (no resizing) instead of the built-in degradation.
         progress: called with a short label before each run.
+        on_task: called after each task with the result so far (the finished tasks), e.g. to
+            write them at once: a run stopped later keeps them.
 
     Raises:
         InvalidInputError / UnknownNameError: bad names, sizes or files.
@@ -573,29 +576,6 @@ def run_example(
     judge = Judge.create()
     shipped_map_network(str(photo.device))  # loaded here, so no run's wall time includes it
     results: dict[str, TaskResult] = {}
-
-    def label(task: str) -> Callable[[str], None] | None:
-        return None if progress is None else (lambda name: progress(f"{task}: {name}"))
-
-    if "recover" in tasks:
-        results["recover"] = run_recover(
-            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, progress=label("recover")
-        )
-    if "correct" in tasks:
-        results["correct"] = run_correct(
-            photo,
-            losses,
-            judge=judge,
-            steps=steps,
-            lr=lr,
-            seed=seed,
-            degraded=degraded,
-            progress=label("correct"),
-        )
-    if "blackbox" in tasks:
-        results["blackbox"] = run_blackbox(
-            photo, losses, judge=judge, budget=budget, seed=seed, progress=label("blackbox")
-        )
     config = {
         "image": image if reference is None else {"reference": reference, "test": test},
         "size": list(photo.shape[-2:]),
@@ -608,6 +588,34 @@ def run_example(
         "threads": torch.get_num_threads(),
         "weights_sha256": _weights_hashes(),
     }
+
+    def label(task: str) -> Callable[[str], None] | None:
+        return None if progress is None else (lambda name: progress(f"{task}: {name}"))
+
+    def finished(task: str, result: TaskResult) -> None:
+        results[task] = result
+        if on_task is not None:
+            on_task(ExampleResult(config, dict(results), time.perf_counter() - begin, judge.scorer_error))
+
+    if "recover" in tasks:
+        finished("recover", run_recover(
+            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, progress=label("recover")
+        ))
+    if "correct" in tasks:
+        finished("correct", run_correct(
+            photo,
+            losses,
+            judge=judge,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            degraded=degraded,
+            progress=label("correct"),
+        ))
+    if "blackbox" in tasks:
+        finished("blackbox", run_blackbox(
+            photo, losses, judge=judge, budget=budget, seed=seed, progress=label("blackbox")
+        ))
     return ExampleResult(config, results, time.perf_counter() - begin, judge.scorer_error)
 
 
