@@ -80,3 +80,30 @@ def test_a_record_of_other_weights_is_stale(sandbox: tuple[ModuleType, Path]) ->
         "benchmarks/results/run.json: measured with model weights aaaaaaaaaaaa…, the shipped ones "
         "are bbbbbbbbbbbb… — rerun `python benchmarks/run.py`"
     ]
+
+
+def _readme_commands() -> list[str]:
+    """The README's shell lines that run reliqa (continuation lines joined)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("reliqa ")]
+
+
+def test_readme_examples_do_not_overwrite_their_inputs() -> None:
+    """Issue 18: `reliqa batch --pairs pairs.csv … --out pairs.csv` wrote over its own input."""
+    import shlex
+
+    for line in _readme_commands():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # prose around an inline command: plain words are enough here
+            words = line.split("#")[0].split()
+        inputs = {words[k + 1] for k, word in enumerate(words[:-1]) if word in ("--pairs", "--ref-dir", "--mos")}
+        outputs = {words[k + 1] for k, word in enumerate(words[:-1]) if word in ("--out", "-o", "--report")}
+        assert not inputs & outputs, line
+
+
+def test_readme_score_range_examples_say_which_scale() -> None:
+    """Issue 18: `--score-range 1,5` was shown as if it suited any MOS; it fits a 1…5 scale."""
+    for line in _readme_commands():
+        if "--score-range" in line:
+            assert "#" in line and "1…5" in line.split("#", 1)[1], line
