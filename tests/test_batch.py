@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from reliqa.cli import app
 from reliqa.evaluation import batch
-from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
+from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError, UnknownNameError
 from reliqa.metrics.base import Metric, MetricInfo, create_metric, register_metric
 
 # Two tiny metrics with known values, registered for these tests only, so the batch engine is
@@ -185,7 +185,7 @@ def test_journal_cuts_a_torn_last_line_and_refuses_other_columns(tmp_path: Path)
         assert journal.done == {("", "a.png")}
         journal.write({"image": "b.png", "m": 0.25, "error": ""})
     assert out.read_text() == "image,m,error\na.png,0.5,\nb.png,0.25,\n"
-    with pytest.raises(DataError, match="exists with the columns"):
+    with pytest.raises(OutputExistsError, match="exists with the columns"):
         batch.ResultsJournal(out, ["image", "other", "error"]).open()
 
 
@@ -431,7 +431,7 @@ def test_refused_out_file_is_left_untouched(folder: Path, tmp_path: Path, conten
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and str(victim) in result.output
     assert victim.read_bytes() == content
-    with pytest.raises(DataError):
+    with pytest.raises(OutputExistsError):  # not this run's file: bad usage (exit 2), untouched
         batch.ResultsJournal(victim, ["image", NR_NAME, "error"]).open()
     assert victim.read_bytes() == content
 

@@ -59,7 +59,7 @@ from reliqa.evaluation.batch import (
 )
 from reliqa.evaluation.batch_inputs import items_from_sources
 from reliqa.evaluation.batch_journal import one_line, parquet_parts, pyarrow_parquet
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError
 
 __all__ = ["PROBLEM_COLUMN", "ScoreImages", "ray_available", "score_dataset"]
 
@@ -176,7 +176,8 @@ def _check_out_folder(out: Path, columns: Sequence[str]) -> set[tuple[str, str]]
 
     Raises:
         InvalidInputError: ``out`` is a file, or its parent cannot be created.
-        DataError: a part has other columns (another metric set or mode).
+        OutputExistsError: a part has other columns (another metric set or mode) or is not
+            Parquet: not this run's output.
     """
     if out.exists() and not out.is_dir():
         raise InvalidInputError(
@@ -192,10 +193,10 @@ def _check_out_folder(out: Path, columns: Sequence[str]) -> set[tuple[str, str]]
     for part in parquet_parts(out):
         try:
             names = parquet.read_schema(part).names
-        except Exception as error:
-            raise DataError(f"{part}: not a readable Parquet file ({error})") from None
+        except Exception as error:  # not this run's output: refused, left as it is (exit 2)
+            raise OutputExistsError(f"{part}: not a readable Parquet file ({error})") from None
         if names != list(columns):
-            raise DataError(
+            raise OutputExistsError(
                 f"{part}: has the columns {names}, but this run writes {list(columns)}; give "
                 "another --out (or delete the folder) to start afresh"
             )
@@ -293,7 +294,7 @@ def score_dataset(
     Raises:
         InvalidInputError: Ray is not installed, bad arguments, ``out`` a file.
         UnknownNameError: an unknown metric or model name.
-        DataError: ``out`` holds parts with other columns.
+        OutputExistsError: ``out`` holds parts with other columns.
     """
     started = time.perf_counter()
     if actors < 1:

@@ -8,8 +8,24 @@ from typing import NoReturn
 
 import typer
 
-from reliqa.cli.app import EXIT_INPUT_FAILED, EXIT_OK, app, fail, print_json, usage_error
-from reliqa.exceptions import ReliqaError, WeightsError
+from reliqa.cli.app import (
+    EXIT_INPUT_FAILED,
+    EXIT_OK,
+    USAGE_ERRORS,
+    ThreadsOption,
+    app,
+    fail_error,
+    print_json,
+    usage_error,
+    use_threads,
+)
+from reliqa.exceptions import InvalidInputError, ReliqaError
+
+# Bad usage (exit 2) in batch: also the library's option checks (InvalidInputError: unknown
+# shard spec, FR metric without pairs, an empty folder, an --out that is not this run's).
+# Every other library error — an unreadable pairs CSV or list, weights that fail their
+# check — is a failed input (exit 1).
+_BATCH_USAGE = (*USAGE_ERRORS, InvalidInputError)
 
 
 @app.command("batch")
@@ -73,6 +89,7 @@ def batch_command(
         "'ray://host:10001'); default: start a local one."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary; no progress bar."),
+    threads: ThreadsOption = None,
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
     from reliqa.evaluation import batch
@@ -100,6 +117,7 @@ def batch_command(
             check_report_dir(report)
         except ReliqaError as error:
             usage_error(f"--report: {error}")
+    use_threads(threads)
     try:
         items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
         pair_run = any(item.reference is not None for item in items)
@@ -129,10 +147,8 @@ def batch_command(
                     on_progress=on_progress,
                     pairs=pair_run,
                 )
-    except WeightsError as error:
-        fail(str(error))
     except ReliqaError as error:
-        usage_error(str(error))
+        fail_error(error, _BATCH_USAGE)
     except RuntimeError as error:  # e.g. an unavailable --device
         usage_error(f"--device {device}: {error}")
 

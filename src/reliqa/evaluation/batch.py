@@ -77,7 +77,7 @@ from reliqa.evaluation.batch_journal import (
     write_parquet,
 )
 from reliqa.evaluation.scorers import Scorer, resolve_scorer
-from reliqa.exceptions import DataError, InvalidInputError, ReliqaError
+from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError, ReliqaError
 from reliqa.io import load_image, save_maps
 
 __all__ = [
@@ -483,9 +483,12 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[int, int], None] | 
 def _seed_journal(journal: Path, parquet: Path, columns: Sequence[str]) -> None:
     """Start the journal of a Parquet run from an earlier, finished Parquet output (whose
     columns must be this run's; the Parquet file itself is only read)."""
-    existing_columns, rows = read_results_with_columns(parquet)
+    try:
+        existing_columns, rows = read_results_with_columns(parquet)
+    except DataError as error:  # not a results file: not this run's, left as it is
+        raise OutputExistsError(f"{error}; give another --out (this file was left as it is)") from None
     if existing_columns != list(columns):
-        raise DataError(
+        raise OutputExistsError(
             f"{parquet}: exists with the columns {existing_columns}, but this run writes "
             f"{list(columns)}; give another --out (or delete the file) to start afresh"
         )

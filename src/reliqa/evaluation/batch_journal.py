@@ -34,7 +34,7 @@ from reliqa.evaluation.batch_inputs import (
     shard_from_name,
     shard_of,
 )
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError
 
 FSYNC_EVERY: int = 32
 """Rows between two ``fsync`` calls. A flush after every row already survives ``kill -9``;
@@ -92,8 +92,9 @@ class ResultsJournal:
         columns: the header; an existing file must have exactly this header.
 
     Raises:
-        DataError: the existing file is not a results CSV, has another header (other metrics,
-            other mode), or cannot be read or written. The file is then left untouched.
+        OutputExistsError: the existing file is not a results CSV or has another header (other
+            metrics, other mode): it is not this run's, so it is left untouched (CLI exit 2).
+        DataError: the file cannot be read or written.
     """
 
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]) -> None:
@@ -108,8 +109,8 @@ class ResultsJournal:
         csv.writer(buffer, lineterminator="\n").writerow(self.columns)
         return buffer.getvalue().encode("utf-8")
 
-    def _not_results(self, why: str = "") -> DataError:
-        return DataError(
+    def _not_results(self, why: str = "") -> OutputExistsError:
+        return OutputExistsError(
             f"{self.path}: exists but is not a reliqa results CSV{why}; give another --out "
             "(this file was left as it is)"
         )
@@ -161,7 +162,7 @@ class ResultsJournal:
         if header != self.columns:
             if IMAGE_COLUMN not in header or ERROR_COLUMN not in header:
                 raise self._not_results()
-            raise DataError(
+            raise OutputExistsError(
                 f"{self.path}: exists with the columns {header}, but this run writes "
                 f"{self.columns}; give another --out (or delete the file) to start afresh"
             )
