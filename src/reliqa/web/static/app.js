@@ -308,6 +308,7 @@ function renderLegend(active, counts, total) {
   // what the colours on the picture mean, in words, with the share of the picture each covers
   const legend = $("#legend");
   legend.replaceChildren();
+  if (!Object.keys(state.maps).length) return; // no maps (no relational model, or an error)
   if (!active.length) {
     legend.append(element("li", { class: "note", text: "no map selected: the bare image" }));
     return;
