@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from reliqa.cli.app import app, print_json
+from reliqa.cli.app import (
+    OverwriteOption,
+    ThreadsOption,
+    app,
+    checked_output_folder,
+    print_json,
+    use_threads,
+)
 
 train_app = typer.Typer(
     help="Train reliqa's models from synthetic data (no human labels).", no_args_is_help=True
@@ -70,7 +77,7 @@ def scorer_cache_command(
     maps: str = typer.Option(
         "shipped", "--maps", help="Map network: 'shipped' or a relational .safetensors file."
     ),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    threads: ThreadsOption = None,
     refresh_maps: bool = typer.Option(
         False, "--refresh-maps", help="Recompute the maps of existing parts (keep the teachers)."
     ),
@@ -79,13 +86,10 @@ def scorer_cache_command(
     ),
 ) -> None:
     """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer)."""
-    import torch
-
+    use_threads(threads)
     from reliqa.training.relational_scorer import load_maps_net
     from reliqa.training.scorer_cache import ScorerCacheConfig, build_cache
 
-    if threads:
-        torch.set_num_threads(threads)
     config = ScorerCacheConfig(
         data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
         levels=levels, crop=crop, seed=seed,
@@ -109,8 +113,15 @@ def train_scorer_command(
         "shipped", "--maps", help="Map network the cache was made with (bundled into the output)."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    threads: ThreadsOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
-    """Train the relational scorer on a cache (minutes on CPU) and write the whole model."""
+    """Train the relational scorer on a cache (minutes on CPU) and write the whole model.
+
+    The run folder must be new or empty (or pass --overwrite): checked before training.
+    """
+    checked_output_folder(out, "--out", overwrite)
+    use_threads(threads)
     from reliqa.training.common import load_config
     from reliqa.training.relational_scorer import ScorerTrainConfig, load_maps_net, train_scorer
 
