@@ -65,7 +65,7 @@ def _refused(result: object, path: Path | None = None) -> None:
 
 COMPUTING_COMMANDS = [
     "compare", "rank", "score", "metric", "batch", "bench", "demo", "distort", "gmc", "tune",
-    "niqe-fit",
+    "niqe-fit", "serve",
 ]
 
 

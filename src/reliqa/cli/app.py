@@ -96,7 +96,9 @@ def fail_error(error: ReliqaError, usage: tuple[type[Exception], ...] = USAGE_ER
 
 
 def use_threads(threads: int | None) -> None:
-    """Apply ``--threads`` (None: keep the default) before any work starts."""
+    """Apply ``--threads`` (None: keep the default, and import nothing) before any work starts."""
+    if threads is None:
+        return
     from reliqa.runtime import set_threads
 
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from reliqa.cli.app import DEVICE_HELP, app, checked_device, usage_error
+from reliqa.cli.app import DEVICE_HELP, ThreadsOption, app, checked_device, usage_error, use_threads
 from reliqa.exceptions import ReliqaError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -24,11 +24,13 @@ def serve_command(
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest uploaded file (MB)."),
     max_megapixels: float = typer.Option(36.0, "--max-megapixels", help="Largest image (megapixels)."),
+    threads: ThreadsOption = None,
 ) -> None:
     """Open a browser page to compare images: relational maps, rankings, NR scores, GMC."""
     if not 1 <= port <= 65535:
         usage_error(f"--port must be in 1..65535, got {port}")
     device = checked_device(device)
+    use_threads(threads)
     try:
         from reliqa.web.app import Limits, create_app
     except ImportError as error:
