@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/reliqa demo --out demo_out
+	$(BIN)/reliqa demo --out demo_out --overwrite
 	@echo "open demo_out/index.html"
 
 # Debian's chromium for the browser test (tests/test_browser.py), never Playwright's download.
