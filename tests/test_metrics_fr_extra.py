@@ -238,6 +238,21 @@ def test_gradient_flows_to_the_test_image(metric: str, crop: torch.Tensor) -> No
 
 
 @pytest.mark.parametrize("metric", NEW_METRICS)
+def test_gradients_stay_finite_on_identical_and_flat_images(metric: str, crop: torch.Tensor) -> None:
+    """The losses' hard cases: starting from the reference itself, and images without texture
+    (zero gradient magnitudes, zero saliency, zero deviations)."""
+    module = reliqa.create_metric(metric)
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    photo = crop[..., :64, :64]
+    for test, reference in ((photo, photo), (flat, flat), (0.9 * flat, flat), (flat, photo), (photo, flat)):
+        test = test.clone().requires_grad_()
+        score = module(test, reference)
+        score.sum().backward()
+        assert torch.isfinite(score).all(), (metric, score)
+        assert test.grad is not None and torch.isfinite(test.grad).all(), metric
+
+
+@pytest.mark.parametrize("metric", NEW_METRICS)
 def test_batch_equals_one_by_one(metric: str, photo_pairs) -> None:
     tests, references = photo_pairs
     test, reference = tests[2], references[2]

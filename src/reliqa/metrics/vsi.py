@@ -17,6 +17,7 @@ from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
     in_image_chunks,
     magnitude_similarity,
+    nonnegative_power,
     real_power,
     scharr_gradient_squared,
     similarity_map,
@@ -111,7 +112,8 @@ def sdsp(image: torch.Tensor, *, variant: VsiVariant = "matlab") -> torch.Tensor
     lab = rgb_to_lab_d50(small)
     log_gabor, centre = _sdsp_priors(SDSP_SIZE, image.device)
     response = torch.fft.ifft2(torch.fft.fft2(lab) * log_gabor.to(lab.dtype)).real
-    frequency = response.pow(2).sum(dim=1, keepdim=True).sqrt()
+    # ‖response‖ with a zero (not NaN) gradient where it is 0 (flat images)
+    frequency = nonnegative_power(response.pow(2).sum(dim=1, keepdim=True), 0.5)
     chroma = lab[:, 1:]
     low = chroma.amin(dim=(2, 3), keepdim=True)
     high = chroma.amax(dim=(2, 3), keepdim=True)
