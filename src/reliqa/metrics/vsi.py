@@ -59,7 +59,9 @@ def rgb_to_lab_d50(image: torch.Tensor) -> torch.Tensor:
     white = torch.tensor(_D50_WHITE, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     ratio = xyz / white
     linear = (_LAB_KAPPA * ratio + 16.0) / 116.0
-    cubic = ratio.clamp_min(_LAB_EPSILON).pow(1.0 / 3.0)  # the clamp keeps the unused branch's gradient finite
+    # cube root as exp(log(x)/3): 2x faster than pow(1/3) on CPU; the clamp keeps the unused
+    # branch's gradient finite
+    cubic = torch.exp(torch.log(ratio.clamp_min(_LAB_EPSILON)) / 3.0)
     f = torch.where(ratio > _LAB_EPSILON, cubic, linear)
     fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
     return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
@@ -119,7 +121,10 @@ def sdsp(image: torch.Tensor, *, variant: VsiVariant = "matlab") -> torch.Tensor
     high = chroma.amax(dim=(2, 3), keepdim=True)
     eps = torch.finfo(lab.dtype).eps
     normalised = (chroma - low) / (high - low + eps)
-    colour = 1.0 - torch.exp(-normalised.pow(2).sum(dim=1, keepdim=True) / SDSP_SIGMA_C**2)
+    # exp(-x) for x up to 2/0.001² = 2e6: beyond 80 it is below 1e-34 and 1 - it rounds to 1, so
+    # the exponent is capped there (exp of huge negative numbers takes a slow path: 10x on CPU).
+    distance = (normalised.pow(2).sum(dim=1, keepdim=True) / SDSP_SIGMA_C**2).clamp_max(80.0)
+    colour = 1.0 - torch.exp(-distance)
     saliency = frequency * centre.to(lab.dtype) * colour
     if variant == "matlab":
         saliency = imresize_matlab(saliency, size=(height, width), kernel="linear")
