@@ -47,9 +47,9 @@ from reliqa.io import load_image
 from reliqa.metrics import create_metric
 from reliqa.models import create_model
 from reliqa.models.relational import RelationalModel
-from reliqa.models.weights import load_verified
 from reliqa.training.relational import held_out_halves
 from reliqa.training.scorer_cache import TEACHERS
+from reliqa.verified import load_verified
 
 CLASSICAL = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim", "vifp")
 TID_MOS = {"I03": 0.70000, "I04": 3.92683, "I06": 3.88889, "I08": 3.28125, "I19": 1.65789}
@@ -60,7 +60,7 @@ def load_model(weights: str) -> RelationalModel:
     if weights in ("shipped", "shipped-plus"):
         name = "relational" if weights == "shipped" else "relational-plus"
         return create_model(name)  # type: ignore[return-value]
-    state = load_verified(weights, None)
+    state, _metadata = load_verified(weights, None)
     model = RelationalModel(deep=any(key.startswith("deep_features.") for key in state))
     model.load_state_dict(state)
     return model.eval()

@@ -23,8 +23,9 @@ import torch
 
 from reliqa.models.efficientnet_lite import IMAGENET_SHA256
 from reliqa.models.relational import SHIPPED_ARCHITECTURE
-from reliqa.models.weights import load_shipped, load_verified, save_with_card
+from reliqa.models.weights import load_shipped, save_with_card
 from reliqa.training.common import git_commit
+from reliqa.verified import load_verified
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--speed", action="append", default=[], help="JSON of relational_speed.py")
     parser.add_argument("--trained-on", default="the 2-core CPU dev VM (shared)")
     args = parser.parse_args()
-    state = load_verified(args.weights, None)
+    state, _metadata = load_verified(args.weights, None)
     # the map network of either model is the shipped relational one; its card holds its record
     shipped_state, shipped_card = load_shipped("relational")
     maps_unchanged = all(

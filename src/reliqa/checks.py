@@ -178,13 +178,25 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
+def name_key(name: str) -> str:
+    """The spelling-free key of a metric or model name: ``"MS-SSIM"``, ``"ms_ssim"`` and
+    ``"ms-ssim"`` are one name (lower case, ``-`` read as ``_``). Registries look names up by this
+    key and print their one canonical spelling (:func:`reliqa.evaluation.scorers.canonical_name`).
+    """
+    return name.strip().lower().replace("-", "_")
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The torch device ``device`` names (None: :data:`DEFAULT_DEVICE`), checked to exist here.
+
+    ``"auto"`` (the training configs' default) is CUDA when a GPU is available, else the CPU.
 
     Raises:
         DeviceError: an unknown device string, or a CUDA/MPS device this machine does not have
             (named, with what is available), instead of a torch traceback on the first tensor.
     """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else DEFAULT_DEVICE
     try:
         resolved = torch.device(DEFAULT_DEVICE if device is None else device)
     except (RuntimeError, TypeError) as error:
@@ -217,5 +229,6 @@ __all__ = [
     "check_tensor_image",
     "check_tensor_pair",
     "check_window_size",
+    "name_key",
     "resolve_device",
 ]

@@ -18,24 +18,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from reliqa.distortions.ops_common import LevelTable, per_sample
+from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, per_sample
 
-_KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-JPEG_QUALITY = LevelTable(_KADID_KNOTS, (100.0, 43.0, 36.0, 24.0, 7.0, 4.0))
+JPEG_QUALITY = LevelTable(KADID_KNOTS, (100.0, 43.0, 36.0, 24.0, 7.0, 4.0))
 """libjpeg quality factor, rounded (KADID-10k: 43, 36, 24, 7, 4); 4:2:0 chroma subsampling."""
 
-JPEG2000_RATIO = LevelTable(_KADID_KNOTS, (1.0, 10.0, 24.0, 40.0, 120.0, 300.0), log=True)
+JPEG2000_RATIO = LevelTable(KADID_KNOTS, (1.0, 10.0, 24.0, 40.0, 120.0, 300.0), log=True)
 """OpenJPEG compression ratio, 9/7 wavelet (KADID-10k: 16, 32, 45, 120, 170 with MATLAB's
 encoder; OpenJPEG's rates give a flatter PSNR curve, so the ends are stretched to match it)."""
 
-WEBP_QUALITY = LevelTable(_KADID_KNOTS, (100.0, 40.0, 25.0, 15.0, 5.0, 0.0))
+WEBP_QUALITY = LevelTable(KADID_KNOTS, (100.0, 40.0, 25.0, 15.0, 5.0, 0.0))
 """libwebp lossy quality, rounded (no KADID counterpart; calibrated by PSNR against JPEG)."""
 
-PALETTE_COLOURS = LevelTable(_KADID_KNOTS, (256.0, 40.0, 28.0, 20.0, 14.0, 8.0), log=True)
+PALETTE_COLOURS = LevelTable(KADID_KNOTS, (256.0, 40.0, 28.0, 20.0, 14.0, 8.0), log=True)
 """Palette size of fast-octree quantisation with Floyd–Steinberg dithering, rounded."""
 
-BANDING_LEVELS = LevelTable(_KADID_KNOTS, (256.0, 12.0, 10.0, 8.0, 6.0, 5.0), log=True)
+BANDING_LEVELS = LevelTable(KADID_KNOTS, (256.0, 12.0, 10.0, 8.0, 6.0, 5.0), log=True)
 """Uniform levels per channel, continuous. KADID-10k's quantisation (20, 16, 13, 10, 7 levels)
 floors to its bins, which errs about twice as much as rounding; fewer rounded levels match it."""
 
@@ -72,34 +70,43 @@ def _through_pil(
     return stacked.to(device=images.device, dtype=torch.float32) / 255.0
 
 
-def _encode_decode(image: Image.Image, **save_options: Any) -> Image.Image:
+def encode_decode(image: Image.Image, **save_options: Any) -> tuple[Image.Image, int]:
+    """``image`` written with Pillow's ``save_options`` to memory and read back: the decoded
+    picture and the encoded file's size in bytes (the one codec round trip of reliqa)."""
     buffer = io.BytesIO()
     image.save(buffer, **save_options)
+    size = buffer.tell()
     buffer.seek(0)
     decoded = Image.open(buffer)
     decoded.load()
-    return decoded
+    return decoded, size
+
+
+def jpeg_round_trip(image: Image.Image, quality: float) -> tuple[Image.Image, int]:
+    """``image`` through libjpeg at ``quality`` (rounded; Pillow's 4:2:0 default): the decoded
+    picture and the JPEG file's size in bytes."""
+    return encode_decode(image, format="JPEG", quality=int(round(quality)))
 
 
 def _jpeg(image: Image.Image, quality: float) -> Image.Image:
-    return _encode_decode(image, format="JPEG", quality=int(round(quality)))
+    return jpeg_round_trip(image, quality)[0]
 
 
 def _jpeg2000(image: Image.Image, ratio: float) -> Image.Image:
     # OpenJPEG refuses more wavelet levels than the smaller side can be halved.
     resolutions = min(_JPEG2000_MAX_RESOLUTIONS, int(math.log2(min(image.size))) + 1)
-    return _encode_decode(
+    return encode_decode(
         image,
         format="JPEG2000",
         quality_mode="rates",
         quality_layers=[ratio],
         num_resolutions=resolutions,
         irreversible=True,
-    )
+    )[0]
 
 
 def _webp(image: Image.Image, quality: float) -> Image.Image:
-    return _encode_decode(image, format="WEBP", quality=int(round(quality)))
+    return encode_decode(image, format="WEBP", quality=int(round(quality)))[0]
 
 
 def _palette(image: Image.Image, colours: float) -> Image.Image:

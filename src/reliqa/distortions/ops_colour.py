@@ -12,14 +12,12 @@ import kornia
 import torch
 from torch import Tensor
 
-from reliqa.distortions.ops_common import LevelTable, per_sample
+from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, per_sample
 
-_KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-SATURATION_GAIN = LevelTable(_KADID_KNOTS, (1.0, 1.5, 2.0, 3.0, 6.0, 9.0))
+SATURATION_GAIN = LevelTable(KADID_KNOTS, (1.0, 1.5, 2.0, 3.0, 6.0, 9.0))
 """Factor on a*, b* (KADID-10k saturation increase: 1, 2, 3, 6, 9; its level 1 is the identity)."""
 
-DESATURATION_FACTOR = LevelTable(_KADID_KNOTS, (1.0, 0.4, 0.2, 0.1, 0.05, 0.0))
+DESATURATION_FACTOR = LevelTable(KADID_KNOTS, (1.0, 0.4, 0.2, 0.1, 0.05, 0.0))
 """Factor on a*, b* (KADID-10k saturation decrease: 0.4, 0.2, 0.1, 0, −0.4; stops at grey)."""
 
 WHITE_BALANCE_RATIO = LevelTable((0.0, 1.0), (1.0, 2.8), log=True)

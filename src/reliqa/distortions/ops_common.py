@@ -19,6 +19,10 @@ import kornia
 import torch
 from torch import Tensor
 
+KADID_KNOTS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+"""Intensities of the :class:`LevelTable` knots: 0 (no distortion) and the five KADID-10k levels
+(0.2 about its mildest, 1.0 about its strongest; ../shared/KADID_LEVELS.md)."""
+
 BORDER = "replicate"
 """Border of every spatial filter: unlike ``reflect`` it allows kernels larger than the image."""
 

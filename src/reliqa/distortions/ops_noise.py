@@ -12,25 +12,24 @@ import kornia
 import torch
 from torch import Tensor
 
-from reliqa.distortions.ops_common import LevelTable, normal, per_sample, uniform
+from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, normal, per_sample, uniform
 
 # KADID-10k levels 1..5 sit at intensity 0.2, 0.4, ..., 1.0; intensity 0 is "no noise".
-_KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
-GAUSSIAN_VARIANCE = LevelTable(_KADID_KNOTS, (0.0, 0.001, 0.002, 0.003, 0.005, 0.01))
+GAUSSIAN_VARIANCE = LevelTable(KADID_KNOTS, (0.0, 0.001, 0.002, 0.003, 0.005, 0.01))
 """Variance of additive white Gaussian noise on RGB (KADID-10k white noise)."""
 
-CHROMA_VARIANCE = LevelTable(_KADID_KNOTS, (0.0, 0.00015, 0.00075, 0.0015, 0.003, 0.0045))
+CHROMA_VARIANCE = LevelTable(KADID_KNOTS, (0.0, 0.00015, 0.00075, 0.0015, 0.003, 0.0045))
 """Variance of white noise on Cb and Cr: 1.5 × KADID-10k's 'white noise in colour component'
 (0.0001 … 0.003 on Y, Cb and Cr), which gives the same RGB error with luma left clean."""
 
-SHOT_SCALE = LevelTable(_KADID_KNOTS, (0.0, 0.003, 0.006, 0.009, 0.015, 0.03))
+SHOT_SCALE = LevelTable(KADID_KNOTS, (0.0, 0.003, 0.006, 0.009, 0.015, 0.03))
 """Shot-noise variance per unit of linear signal, 1 / (photons at full scale): 333 → 33."""
 
-IMPULSE_DENSITY = LevelTable(_KADID_KNOTS, (0.0, 0.001, 0.005, 0.01, 0.02, 0.03))
+IMPULSE_DENSITY = LevelTable(KADID_KNOTS, (0.0, 0.001, 0.005, 0.01, 0.02, 0.03))
 """Fraction of values set to 0 or 1 (KADID-10k impulse noise)."""
 
-SPECKLE_VARIANCE = LevelTable(_KADID_KNOTS, (0.0, 0.001, 0.005, 0.01, 0.02, 0.05))
+SPECKLE_VARIANCE = LevelTable(KADID_KNOTS, (0.0, 0.001, 0.005, 0.01, 0.02, 0.05))
 """Variance of the multiplicative noise factor (KADID-10k multiplicative noise)."""
 
 

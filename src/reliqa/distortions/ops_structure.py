@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reliqa.distortions.ops_common import (
+    KADID_KNOTS,
     LevelTable,
     box_kernels,
     filter_per_sample,
@@ -20,17 +21,15 @@ from reliqa.distortions.ops_common import (
     uniform,
 )
 
-_KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-PIXEL_BLOCK = LevelTable(_KADID_KNOTS, (1.0, 1.6, 2.2, 3.0, 4.2, 6.0))
+PIXEL_BLOCK = LevelTable(KADID_KNOTS, (1.0, 1.6, 2.2, 3.0, 4.2, 6.0))
 """Mosaic cell size in px. KADID-10k's pixelate (cells 1.13 … 3.45 px) resizes by nearest
 neighbour, which misaligns and aliases; averaged, aligned cells need to be larger to match it."""
 
-JITTER_STD = LevelTable(_KADID_KNOTS, (0.0, 0.25, 0.4, 0.6, 1.2, 2.4))
+JITTER_STD = LevelTable(KADID_KNOTS, (0.0, 0.25, 0.4, 0.6, 1.2, 2.4))
 """Displacement std in px. KADID-10k's jitter (0.05 … 1 px) scatters five times, each pass
 also blurring; one pass needs about √5 × its top level, and more at the mild end."""
 
-LOST_FRACTION = LevelTable(_KADID_KNOTS, (0.0, 0.0104, 0.0208, 0.0313, 0.0417, 0.0521))
+LOST_FRACTION = LevelTable(KADID_KNOTS, (0.0, 0.0104, 0.0208, 0.0313, 0.0417, 0.0521))
 """Fraction of blocks lost: KADID-10k's 2 … 10 colour blocks of 32² px in 512 × 384 px."""
 
 LOST_BLOCKS_PER_SIDE = 12

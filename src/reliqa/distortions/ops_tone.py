@@ -12,14 +12,12 @@ import kornia
 import torch
 from torch import Tensor
 
-from reliqa.distortions.ops_common import LevelTable, luma, per_sample, replace_luma
+from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, luma, per_sample, replace_luma
 
-_KADID_KNOTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-BRIGHTEN_AMOUNT = LevelTable(_KADID_KNOTS, (0.0, 0.1, 0.2, 0.4, 0.7, 1.1))
+BRIGHTEN_AMOUNT = LevelTable(KADID_KNOTS, (0.0, 0.1, 0.2, 0.4, 0.7, 1.1))
 """Mid-grey lift a of the brighten curve: 0.5 → 0.5 + a/2 (KADID-10k brighten)."""
 
-DARKEN_AMOUNT = LevelTable(_KADID_KNOTS, (0.0, 0.05, 0.1, 0.2, 0.4, 0.8))
+DARKEN_AMOUNT = LevelTable(KADID_KNOTS, (0.0, 0.05, 0.1, 0.2, 0.4, 0.8))
 """Mid-grey drop a of the darken curve: 0.5 → 0.5 − a/2 (KADID-10k darken)."""
 
 GAMMA_EXPONENT = LevelTable((0.0, 1.0), (1.0, 2.2), log=True)
@@ -28,16 +26,16 @@ GAMMA_EXPONENT = LevelTable((0.0, 1.0), (1.0, 2.2), log=True)
 EXPOSURE_STOPS = LevelTable((0.0, 0.2, 1.0), (0.0, 0.3, 1.5), log=True)
 """Exposure change in stops (EV), applied as a gain of 2^(±EV) in linear light."""
 
-CONTRAST_GAIN = LevelTable(_KADID_KNOTS, (1.0, 1.15, 1.3, 1.45, 1.6, 1.8))
+CONTRAST_GAIN = LevelTable(KADID_KNOTS, (1.0, 1.15, 1.3, 1.45, 1.6, 1.8))
 """Linear luma gain about the mean (KADID-10k linear contrast increase: slopes 1.25 → 1.6)."""
 
-CONTRAST_FACTOR = LevelTable(_KADID_KNOTS, (1.0, 0.8, 0.6, 0.4, 0.2, 0.1))
+CONTRAST_FACTOR = LevelTable(KADID_KNOTS, (1.0, 0.8, 0.6, 0.4, 0.2, 0.1))
 """Linear luma factor about the mean (KADID-10k contrast decrease: output range 0.8 → 0.1)."""
 
-S_CURVE_STEEPNESS = LevelTable(_KADID_KNOTS, (0.0, 0.6, 0.9, 1.2, 1.5, 1.9))
+S_CURVE_STEEPNESS = LevelTable(KADID_KNOTS, (0.0, 0.6, 0.9, 1.2, 1.5, 1.9))
 """k of the S-curve 0.5 + 0.5·tanh(k(2Y − 1))/tanh(k); mid-tone slope k/tanh(k): 1.1 → 2.0."""
 
-COMPRESSION_STRENGTH = LevelTable(_KADID_KNOTS, (0.0, 0.25, 0.67, 1.5, 4.0, 9.0))
+COMPRESSION_STRENGTH = LevelTable(KADID_KNOTS, (0.0, 0.25, 0.67, 1.5, 4.0, 9.0))
 """k of the roll-off Y' = μ + d/(1 + 2k|d|): range of Y' 0.8 → 0.1 (KADID-10k non-linear)."""
 
 

@@ -15,8 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from reliqa.exceptions import WeightsError
-from reliqa.verified import load_verified as _load_verified
-from reliqa.verified import sha256_of
+from reliqa.verified import load_verified, sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -32,17 +31,10 @@ def read_model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any
         raise WeightsError(f"{card_path}: model card is not valid JSON ({error})") from None
 
 
-def load_verified(path: str | Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
-    """Load a safetensors file after checking its sha256 (skipped only when None is given);
-    the one verified loader, :func:`reliqa.verified.load_verified`."""
-    tensors, _metadata = _load_verified(path, expected_sha256)
-    return tensors
-
-
 def load_shipped(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """State dict and model card of shipped weights ``name``, verified by the card's sha256."""
     card = read_model_card(name, weights_dir)
-    state = load_verified(weights_dir / card["file"], card["sha256"])
+    state, _metadata = load_verified(weights_dir / card["file"], card["sha256"])
     return state, card
 
 

@@ -46,7 +46,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from reliqa.exceptions import DataError, InvalidInputError, WeightsError
+from reliqa.checks import resolve_device
+from reliqa.exceptions import DataError, WeightsError
 
 ConfigT = TypeVar("ConfigT")
 
@@ -126,16 +127,6 @@ class DistributedContext:
     @property
     def is_distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(preference: str) -> torch.device:
-    """``"auto"`` → CUDA when available else CPU; otherwise the named device (``"cpu"``, …)."""
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {preference!r} requested but CUDA is not available")
-    return device
 
 
 def setup_distributed(device: str = "auto") -> DistributedContext:

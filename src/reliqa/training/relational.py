@@ -301,11 +301,11 @@ def _train(
 
 
 def _load_weights(path: str) -> dict[str, torch.Tensor]:
-    from reliqa.models.weights import load_verified
+    from reliqa.verified import load_verified
 
     if path.endswith(".safetensors") and "checkpoints" in Path(path).parts:
         return module_state_from_checkpoint(path, "model")
-    return load_verified(path, None)
+    return load_verified(path, None)[0]
 
 
 def _map_phase(

@@ -43,10 +43,11 @@ from reliqa.models.relational import (
     RelationalModel,
     RelationalScorer,
 )
-from reliqa.models.weights import load_shipped, load_verified
+from reliqa.models.weights import load_shipped
 from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
 from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.training.scorer_cache import load_cache, statistics_of, teacher_degradations
+from reliqa.verified import load_verified
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ScorerTrainConfig:
 
 def load_maps_net(source: str) -> RelationalMapNet:
     """The frozen map network: ``"shipped"`` or the path of a relational .safetensors file."""
-    state = load_shipped("relational")[0] if source == "shipped" else load_verified(source, None)
+    state = load_shipped("relational")[0] if source == "shipped" else load_verified(source, None)[0]
     prefix = "maps_net."
     maps_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not maps_state:

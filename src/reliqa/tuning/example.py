@@ -19,7 +19,6 @@ load, and by the no-reference model ``hirqa-s`` (higher = better; it never sees 
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from torch.nn import functional as F
 
 from reliqa.attributes import ATTRIBUTES
+from reliqa.distortions.ops_codec import jpeg_round_trip
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import load_image, to_uint8_array
 from reliqa.tuning.loss import relational_loss, shipped_map_network
@@ -139,9 +139,7 @@ def degrade_with_pillow(
     picture = Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
     picture = ImageEnhance.Brightness(picture).enhance(degradation["brightness"])
     picture = ImageEnhance.Color(picture).enhance(degradation["color"])
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=int(degradation["jpeg_quality"]))
-    return _from_pil(Image.open(io.BytesIO(buffer.getvalue())))
+    return _from_pil(jpeg_round_trip(picture, degradation["jpeg_quality"])[0])
 
 
 def jpeg_sharpen(image: torch.Tensor, quality: float, sharpen: float) -> tuple[torch.Tensor, int]:
@@ -155,10 +153,8 @@ def jpeg_sharpen(image: torch.Tensor, quality: float, sharpen: float) -> tuple[t
         picture = picture.filter(
             ImageFilter.UnsharpMask(radius=1.5, percent=round(sharpen), threshold=0)
         )
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=round(quality))
-    size = buffer.tell()
-    return _from_pil(Image.open(io.BytesIO(buffer.getvalue()))), size
+    decoded, size = jpeg_round_trip(picture, quality)
+    return _from_pil(decoded), size
 
 
 # --------------------------------------------------------------------------------------------
