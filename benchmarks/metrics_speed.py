@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from reliqa.io import load_image
-from reliqa.metrics import gmsd, ms_ssim, ssim
+from reliqa.metrics import gmsd_rgb, ms_ssim_rgb, ssim_rgb
 from reliqa.metrics.color import rgb_to_gray_matlab
 
 HEIGHT, WIDTH = 384, 512
@@ -89,9 +89,10 @@ def skimage_ssim(test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def candidates(piq: types.ModuleType | None, with_skimage: bool) -> dict[str, dict[str, Callable]]:
     """metric -> implementation name -> f(test, reference) -> (N,)."""
     table: dict[str, dict[str, Callable]] = {
-        "ssim": {"reliqa": lambda t, r: ssim(t, r)},
-        "ms_ssim": {"reliqa": lambda t, r: ms_ssim(t, r)},
-        "gmsd": {"reliqa": lambda t, r: gmsd(t, r)},
+        # the RGB variants: what pytorch-msssim, piq and scikit-image compute on RGB input
+        "ssim": {"reliqa": lambda t, r: ssim_rgb(t, r)},
+        "ms_ssim": {"reliqa": lambda t, r: ms_ssim_rgb(t, r)},
+        "gmsd": {"reliqa": lambda t, r: gmsd_rgb(t, r)},
     }
     try:
         import pytorch_msssim

@@ -31,7 +31,7 @@ _LAZY: dict[str, str] = {
     "compare": "reliqa.models.relational_api",
     "rank": "reliqa.models.relational_api",
     "score": "reliqa.models.nr_api",
-    "create_metric": "reliqa.metrics",
+    "create_metric": "reliqa.evaluation.scorers",
     "list_metrics": "reliqa.metrics",
     "create_model": "reliqa.models",
     "list_models": "reliqa.models",

@@ -93,10 +93,12 @@ def batch_command(
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
     from reliqa.evaluation import batch
+    from reliqa.evaluation.scorers import canonical_name
 
     if merge:
         _merge(inputs or [], out, as_json)
-    names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else []
+    # Either spelling in, the catalogue's spelling out (the CSV's column names).
+    names = [canonical_name(name.strip()) for name in metrics.split(",") if name.strip()] if metrics else []
     if not names:
         usage_error("--metrics: give at least one metric or model name")
     if pairs is not None and ref_dir is not None:

@@ -107,6 +107,7 @@ def metric_command(
         info = scorer_info(name)
     except UnknownNameError as error:
         usage_error(str(error))
+    name = info.name  # either spelling in, the catalogue's spelling out
     if info.kind == "FR" and ref is None:
         usage_error(f"{name} is a full-reference scorer: pass --ref REFERENCE")
     if info.kind == "NR" and ref is not None:

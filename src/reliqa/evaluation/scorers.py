@@ -6,16 +6,20 @@ score range, differentiable, input constraints in ``extra``) without loading any
 ``reliqa metric``, ``reliqa metrics``, ``reliqa models``, ``reliqa batch``, ``reliqa bench``,
 ``reliqa gmc`` and the viewer read direction and kind from here (:func:`higher_is_better`).
 
-The benchmark runner (and any tool that scores images by name) asks :func:`resolve_scorer`,
-which looks the name up in the metric registry (:func:`reliqa.metrics.create_metric`) first and
-then in the model registry (:func:`reliqa.models.create_model`).
+One name, one computation: :func:`create_metric` (``reliqa.create_metric``) builds any name of
+the catalogue — a classical metric (:func:`reliqa.metrics.create_metric`, the same numbers as
+its functional form ``reliqa.metrics.<name>``) or a model (:func:`reliqa.models.create_model`)
+— as a :class:`~reliqa.metrics.Metric` module; :func:`resolve_scorer`, :func:`evaluate_metric`,
+``reliqa metric`` and ``reliqa batch`` all go through it. A name is accepted in either spelling
+(``ms-ssim`` = ``ms_ssim``, ``hirqa_s`` = ``hirqa-s``) and always printed in its registered one
+(:func:`canonical_name`).
 
 Contract for a registered model to be usable here:
     - it has a ``score(test, reference=None)`` method returning (N,) scores, or else its
       ``forward`` does;
     - it may declare ``info`` with ``kind`` ("FR"/"NR") and ``higher_is_better``, like a
-      :class:`reliqa.metrics.MetricInfo`; without it the DESIGN.md defaults hold: a no-reference
-      score, higher = better;
+      :class:`reliqa.metrics.MetricInfo`; without it the ../shared/DESIGN.md defaults hold: a
+      no-reference score, higher = better;
     - a model that produces distortion maps may expose ``maps(test, reference) -> (1, 9, H, W)``.
 """
 
@@ -30,7 +34,8 @@ import torch
 from reliqa.checks import resolve_device
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError, UnknownNameError
 from reliqa.io import ImageSource, describe_source, load_image, resize_to
-from reliqa.metrics import MetricInfo, create_metric, list_metrics
+from reliqa.metrics import Metric, MetricInfo, list_metrics, metric_name
+from reliqa.metrics import create_metric as create_classical_metric
 
 ScoreFunction = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -67,6 +72,17 @@ def _model_infos() -> dict[str, MetricInfo]:
     return {entry.name: entry.info for entry in list_models()}
 
 
+def canonical_name(name: str) -> str:
+    """The catalogue's spelling of ``name`` (``"MS-SSIM"`` → ``"ms_ssim"``, ``"hirqa_s"`` →
+    ``"hirqa-s"``); an unknown name comes back unchanged (looking it up raises)."""
+    metric = metric_name(name)
+    if metric is not None:
+        return metric
+    from reliqa.models.registry import model_name
+
+    return model_name(name) or name
+
+
 def list_scorers() -> list[MetricInfo]:
     """Every metric and model that scores images, with its metadata; no weights are loaded.
 
@@ -81,12 +97,13 @@ def scorer_info(name: str) -> MetricInfo:
     Raises:
         UnknownNameError: no such metric or model (the message lists both registries).
     """
+    canonical = canonical_name(name)
     for info in list_metrics():
-        if info.name == name:
+        if info.name == canonical:
             return info
     models = _model_infos()
-    if name in models:
-        return models[name]
+    if canonical in models:
+        return models[canonical]
     metric_names = ", ".join(info.name for info in list_metrics())
     model_names = ", ".join(sorted(models)) or "none yet"
     raise UnknownNameError(
@@ -116,37 +133,63 @@ def oriented(values: torch.Tensor, name: str) -> torch.Tensor:
     return values if higher_is_better(name) else -values
 
 
+class ModelMetric(Metric):
+    """A registered model as a :class:`~reliqa.metrics.Metric`: ``forward(test, reference=None)
+    -> (N,)`` calls the model's ``score`` (else its ``forward``); a no-reference model ignores
+    ``reference``, as no-reference metrics do. ``model`` is the network, ``maps`` its map method
+    (map-producing models) or None."""
+
+    def __init__(self, model: torch.nn.Module, info: MetricInfo) -> None:
+        super().__init__()
+        self.model = model
+        self.info = info
+        self.maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = getattr(model, "maps", None)
+
+    def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        score_method = getattr(self.model, "score", None)
+        score = score_method if callable(score_method) else self.model
+        if self.info.kind == "FR":
+            if reference is None:
+                raise InvalidInputError(f"{self.info.name} is a full-reference model: pass a reference image")
+            return score(test, reference).reshape(-1)
+        return score(test).reshape(-1)
+
+
+def create_metric(name: str, *, device: str | torch.device | None = None, **kwargs: object) -> Metric:
+    """Any scorer of the catalogue by name (``reliqa.create_metric``): a classical metric with
+    its options ``kwargs`` (the same numbers as ``reliqa.metrics.<name>``), or a model with its
+    shipped weights, as a :class:`~reliqa.metrics.Metric` on ``device`` (default cpu) in eval
+    mode; ``info`` is its catalogue entry. Either spelling of a name is accepted.
+
+    Raises:
+        UnknownNameError: neither a metric nor a model (the message lists both).
+        DeviceError: ``device`` does not exist on this machine.
+        InvalidInputError: options given for a model (models take none).
+    """
+    info = scorer_info(name)
+    target = resolve_device(device)
+    if metric_name(info.name) is not None:
+        return create_classical_metric(info.name, device=target, **kwargs)
+    if kwargs:
+        raise InvalidInputError(f"{info.name} is a model: it takes no options ({', '.join(kwargs)})")
+    from reliqa.models import create_model
+
+    return ModelMetric(create_model(info.name, device=target), info).eval()
+
+
 def resolve_scorer(name: str, device: str | torch.device | None = None) -> Scorer:
-    """The metric or model called ``name``, built once on ``device`` in eval mode.
+    """The metric or model called ``name`` (:func:`create_metric`), built once on ``device``.
 
     Raises:
         UnknownNameError: ``name`` is neither a registered metric nor a registered model.
         DeviceError: ``device`` does not exist on this machine.
     """
-    info = scorer_info(name)
-    target = resolve_device(device)
-    if name in {metric.name for metric in list_metrics()}:
-        metric = create_metric(name).to(target).eval()
-        return Scorer(name, info.kind, info.higher_is_better, metric, info=info)
-    from reliqa.models import create_model
-
-    model = create_model(name, device=target)
-    score_method = getattr(model, "score", None)
-    score = score_method if callable(score_method) else model
-    kind = info.kind
-
-    def run(test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        return score(test, reference) if kind == "FR" else score(test)
-
-    return Scorer(
-        name,
-        kind,
-        info.higher_is_better,
-        run,
-        maps=getattr(model, "maps", None),
-        source="model",
-        info=info,
-    )
+    metric = create_metric(name, device=device)
+    info = metric.info
+    if isinstance(metric, ModelMetric):
+        return Scorer(info.name, info.kind, info.higher_is_better, metric, maps=metric.maps,
+                      source="model", info=info)
+    return Scorer(info.name, info.kind, info.higher_is_better, metric, info=info)
 
 
 def evaluate_metric(
@@ -200,8 +243,11 @@ def evaluate_metric(
 
 
 __all__ = [
+    "ModelMetric",
     "Scorer",
+    "canonical_name",
     "column_higher_is_better",
+    "create_metric",
     "evaluate_metric",
     "higher_is_better",
     "list_scorers",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from reliqa.checks import name_key, resolve_device
 from reliqa.exceptions import UnknownNameError
 
 
@@ -60,30 +61,39 @@ class Metric(nn.Module):
 
 
 _REGISTRY: dict[str, tuple[MetricInfo, Callable[..., Metric]]] = {}
+_KEYS: dict[str, str] = {}  # name_key(name) -> the registered (canonical) spelling
 
 
 def register_metric(info: MetricInfo) -> Callable[[Callable[..., Metric]], Callable[..., Metric]]:
     """Class/factory decorator adding a metric under ``info.name``."""
 
     def decorator(factory: Callable[..., Metric]) -> Callable[..., Metric]:
-        if info.name in _REGISTRY:
+        if name_key(info.name) in _KEYS:
             raise ValueError(f"metric {info.name!r} registered twice")
         _REGISTRY[info.name] = (info, factory)
+        _KEYS[name_key(info.name)] = info.name
         return factory
 
     return decorator
 
 
-def create_metric(name: str, **kwargs: Any) -> Metric:
-    """Instantiate a registered metric by name (see :func:`list_metrics`)."""
-    try:
-        info, factory = _REGISTRY[name]
-    except KeyError:
+def metric_name(name: str) -> str | None:
+    """The registered spelling of metric ``name`` (``"MS-SSIM"`` → ``"ms_ssim"``), else None."""
+    return _KEYS.get(name_key(name))
+
+
+def create_metric(name: str, *, device: str | torch.device | None = None, **kwargs: Any) -> Metric:
+    """Instantiate classical metric ``name`` (either spelling, ``ms_ssim`` or ``ms-ssim``) on
+    ``device`` (default cpu); ``kwargs`` are the metric's options. Models too:
+    :func:`reliqa.create_metric` (the scorer catalogue)."""
+    canonical = metric_name(name)
+    if canonical is None:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnknownNameError(f"unknown metric {name!r}; known metrics: {known}") from None
+        raise UnknownNameError(f"unknown metric {name!r}; known metrics: {known}")
+    info, factory = _REGISTRY[canonical]
     metric = factory(**kwargs)
     metric.info = info
-    return metric
+    return metric.to(resolve_device(device)).eval()
 
 
 def list_metrics() -> list[MetricInfo]:

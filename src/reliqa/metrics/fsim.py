@@ -140,10 +140,11 @@ def fsim(
     reference: torch.Tensor,
     data_range: float = 1.0,
     *,
-    chromatic: bool = False,
+    chromatic: bool = True,
     reduction: Reduction = "none",
 ) -> torch.Tensor:
-    """FSIM (or FSIMc with ``chromatic=True``) exactly as the official ``FeatureSIM.m``.
+    """FSIMc (``fsim``; FSIM without the chromatic term, ``fsim_luminance``, with
+    ``chromatic=False``) exactly as the official ``FeatureSIM.m``.
 
     On the YIQ Y channel (0.299 R + 0.587 G + 0.114 B, not rounded): F×F average downsampling
     (``conv2 'same'``, F = max(1, round(min(H, W)/256))), phase congruency PC and Scharr
@@ -155,14 +156,14 @@ def fsim(
         test: (N, 3, H, W) RGB test images in [0, data_range].
         reference: (N, 3, H, W) RGB reference images.
         data_range: value of white (the constants are for 0..255).
-        chromatic: compute FSIMc.
+        chromatic: compute FSIMc (the default, what published tables call FSIM).
         reduction: ``"none"`` → (N,), ``"mean"`` / ``"sum"`` → ().
 
     Returns:
         (N,) scores in [0, 1]; 1 for identical images.
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="fsimc" if chromatic else "fsim", min_size=FSIM_MIN_SIZE,
+    check_pair(test, reference, data_range=data_range, metric="fsim" if chromatic else "fsim_luminance", min_size=FSIM_MIN_SIZE,
                channels=(3,))
     batch = test.shape[0]
     scale = 255.0 / data_range

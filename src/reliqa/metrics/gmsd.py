@@ -45,7 +45,7 @@ def _gms_deviation(test: torch.Tensor, reference: torch.Tensor, downsample: bool
     return similarity.flatten(1).std(dim=-1, correction=1)
 
 
-def gmsd(
+def gmsd_per_channel(
     test: torch.Tensor,
     reference: torch.Tensor,
     data_range: float = 1.0,
@@ -54,7 +54,8 @@ def gmsd(
     threshold: float | None = None,
     reduction: Reduction = "none",
 ) -> torch.Tensor:
-    """GMSD as in the official ``GMSD.m``: standard deviation of the gradient-magnitude similarity.
+    """GMSD of each channel as in the official ``GMSD.m`` (the kernel of ``gmsd`` and ``gmsd_rgb``):
+    standard deviation of the gradient-magnitude similarity.
 
     Steps of ``GMSD.m``: average 2×2 (``conv2(Y, ones(2)/4, 'same')``, zero boundary) and keep
     every second pixel; Prewitt-like gradients ``[1 0 -1]/3`` in x and y (``conv2 'same'``);

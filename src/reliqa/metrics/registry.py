@@ -1,8 +1,13 @@
-"""The registered full-reference metrics: thin :class:`Metric` modules over the functional core.
+"""The catalogue's full-reference metrics: one functional form and one :class:`Metric` module
+per name, computing the same thing.
 
-Each entry fixes a colour handling and the function's options. The name without a suffix is
-the official definition (it reproduces the authors' code on ../shared/data/tid2013_calib);
-suffixed names are common variants, each described exactly.
+Each name fixes a colour handling, a kernel (``reliqa.metrics.ssim.ssim_per_channel``, …) and
+its options. :func:`functional` gives the name's function (exported as ``reliqa.metrics.<name>``:
+``reliqa.metrics.ssim(test, reference)``); ``create_metric(name)`` gives a module whose
+``forward`` calls that same function — so ``reliqa.metrics.ssim(t, r)`` and
+``create_metric("ssim")(t, r)`` are the same numbers. The name without a suffix is the official
+definition (it reproduces the authors' code on ../shared/data/tid2013_calib); suffixed names are
+common variants, each described exactly.
 """
 
 from __future__ import annotations
@@ -13,22 +18,30 @@ from typing import Any, Literal
 
 import torch
 
-from reliqa.exceptions import InvalidInputError
-from reliqa.metrics._validate import check_data_range, check_pair, check_window_options
+from reliqa.exceptions import InvalidInputError, UnknownNameError
+from reliqa.metrics._validate import (
+    Reduction,
+    check_data_range,
+    check_pair,
+    check_window_options,
+    reduce,
+)
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
 from reliqa.metrics.dss import DSS_MIN_SIZE, dss
 from reliqa.metrics.fsim import fsim
-from reliqa.metrics.gmsd import gmsd
+from reliqa.metrics.gmsd import gmsd_per_channel
 from reliqa.metrics.haarpsi import HAARPSI_MIN_SIZE, haarpsi
 from reliqa.metrics.mdsi import MDSI_MIN_SIZE, mdsi
 from reliqa.metrics.psnr import psnr
 from reliqa.metrics.srsim import SRSIM_MIN_SIZE, srsim
-from reliqa.metrics.ssim import ms_ssim, ssim, ssim_downsampled
-from reliqa.metrics.vif import vif
+from reliqa.metrics.ssim import ms_ssim_per_channel, ssim_downsampled_per_channel, ssim_per_channel
+from reliqa.metrics.vif import vifp_per_channel
 from reliqa.metrics.vsi import VSI_MIN_SIZE, vsi
 
 ColorMode = Literal["gray_matlab", "rgb", "luma_bt601"]
+FunctionalMetric = Callable[..., torch.Tensor]
+"""``f(test, reference, data_range=1.0, *, reduction="none", **options) -> (N,)`` scores."""
 
 # (image, data_range) -> image on the same scale: the 8-bit grey rounding must know what
 # white is, or a 0..255 image is clipped to a flat 255 (SSIM 1.0 for unrelated images).
@@ -42,24 +55,60 @@ _WINDOW_OPTIONS = {"window_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03}
 
 _INF = float("inf")
 
+_FUNCTIONALS: dict[str, FunctionalMetric] = {}
+
+
+def _make_functional(info: MetricInfo, kernel: FunctionalMetric, color: ColorMode,
+                     fixed: dict[str, Any]) -> FunctionalMetric:
+    to_color = _COLOR_TRANSFORMS[color]
+
+    def metric(test: torch.Tensor, reference: torch.Tensor, data_range: float = 1.0, *,
+               reduction: Reduction = "none", **options: Any) -> torch.Tensor:
+        check_data_range(data_range)
+        check_pair(test, reference, metric=info.name, channels=(3,), data_range=data_range)
+        scores = kernel(to_color(test, data_range), to_color(reference, data_range), data_range,
+                        **{**fixed, **options})
+        return reduce(scores, reduction)
+
+    metric.__name__ = metric.__qualname__ = info.name
+    metric.__doc__ = (
+        f"{info.name}: {info.description}.\n\n"
+        f"Definition: {info.reference}. Test first, reference second: (N, 3, H, W) RGB in "
+        f"[0, data_range] → (N,) scores ({'higher' if info.higher_is_better else 'lower'} is "
+        f"better); the same numbers as ``reliqa.create_metric({info.name!r})``. Options "
+        f"(``window_size``, …) go to the kernel ``{kernel.__module__}.{kernel.__name__}``."
+    )
+    return metric
+
+
+def functional(name: str) -> FunctionalMetric:
+    """The functional form of full-reference metric ``name`` (``reliqa.metrics.<name>``).
+
+    Raises:
+        UnknownNameError: ``name`` is not a full-reference metric of this module.
+    """
+    try:
+        return _FUNCTIONALS[name]
+    except KeyError:
+        raise UnknownNameError(f"no functional form named {name!r}; known: {', '.join(_FUNCTIONALS)}") from None
+
 
 class FullReferenceMetric(Metric):
-    """A functional FR metric with a fixed colour handling and options.
+    """The module form of a catalogue name: ``forward`` calls :func:`functional` (name).
 
     ``forward(test, reference)``: both (N, 3, H, W) RGB in [0, 1] (see
     :func:`reliqa.io.load_image`) → (N,) scores, direction given by ``info.higher_is_better``.
     """
 
-    def __init__(self, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:
+    def __init__(self, function: FunctionalMetric, **options: Any) -> None:
         super().__init__()
         # Options are checked here, at create_metric time, not on the first image.
-        self.data_range = check_data_range(options.get("data_range", 1.0))
+        self.data_range = check_data_range(options.pop("data_range", 1.0))
         if self.function_takes_window(options):
             check_window_options(
                 **{key: options.get(key, default) for key, default in _WINDOW_OPTIONS.items()}
             )
         self.function = function
-        self.color = color
         self.options = options
 
     @staticmethod
@@ -68,18 +117,15 @@ class FullReferenceMetric(Metric):
         return any(key in options for key in _WINDOW_OPTIONS)
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        name = self.info.name
         if reference is None:
-            raise InvalidInputError(f"{name} is a full-reference metric: pass a reference image")
-        check_pair(test, reference, metric=name, channels=(3,), data_range=self.data_range)
-        to_color = _COLOR_TRANSFORMS[self.color]
-        return self.function(
-            to_color(test, self.data_range), to_color(reference, self.data_range), **self.options
-        )
+            raise InvalidInputError(f"{self.info.name} is a full-reference metric: pass a reference image")
+        return self.function(test, reference, self.data_range, **self.options)
 
 
-def _register(info: MetricInfo, function: Callable[..., torch.Tensor], color: ColorMode, **options: Any) -> None:
-    register_metric(info)(functools.partial(FullReferenceMetric, function, color, **options))
+def _register(info: MetricInfo, kernel: FunctionalMetric, color: ColorMode, **fixed: Any) -> None:
+    function = _make_functional(info, kernel, color, fixed)
+    _FUNCTIONALS[info.name] = function
+    register_metric(info)(functools.partial(FullReferenceMetric, function))
 
 
 _GRAY = "MATLAB rgb2gray luminance (0.2989 R + 0.5870 G + 0.1140 B) rounded to 8 bits"
@@ -105,7 +151,7 @@ _register(
                "positions only, NO automatic downsampling",
                "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)",
                extra={"min_size": 11}),
-    ssim, "gray_matlab",
+    ssim_per_channel, "gray_matlab",
 )
 _register(
     MetricInfo("ssim_rgb", "FR", True, (-1.0, 1.0), True,
@@ -113,7 +159,7 @@ _register(
                "valid positions, no downsampling (what pytorch-msssim and piq(downsample=False) compute)",
                "Wang et al. 2004 applied per channel",
                extra={"min_size": 11}),
-    ssim, "rgb",
+    ssim_per_channel, "rgb",
 )
 _register(
     MetricInfo("ssim_downsampled", "FR", True, (-1.0, 1.0), True,
@@ -121,7 +167,7 @@ _register(
                "(symmetric boundary) and every F-th pixel, F = max(1, round(min(H, W) / 256))",
                "Wang's ssim.m (2009) and MATLAB's ssim",
                extra={"min_size": 11}),
-    ssim_downsampled, "gray_matlab",
+    ssim_downsampled_per_channel, "gray_matlab",
 )
 _register(
     MetricInfo("ssim_skimage", "FR", True, (-1.0, 1.0), True,
@@ -129,7 +175,7 @@ _register(
                "uniform window, sample covariance, valid positions, channels averaged",
                "skimage.metrics.structural_similarity",
                extra={"min_size": 7}),
-    ssim, "rgb", window="uniform", window_size=7, sample_covariance=True,
+    ssim_per_channel, "rgb", window="uniform", window_size=7, sample_covariance=True,
 )
 _register(
     MetricInfo("ms_ssim", "FR", True, (0.0, 1.0), True,
@@ -137,14 +183,14 @@ _register(
                "average downsampling (symmetric boundary), 11x11 Gaussian sigma 1.5; needs >= 161 px",
                "Wang, Simoncelli & Bovik 2003, msssim.m",
                extra={"min_size": 161}),
-    ms_ssim, "gray_matlab",
+    ms_ssim_per_channel, "gray_matlab",
 )
 _register(
     MetricInfo("ms_ssim_rgb", "FR", True, (0.0, 1.0), True,
                "MS-SSIM (as ms_ssim) computed on R, G and B separately and averaged; needs >= 161 px",
                "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)",
                extra={"min_size": 161}),
-    ms_ssim, "rgb",
+    ms_ssim_per_channel, "rgb",
 )
 _register(
     MetricInfo("gmsd", "FR", False, (0.0, 1.0), True,
@@ -152,14 +198,14 @@ _register(
                "T = 170/255^2, sample std of the similarity map; LOWER is better",
                "Xue et al. 2014, GMSD.m",
                extra={"min_size": 4}),
-    gmsd, "gray_matlab",
+    gmsd_per_channel, "gray_matlab",
 )
 _register(
     MetricInfo("gmsd_rgb", "FR", False, (0.0, 1.0), True,
                "GMSD (as gmsd) computed on R, G and B separately and averaged; LOWER is better",
                "Xue et al. 2014 applied per channel",
                extra={"min_size": 4}),
-    gmsd, "rgb",
+    gmsd_per_channel, "rgb",
 )
 _register(
     MetricInfo("vifp", "FR", True, (0.0, _INF), True,
@@ -167,7 +213,7 @@ _register(
                "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
                "Sheikh & Bovik 2006, vifp_mscale.m",
                extra={"min_size": 41}),
-    vif, "gray_matlab",
+    vifp_per_channel, "gray_matlab",
 )
 _register(
     MetricInfo("fsim", "FR", True, (0.0, 1.0), True,
@@ -184,7 +230,7 @@ _register(
                "rounded), after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
                "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)",
                extra={"min_size": 8}),
-    fsim, "rgb",
+    fsim, "rgb", chromatic=False,
 )
 
 # The weight-free set of piq beyond FSIM/GMSD (issue 17): each computes its own colour space

@@ -49,6 +49,11 @@ def laplacian_variance(image: torch.Tensor) -> torch.Tensor:
     return response.var(dim=1, unbiased=False)
 
 
+laplacian_var = laplacian_variance
+"""The catalogue name of :func:`laplacian_variance` (``reliqa.metrics.laplacian_var``): the same
+function."""
+
+
 @register_metric(
     MetricInfo(
         name="laplacian_var",

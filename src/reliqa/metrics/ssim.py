@@ -1,8 +1,9 @@
 """SSIM and MS-SSIM (Wang et al. 2004; Wang, Simoncelli & Bovik 2003).
 
-The functional core works on any channel count C and averages over channels; colour handling
-(MATLAB ``rgb2gray``, RGB, ...) is chosen by the registered metrics in
-:mod:`reliqa.metrics.registry`.
+The kernels here (``*_per_channel``) work on any channel count C and average over channels;
+the colour handling (MATLAB ``rgb2gray``, RGB, ...) is part of each catalogue name, whose
+functional form is ``reliqa.metrics.<name>`` (:mod:`reliqa.metrics.registry`): ``ssim`` is the
+kernel on the rounded grey image, ``ssim_rgb`` the kernel on RGB.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _mean_ssim_and_cs(
     return torch.cat(ssim_means).view(batch, channels), torch.cat(cs_means).view(batch, channels)
 
 
-def ssim(
+def ssim_per_channel(
     test: torch.Tensor,
     reference: torch.Tensor,
     data_range: float = 1.0,
@@ -128,7 +129,8 @@ def ssim(
     sample_covariance: bool = False,
     reduction: Reduction = "none",
 ) -> torch.Tensor:
-    """Structural similarity, mean of the SSIM map over valid window positions and channels.
+    """Structural similarity of each channel, mean of the SSIM map over valid window positions
+    and channels (the kernel of ``ssim``, ``ssim_rgb`` and ``ssim_skimage``).
 
     With the defaults this is Wang's ``ssim_index.m`` / ``ssim.m`` without its automatic
     downsampling: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03, ``filter2(...,'valid')``.
@@ -154,7 +156,7 @@ def ssim(
 
     Example:
         >>> x = torch.rand(2, 3, 32, 32)
-        >>> ssim(x, x)
+        >>> ssim_per_channel(x, x)
         tensor([1., 1.])
     """
     check_data_range(data_range)
@@ -172,7 +174,7 @@ def ms_ssim_min_size(scales: int, window_size: int) -> int:
     return (window_size - 1) * 2 ** (scales - 1) + 1
 
 
-def ms_ssim(
+def ms_ssim_per_channel(
     test: torch.Tensor,
     reference: torch.Tensor,
     data_range: float = 1.0,
@@ -184,7 +186,8 @@ def ms_ssim(
     k2: float = 0.03,
     reduction: Reduction = "none",
 ) -> torch.Tensor:
-    """Multi-scale SSIM as in the official ``msssim.m`` ('product' method).
+    """Multi-scale SSIM of each channel as in the official ``msssim.m`` ('product' method),
+    averaged over channels (the kernel of ``ms_ssim`` and ``ms_ssim_rgb``).
 
     Scale s uses the image averaged over 2×2 blocks s − 1 times (``imfilter(ones(2)/4,
     'symmetric')`` then every second pixel); the score is Π_{s<S} cs_s^{w_s} · ssim_S^{w_S}.
@@ -234,7 +237,7 @@ def downsample_factor_wang(height: int, width: int) -> int:
     return max(1, math.floor(min(height, width) / 256 + 0.5))
 
 
-def ssim_downsampled(
+def ssim_downsampled_per_channel(
     test: torch.Tensor,
     reference: torch.Tensor,
     data_range: float = 1.0,
@@ -258,5 +261,5 @@ def ssim_downsampled(
     check_pair(test, reference, data_range=data_range, metric="ssim_downsampled", min_size=11,
                size_reason="one 11x11 window")
     factor = downsample_factor_wang(*test.shape[-2:])
-    return ssim(box_downsample(test, factor, "symmetric"), box_downsample(reference, factor, "symmetric"),
+    return ssim_per_channel(box_downsample(test, factor, "symmetric"), box_downsample(reference, factor, "symmetric"),
                 data_range, reduction=reduction)

@@ -36,7 +36,7 @@ def vif_min_size() -> int:
         side += 1
 
 
-def vif(
+def vifp_per_channel(
     test: torch.Tensor,
     reference: torch.Tensor,
     data_range: float = 1.0,
@@ -44,7 +44,8 @@ def vif(
     noise_variance: float | None = None,
     reduction: Reduction = "none",
 ) -> torch.Tensor:
-    """VIFp exactly as the official ``vifp_mscale.m`` (4 scales, Gaussian windows, σ_n² = 2).
+    """VIFp of each channel exactly as the official ``vifp_mscale.m`` (4 scales, Gaussian windows,
+    σ_n² = 2), averaged over channels (the kernel of ``vifp``, which takes the rounded grey image).
 
     At scale s (windows 17, 9, 5, 3 taps, σ = N/5) the reference and test are, for s > 0,
     filtered ('valid') and subsampled by 2; local moments give the gain g = σ_rt / σ_r² and

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reliqa.checks import resolve_device
+from reliqa.checks import name_key, resolve_device
 from reliqa.exceptions import UnknownNameError, WeightsError
 from reliqa.metrics.base import MetricInfo
 from reliqa.models.weights import load_shipped
@@ -53,10 +53,16 @@ _MODELS: dict[str, ModelEntry] = {}
 
 def register_model(entry: ModelEntry) -> ModelEntry:
     """Add ``entry`` under its name (a name registers once)."""
-    if entry.name in _MODELS:
+    if model_name(entry.name) is not None:
         raise ValueError(f"model {entry.name!r} registered twice")
     _MODELS[entry.name] = entry
     return entry
+
+
+def model_name(name: str) -> str | None:
+    """The registered spelling of model ``name`` (``"hirqa_s"`` → ``"hirqa-s"``), else None."""
+    key = name_key(name)
+    return next((registered for registered in _MODELS if name_key(registered) == key), None)
 
 
 def list_models() -> list[ModelEntry]:
@@ -67,7 +73,8 @@ def list_models() -> list[ModelEntry]:
 def create_model(
     name: str, *, pretrained: bool = True, device: str | torch.device | None = None
 ) -> nn.Module:
-    """Build model ``name``; with ``pretrained`` load its shipped, hash-checked weights.
+    """Build model ``name`` (either spelling: ``hirqa-s`` = ``hirqa_s``); with ``pretrained``
+    load its shipped, hash-checked weights.
 
     The model is returned in eval mode on ``device`` (default cpu, checked to exist).
 
@@ -75,11 +82,11 @@ def create_model(
         UnknownNameError: no such model. DeviceError: no such device here.
         WeightsError: the shipped weights are missing, fail their hash, or do not fit.
     """
-    try:
-        entry = _MODELS[name]
-    except KeyError:
+    canonical = model_name(name)
+    if canonical is None:
         known = ", ".join(sorted(_MODELS))
-        raise UnknownNameError(f"unknown model {name!r}; known models: {known}") from None
+        raise UnknownNameError(f"unknown model {name!r}; known models: {known}")
+    entry = _MODELS[canonical]
     model = entry.builder(**entry.kwargs)
     if pretrained:
         if entry.weights is None:
