@@ -1,4 +1,4 @@
-"""The nine attribute channels of a distortion map (see docs/design.md and DESIGN.md).
+"""The nine attribute channels of a distortion map (the conventions of docs/design.md).
 
 Channel k of a map says, per pixel, how the TEST image differs from the REFERENCE in that
 attribute: 0.5 = no difference, > 0.5 = the test has more of it, < 0.5 = less of it.

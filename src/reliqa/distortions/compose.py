@@ -6,7 +6,7 @@ Convention (the rules are argued in docs/engine.md):
     - Distortions are applied one after the other in a fixed order (:data:`STAGES`: an
       operation that would hide another's evidence goes first), each as
       ``x ← clip(lerp(x, d(x), mask))``: where a mask is 0 the pixel is left exactly as it was.
-    - Truth maps follow DESIGN.md: ``t_c = clip(0.5 + 0.5 · Σ sign · intensity · mask)`` over the
+    - Truth maps follow docs/design.md: ``t_c = clip(0.5 + 0.5 · Σ sign · intensity · mask)`` over the
       distortions of attribute c, so t is exactly 0.5 where every mask of that channel is 0.
     - Two distortions of one channel with OPPOSITE signs are never combined: random sampling
       draws at most one distortion per channel, and an explicit mix that pairs opposite signs
@@ -390,7 +390,7 @@ def apply_plan(
 
 
 def truth_maps(plan: DistortionPlan, catalogue: Catalogue | None = None) -> torch.Tensor:
-    """Truth maps of a recipe (DESIGN.md): ``clip(0.5 + 0.5 · Σ sign · intensity · mask)``.
+    """Truth maps of a recipe (docs/design.md): ``clip(0.5 + 0.5 · Σ sign · intensity · mask)``.
 
     Returns:
         (N, 9, H, W) float32 in [0, 1]; exactly 0.5 wherever a channel has no mask weight.

@@ -18,7 +18,7 @@ Contract for a registered model to be usable here:
     - it has a ``score(test, reference=None)`` method returning (N,) scores, or else its
       ``forward`` does;
     - it may declare ``info`` with ``kind`` ("FR"/"NR") and ``higher_is_better``, like a
-      :class:`reliqa.metrics.MetricInfo`; without it the ../shared/DESIGN.md defaults hold: a
+      :class:`reliqa.metrics.MetricInfo`; without it the docs/design.md defaults hold: a
       no-reference score, higher = better;
     - a model that produces distortion maps may expose ``maps(test, reference) -> (1, 9, H, W)``.
 """

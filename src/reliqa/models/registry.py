@@ -31,7 +31,7 @@ class ModelEntry:
     @property
     def info(self) -> MetricInfo:
         """The model's catalogue entry (read by every scoring interface; no weights loaded):
-        the builder's own ``info`` if it declares one, else the DESIGN.md default for a
+        the builder's own ``info`` if it declares one, else the docs/design.md default for a
         no-reference model — a score in [0, 1], higher = better."""
         declared = getattr(self.builder, "info", None)
         if isinstance(declared, MetricInfo):
