@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, UsageError
 from reliqa.io import expand_image_paths, list_images
 
 IMAGE_COLUMN = "image"
@@ -109,6 +109,8 @@ def items_from_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[BatchIte
 
 
 def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():  # an option naming nothing is bad usage; a bad file, a failed input
+        raise UsageError(f"{path}: no such file (the {what})")
     try:
         return path.read_text(encoding="utf-8-sig")
     except OSError as error:
@@ -160,6 +162,8 @@ def items_from_ref_dir(
     A test image without a reference (or with two, e.g. ``a.png`` and ``a.jpg``) becomes an
     error row; it does not stop the run.
     """
+    if not Path(ref_dir).is_dir():
+        raise UsageError(f"--ref-dir {ref_dir}: not a folder")
     references: dict[str, list[Path]] = {}
     for path in list_images(ref_dir):
         references.setdefault(path.stem, []).append(path)
