@@ -103,6 +103,9 @@ def test_either_spelling_is_accepted_and_one_is_printed(pair: tuple[Path, Path],
     assert reliqa.create_metric("ms-ssim").info.name == "ms_ssim"
     assert reliqa.create_metric("hirqa_s", device="cpu").info.name == "hirqa-s"
     assert reliqa.create_model("hirqa_s", pretrained=False) is not None
+    from reliqa.models.relational_api import check_relational_name
+
+    assert check_relational_name("Relational_Plus") == "relational-plus"
     test, reference = pair
     result = runner.invoke(app, ["metric", "ms-ssim", "--test", str(test), "--ref", str(reference), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["metric"] == "ms_ssim"

@@ -36,7 +36,7 @@ from reliqa.exceptions import (
     UsageError,
 )
 from reliqa.io import ImageSource, describe_source, load_image, resize_to
-from reliqa.models.registry import create_model, list_models
+from reliqa.models.registry import create_model, list_models, model_name
 from reliqa.models.relational import DEFAULT_MARGIN, DEFAULT_TILE, NEUTRAL_SCORE, RelationalModel
 
 Align = Literal["none", "resize"]
@@ -97,17 +97,19 @@ def relational_model_names() -> list[str]:
 
 
 def check_relational_name(name: str) -> str:
-    """``name`` if it is a registered relational model (no weights are loaded).
+    """The registered spelling of ``name`` (either spelling: ``relational_plus`` =
+    ``relational-plus``) if it is a relational model (no weights are loaded).
 
     Raises:
         UnknownNameError: no model of that name. UsageError: a model that is not relational
             (e.g. the no-reference ``hirqa``). Both list only the relational models.
     """
     names = relational_model_names()
-    if name in names:
-        return name
+    canonical = model_name(name)
+    if canonical in names:
+        return canonical
     offer = f"relational models: {', '.join(names)}"
-    if any(entry.name == name for entry in list_models()):
+    if canonical is not None:
         raise UsageError(f"model {name!r} is not a relational (map-producing, full-reference) model; {offer}")
     raise UnknownNameError(f"unknown model {name!r}; {offer}")
 
