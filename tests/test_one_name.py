@@ -91,6 +91,11 @@ def test_every_functional_form_is_a_catalogue_name() -> None:
     functions = {name for name in reliqa.metrics.__all__ if name.islower()} - {
         "create_metric", "list_metrics", "metric_name", "register_metric"}
     assert functions == metric_names
+    # the public listings return one kind of entry
+    assert all(isinstance(info, reliqa.metrics.MetricInfo)
+               for info in [*reliqa.list_metrics(), *reliqa.list_models(), *reliqa.list_scorers()])
+    assert [info.name for info in reliqa.list_scorers()] == [
+        *(info.name for info in reliqa.list_metrics()), *(info.name for info in reliqa.list_models())]
     # the catalogue name is vifp (pixel-domain VIF); reliqa.metrics.vif is only its module
     assert not callable(getattr(reliqa.metrics, "vif", None))
 

@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "create_metric": "reliqa.evaluation.scorers",
     "list_metrics": "reliqa.metrics",
     "create_model": "reliqa.models",
-    "list_models": "reliqa.models",
+    "list_models": "reliqa.evaluation.scorers",
     "list_scorers": "reliqa.evaluation.scorers",
     "evaluate_metric": "reliqa.evaluation.scorers",
     "gmc": "reliqa.evaluation.gmc",

@@ -83,6 +83,13 @@ def canonical_name(name: str) -> str:
     return model_name(name) or name
 
 
+def list_models() -> list[MetricInfo]:
+    """The catalogue entries of reliqa's models, sorted (``reliqa.list_models``: the same kind of
+    entry as ``reliqa.list_metrics``); no weights are loaded. The registry's own entries (builder,
+    weights file) are :func:`reliqa.models.list_models`."""
+    return [info for _, info in sorted(_model_infos().items())]
+
+
 def list_scorers() -> list[MetricInfo]:
     """Every metric and model that scores images, with its metadata; no weights are loaded.
 
@@ -250,6 +257,7 @@ __all__ = [
     "create_metric",
     "evaluate_metric",
     "higher_is_better",
+    "list_models",
     "list_scorers",
     "oriented",
     "resolve_scorer",
