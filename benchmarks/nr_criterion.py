@@ -83,17 +83,17 @@ def main() -> None:
         metrics["seconds"] = round(time.monotonic() - start, 1)
         results[name] = {k: round(v, 4) for k, v in metrics.items()}
         print(name, results[name], flush=True)
-    record = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "corpus": str(args.corpus),
-        "held_out_photos": int(len(torch.unique(corpus.photo[corpus.held_out_rows]))),
-        "held_out_versions": int(len(corpus.held_out_rows)),
-        "results": results,
-        "command": "python benchmarks/nr_criterion.py --corpus CORPUS --scorers "
-        + " ".join(args.scorers),
-    }
-    if args.out:
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        if args.out:  # after every scorer: a stopped run keeps what it measured
+            record = {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "corpus": str(args.corpus),
+                "held_out_photos": int(len(torch.unique(corpus.photo[corpus.held_out_rows]))),
+                "held_out_versions": int(len(corpus.held_out_rows)),
+                "results": results,
+                "command": "python benchmarks/nr_criterion.py --corpus CORPUS --scorers "
+                + " ".join(args.scorers),
+            }
+            args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

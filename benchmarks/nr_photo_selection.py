@@ -21,18 +21,46 @@ from pathlib import Path
 
 import torch
 
+from reliqa.models.nr import feature_mask
 from reliqa.training.nr_photo_head import (
+    PhotoCorpus,
+    consensus_severity,
     load_photo_corpus,
     load_photo_head_config,
+    photo_criterion,
     train_photo_head,
 )
+
+
+def pristine_distance(corpus: PhotoCorpus, feature_set: str, rank: int = 40) -> dict[str, float]:
+    """The training-free deep pristine statistic (the MDFS idea on whole-photo pooled features):
+    standardise the feature set on the clean training photos, fit a Gaussian in the span of
+    their ``rank`` leading principal directions (variance + 1 as shrinkage; unit variance off
+    the span), score = −Mahalanobis distance; its criterion on the held-out rows."""
+    train = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
+    clean = train[corpus.clean[train]]
+    severity = consensus_severity(corpus.teachers, corpus.teachers[train[~corpus.clean[train]]])
+    features = corpus.features[:, : feature_mask(feature_set).numel()][:, feature_mask(feature_set).bool()]
+    mean, std = features[clean].mean(0), features[clean].std(0).clamp(min=1e-3)
+    z = (features - mean) / std
+    _, _, basis = torch.pca_lowrank(z[clean], q=min(rank, len(clean) - 1), center=False)
+    projected = z @ basis
+    variance = (z[clean] @ basis).var(0)
+    inside = (projected**2 / (variance + 1.0)).sum(1)
+    outside = ((z**2).sum(1) - (projected**2).sum(1)) / 2.0
+    rows = corpus.held_out_rows
+    return photo_criterion(-(inside + outside)[rows], corpus, severity[rows])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--sets", nargs="+", required=True, help="FEATURE_SET:STATISTICS(0/1)")
+    parser.add_argument("--sets", nargs="*", default=[], help="FEATURE_SET:STATISTICS(0/1)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument(
+        "--pristine", nargs="*", default=[],
+        help="Feature sets for the training-free pristine distance rows.",
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/nr_photo_selection"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
@@ -51,15 +79,20 @@ def main() -> None:
         best = summary["best"] or {}
         rows[spec] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in best.items()}
         print(spec, rows[spec], f"{summary['seconds']} s", flush=True)
+    for feature_set in args.pristine:
+        result = pristine_distance(corpus, feature_set)
+        rows[f"pristine:{feature_set}"] = {k: round(v, 4) for k, v in result.items()}
+        print(f"pristine:{feature_set}", rows[f"pristine:{feature_set}"], flush=True)
     record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": base.corpus,
-        "train_photos": summary["train_photos"],
-        "held_out_photos": summary["held_out_photos"],
+        "train_photos": int((~corpus.held_out & corpus.clean).sum()),
+        "held_out_photos": int((corpus.held_out & corpus.clean).sum()),
         "config": dataclasses.asdict(base),
         "results": rows,
         "command": f"python benchmarks/nr_photo_selection.py --config {args.config} --sets "
-        + " ".join(args.sets) + (f" --steps {args.steps}" if args.steps else ""),
+        + " ".join(args.sets) + (f" --steps {args.steps}" if args.steps else "")
+        + (" --pristine " + " ".join(args.pristine) if args.pristine else ""),
     }
     if args.out:
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -214,7 +214,7 @@ def test_pretrained_hirqa_feature_subsets_give_the_masked_full_features() -> Non
     torch.testing.assert_close(early.score(images), full.score(images))
     assert int(feature_mask("early").sum()) == 320 and feature_mask("all").numel() == POOLED_DIM
     with pytest.raises(InvalidInputError, match="feature_set"):
-        PretrainedHiRQA(feature_set="middle")
+        PretrainedHiRQA(feature_set="stages-9")
 
 
 def test_shipped_hirqa_is_deterministic_and_batch_equals_single() -> None:

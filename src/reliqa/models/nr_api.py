@@ -19,10 +19,6 @@ from reliqa.checks import resolve_device
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError, UsageError
 from reliqa.io import ImageSource, expand_image_paths, list_images, load_image
 
-NR_MODELS: tuple[str, ...] = ("hirqa", "hirqa-s")
-"""Names :func:`score` accepts."""
-
-
 class QualityScorer:
     """A loaded no-reference model: ``scorer(images)`` maps (N, 3, H, W) in [0, 1] → (N,) in [0, 1].
 
@@ -46,14 +42,16 @@ class QualityScorer:
             self.name = type(model).__name__
             network = model.to(self.device).eval()
         else:
-            if model not in NR_MODELS:
-                raise UnknownNameError(
-                    f"unknown no-reference model {model!r}; choose one of {', '.join(NR_MODELS)}"
-                )
-            from reliqa.models import create_model
+            from reliqa.models.registry import create_model, list_models, model_name
 
-            self.name = model
-            network = create_model(model, pretrained=True, device=self.device)
+            registered = model_name(model)
+            no_reference = [e.name for e in list_models() if e.info.kind == "NR"]
+            if registered not in no_reference:
+                raise UnknownNameError(
+                    f"unknown no-reference model {model!r}; choose one of {', '.join(no_reference)}"
+                )
+            self.name = registered
+            network = create_model(registered, pretrained=True, device=self.device)
         # channels_last: faster convolutions on CPU; Module.to accepts it (torch's stubs do not)
         self.network = network.to(memory_format=torch.channels_last)
 

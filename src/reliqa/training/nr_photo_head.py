@@ -35,10 +35,17 @@ from reliqa.exceptions import DataError
 from reliqa.models.nr import PretrainedHiRQA
 from reliqa.models.nr_statistics import STATISTIC_NAMES
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
-from reliqa.training.nr import FlatBatch, ObjectiveSettings, nr_objective
-from reliqa.training.nr_losses import ranking_loss
+from reliqa.training.nr import ObjectiveSettings
+from reliqa.training.nr_losses import (
+    embedding_consistency_loss,
+    group_mask,
+    level_anchor_loss,
+    pair_of_pairs_loss,
+    ranking_loss,
+    text_alignment_loss,
+)
 from reliqa.training.nr_photos import TEACHER_HIGHER_IS_BETTER, TEACHERS
-from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
+from reliqa.training.prompts import CLEAN_SEVERITY, load_prompt_bank, load_prompt_embeddings
 
 CLEAR_DAMAGE = 0.25
 """Consensus severity above which a damaged copy must score below its clean photo (filter)."""
@@ -229,7 +236,6 @@ class PhotoHeadConfig(ObjectiveSettings):
     val_every: int = 100
     weight_cross_all: float = 1.0
     cross_all_gap: float = 0.15
-    weight_cross: float = 0.0  # same-type cross-content: subsumed by cross_all
 
 
 def load_photo_head_config(path: str, **overrides: Any) -> PhotoHeadConfig:
@@ -276,6 +282,58 @@ def evaluate_head(
     )
 
 
+def photo_objective(
+    scores: torch.Tensor, embedding: torch.Tensor, projected: torch.Tensor, photos: torch.Tensor,
+    severity: torch.Tensor, prompts: torch.Tensor, prompt_embeddings: torch.Tensor,
+    config: PhotoHeadConfig,
+) -> dict[str, torch.Tensor]:
+    """The HiRQA objective on whole photos; every input has one row per version (N,).
+
+    ``rank``: within a photo; ``cross_all``: across photos *and* kinds of damage (the teacher
+    consensus is one scale for all), pairs whose severities differ by more than
+    ``cross_all_gap``; ``higher``: pair-of-pairs within a photo; ``embed``: embedding distances
+    ordered like severity differences within a photo (computed photo by photo: O(G·V³), not
+    O(N³)), and clean photos pulled together whatever they show; ``text``: alignment with the
+    prompt of the strongest defect and its strength; ``anchor``: BCE of the score against
+    1 − severity. Returns the terms and their weighted ``total``.
+    """
+    same_photo = group_mask(photos)
+    triplets = [
+        embedding_consistency_loss(
+            embedding[members], severity[members],
+            torch.ones(int(members.sum()), int(members.sum()), dtype=torch.bool),
+            torch.zeros(int(members.sum()), int(members.sum()), dtype=torch.bool),
+            config.margin_embed,
+        )
+        for members in (photos[None, :] == torch.unique(photos)[:, None])
+    ]
+    clean = severity < CLEAN_SEVERITY
+    both_clean = clean[:, None] & clean[None, :] & ~torch.eye(len(clean), dtype=torch.bool)
+    unit = torch.nn.functional.normalize(embedding, dim=1)
+    squared = (2.0 - 2.0 * unit @ unit.T).clamp(min=0.0)  # ‖a − b‖² of unit vectors
+    same_level = squared[both_clean].mean() if both_clean.any() else embedding.sum() * 0.0
+    terms = {
+        "rank": ranking_loss(scores, severity, same_photo, config.margin_rank),
+        "cross_all": ranking_loss(
+            scores, severity, ~same_photo, config.margin_rank, min_gap=config.cross_all_gap
+        ),
+        "higher": pair_of_pairs_loss(scores, photos, severity, config.margin_higher),
+        "embed": torch.stack(triplets).mean() + same_level,
+        "text": text_alignment_loss(projected, prompt_embeddings, prompts, config.temperature),
+        "anchor": level_anchor_loss(scores, severity),
+    }
+    weights = {
+        "rank": config.weight_rank, "cross_all": config.weight_cross_all,
+        "higher": config.weight_higher, "embed": config.weight_embed,
+        "text": config.weight_text, "anchor": config.weight_anchor,
+    }
+    terms["total"] = sum(
+        (weights[name] * value for name, value in terms.items() if weights[name] > 0),
+        torch.zeros(()),
+    )
+    return terms
+
+
 def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None) -> dict[str, Any]:
     """Train one head; keep the step with the best held-out ``pooled`` criterion among those
     whose ``clean_wins`` ≥ 0.97. Writes ``run_dir/best.safetensors`` (head, standardisation)
@@ -313,17 +371,12 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
         set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
         chosen = train_photos[torch.randperm(len(train_photos), generator=generator)[: config.groups]]
         rows = train_rows[torch.isin(corpus.photo[train_rows], chosen)]
-        batch = FlatBatch(
-            images=features[rows], groups=corpus.photo[rows], severity=severity[rows],
-            direction=corpus.direction[rows], prompts=prompts[rows],
+        scores, embedding, projected = head_scores(model, features[rows], config.feature_dropout)
+        terms = photo_objective(
+            scores, embedding, projected, corpus.photo[rows], severity[rows], prompts[rows],
+            prompt_embeddings, config,
         )
-        scores, embedding, projected = head_scores(model, batch.images, config.feature_dropout)
-        terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
-        other_photo = batch.groups[:, None] != batch.groups[None, :]
-        terms["cross_all"] = ranking_loss(
-            scores, batch.severity, other_photo, config.margin_rank, min_gap=config.cross_all_gap
-        )
-        total = terms["total"] + config.weight_cross_all * terms["cross_all"]
+        total = terms["total"]
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(head_parameters, config.grad_clip)
