@@ -3,13 +3,16 @@
 ``hirqa``'s backbone is frozen, so the pooled features of the 2,000 BIQ2021 photos are the
 same for every head: ``--extract`` computes them once (the slow part: one backbone pass per
 photo, each scored exactly as :meth:`PretrainedHiRQA.score` does — whole, downscaled only
-above ``max_side``), and scoring a shipped head is then instant. ``--check N`` verifies on N
-photos that the cached path gives the shipped model's scores. The MOS is read only here, to
-report correlations of the final weights; nothing is chosen on it.
+above ``max_side``), and scoring a shipped head is then instant. The cache holds every map and the classical
+statistics, so it serves heads that read any subset: ``--heads`` scores the pre-registered
+candidate runs, and the shipped ``hirqa`` is always scored; ``--check N`` verifies on N photos
+that the cached path gives the shipped model's pixel-path scores. The MOS is read only here:
+the pre-registered final candidates (docs/nr.md) are compared once, by the rule written there
+before this ran; nothing is trained, fitted or tuned on it.
 
-    python benchmarks/nr_biq_cached.py --extract --features /work/nr_cache/biq2021_lite0.safetensors
-    python benchmarks/nr_biq_cached.py --features /work/nr_cache/biq2021_lite0.safetensors \
-        --check 40 --out benchmarks/results/nr_biq_hirqa.json
+    python benchmarks/nr_biq_cached.py --extract --features /work/nr_cache/biq2021_photos_v1.safetensors
+    python benchmarks/nr_biq_cached.py --features /work/nr_cache/biq2021_photos_v1.safetensors \
+        --heads RUN_DIR ... --check 40 --out benchmarks/results/nr_biq_candidates.json
 """
 
 from __future__ import annotations
@@ -64,52 +67,86 @@ def extract(root: Path, out: Path, model: PretrainedHiRQA, threads: int) -> None
     save_file(done, str(out))
 
 
+def head_predictions(run: Path, features: torch.Tensor) -> np.ndarray:
+    """Scores of a photo-head run (``reliqa train nr-photo-head``) from the cached features."""
+    from reliqa.training.nr_photo_head import (
+        PhotoHeadConfig,
+        build_head_model,
+        head_scores,
+        input_features,
+    )
+    from reliqa.verified import load_verified
+
+    config = PhotoHeadConfig(**json.loads((run / "summary.json").read_text())["config"])
+    model = build_head_model(config)
+    head, _ = load_verified(run / "best.safetensors", None)
+    model.load_state_dict({**model.state_dict(), **head})
+    with torch.inference_mode():
+        return head_scores(model.eval(), input_features(features, config.statistics))[0].numpy()
+
+
+def report(pred: np.ndarray, mos: np.ndarray, plot: Path | None, title: str) -> dict[str, object]:
+    # the same statistics and settings as `reliqa bench` (benchmarks/nr_quality.py)
+    correlations = correlation_report(pred, mos, n_boot=1000, seed=0)
+    surface = gmc(pred, mos, std=None, samples=100, seed=0)
+    if plot:
+        plot_heatmap(surface, plot, title=title)
+    return {
+        **{
+            key: {"value": round(correlations[key]["value"], 4),
+                  "ci": [round(v, 4) for v in correlations[key]["ci"]]}
+            for key in ("SRCC", "PLCC", "KRCC", "PLCC_logistic")
+        },
+        "gmc_average_height": {k: round(float(v), 4) for k, v in surface.average_height.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--biq", type=Path, default=Path("../shared/data/biq2021_test"))
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--extract", action="store_true")
-    parser.add_argument("--check", type=int, default=0)
+    parser.add_argument("--max-side", type=int, default=512)
+    parser.add_argument("--heads", type=Path, nargs="*", default=[],
+                        help="Photo-head runs (pre-registered candidates) to score.")
+    parser.add_argument("--check", type=int, default=0,
+                        help="Photos on which the shipped hirqa's pixel path is compared.")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--plot", type=Path, help="Write the GMC heat map (PNG) here.")
+    parser.add_argument("--plot", type=Path, help="Write the shipped hirqa's GMC heat map here.")
     args = parser.parse_args()
-    model: PretrainedHiRQA = create_model("hirqa")  # type: ignore[assignment]
     if args.extract:
-        extract(args.biq, args.features, model, args.threads)
+        extract(args.biq, args.features, feature_extractor(args.max_side), args.threads)
         return
+    torch.set_num_threads(args.threads)
     names, mos = read_mos(args.biq)
     cached = load_file(str(args.features))
     features = torch.stack([cached[name] for name in names])
+    results: dict[str, object] = {}
+    for run in args.heads:
+        results[str(run)] = report(head_predictions(run, features), mos, None, "")
+        print(run, results[str(run)], flush=True)
+    model: PretrainedHiRQA = create_model("hirqa")  # type: ignore[assignment]
+    width = model.feature_mean.numel()
     with torch.inference_mode():
-        pred = torch.sigmoid(model.score_logits(model.embed_features(features))).numpy()
+        pred = torch.sigmoid(model.score_logits(model.embed_features(features[:, :width]))).numpy()
     check = []
     for name in names[: args.check]:
         direct = float(model.score(load_image(args.biq / "Images" / name))[0])
         check.append(abs(direct - float(pred[names.index(name)])))
-    # the same statistics and settings as `reliqa bench` (benchmarks/nr_quality.py)
-    report = correlation_report(pred, mos, n_boot=1000, seed=0)
-    surface = gmc(pred, mos, std=None, samples=100, seed=0)
-    if args.plot:
-        plot_heatmap(surface, args.plot, title="hirqa on BIQ2021 (GMC, SRCC)")
-    result = {
+    results["hirqa"] = report(pred, mos, args.plot, "hirqa on BIQ2021 (GMC, SRCC)")
+    record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": "hirqa",
         "n": len(names),
         "check_max_abs_difference": max(check) if check else None,
         "check_photos": len(check),
-        **{
-            key: {"value": round(report[key]["value"], 4),
-                  "ci": [round(v, 4) for v in report[key]["ci"]]}
-            for key in ("SRCC", "PLCC", "KRCC", "PLCC_logistic")
-        },
-        "gmc_average_height": {k: round(float(v), 4) for k, v in surface.average_height.items()},
+        "results": results,
         "command": "python benchmarks/nr_biq_cached.py --features FEATURES --check "
-        f"{args.check}",
+        f"{args.check}" + (" --heads " + " ".join(map(str, args.heads)) if args.heads else ""),
     }
-    print(json.dumps(result))
+    print(json.dumps(record))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

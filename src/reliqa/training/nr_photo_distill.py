@@ -209,3 +209,38 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
     if best is not None and best_state is not None:
         save_file(best_state, str(run_dir / "best.safetensors"), metadata={"step": str(best["step"])})
     return summary
+
+
+def export_photo_student(
+    run_dir: str | Path, *, command: str, name: str = "hirqa-s", weights_dir: Path | None = None,
+) -> Path:
+    """Ship a distillation run's best student as ``<name>`` with its model card."""
+    from reliqa.models.weights import WEIGHTS_DIR, save_with_card
+    from reliqa.training.common import git_commit
+
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    state, _ = load_verified(run / "best.safetensors", None)
+    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # type: ignore[arg-type]  # must fit
+    card = {
+        "model": name,
+        "architecture": HIRQA_CONFIGS[name],
+        "parameters": sum(
+            int(v.numel()) for k, v in state.items()
+            if "running" not in k and "num_batches" not in k and not k.startswith("text_projection")
+        ),
+        "training_command": command,
+        "training_data": (
+            "whole-photo corpus (reliqa train nr-photos, train split of ../shared/data/pristine); "
+            f"teacher: the hirqa photo head of {summary['config']['teacher']}; within-photo "
+            "order from the full-reference teacher consensus. Opinion-unaware: no human quality "
+            "label in any loss, fit, calibration or choice of checkpoint"
+        ),
+        "seed": summary["config"]["seed"],
+        "commit": git_commit(),
+        "config": summary["config"],
+        "checkpoint_step": summary["best"]["step"],
+        "criterion_held_out": {k: v for k, v in summary["best"].items() if k != "loss"},
+        "results": {},
+    }
+    return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)
