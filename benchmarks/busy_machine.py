@@ -223,6 +223,48 @@ def measure(condition: str, paths: list[str], repeats: int, rounds: int, competi
             process.wait()
 
 
+def summarise(conditions: dict[str, Any]) -> dict[str, Any]:
+    """Per condition and path: medians and ratios.
+
+    ``default`` and ``threads=<torch's default count>`` are the same configuration; where they
+    differ it is noise (which core the scheduler gives each thread, per process). So besides
+    ``default / best`` the summary gives ``pooled_default`` (the process medians of both,
+    pooled) against ``best_other``, the best setting that differs from the default.
+    """
+    summary: dict[str, Any] = {}
+    for condition, result in conditions.items():
+        summary[condition] = {}
+        for path, entry in result["paths"].items():
+            medians = entry["median_s"]
+            threads = {k: v for k, v in medians.items() if k.startswith("threads=")}
+            default_runs = [run for run in entry["runs"]["default"] if "torch_threads" in run]
+            same = f"threads={default_runs[0]['torch_threads']}" if default_runs else None
+            pooled = [
+                run["median_s"]
+                for name in ("default", same)
+                for run in entry["runs"].get(name or "", [])
+                if "median_s" in run
+            ]
+            others = {k: v for k, v in threads.items() if k != same}
+            best_other = min(others, key=others.__getitem__) if others else None
+            row = {
+                "default_s": round(medians["default"], 4),
+                "before_s": round(medians["before"], 4),
+                "best_s": round(min(threads.values()), 4),
+                "best": entry["best_thread_setting"],
+                "default_over_best": round(entry["default_over_best"], 2),
+                "before_over_best": round(entry["before_over_best"], 2),
+                "default_same_as": same,
+                "pooled_default_s": round(statistics.median(pooled), 4),
+            }
+            if best_other is not None:
+                row["best_other"] = best_other
+                row["best_other_s"] = round(others[best_other], 4)
+                row["pooled_default_over_best_other"] = round(statistics.median(pooled) / others[best_other], 2)
+            summary[condition][path] = row
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -234,7 +276,14 @@ def main() -> None:
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--note", default="", help="free text stored in the record")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--resummarise", type=Path, default=None, help="recompute a record's summary")
     args = parser.parse_args()
+    if args.resummarise:
+        record = json.loads(args.resummarise.read_text())
+        record["summary"] = summarise(record["conditions"])
+        args.resummarise.write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps(record["summary"], indent=2))
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.threads, args.repeats)))
         return
@@ -254,20 +303,7 @@ def main() -> None:
                     "torch": torch.__version__, "python": platform.python_version()},
         "note": args.note,
         "conditions": conditions,
-        "summary": {
-            condition: {
-                path: {
-                    "default_s": round(entry["median_s"]["default"], 4),
-                    "before_s": round(entry["median_s"]["before"], 4),
-                    "best_s": round(min(v for k, v in entry["median_s"].items() if k.startswith("threads=")), 4),
-                    "best": entry["best_thread_setting"],
-                    "default_over_best": round(entry["default_over_best"], 2),
-                    "before_over_best": round(entry["before_over_best"], 2),
-                }
-                for path, entry in result["paths"].items()
-            }
-            for condition, result in conditions.items()
-        },
+        "summary": summarise(conditions),
     }
     text = json.dumps(record, indent=2)
     if args.out:
