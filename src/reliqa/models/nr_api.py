@@ -19,6 +19,7 @@ from reliqa.checks import resolve_device
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError, UsageError
 from reliqa.io import ImageSource, expand_image_paths, list_images, load_image
 
+
 class QualityScorer:
     """A loaded no-reference model: ``scorer(images)`` maps (N, 3, H, W) in [0, 1] → (N,) in [0, 1].
 
