@@ -250,3 +250,30 @@ def distillation_loss(
     match = F.mse_loss(student, target) if size else student.sum() * 0.0
     rank = ranking_loss(student, 1.0 - target, everything, margin, min_gap=min_gap)
     return {"match": match, "rank": rank, "total": weight_match * match + weight_rank * rank}
+
+
+def clean_margin_loss(
+    scores: torch.Tensor, groups: torch.Tensor, clean: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """Damage never helps: within each group, every damaged version scores at least ``margin``
+    below the group's clean version, however mild the damage.
+
+    ``L = mean relu(margin − (s_clean(g) − s_i))`` over the damaged samples i of groups that
+    hold a clean sample. :func:`ranking_loss` asks for a margin proportional to the severity
+    gap, which vanishes for damage the teachers call mild (JPEG q50); this term does not.
+
+    Args:
+        scores: (N,) predicted scores.
+        groups: (N,) content id of each sample.
+        clean: (N,) bool, True for the undamaged version of its group.
+        margin: the constant score gap asked for.
+
+    Returns:
+        Scalar tensor (0 when no group has both a clean and a damaged sample).
+    """
+    _check_same_length(scores=scores, groups=groups, clean=clean)
+    pairs = group_mask(groups) & clean[:, None] & ~clean[None, :]
+    better, worse = torch.nonzero(pairs, as_tuple=True)
+    if better.numel() == 0:
+        return scores.sum() * 0.0
+    return F.relu(margin - (scores[better] - scores[worse])).mean()

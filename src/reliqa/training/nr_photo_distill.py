@@ -8,6 +8,7 @@ with a random flip and learns
 
     L = distillation_loss(s, t)          [match + the teacher's order over ALL pairs]
         + w_rank · ranking_loss(within photo, teacher consensus severity)
+        + w_clean · clean_margin_loss(every damaged version below its clean photo)
 
 so it inherits the teacher's judgement across photos and kinds of damage and keeps every
 damaged copy below its clean photo. The kept step is the one with the best held-out
@@ -32,7 +33,12 @@ from reliqa.io import load_image
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
-from reliqa.training.nr_losses import distillation_loss, group_mask, ranking_loss
+from reliqa.training.nr_losses import (
+    clean_margin_loss,
+    distillation_loss,
+    group_mask,
+    ranking_loss,
+)
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
     PhotoHeadConfig,
@@ -73,6 +79,8 @@ class PhotoDistillConfig:
     weight_order: float = 1.0
     weight_rank: float = 1.0
     margin_rank: float = 0.5
+    weight_clean: float = 0.0
+    clean_margin: float = 0.05
     seed: int = 0
     val_every: int = 150
 
@@ -163,31 +171,41 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
         if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
             break
         student.train()
+        # batch-norm statistics stay the initial network's: a step's batch holds 6 contents ×
+        # 9 versions, far too correlated for batch statistics (flip differences of 0.9 seen)
+        for module in student.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
         set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
         chosen = train_photos[torch.randperm(len(train_photos), generator=generator)]
-        crops, rows = [], []
-        for pid in chosen[: config.photos_per_step].tolist():
+        chosen_ids = chosen[: config.photos_per_step].tolist()
+        for pid in chosen_ids:
             if pid not in pixels:
                 pixels[pid] = _to_uint8(render_photo(corpus, pid, recipe))
+        size = min(config.window, *(min(pixels[pid].shape[-2:]) for pid in chosen_ids))
+        crops, rows = [], []
+        for pid in chosen_ids:
             versions = pixels[pid]
             height, width = versions.shape[-2:]
-            size_h, size_w = min(config.window, height), min(config.window, width)
-            top = int(torch.randint(height - size_h + 1, (1,), generator=generator))
-            left = int(torch.randint(width - size_w + 1, (1,), generator=generator))
-            window = versions[..., top : top + size_h, left : left + size_w].float() / 255.0
+            top = int(torch.randint(height - size + 1, (1,), generator=generator))
+            left = int(torch.randint(width - size + 1, (1,), generator=generator))
+            window = versions[..., top : top + size, left : left + size].float() / 255.0
             if bool(torch.rand((), generator=generator) < 0.5):
                 window = window.flip(-1)
             crops.append(window)
             rows.append(torch.nonzero(corpus.photo == pid, as_tuple=True)[0])
         index = torch.cat(rows)
-        scores = torch.cat([student(window) for window in crops])
+        scores = student(torch.cat(crops))
         distilled = distillation_loss(
             scores, teacher[index], weight_match=config.weight_match, weight_rank=config.weight_order
         )
         within = ranking_loss(
             scores, severity[index], group_mask(corpus.photo[index]), config.margin_rank
         )
-        total = distilled["total"] + config.weight_rank * within
+        clean = clean_margin_loss(
+            scores, corpus.photo[index], corpus.clean[index], config.clean_margin
+        )
+        total = distilled["total"] + config.weight_rank * within + config.weight_clean * clean
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)

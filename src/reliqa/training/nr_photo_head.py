@@ -37,6 +37,7 @@ from reliqa.models.nr_statistics import STATISTIC_NAMES
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
 from reliqa.training.nr import ObjectiveSettings
 from reliqa.training.nr_losses import (
+    clean_margin_loss,
     embedding_consistency_loss,
     group_mask,
     level_anchor_loss,
@@ -236,6 +237,9 @@ class PhotoHeadConfig(ObjectiveSettings):
     val_every: int = 100
     weight_cross_all: float = 1.0
     cross_all_gap: float = 0.15
+    weight_clean: float = 0.0
+    clean_margin: float = 0.05
+    min_clean_wins: float = 0.97
 
 
 def load_photo_head_config(path: str, **overrides: Any) -> PhotoHeadConfig:
@@ -295,7 +299,8 @@ def photo_objective(
     ordered like severity differences within a photo (computed photo by photo: O(G·V³), not
     O(N³)), and clean photos pulled together whatever they show; ``text``: alignment with the
     prompt of the strongest defect and its strength; ``anchor``: BCE of the score against
-    1 − severity. Returns the terms and their weighted ``total``.
+    1 − severity; ``clean``: every damaged version at least ``clean_margin`` below its clean
+    photo, however mild the damage (:func:`~reliqa.training.nr_losses.clean_margin_loss`). Returns the terms and their weighted ``total``.
     """
     same_photo = group_mask(photos)
     triplets = [
@@ -321,11 +326,13 @@ def photo_objective(
         "embed": torch.stack(triplets).mean() + same_level,
         "text": text_alignment_loss(projected, prompt_embeddings, prompts, config.temperature),
         "anchor": level_anchor_loss(scores, severity),
+        "clean": clean_margin_loss(scores, photos, severity == 0, config.clean_margin),
     }
     weights = {
         "rank": config.weight_rank, "cross_all": config.weight_cross_all,
         "higher": config.weight_higher, "embed": config.weight_embed,
         "text": config.weight_text, "anchor": config.weight_anchor,
+        "clean": config.weight_clean,
     }
     terms["total"] = sum(
         (weights[name] * value for name, value in terms.items() if weights[name] > 0),
@@ -336,7 +343,7 @@ def photo_objective(
 
 def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None) -> dict[str, Any]:
     """Train one head; keep the step with the best held-out ``pooled`` criterion among those
-    whose ``clean_wins`` ≥ 0.97. Writes ``run_dir/best.safetensors`` (head, standardisation)
+    whose ``clean_wins`` ≥ ``min_clean_wins`` (0.97). Writes ``run_dir/best.safetensors`` (head, standardisation)
     and ``run_dir/summary.json``; returns the summary."""
     seed_everything(config.seed)
     corpus = corpus if corpus is not None else load_photo_corpus(config.corpus)
@@ -385,7 +392,7 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
             metrics = evaluate_head(model, corpus, severity, config.statistics)
             record = {"step": step, "loss": float(total.detach()), **metrics}
             history.append(record)
-            eligible = metrics["clean_wins"] >= 0.97
+            eligible = metrics["clean_wins"] >= config.min_clean_wins
             if eligible and (best is None or metrics["pooled"] > best["pooled"]):
                 best = record
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
