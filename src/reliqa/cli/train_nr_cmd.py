@@ -1,4 +1,5 @@
-"""``reliqa train nr|embed-prompts|export-nr``: the no-reference model's training commands."""
+"""``reliqa train nr|embed-prompts|export-nr|nr-photos|nr-photo-head|export-photo-head|
+nr-photo-distill|export-photo-student``: the no-reference models' training commands."""
 
 from __future__ import annotations
 
@@ -95,101 +96,6 @@ def export_nr_command(
 
     recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
     path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)
-    if json_output:
-        print_json({"weights": str(path)})
-    else:
-        typer.echo(f"weights: {path}")
-
-
-@train_app.command("nr-cache")
-def nr_cache_command(
-    out: Path = typer.Option(..., "--out", help="Corpus folder (outside the repository)."),
-    shards: int = typer.Option(1000, "--shards", help="Total shards wanted (existing kept)."),
-    config: Path | None = typer.Option(
-        None, "--config", help="JSON recipe (CacheRecipe fields); default recipe otherwise."
-    ),
-    max_minutes: float | None = typer.Option(
-        None, "--max-minutes", help="Stop after a complete shard once this budget is spent."
-    ),
-    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
-    device: str = typer.Option("cpu", "--device", help="Where engine and backbone run."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
-    """Make (or extend, resumably) the cached corpus of distorted crops + backbone features."""
-    import json
-
-    from reliqa.training.nr_cache import CacheRecipe, build_cache
-
-    fields = json.loads(config.read_text()) if config else {}
-    summary = build_cache(
-        out, CacheRecipe(**fields), shards=shards, max_minutes=max_minutes, threads=threads,
-        device=device, quiet=json_output,
-    )
-    if json_output:
-        print_json(summary)
-    else:
-        typer.echo(f"{summary['shards']} shards in {out} ({summary['made']} made now)")
-
-
-@train_app.command("nr-head")
-def nr_head_command(
-    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_cpu.json)."),
-    cache: str | None = typer.Option(None, "--cache", help="Override the corpus folder."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
-    steps: int | None = typer.Option(None, "--steps", help="Override the number of steps."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
-    """Train the hirqa head on the cached backbone features (frozen EfficientNet-Lite0)."""
-    from reliqa.training.nr_head import load_head_config, train_nr_head
-
-    settings = load_head_config(
-        str(config), cache=cache, run_dir=str(run_dir) if run_dir else None, steps=steps
-    )
-    summary = train_nr_head(settings, resume=resume, quiet=json_output)
-    if json_output:
-        print_json(summary)
-    else:
-        typer.echo(f"best selection {summary['best_selection']}: {settings.run_dir}")
-
-
-@train_app.command("nr-distill")
-def nr_distill_command(
-    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_s_*)."),
-    cache: str | None = typer.Option(None, "--cache", help="Override the corpus folder."),
-    teacher: str | None = typer.Option(
-        None, "--teacher", help="'hirqa' (shipped) or a head run's checkpoint file."
-    ),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Time budget."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
-    """Distil the pretrained hirqa (teacher) into hirqa-s on the corpus's pixel crops."""
-    from reliqa.training.nr_distill import load_distill_config, train_nr_distill
-
-    settings = load_distill_config(
-        str(config), cache=cache, teacher=teacher,
-        run_dir=str(run_dir) if run_dir else None, max_minutes=max_minutes,
-    )
-    summary = train_nr_distill(settings, resume=resume, quiet=json_output)
-    if json_output:
-        print_json(summary)
-    else:
-        typer.echo(f"best selection {summary['best_selection']}: {settings.run_dir}")
-
-
-@train_app.command("export-hirqa")
-def export_hirqa_command(
-    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr-head` run."),
-    command: str | None = typer.Option(None, "--command", help="Training command for the card."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-) -> None:
-    """Ship a head run's best checkpoint as reliqa/weights/hirqa.safetensors + model card."""
-    from reliqa.training.nr_head import export_pretrained_hirqa
-
-    recorded = command or f"reliqa train nr-head --config {run_dir / 'config.json'}"
-    path = export_pretrained_hirqa(run_dir, command=recorded)
     if json_output:
         print_json({"weights": str(path)})
     else:
