@@ -89,6 +89,7 @@ def main() -> None:
                 "corpus": str(args.corpus),
                 "held_out_photos": int(len(torch.unique(corpus.photo[corpus.held_out_rows]))),
                 "held_out_versions": int(len(corpus.held_out_rows)),
+                "train_photos": int((~corpus.held_out & corpus.clean).sum()),
                 "results": results,
                 "command": "python benchmarks/nr_criterion.py --corpus CORPUS --scorers "
                 + " ".join(args.scorers),

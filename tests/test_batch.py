@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,26 @@ from reliqa.metrics.base import Metric, MetricInfo, create_metric, register_metr
 NR_NAME, FR_NAME = "test_batch_mean", "test_batch_mae"
 
 
-def _register_test_metrics() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _test_metrics() -> Iterator[None]:
+    """Register the two test metrics for this module only: the one catalogue stays what it is
+    for every other test in the process (tests/test_one_name.py walks it)."""
+    from reliqa.metrics import base
+
     try:
         create_metric(NR_NAME)
-        return
+        registered = False
     except UnknownNameError:
-        pass
+        _register_test_metrics()
+        registered = True
+    yield
+    if registered:
+        for name in (NR_NAME, FR_NAME):
+            base._REGISTRY.pop(name, None)
+            base._KEYS.pop(base.name_key(name), None)
 
+
+def _register_test_metrics() -> None:
     @register_metric(
         MetricInfo(NR_NAME, "NR", True, (0.0, 1.0), True, "mean pixel value (test only)")
     )
@@ -56,7 +70,6 @@ def _register_test_metrics() -> None:
             return (test.double() - reference.double()).abs().mean(dim=(1, 2, 3))
 
 
-_register_test_metrics()
 runner = CliRunner()
 
 

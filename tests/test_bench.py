@@ -150,7 +150,7 @@ def test_cli_bench_json_and_usage_errors(blur_series: Path, tmp_path: Path) -> N
     missing = runner.invoke(app, ["bench", str(tmp_path / "nowhere"), "--metrics", "niqe"])
     assert missing.exit_code == 1 and "no such dataset" in missing.output
     other = runner.invoke(app, ["bench", str(blur_series), "--metrics", "niqe", "--out", str(out)])
-    assert other.exit_code == 1 and "give another --out" in other.output
+    assert other.exit_code == 2 and "give another --out" in other.output
 
 
 def test_cli_niqe_fit_writes_a_loadable_model(tmp_path: Path, photos: list[torch.Tensor]) -> None:

@@ -220,6 +220,7 @@ _RESIZE_KERNELS = {"cubic": (_cubic, 4.0), "linear": (_triangle, 2.0)}
 
 
 @functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # cached tensors must serve autograd too, whoever computes first
 def _resize_taps(
     size_in: int, size_out: int, scale: float, kernel: str, antialias: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -68,6 +68,7 @@ def rgb_to_lab_d50(image: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=4)
+@torch.inference_mode(False)  # cached tensors must serve autograd too, whoever computes first
 def _sdsp_priors(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """SDSP's log-Gabor filter (Fourier domain, unshifted) and centre prior at size × size.
 
