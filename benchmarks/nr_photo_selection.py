@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--sets", nargs="*", default=[], help="FEATURE_SET:STATISTICS(0/1)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--seed", type=int, help="Override the config's seed.")
     parser.add_argument(
         "--pristine", nargs="*", default=[],
         help="Feature sets for the training-free pristine distance rows.",
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = load_photo_head_config(args.config, steps=args.steps)
+    base = load_photo_head_config(args.config, steps=args.steps, seed=args.seed)
     corpus = load_photo_corpus(base.corpus)
     rows = {}
     for spec in args.sets:
@@ -92,6 +93,7 @@ def main() -> None:
         "results": rows,
         "command": f"python benchmarks/nr_photo_selection.py --config {args.config} --sets "
         + " ".join(args.sets) + (f" --steps {args.steps}" if args.steps else "")
+        + (f" --seed {args.seed}" if args.seed is not None else "")
         + (" --pristine " + " ".join(args.pristine) if args.pristine else ""),
     }
     if args.out:
