@@ -412,7 +412,7 @@ class PretrainedHiRQA(nn.Module):
 
 
 PRETRAINED_CONFIG: dict[str, object] = {
-    "hidden": 256, "embed_dim": 128, "max_side": 768, "feature_set": "early",
+    "hidden": 128, "embed_dim": 64, "max_side": 512, "feature_set": "all", "statistics": True,
 }
 """Architecture of the registered ``hirqa`` (:class:`PretrainedHiRQA`)."""
 
