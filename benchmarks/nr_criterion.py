@@ -25,30 +25,19 @@ from pathlib import Path
 import torch
 
 from reliqa.evaluation.scorers import higher_is_better, resolve_scorer
-from reliqa.io import load_image
+from reliqa.training.nr_photo_distill import corpus_recipe, render_photo
 from reliqa.training.nr_photo_head import (
     consensus_severity,
     load_photo_corpus,
     photo_criterion,
 )
-from reliqa.training.nr_photos import (
-    PhotoCorpusConfig,
-    fit_max_side,
-    half_scale,
-    render_version,
-    version_plan,
-)
+from reliqa.training.nr_photos import PhotoCorpusConfig, half_scale
 
 
-def held_out_images(corpus_dir: Path, corpus, config: PhotoCorpusConfig):  # type: ignore[no-untyped-def]
+def held_out_images(corpus, recipe: PhotoCorpusConfig):  # type: ignore[no-untyped-def]
     """Yield (versions, flipped, half) image lists of each held-out photo, in row order."""
-    data = Path(config.data)
     for pid in torch.unique(corpus.photo[corpus.held_out_rows]).tolist():
-        index = corpus.indices[pid]
-        folder, name = corpus.names[pid].split("/")
-        photo = fit_max_side(load_image(data / folder / name), config.max_side)
-        plan = version_plan(index, config)
-        versions = [render_version(photo, t, lv, config.seed + index) for t, lv in plan]
+        versions = list(render_photo(corpus, pid, recipe).split(1))
         yield versions, [v.flip(-1) for v in versions], [half_scale(v) for v in versions]
 
 
@@ -60,9 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = json.loads((args.corpus / "corpus.json").read_text())
-    recipe.pop("version")
-    config = PhotoCorpusConfig(**recipe)
+    config = corpus_recipe(args.corpus)
     corpus = load_photo_corpus(args.corpus)
     train = torch.nonzero(~corpus.held_out & ~corpus.clean, as_tuple=True)[0]
     severity = consensus_severity(corpus.teachers, corpus.teachers[train])[corpus.held_out_rows]
@@ -72,7 +59,7 @@ def main() -> None:
         sign = 1.0 if higher_is_better(name) else -1.0
         start = time.monotonic()
         full, flipped, half = [], [], []
-        for versions, flips, halves in held_out_images(args.corpus, corpus, config):
+        for versions, flips, halves in held_out_images(corpus, config):
             with torch.inference_mode():
                 full += [sign * float(scorer(v, None)[0]) for v in versions]
                 flipped += [sign * float(scorer(v, None)[0]) for v in flips]
