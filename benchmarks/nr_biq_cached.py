@@ -69,20 +69,11 @@ def extract(root: Path, out: Path, model: PretrainedHiRQA, threads: int) -> None
 
 def head_predictions(run: Path, features: torch.Tensor) -> np.ndarray:
     """Scores of a photo-head run (``reliqa train nr-photo-head``) from the cached features."""
-    from reliqa.training.nr_photo_head import (
-        PhotoHeadConfig,
-        build_head_model,
-        head_scores,
-        input_features,
-    )
-    from reliqa.verified import load_verified
+    from reliqa.training.nr_photo_head import head_scores, input_features, load_head_run
 
-    config = PhotoHeadConfig(**json.loads((run / "summary.json").read_text())["config"])
-    model = build_head_model(config)
-    head, _ = load_verified(run / "best.safetensors", None)
-    model.load_state_dict({**model.state_dict(), **head})
+    model, config = load_head_run(run)
     with torch.inference_mode():
-        return head_scores(model.eval(), input_features(features, config.statistics))[0].numpy()
+        return head_scores(model, input_features(features, config.statistics))[0].numpy()
 
 
 def report(pred: np.ndarray, mos: np.ndarray, plot: Path | None, title: str) -> dict[str, object]:

@@ -284,7 +284,7 @@ classical statistics alone). Chosen by the content-aware criterion (docs/nr.md).
 FEATURE_SETS = tuple(FEATURE_SET_SPECS)
 
 FEATURE_SET_MAPS: dict[str, int | None] = {
-    name: (max(maps) + 1 if maps and max(maps) < 7 else (0 if not maps else None))
+    name: None if 7 in maps else max(maps, default=-1) + 1
     for name, (maps, _) in FEATURE_SET_SPECS.items()
 }
 """How many backbone maps a feature set needs computed (None = all)."""
@@ -387,9 +387,13 @@ class PretrainedHiRQA(nn.Module):
                 parts.append(pooled)
             return torch.cat(parts)
 
-    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Features (N, F) of :meth:`features` → quality embedding (N, embed_dim)."""
-        return self.head(self.feature_mask * (features - self.feature_mean) / self.feature_std)
+    def embed_features(self, features: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+        """Features (N, F) of :meth:`features` → quality embedding (N, embed_dim); ``dropout``
+        on the standardised features in training mode (head training on cached features)."""
+        normalised = self.feature_mask * (features - self.feature_mean) / self.feature_std
+        if dropout > 0 and self.training:
+            normalised = F.dropout(normalised, dropout)
+        return self.head(normalised)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""

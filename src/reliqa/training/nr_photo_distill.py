@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from reliqa.io import load_image
-from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
 from reliqa.training.nr_losses import (
@@ -41,17 +41,15 @@ from reliqa.training.nr_losses import (
 )
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
-    PhotoHeadConfig,
-    build_head_model,
     consensus_severity,
     head_scores,
     input_features,
+    load_head_run,
     load_photo_corpus,
     photo_criterion,
 )
 from reliqa.training.nr_photos import (
     PhotoCorpusConfig,
-    fit_max_side,
     half_scale,
     render_version,
     version_plan,
@@ -102,20 +100,14 @@ def render_photo(corpus: PhotoCorpus, pid: int, recipe: PhotoCorpusConfig) -> to
     images the corpus's features were computed from."""
     index = corpus.indices[pid]
     folder, name = corpus.names[pid].split("/")
-    photo = fit_max_side(load_image(Path(recipe.data) / folder / name), recipe.max_side)
+    photo = fit_to_max_side(load_image(Path(recipe.data) / folder / name), recipe.max_side)
     plan = version_plan(index, recipe)
     return torch.cat([render_version(photo, t, lv, recipe.seed + index) for t, lv in plan])
 
 
 def teacher_scores(corpus: PhotoCorpus, teacher_run: str | Path) -> torch.Tensor:
     """(V,) scores of every corpus row by a photo-head run's best head (cached features)."""
-    run = Path(teacher_run)
-    summary = json.loads((run / "summary.json").read_text())
-    config = PhotoHeadConfig(**summary["config"])
-    model = build_head_model(config)
-    head, _ = load_verified(run / "best.safetensors", None)
-    model.load_state_dict({**model.state_dict(), **head})
-    model.eval()
+    model, config = load_head_run(teacher_run)
     with torch.inference_mode():
         return head_scores(model, input_features(corpus.features, config.statistics))[0]
 

@@ -32,6 +32,7 @@ from scipy.stats import spearmanr
 from reliqa.attributes import ATTRIBUTES
 from reliqa.distortions.catalogue import get_distortion
 from reliqa.exceptions import DataError
+from reliqa.metrics import list_metrics
 from reliqa.models.nr import PretrainedHiRQA
 from reliqa.models.nr_statistics import STATISTIC_NAMES
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
@@ -45,8 +46,9 @@ from reliqa.training.nr_losses import (
     ranking_loss,
     text_alignment_loss,
 )
-from reliqa.training.nr_photos import TEACHER_HIGHER_IS_BETTER, TEACHERS
+from reliqa.training.nr_photos import TEACHERS
 from reliqa.training.prompts import CLEAN_SEVERITY, load_prompt_bank, load_prompt_embeddings
+from reliqa.verified import load_verified
 
 CLEAR_DAMAGE = 0.25
 """Consensus severity above which a damaged copy must score below its clean photo (filter)."""
@@ -144,10 +146,11 @@ def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
 
 def teacher_damage(teachers: torch.Tensor) -> torch.Tensor:
     """Raw teacher values (V, 4) → damage per teacher (V, 4), 0 = identical, higher = worse."""
+    higher = {info.name: info.higher_is_better for info in list_metrics()}
     columns = []
     for index, name in enumerate(TEACHERS):
         value = teachers[:, index]
-        damage = (1.0 - value) if TEACHER_HIGHER_IS_BETTER[name] else value
+        damage = (1.0 - value) if higher[name] else value
         columns.append(damage.clamp(min=0.0))
     return torch.stack(columns, dim=1)
 
@@ -258,11 +261,20 @@ def build_head_model(config: PhotoHeadConfig) -> PretrainedHiRQA:
 def head_scores(
     model: PretrainedHiRQA, features: torch.Tensor, dropout: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    normalised = model.feature_mask * (features - model.feature_mean) / model.feature_std
-    if dropout > 0 and model.training:
-        normalised = torch.nn.functional.dropout(normalised, dropout)
-    embedding = model.head(normalised)
+    """(scores, embedding, text projection) of a head from cached features (N, F)."""
+    embedding = model.embed_features(features, dropout)
     return torch.sigmoid(model.score_logits(embedding)), embedding, model.text_projection(embedding)
+
+
+def load_head_run(run_dir: str | Path) -> tuple[PretrainedHiRQA, PhotoHeadConfig]:
+    """The best head of a photo-head run (``summary.json`` + ``best.safetensors``) in its
+    architecture, eval mode; the backbone is not loaded (its weights are the ImageNet ones)."""
+    run = Path(run_dir)
+    config = PhotoHeadConfig(**json.loads((run / "summary.json").read_text())["config"])
+    model = build_head_model(config)
+    head, _ = load_verified(run / "best.safetensors", None)
+    model.load_state_dict({**model.state_dict(), **head})
+    return model.eval(), config
 
 
 def input_features(corpus_features: torch.Tensor, statistics: bool) -> torch.Tensor:
@@ -423,11 +435,10 @@ def export_photo_head(
     from reliqa.models.nr import PRETRAINED_CONFIG
     from reliqa.models.weights import WEIGHTS_DIR, save_with_card
     from reliqa.training.common import git_commit
-    from reliqa.verified import load_verified
 
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
-    config = PhotoHeadConfig(**summary["config"])
+    model, config = load_head_run(run)
     architecture = {
         "hidden": config.hidden, "embed_dim": config.embed_dim, "max_side": config.max_side,
         "feature_set": config.feature_set, "statistics": config.statistics,
@@ -437,11 +448,8 @@ def export_photo_head(
             f"{run}: trained {architecture}, but the registered hirqa is {PRETRAINED_CONFIG} "
             "(change PRETRAINED_CONFIG in reliqa/models/nr.py first)"
         )
-    head, _ = load_verified(run / "best.safetensors", None)
-    model = build_head_model(config)
     model.load_imagenet_backbone()
-    model.load_state_dict({**model.state_dict(), **head})
-    state = {k: v for k, v in model.state_dict().items()}
+    state = model.state_dict()
     card = {
         "model": name,
         "architecture": {"class": "PretrainedHiRQA", **architecture},

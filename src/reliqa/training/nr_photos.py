@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from reliqa.distortions.catalogue import apply_distortion
 from reliqa.distortions.dataset import is_held_out, split_images
-from reliqa.io import load_image
+from reliqa.io import load_image, resize_to
 from reliqa.metrics import create_metric
 from reliqa.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
-from reliqa.models.nr import pooled_stage_features
+from reliqa.models.nr import fit_to_max_side, pooled_stage_features
 from reliqa.models.nr_statistics import image_statistics
 
 CORPUS_VERSION = 1
@@ -61,9 +60,6 @@ CAMERA_PAIRS: tuple[tuple[str, str], ...] = (
 TEACHERS: tuple[str, ...] = ("ms_ssim", "gmsd", "fsim", "vifp")
 """Full-reference teachers, catalogue names; their value for a clean photo against itself."""
 TEACHER_PERFECT: dict[str, float] = {"ms_ssim": 1.0, "gmsd": 0.0, "fsim": 1.0, "vifp": 1.0}
-TEACHER_HIGHER_IS_BETTER: dict[str, bool] = {
-    "ms_ssim": True, "gmsd": False, "fsim": True, "vifp": True,
-}
 
 
 @dataclass(frozen=True)
@@ -119,20 +115,10 @@ def render_version(
     return image
 
 
-def fit_max_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
-    """Antialiased downscale of (1, 3, H, W) so that max(H, W) ≤ ``max_side``."""
-    height, width = image.shape[-2:]
-    longest = max(height, width)
-    if longest <= max_side:
-        return image
-    size = (round(height * max_side / longest), round(width * max_side / longest))
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True).clamp(0, 1)
-
-
 def half_scale(image: torch.Tensor) -> torch.Tensor:
-    """Antialiased ×0.5 downscale (the criterion's scale-consistency copy)."""
+    """×0.5 downscale with the one resize rule (the criterion's scale-consistency copy)."""
     height, width = image.shape[-2:]
-    return F.interpolate(image, size=(height // 2, width // 2), mode="bilinear", antialias=True).clamp(0, 1)
+    return resize_to(image, (height // 2, width // 2))
 
 
 def describe(backbone: EfficientNetLite0, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +165,7 @@ def build_photo_corpus(
             continue
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
-        photo = fit_max_side(load_image(path), config.max_side)
+        photo = fit_to_max_side(load_image(path), config.max_side)
         plan = version_plan(index, config)
         versions = torch.cat(
             [render_version(photo, types, levels, config.seed + index) for types, levels in plan]

@@ -1,0 +1,81 @@
+"""The damage gate, counted: per defect, how many clean photos score above their damaged copy.
+
+The test (``tests/test_nr_damage_gate.py``) says pass or fail; this prints and records the
+counts behind it — for shipped models by name and for photo-head runs (``--heads``, each head
+on the ImageNet backbone, before it is shipped). Photos: the engine's held-out split at native
+resolution, and scikit-image's four bundled photos.
+
+    python benchmarks/nr_damage_gate.py --models hirqa hirqa-s \
+        --out benchmarks/results/nr_damage_gate_2026-12-07.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from skimage import data
+
+import reliqa
+from reliqa.distortions.dataset import split_images
+from reliqa.evaluation.damage_gate import REQUIRED_WIN_RATE, damage_gate
+from reliqa.io import load_image
+from reliqa.training.nr_photo_head import load_head_run
+
+BUNDLED = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def scorers(models: list[str], heads: list[Path]) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    chosen: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    for name in models:
+        network = reliqa.create_model(name)
+        chosen[name] = lambda images, network=network: reliqa.score(images, model=network)
+    for run in heads:
+        model, _ = load_head_run(run)
+        model.load_imagenet_backbone()
+        chosen[str(run)] = model.score
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pristine", type=Path, default=Path("../shared/data/pristine"))
+    parser.add_argument("--models", nargs="*", default=["hirqa", "hirqa-s"])
+    parser.add_argument("--heads", nargs="*", type=Path, default=[])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    held_out = [(f"{p.parent.name}/{p.name}", load_image(p))
+                for p in split_images(args.pristine, "held_out")]
+    bundled = [(name, load_image(getattr(data, name)())) for name in BUNDLED]
+    results = {}
+    for name, score in scorers(args.models, args.heads).items():
+        entry = {}
+        for photos_name, photos in (("held_out", held_out), ("bundled", bundled)):
+            result = damage_gate(score, photos)
+            entry[photos_name] = {
+                "photos": result.photos,
+                "wins": result.wins,
+                "failures": {k: v for k, v in result.failures.items() if v},
+                "passed": result.passed(REQUIRED_WIN_RATE if photos_name == "held_out" else 1.0),
+            }
+        results[name] = entry
+        print(name, json.dumps(entry), flush=True)
+    record = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "required_win_rate": REQUIRED_WIN_RATE,
+        "results": results,
+        "command": "python benchmarks/nr_damage_gate.py --models " + " ".join(args.models)
+        + (" --heads " + " ".join(map(str, args.heads)) if args.heads else ""),
+    }
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
