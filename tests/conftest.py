@@ -44,3 +44,25 @@ def photos() -> list[torch.Tensor]:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+TID2013_PAIRS = ("I03", "I04", "I06", "I08", "I19")
+"""The five TID2013 calibration pairs in ../shared/data/tid2013_calib, in the CSV's order."""
+
+
+@pytest.fixture(scope="module")
+def calibration(shared_data: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]]]:
+    """TID2013 calibration pairs: (test (5, 3, H, W), reference, official metric values per name)."""
+    import csv
+
+    from reliqa.io import load_image
+
+    folder = shared_data / "tid2013_calib"
+    test = torch.cat([load_image(folder / "dist" / f"{name}.bmp") for name in TID2013_PAIRS])
+    reference = torch.cat([load_image(folder / "ref" / f"{name}.bmp") for name in TID2013_PAIRS])
+    with open(folder / "official_values.csv", newline="") as handle:
+        official = {
+            row["metric"]: [float(row[name]) for name in TID2013_PAIRS]
+            for row in csv.DictReader(handle)
+        }
+    return test, reference, official

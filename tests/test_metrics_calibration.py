@@ -4,28 +4,14 @@ official_values.csv (the tolerance stated in ../shared/data/README.md)."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import TID2013_PAIRS
 
 import reliqa
-from reliqa.io import load_image
 
-PAIRS = ("I03", "I04", "I06", "I08", "I19")
 CALIBRATED = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
 TOLERANCE = 1e-2  # absolute or relative
-
-
-@pytest.fixture(scope="module")
-def calibration(shared_data: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]]]:
-    folder = shared_data / "tid2013_calib"
-    test = torch.cat([load_image(folder / "dist" / f"{name}.bmp") for name in PAIRS])
-    reference = torch.cat([load_image(folder / "ref" / f"{name}.bmp") for name in PAIRS])
-    with open(folder / "official_values.csv", newline="") as handle:
-        official = {row["metric"]: [float(row[name]) for name in PAIRS] for row in csv.DictReader(handle)}
-    return test, reference, official
 
 
 @pytest.mark.shared
@@ -33,7 +19,7 @@ def calibration(shared_data: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str
 def test_default_metric_matches_official_values(name: str, calibration) -> None:
     test, reference, official = calibration
     scores = reliqa.create_metric(name)(test, reference)
-    for pair, ours, theirs in zip(PAIRS, scores.tolist(), official[name]):
+    for pair, ours, theirs in zip(TID2013_PAIRS, scores.tolist(), official[name]):
         error = abs(ours - theirs)
         assert error <= TOLERANCE or error <= TOLERANCE * abs(theirs), (
             f"{name} on {pair}: ours {ours:.6g}, official {theirs:.6g}"

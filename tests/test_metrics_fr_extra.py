@@ -9,17 +9,16 @@ piq``, done by ``make setup``); the agreement tests skip when piq is absent.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import importlib.util
 import sys
 import types
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TID2013_PAIRS
 
 import reliqa
 from reliqa.exceptions import InvalidInputError
@@ -30,7 +29,6 @@ from reliqa.metrics.filters import imresize_matlab
 from reliqa.metrics.haarpsi import haarpsi as haarpsi_kernel
 from reliqa.metrics.srsim import srsim as srsim_kernel
 
-PAIRS = ("I03", "I04", "I06", "I08", "I19")
 NEW_METRICS = ("haarpsi", "mdsi", "vsi", "vsi_piq", "srsim", "dss")
 PIQ_TOLERANCE = 1e-3
 
@@ -122,16 +120,6 @@ def test_matches_piq_on_generated_pairs(metric: str, size: tuple[int, int], piq)
     assert (ours - theirs).abs().max() <= PIQ_TOLERANCE, (metric, ours.tolist(), theirs.tolist())
 
 
-@pytest.fixture(scope="module")
-def calibration(shared_data: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]]]:
-    folder = shared_data / "tid2013_calib"
-    test = torch.cat([load_image(folder / "dist" / f"{name}.bmp") for name in PAIRS])
-    reference = torch.cat([load_image(folder / "ref" / f"{name}.bmp") for name in PAIRS])
-    with open(folder / "official_values.csv", newline="") as handle:
-        official = {row["metric"]: [float(row[name]) for name in PAIRS] for row in csv.DictReader(handle)}
-    return test, reference, official
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("metric", ("haarpsi", "mdsi", "vsi_piq", "srsim", "dss"))
 def test_matches_piq_on_tid2013_calibration_pairs(metric: str, piq, calibration) -> None:
@@ -151,7 +139,7 @@ def test_vsi_official_values_gap_is_the_documented_one(calibration) -> None:
         scores = reliqa.create_metric(name)(test, reference)
         gaps = (scores - torch.tensor(official["vsi"])).abs()
         assert 0.01 < float(gaps.max()) < 0.013, (name, scores.tolist())
-        assert int(gaps.argmax()) == PAIRS.index("I04")
+        assert int(gaps.argmax()) == TID2013_PAIRS.index("I04")
 
 
 def test_imresize_matlab_matches_piq_imresize(piq) -> None:
