@@ -154,9 +154,11 @@ def test_corpus_is_deterministic_resumable_and_trains_exports_and_distils(tmp_pa
     torch.testing.assert_close(  # the pixel path gives the cached features
         model.eval().features(versions), corpus.features[corpus.photo == 0], atol=2e-3, rtol=1e-2
     )
-    distilled = train_photo_distill(
-        PhotoDistillConfig(corpus=str(out), teacher=str(tmp_path / "run"),
-                           run_dir=str(tmp_path / "student"), steps=2, photos_per_step=2,
-                           window=48, val_every=2, weight_clean=1.0)
-    )
-    assert distilled["history"][0]["step"] == 2
+    student = PhotoDistillConfig(corpus=str(out), teacher=str(tmp_path / "run"),
+                                 run_dir=str(tmp_path / "student"), steps=2, photos_per_step=2,
+                                 window=48, val_every=2, weight_clean=1.0)
+    distilled = train_photo_distill(student)
+    assert [record["step"] for record in distilled["history"]] == [2]
+    student.steps = 4  # the rerun resumes from the step-2 checkpoint, keeping its history
+    resumed = train_photo_distill(student)
+    assert [record["step"] for record in resumed["history"]] == [2, 4]

@@ -32,7 +32,14 @@ from safetensors.torch import save_file
 from reliqa.io import load_image
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
-from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
+from reliqa.training.common import (
+    Checkpointer,
+    config_to_dict,
+    cosine_lr,
+    load_config,
+    seed_everything,
+    set_lr,
+)
 from reliqa.training.nr_losses import (
     clean_margin_loss,
     distillation_loss,
@@ -134,7 +141,9 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
-    """Distil; writes ``run_dir/best.safetensors`` (the student's state) and ``summary.json``."""
+    """Distil; writes ``run_dir/best.safetensors`` (the student's state), ``summary.json`` and,
+    at every validation, a step checkpoint in ``run_dir/checkpoints`` that a rerun of the same
+    command resumes from (model, optimizer, RNG, history; the time budget starts afresh)."""
     seed_everything(config.seed)
     corpus = load_photo_corpus(config.corpus)
     recipe = corpus_recipe(config.corpus)
@@ -157,9 +166,17 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
+    run_dir = Path(config.run_dir)
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=1)
+    resumed = checkpointer.resume({"student": student}, {"optimizer": optimizer})
+    first_step = 1
+    if resumed is not None:
+        first_step = resumed.step + 1
+        history, best = resumed.extra["history"], resumed.extra["best"]
+        generator.set_state(torch.tensor(resumed.extra["generator"], dtype=torch.uint8))
+        print(f"resumed at step {resumed.step}", flush=True)
     started = time.monotonic()
-    for step in range(1, config.steps + 1):
+    for step in range(first_step, config.steps + 1):
         if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
             break
         student.train()
@@ -210,14 +227,19 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
             print(json.dumps(record), flush=True)
             if metrics["clean_wins"] >= 0.97 and (best is None or metrics["pooled"] > best["pooled"]):
                 best = record
-                best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+                run_dir.mkdir(parents=True, exist_ok=True)
+                save_file(
+                    {k: v.detach().contiguous() for k, v in student.state_dict().items()},
+                    str(run_dir / "best.safetensors"), metadata={"step": str(step)},
+                )
+            checkpointer.save(
+                step, {"student": student}, {"optimizer": optimizer},
+                {"history": history, "best": best, "generator": generator.get_state().tolist()},
+            )
     summary = {"config": config_to_dict(config), "best": best, "history": history,
                "seconds": round(time.monotonic() - started, 1)}
-    run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    if best is not None and best_state is not None:
-        save_file(best_state, str(run_dir / "best.safetensors"), metadata={"step": str(best["step"])})
     return summary
 
 
