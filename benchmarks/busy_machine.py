@@ -89,7 +89,7 @@ def _work(path: str, scratch: Path) -> Any:
 
         return score
     if path == "batch":
-        from reliqa.evaluation import batch as batch_module
+        from reliqa import batch as batch_module
         from reliqa.io import save_image
 
         folder = scratch / "photos"

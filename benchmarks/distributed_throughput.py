@@ -287,7 +287,7 @@ def main() -> None:
 
 def _compare_outputs(work: Path, configs: list[str]) -> dict[str, Any]:
     """Largest relative difference between each output and the first (same rows expected)."""
-    from reliqa.evaluation.batch import read_results
+    from reliqa.batch import read_results
 
     outputs = {
         "batch-1": "b1.csv", "batch-shards-2": "b2.csv", "batch-workers-2": "bw2.csv",

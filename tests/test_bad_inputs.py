@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from reliqa.evaluation import batch
+from reliqa import batch
 from reliqa.exceptions import ImageLoadError, InvalidInputError, ReliqaError, WeightsError
 from reliqa.io import load_image
 

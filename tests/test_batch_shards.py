@@ -14,8 +14,8 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
+from reliqa import batch
 from reliqa.cli import app
-from reliqa.evaluation import batch
 from reliqa.exceptions import DataError, InvalidInputError
 
 runner = CliRunner()

@@ -299,7 +299,7 @@ def test_no_reference_table_says_which_way_is_better(
 def test_batch_report_opens_offline_table_first(page: object, images: dict[str, Path], tmp_path: Path) -> None:
     """Issue 18: the batch report is one page (no linked pictures), the results table before the
     map pictures, worst pairs by the relational score; checked as a browser renders it."""
-    from reliqa.evaluation import batch
+    from reliqa import batch
     from reliqa.reports.batch_report import write_batch_report
 
     items = batch.items_from_sources([], pairs=_pairs_csv(images, tmp_path))

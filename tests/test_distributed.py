@@ -1,4 +1,4 @@
-"""The Ray Data engine (reliqa.distributed): same rows as `reliqa batch`, resumable after kill -9.
+"""The Ray Data engine (reliqa.batch.distributed): same rows as `reliqa batch`, resumable after kill -9.
 
 A local Ray cluster is started by the tests themselves (2 CPUs, no dashboard, loopback only) and
 shared by the tests of this module; the kill test starts its own inside a subprocess. CI installs
@@ -23,15 +23,15 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
+from reliqa import batch
 from reliqa.cli import app
-from reliqa.evaluation import batch
 
 ray = pytest.importorskip(
     "ray", reason="the Ray engine needs the extra: pip install 'reliqa[ray]' (make setup installs it)"
 )
 pytest.importorskip("pyarrow", reason="the Ray engine writes Parquet: pip install 'reliqa[parquet]'")
 
-from reliqa.distributed import ScoreImages, score_dataset  # noqa: E402 -- after the skips
+from reliqa.batch.distributed import ScoreImages, score_dataset  # noqa: E402 -- after the skips
 
 METRICS = ["laplacian_var", "hirqa-s"]
 BROKEN = ("broken_truncated.jpg", "broken_text.png", "broken_empty.png")
@@ -184,7 +184,7 @@ def test_cli_engine_ray_and_refusals(local_ray: None, images: Path, tmp_path: Pa
 _KILLED_RUN = textwrap.dedent(
     """
     import sys, time
-    from reliqa.distributed import score_dataset
+    from reliqa.batch.distributed import score_dataset
 
     def slow(done, total):  # the driver writes parts slowly, so the kill lands mid-run
         print(done, flush=True)

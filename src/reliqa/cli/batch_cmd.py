@@ -1,4 +1,4 @@
-"""``reliqa batch``: score many images or pairs, resumably (logic in reliqa.evaluation.batch)."""
+"""``reliqa batch``: score many images or pairs, resumably (logic in reliqa.batch)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def batch_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
-    from reliqa.evaluation import batch
+    from reliqa import batch
     from reliqa.evaluation.scorers import canonical_name
 
     if merge:
@@ -129,7 +129,7 @@ def batch_command(
             out = batch.shard_output(out, index, count)
         with batch.progress_bar(enabled=not as_json) as on_progress:
             if engine == "ray":
-                from reliqa.distributed import score_dataset
+                from reliqa.batch.distributed import score_dataset
 
                 summary = score_dataset(
                     items, names, out, actors=actors, cpus_per_actor=cpus_per_actor,
@@ -191,7 +191,7 @@ def batch_command(
 
 def _merge(sources: list[str], out: Path, as_json: bool) -> NoReturn:
     """``reliqa batch --merge SHARD... --out FILE``."""
-    from reliqa.evaluation import batch
+    from reliqa import batch
 
     if not sources:
         usage_error("--merge: give the results files to merge as INPUT")

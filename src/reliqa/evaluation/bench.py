@@ -2,7 +2,7 @@
 
 What :func:`run_benchmark` does (``reliqa bench`` is a thin shell over it):
 
-1. **Scoring** goes through :func:`reliqa.evaluation.batch.run_batch`: each image (and its
+1. **Scoring** goes through :func:`reliqa.batch.runner.run_batch`: each image (and its
    reference) is decoded once for all scorers, same-size images are stacked into one forward
    pass, and every row is appended to ``<out_dir>/scores.csv`` and flushed as it is scored. A
    rerun with the same ``out_dir`` skips the rows already there (resume); an unreadable image,
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reliqa.evaluation.batch import (
+from reliqa.batch import (
     ERROR_COLUMN,
     IMAGE_COLUMN,
     REFERENCE_COLUMN,
@@ -184,7 +184,7 @@ def _check_kinds(dataset: IQADataset, scorers: Iterable[Scorer]) -> None:
 
 
 def _rows_by_key(path: Path) -> dict[tuple[str, str], dict[str, str]]:
-    from reliqa.evaluation.batch import read_results
+    from reliqa.batch import read_results
 
     return {(row.get(REFERENCE_COLUMN) or "", row[IMAGE_COLUMN]): row for row in read_results(path)}
 

@@ -32,14 +32,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reliqa.checks import resolve_device
-from reliqa.evaluation.batch import (
+from reliqa.batch import (
     ERROR_COLUMN,
     IMAGE_COLUMN,
     MAPS_COLUMN,
     REFERENCE_COLUMN,
     read_results,
 )
+from reliqa.checks import resolve_device
 from reliqa.evaluation.datasets import IQADataset, IQAItem
 from reliqa.exceptions import DataError, ReliqaError
 from reliqa.io import load_image, load_maps, to_uint8_array

@@ -1,8 +1,8 @@
-"""Batch scoring that survives a real folder: resumable, incremental, one row per input.
+"""The batch runner: decode once, score every metric/model, journal each row (resumable).
 
 What a run does (``reliqa batch`` is a thin shell over :func:`run_batch`):
 
-1. **Inputs** become :class:`BatchItem` s in a fixed order (:mod:`reliqa.evaluation.batch_inputs`):
+1. **Inputs** become :class:`BatchItem` s in a fixed order (:mod:`reliqa.batch.inputs`):
    (a) files, folders or glob patterns of images (no-reference scoring, :func:`items_from_inputs`),
    (b) a CSV of (reference, test) pairs (:func:`items_from_pairs_csv`), or (c) a folder of test
    images matched to a reference folder by file stem (:func:`items_from_ref_dir`). A run may
@@ -11,7 +11,7 @@ What a run does (``reliqa batch`` is a thin shell over :func:`run_batch`):
    which calls :func:`reliqa.io.load_image`, the only loader); every metric/model then scores
    the same decoded tensors. Consecutive items of the same size are stacked into one forward
    pass (:func:`score_decoded`: at most ``batch_size`` images and :data:`MAX_BATCH_PIXELS`).
-3. **Output** is a journal (:mod:`reliqa.evaluation.batch_journal`): one complete CSV line per
+3. **Output** is a journal (:mod:`reliqa.batch.journal`): one complete CSV line per
    item, appended with a single ``write`` and flushed, ``fsync`` ed every ``FSYNC_EVERY`` rows.
    ``kill -9`` can therefore lose only the items being scored at that moment (at most one
    stack) and at worst leave a torn last line, which the next run cuts off before it appends
@@ -23,7 +23,7 @@ What a run does (``reliqa batch`` is a thin shell over :func:`run_batch`):
    that row's ``error`` text (other metrics of the row keep their values).
 
 :func:`decode_item` and :func:`score_decoded` are also what the Ray engine
-(:mod:`reliqa.distributed`) runs inside its actors, so both engines give the same rows.
+(:mod:`reliqa.batch.distributed`) runs inside its actors, so both engines give the same rows.
 
 CSV columns: ``image``, ``reference`` (pair modes only), one column per metric/model name in
 the order given, ``maps`` (only with ``maps_dir``), ``error`` (empty when the row is complete).
@@ -45,77 +45,19 @@ from typing import Any, cast
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from reliqa.evaluation.batch_inputs import (
+from reliqa.batch.inputs import (
     ERROR_COLUMN,
     IMAGE_COLUMN,
     MAPS_COLUMN,
     REFERENCE_COLUMN,
     BatchItem,
-    expand_inputs,
-    items_from_inputs,
-    items_from_pairs_csv,
-    items_from_path_list,
-    items_from_ref_dir,
-    items_from_sources,
-    parse_shard,
-    select_shard,
-    shard_from_name,
-    shard_of,
-    shard_output,
 )
-from reliqa.evaluation.batch_journal import (
-    FSYNC_EVERY,
-    MergeSummary,
-    ResultsJournal,
-    check_output_path,
-    format_value,
-    merge_results,
-    one_line,
-    pyarrow_parquet,
-    read_results,
-    read_results_with_columns,
-    write_parquet,
-)
+from reliqa.batch.journal import ResultsJournal, check_output_path, one_line
+from reliqa.batch.parquet import pyarrow_parquet
+from reliqa.batch.results import read_results_with_columns, write_parquet
 from reliqa.evaluation.scorers import Scorer, resolve_scorer
 from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError, ReliqaError
 from reliqa.io import load_image, save_maps
-
-__all__ = [
-    "ERROR_COLUMN",
-    "FSYNC_EVERY",
-    "IMAGE_COLUMN",
-    "MAPS_COLUMN",
-    "MAX_BATCH_PIXELS",
-    "REFERENCE_COLUMN",
-    "BatchItem",
-    "BatchSummary",
-    "Decoded",
-    "MergeSummary",
-    "ResultsJournal",
-    "check_output_path",
-    "decode_item",
-    "expand_inputs",
-    "format_value",
-    "items_from_inputs",
-    "items_from_pairs_csv",
-    "items_from_path_list",
-    "items_from_ref_dir",
-    "items_from_sources",
-    "merge_results",
-    "one_line",
-    "parse_shard",
-    "progress_bar",
-    "read_results",
-    "read_results_with_columns",
-    "resolve_scorers",
-    "result_columns",
-    "run_batch",
-    "score_decoded",
-    "select_shard",
-    "shard_from_name",
-    "shard_of",
-    "shard_output",
-]
 
 MAX_BATCH_PIXELS: int = 8 * 1024 * 1024
 """Largest total pixel count stacked into one forward pass (keeps big images one at a time)."""

@@ -7,7 +7,7 @@ Three modes (``reliqa batch`` docs: docs/batch.md):
 (c) test images matched to a reference folder by file stem (:func:`items_from_ref_dir`).
 
 A list of image paths in a CSV or Parquet file (:func:`items_from_path_list`) feeds the Ray
-engine (``reliqa.distributed``) at scales where a folder walk is not practical.
+engine (:mod:`reliqa.batch.distributed`) at scales where a folder walk is not practical.
 
 **Shards.** :func:`shard_of` puts an item in shard ``I`` of ``N`` by a hash of its key (the
 ``reference`` and ``image`` strings the results rows carry), so the partition does not depend
@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reliqa.batch.parquet import pyarrow_parquet
 from reliqa.exceptions import DataError, InvalidInputError, UsageError
 from reliqa.io import expand_image_paths, list_images
 
@@ -194,8 +195,6 @@ def items_from_path_list(path: str | os.PathLike[str]) -> list[BatchItem]:
     """
     list_path = Path(path)
     if list_path.suffix.lower() == ".parquet":
-        from reliqa.evaluation.batch_journal import pyarrow_parquet
-
         try:
             table = pyarrow_parquet().read_table(list_path)
         except OSError as error:

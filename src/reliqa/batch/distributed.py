@@ -7,7 +7,7 @@ Two pieces, documented in docs/distributed.md:
   A batch in is a dict of arrays with a column ``image`` (paths) and, for pairs, ``reference``;
   the batch out has ``image``, [``reference``], one float64 column per metric (NaN where it
   could not score) and ``error`` (empty when the row is complete). Decoding and scoring are
-  :func:`reliqa.evaluation.batch.decode_item` and :func:`~reliqa.evaluation.batch.score_decoded`,
+  :func:`reliqa.batch.runner.decode_item` and :func:`~reliqa.batch.runner.score_decoded`,
   the code ``reliqa batch`` runs, so both engines give the same rows.
 
 - :func:`score_dataset` (``reliqa batch --engine ray``): inputs (folders, globs, a CSV or
@@ -19,7 +19,7 @@ Two pieces, documented in docs/distributed.md:
 Use it in your own pipeline::
 
     import ray
-    from reliqa.distributed import ScoreImages
+    from reliqa.batch.distributed import ScoreImages
 
     ds = ray.data.read_parquet("s3://bucket/paths.parquet")          # a column "image"
     scores = ds.map_batches(
@@ -46,19 +46,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from reliqa.evaluation.batch import (
+from reliqa.batch.inputs import (
     ERROR_COLUMN,
     IMAGE_COLUMN,
     REFERENCE_COLUMN,
     BatchItem,
+    items_from_sources,
+)
+from reliqa.batch.journal import one_line
+from reliqa.batch.parquet import parquet_parts, pyarrow_parquet
+from reliqa.batch.runner import (
     BatchSummary,
     decode_item,
     resolve_scorers,
     result_columns,
     score_decoded,
 )
-from reliqa.evaluation.batch_inputs import items_from_sources
-from reliqa.evaluation.batch_journal import one_line, parquet_parts, pyarrow_parquet
 from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError
 
 __all__ = ["PROBLEM_COLUMN", "ScoreImages", "ray_available", "score_dataset"]
@@ -289,7 +292,7 @@ def score_dataset(
             give it for a shard that may be empty (its folder is then created, empty).
 
     Returns:
-        A :class:`reliqa.evaluation.batch.BatchSummary` (``out`` is the folder).
+        A :class:`reliqa.batch.runner.BatchSummary` (``out`` is the folder).
 
     Raises:
         InvalidInputError: Ray is not installed, bad arguments, ``out`` a file.
