@@ -19,7 +19,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from reliqa.evaluation.gmc import SIGMA_FLOOR_FRACTION, gmc_values, regulator_weights
+from reliqa.surfaces.gmc import SIGMA_FLOOR_FRACTION, gmc_values, regulator_weights
 
 
 def literal_gmc(

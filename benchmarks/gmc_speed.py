@@ -1,7 +1,7 @@
 """GMC speed and exactness on the KADID-10k reference (and scaling on synthetic data).
 
 For each metric of ../shared/data/gmc_reference/kadid10k: the PLCC/SRCC/KRCC-GMC at the 100
-reference query points (reliqa.evaluation.gmc.gmc_values, all three correlations in one pass),
+reference query points (reliqa.surfaces.gmc.gmc_values, all three correlations in one pass),
 the time it takes, and the largest absolute deviation from expected_<metric>.csv. For
 comparison, the literal pairwise formula in numpy (every one of the 51 M image pairs, the way
 the authors' code does it) is timed on a few points. ``--scaling`` times MOS without ties
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from reliqa.evaluation.gmc import fit_surface, gmc_values, regulator_weights
+from reliqa.surfaces.gmc import fit_surface, gmc_values, regulator_weights
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gmc_reference" / "kadid10k"

@@ -29,11 +29,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from reliqa.evaluation.correlation import correlation_report
-from reliqa.evaluation.gmc import gmc
-from reliqa.evaluation.gmc_plot import plot_heatmap
 from reliqa.io import load_image
 from reliqa.models import create_model
 from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
+from reliqa.surfaces.gmc import gmc
+from reliqa.surfaces.plot import plot_heatmap
 
 
 def read_mos(root: Path) -> tuple[list[str], np.ndarray]:

@@ -186,7 +186,7 @@ def test_compare_toggle_and_read_scores(page: object, server: str, images: dict[
 
 
 def test_gmc_heatmap_of_an_uploaded_csv(page: object, server: str, tmp_path: Path) -> None:
-    from reliqa.evaluation.gmc import gmc
+    from reliqa.surfaces.gmc import gmc
 
     rng = np.random.default_rng(1)
     mos = rng.uniform(0.0, 1.0, 50)

@@ -14,7 +14,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from reliqa.cli.app import app
-from reliqa.evaluation.gmc import (
+from reliqa.exceptions import InvalidInputError
+from reliqa.surfaces.gmc import (
     beta_std,
     cross_validated_bandwidth,
     fit_surface,
@@ -26,7 +27,6 @@ from reliqa.evaluation.gmc import (
     plot_surface_html,
     regulator_weights,
 )
-from reliqa.exceptions import InvalidInputError
 
 KADID = Path("gmc_reference") / "kadid10k"
 

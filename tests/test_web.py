@@ -240,7 +240,7 @@ def _results_csv(rows: int = 60) -> tuple[bytes, np.ndarray, np.ndarray]:
 
 
 def test_gmc_of_an_uploaded_results_csv(client: TestClient) -> None:
-    from reliqa.evaluation.gmc import gmc
+    from reliqa.surfaces.gmc import gmc
 
     content, niqe_like, mos = _results_csv()
     response = client.post(

@@ -37,7 +37,7 @@ _LAZY: dict[str, str] = {
     "list_models": "reliqa.evaluation.scorers",
     "list_scorers": "reliqa.evaluation.scorers",
     "evaluate_metric": "reliqa.evaluation.scorers",
-    "gmc": "reliqa.evaluation.gmc",
+    "gmc": "reliqa.surfaces.gmc",
     "RelationalLoss": "reliqa.tuning", "relational_loss": "reliqa.tuning",
     "load_image": "reliqa.io",
     "save_image": "reliqa.io",

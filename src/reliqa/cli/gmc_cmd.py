@@ -1,7 +1,7 @@
 """``reliqa gmc``: Granularity-Modulated Correlation of one prediction column against MOS.
 
-The logic lives in :mod:`reliqa.evaluation.gmc`; this command reads the columns, calls
-:func:`reliqa.evaluation.gmc.gmc`, prints and draws.
+The logic lives in :mod:`reliqa.surfaces.gmc`; this command reads the columns, calls
+:func:`reliqa.surfaces.gmc.gmc`, prints and draws.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from reliqa.cli.app import (
 from reliqa.exceptions import ReliqaError
 
 if TYPE_CHECKING:
-    from reliqa.evaluation.gmc import GMCResult
+    from reliqa.surfaces.gmc import GMCResult
 
 
 @app.command("gmc")
@@ -113,8 +113,8 @@ def gmc_command(
     device = checked_device(device)
     use_threads(threads)
     from reliqa.evaluation.correlation import read_score_columns, read_value_list
-    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html, read_points
     from reliqa.evaluation.scorers import column_higher_is_better
+    from reliqa.surfaces.gmc import gmc, plot_heatmap, plot_surface_html, read_points
 
     # the one direction rule (scorer catalogue): same CSV, same sign in CLI, viewer, report
     negated = not column_higher_is_better(pred_col)

@@ -1,5 +1,6 @@
-"""Evaluation: correlations with human opinion, GMC surfaces, dataset readers, benchmark runner.
+"""Evaluation: correlations with human opinion, dataset readers, the scorer catalogue, benchmarks.
 
-Submodules are imported on use (``from reliqa.evaluation.gmc import gmc``) so that importing
-this package stays cheap.
+GMC surfaces are :mod:`reliqa.surfaces`, batch scoring :mod:`reliqa.batch`. Submodules are
+imported on use (``from reliqa.evaluation.correlation import srcc``) so that importing this
+package stays cheap.
 """

@@ -15,7 +15,7 @@ What :func:`run_benchmark` does (``reliqa bench`` is a thin shell over it):
 3. **Per metric**, over the rows where it produced a finite score: SRCC, PLCC (raw and after
    the 5-parameter logistic) and KRCC with bootstrap confidence intervals
    (:func:`reliqa.evaluation.correlation.correlation_report`), the GMC surface and its average
-   height (:func:`reliqa.evaluation.gmc.gmc`; with per-image MOS std when the dataset has it,
+   height (:func:`reliqa.surfaces.gmc.gmc`; with per-image MOS std when the dataset has it,
    otherwise GMC's regulator estimates it), a GMC heatmap PNG, an interactive HTML surface, and
    a scatter plot of the metric against MOS.
 4. ``summary.json`` in ``out_dir`` holds everything :class:`BenchmarkResult` holds.
@@ -212,7 +212,7 @@ def _evaluate(
     std = std_all[valid] if std_all is not None else None
     try:
         from reliqa.evaluation.correlation import correlation_report
-        from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html
+        from reliqa.surfaces.gmc import gmc, plot_heatmap, plot_surface_html
 
         summary.correlations = correlation_report(prediction, quality, n_boot=n_boot, seed=seed)
         surface = gmc(prediction, quality, std=std, samples=gmc_samples, seed=seed, device=device)

@@ -205,7 +205,7 @@ def _mos_section(
     rows: Sequence[dict[str, str]], scores: Sequence[str], mos: str | os.PathLike, out_dir: Path
 ) -> list[str]:
     from reliqa.evaluation.correlation import correlation_report
-    from reliqa.evaluation.gmc import gmc, plot_heatmap, plot_surface_html
+    from reliqa.surfaces.gmc import gmc, plot_heatmap, plot_surface_html
 
     indices, dataset = _match_mos(rows, mos)
     quality = dataset.quality()

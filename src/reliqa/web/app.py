@@ -376,8 +376,8 @@ class Viewer:
         (:func:`reliqa.evaluation.scorers.column_higher_is_better`).
         """
         from reliqa.evaluation.correlation import read_score_columns
-        from reliqa.evaluation.gmc import gmc
         from reliqa.evaluation.scorers import column_higher_is_better
+        from reliqa.surfaces.gmc import gmc
 
         name, path = table
         columns = [score_column, mos_column] + ([std_column] if std_column else [])

@@ -1,5 +1,5 @@
 """GMC inputs: the score range, per-image MOS std (Beta model), Distribution-Regulator
-weights and query points (see :mod:`reliqa.evaluation.gmc`, docs/gmc.md)."""
+weights and query points (see :mod:`reliqa.surfaces.gmc`, docs/gmc.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Pictures of GMC surfaces: a heatmap PNG (matplotlib) and an interactive 3-D HTML (plotly).
 
-Both take a :class:`reliqa.evaluation.gmc.GMCResult` and draw one panel per correlation:
+Both take a :class:`reliqa.surfaces.result.GMCResult` and draw one panel per correlation:
 the fitted surface over quality scale Qs (x) and quality difference Qd (y), the query points,
 and the average height in the title. The HTML embeds plotly's JavaScript, so it opens offline.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from reliqa.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
-    from reliqa.evaluation.gmc import GMCResult
+    from reliqa.surfaces.result import GMCResult
 
 
 def _surfaces_or_fail(result: GMCResult) -> list[str]:

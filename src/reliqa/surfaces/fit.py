@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reliqa.evaluation.gmc_inputs import as_points
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
+from reliqa.surfaces.inputs import as_points
 
 # --------------------------------------------------------------------------------------------
 # Surface fitting and the public entry point

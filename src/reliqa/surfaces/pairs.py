@@ -1,4 +1,4 @@
-"""GMC values at query points: the exact grouped pair sums (see :mod:`reliqa.evaluation.gmc`).
+"""GMC values at query points: the exact grouped pair sums (see :mod:`reliqa.surfaces.gmc`).
 
 W_ij depends on an image only through (y, σ, w), so images sharing all three form a group and
 every pair sum factorises into per-group statistics; per query point the cost is one
@@ -20,8 +20,8 @@ from scipy import stats
 from reliqa.evaluation.correlation import (
     validate_pair,
 )
-from reliqa.evaluation.gmc_inputs import as_points, nonnegative_vector, resolve_score_range
 from reliqa.exceptions import InvalidInputError
+from reliqa.surfaces.inputs import as_points, nonnegative_vector, resolve_score_range
 
 SIGMA_FLOOR_FRACTION = 1e-3
 """Bandwidth of the Qd term, as a fraction of the score range, for a pair of two σ = 0 images
@@ -367,7 +367,7 @@ def gmc_values(
             default 2**19 on CPU (4 MB: stays in cache), 2**25 on a GPU (fewer, larger kernels).
 
     Returns:
-        (K, 3) float64, columns PLCC, SRCC, KRCC (:data:`reliqa.evaluation.gmc.CORRELATIONS`); NaN where the correlation is
+        (K, 3) float64, columns PLCC, SRCC, KRCC (:data:`reliqa.surfaces.gmc.CORRELATIONS`); NaN where the correlation is
         undefined at that point (no pair has weight, or every weighted pair is tied).
     """
     pred_array, mos_array = validate_pair(pred, mos, min_samples=2)

@@ -28,18 +28,17 @@ per *pair of groups*: O(M²) with M ≤ N groups (KADID-10k: N = 10,125 images, 
 running per-point maximum (as in a streaming log-sum-exp), so they never underflow to 0/0.
 See docs/gmc.md for the decisions the definition leaves open.
 
-Modules: :mod:`~reliqa.evaluation.gmc_inputs` (score range, std, regulator weights, query
-points), :mod:`~reliqa.evaluation.gmc_pairs` (the grouped pair sums, :func:`gmc_values`),
-:mod:`~reliqa.evaluation.gmc_surface` (surface fitting), :mod:`~reliqa.evaluation.gmc_plot`
-(pictures); this module holds the public entry point :func:`gmc` and re-exports the rest.
+Modules: :mod:`~reliqa.surfaces.inputs` (score range, std, regulator weights, query
+points), :mod:`~reliqa.surfaces.pairs` (the grouped pair sums, :func:`gmc_values`),
+:mod:`~reliqa.surfaces.fit` (surface fitting), :mod:`~reliqa.surfaces.plot`
+(pictures), :mod:`~reliqa.surfaces.result` (:class:`GMCResult`); this module holds the public
+entry point :func:`gmc` and re-exports the rest.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +48,15 @@ from reliqa.evaluation.correlation import (
     CORRELATION_FUNCTIONS,
     validate_pair,
 )
-from reliqa.evaluation.gmc_inputs import (
+from reliqa.exceptions import InvalidInputError
+from reliqa.surfaces.fit import (
+    Surface,
+    average_height,
+    cross_validated_bandwidth,
+    fit_surface,
+    local_linear,
+)
+from reliqa.surfaces.inputs import (
     DEFAULT_PHI,
     as_points,
     beta_std,
@@ -59,82 +66,9 @@ from reliqa.evaluation.gmc_inputs import (
     regulator_weights,
     resolve_score_range,
 )
-from reliqa.evaluation.gmc_pairs import SIGMA_FLOOR_FRACTION, gmc_values
-from reliqa.evaluation.gmc_plot import plot_heatmap, plot_surface_html
-from reliqa.evaluation.gmc_surface import (
-    Surface,
-    average_height,
-    cross_validated_bandwidth,
-    fit_surface,
-    local_linear,
-)
-from reliqa.exceptions import InvalidInputError
-
-CORRELATIONS: tuple[str, ...] = ("PLCC", "SRCC", "KRCC")
-"""The GMC correlations, in the order of every output."""
-
-@dataclass(frozen=True)
-class GMCResult:
-    """GMC of one set of predictions.
-
-    ``qs``, ``qd`` (K,) are the query points; ``values[name]`` (K,) the GMC correlation there
-    (NaN at a degenerate point: see :attr:`degenerate`); ``surfaces[name]`` the fitted
-    :class:`Surface`; ``average_height[name]`` its mean; ``global_`` the ordinary correlation
-    over the whole set (SRCC with average ranks, KRCC τ-b, PLCC raw).
-    """
-
-    qs: np.ndarray
-    qd: np.ndarray
-    values: dict[str, np.ndarray]
-    surfaces: dict[str, Surface]
-    average_height: dict[str, float]
-    global_: dict[str, float]
-    score_range: tuple[float, float]
-    bandwidth_multiplier: float = 1.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def points(self) -> dict[str, np.ndarray]:
-        """``{"Qs": (K,), "Qd": (K,), "PLCC": (K,), …}``."""
-        return {"Qs": self.qs, "Qd": self.qd, **self.values}
-
-    @property
-    def degenerate(self) -> dict[str, np.ndarray]:
-        """Per correlation, (K,) bool: True where it is undefined at that point (value NaN)."""
-        return {name: np.isnan(values) for name, values in self.values.items()}
-
-    def __repr__(self) -> str:
-        """One short line (the arrays are pages long): points, global and average heights."""
-        heights = ", ".join(f"{name} {value:.4g}" for name, value in self.average_height.items())
-        global_ = ", ".join(f"{name} {value:.4g}" for name, value in self.global_.items())
-        return (
-            f"GMCResult({self.qs.size} points; global: {global_}; average height: {heights}; "
-            f"score_range=({self.score_range[0]:.4g}, {self.score_range[1]:.4g}))"
-        )
-
-    def surface(self, name: str = "SRCC") -> Surface:
-        """The fitted surface of one correlation (grid axes and (G, G) values)."""
-        return self.surfaces[name]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"points": [{"Qs", "Qd", "PLCC", …}], "average_height": {…},
-        "global": {…}, "degenerate_points": {…}}`` (NaN stays float NaN: JSON writers turn it
-        into null)."""
-        names = list(self.values)
-        rows = [
-            {
-                "Qs": float(self.qs[k]),
-                "Qd": float(self.qd[k]),
-                **{n: float(self.values[n][k]) for n in names},
-            }
-            for k in range(self.qs.size)
-        ]
-        return {
-            "points": rows,
-            "average_height": dict(self.average_height),
-            "global": dict(self.global_),
-            "degenerate_points": {name: int(mask.sum()) for name, mask in self.degenerate.items()},
-        }
+from reliqa.surfaces.pairs import SIGMA_FLOOR_FRACTION, gmc_values
+from reliqa.surfaces.plot import plot_heatmap, plot_surface_html
+from reliqa.surfaces.result import CORRELATIONS, GMCResult
 
 
 def gmc(
