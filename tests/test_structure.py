@@ -22,7 +22,6 @@ KNOWN_LONG: dict[str, str] = {
     "training/common.py": "split pending (issue 19)",
     "training/nr.py": "split pending (issue 19)",
     "tuning/example.py": "split pending (issue 19)",
-    "web/app.py": "split pending (issue 19)",
 }
 
 

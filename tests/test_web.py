@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from reliqa.evaluation.scorers import resolve_scorer
 from reliqa.io import load_image
-from reliqa.web.app import STATIC_DIR, Limits, create_app
+from reliqa.web.app import STATIC_DIR, create_app
+from reliqa.web.viewer import Limits
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -79,6 +80,15 @@ def test_info_lists_attributes_and_limits(client: TestClient) -> None:
     info = client.get("/api/info").json()
     assert info["attributes"][0] == "brightness" and len(info["attributes"]) == 9
     assert info["root"] is True and info["limits"]["max_pixels"] == Limits().max_pixels
+
+
+def test_no_reference_scorers_are_the_catalogues(client: TestClient) -> None:
+    """The viewer keeps no name list of its own: every NR scorer of the catalogue that loads."""
+    from reliqa.evaluation.scorers import list_scorers
+
+    catalogue = [info.name for info in list_scorers() if info.kind == "NR"]
+    assert {"hirqa", "hirqa-s", "niqe", "laplacian_var"} <= set(catalogue)
+    assert client.get("/api/info").json()["no_reference"] == catalogue
 
 
 def test_compare_scores_match_the_python_api(client: TestClient, pair: tuple[np.ndarray, np.ndarray]) -> None:

@@ -32,7 +32,8 @@ def serve_command(
     device = checked_device(device)
     use_threads(threads)
     try:
-        from reliqa.web.app import Limits, create_app
+        from reliqa.web.app import create_app
+        from reliqa.web.viewer import Limits
     except ImportError as error:
         usage_error(f"the viewer needs the web extra: pip install 'reliqa[web]' ({error})")
     import uvicorn
