@@ -12,12 +12,9 @@ from reliqa.cli.app import (
     checked_device,
     fail_error,
     print_json,
-    usage_error,
     use_threads,
 )
 from reliqa.exceptions import ReliqaError
-
-NR_MODEL_NAMES = ("hirqa", "hirqa-s")  # checked here without importing torch
 
 
 @app.command("score")
@@ -41,15 +38,15 @@ def score_command(
 
     Same-size images are scored together, --batch-size at a time.
     """
-    if model not in NR_MODEL_NAMES:
-        usage_error(f"--model must be one of {', '.join(NR_MODEL_NAMES)}, got {model!r}")
     device = checked_device(device)
     use_threads(threads)
     from reliqa.models.nr_api import score_files
 
+    # An unknown or not no-reference --model (the model registry decides, no list here) and an
+    # empty folder are bad usage (2); weights that fail their check exit 1.
     try:
         records = score_files(images, model=model, device=device, batch_size=batch_size)
-    except ReliqaError as error:  # an empty folder (2); weights that fail their check (1)
+    except ReliqaError as error:
         fail_error(error)
     if as_json:
         print_json({"results": records})
