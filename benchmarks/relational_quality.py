@@ -19,8 +19,9 @@ Three parts, all on data no training decision saw:
    distortion type), side by side with the naive map score −mean|2(m − 0.5)| (monotone maps,
    but not anti-symmetric) and classical metrics (each in its own direction). The same pairs
    pooled ACROSS contents and types: Spearman correlation of each measure with the consensus
-   of the scorer's teachers (mean percentile of FSIMc, GMSD, VIFp, MS-SSIM), always leaving the
-   measure itself out of the consensus, so a teacher is not judged by itself.
+   of the scorer's teachers (mean percentile of their values), always leaving the
+   measure itself out of the consensus, so a teacher is not judged by itself (``--teachers``,
+   default the scorer's current ones, ``scorer_cache.TEACHERS``; each is also reported).
 3. ../shared/data/tid2013_calib: five real distorted pairs with human MOS (evaluation only):
    SRCC of each measure with MOS.
 
@@ -48,7 +49,7 @@ from reliqa.metrics import create_metric
 from reliqa.models import create_model
 from reliqa.models.relational import RelationalModel
 from reliqa.training.relational import held_out_halves
-from reliqa.training.scorer_cache import TEACHERS
+from reliqa.training.scorer_cache import TEACHERS, teacher_names
 from reliqa.verified import load_verified
 
 CLASSICAL = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim", "vifp")
@@ -126,9 +127,10 @@ def evaluate_maps(
     return result
 
 
-def classical_metrics() -> dict[str, torch.nn.Module]:
+def classical_metrics(teachers: tuple[str, ...] = TEACHERS) -> dict[str, torch.nn.Module]:
+    """The classical metrics of the tables and the teachers of the consensus."""
     metrics = {}
-    for name in CLASSICAL:
+    for name in (*CLASSICAL, *(t for t in teachers if t not in CLASSICAL)):
         try:
             metrics[name] = create_metric(name)
         except UnknownNameError:
@@ -151,10 +153,11 @@ def evaluate_ordinal(
     levels: int,
     crop: int,
     seed: int,
+    teachers: tuple[str, ...] = TEACHERS,
 ) -> dict[str, object]:
     """Mean SRCC of each measure with the level inside each set; for the relational score also
     its standard error over sets and the mean per distortion type present in the set's mix."""
-    metrics = classical_metrics()
+    metrics = classical_metrics(teachers)
     names = ("relational", "relational_naive", *metrics)
     correlations: dict[str, list[float]] = {name: [] for name in names}
     pooled: dict[str, list[float]] = {name: [] for name in names}
@@ -191,15 +194,16 @@ def evaluate_ordinal(
         name: [len(v), float(np.mean(v))] for name, v in sorted(by_type.items())
     }
     result["pairs"] = len(pooled["relational"])
-    result["srcc_with_teacher_consensus"] = consensus_agreement(pooled)
+    result["teachers"] = list(teachers)
+    result["srcc_with_teacher_consensus"] = consensus_agreement(pooled, teachers)
     return result
 
 
-def consensus_agreement(pooled: dict[str, list[float]]) -> dict[str, float]:
+def consensus_agreement(
+    pooled: dict[str, list[float]], teachers: tuple[str, ...] = TEACHERS
+) -> dict[str, float]:
     """SRCC of each measure with the mean percentile of the teachers other than itself."""
-    percentiles = {
-        name: rankdata(pooled[name]) / len(pooled[name]) for name in TEACHERS if name in pooled
-    }
+    percentiles = {name: rankdata(pooled[name]) / len(pooled[name]) for name in teachers}
     agreement = {}
     for name, values in pooled.items():
         others = [percentiles[t] for t in percentiles if t != name]
@@ -208,8 +212,10 @@ def consensus_agreement(pooled: dict[str, list[float]]) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def evaluate_tid(model: RelationalModel, folder: Path) -> dict[str, object]:
-    metrics = classical_metrics()
+def evaluate_tid(
+    model: RelationalModel, folder: Path, teachers: tuple[str, ...] = TEACHERS
+) -> dict[str, object]:
+    metrics = classical_metrics(teachers)
     names = sorted(TID_MOS)
     values: dict[str, list[float]] = {
         name: [] for name in ("relational", "relational_naive", *metrics)
@@ -246,17 +252,22 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=384)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--teachers", default=",".join(TEACHERS), help="the consensus (comma-separated metrics)"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = Path(args.data)
+    teachers = teacher_names(args.teachers.split(","))
     model = load_model(args.weights)
     _, photos = held_out_halves(data / "pristine")
     maps = evaluate_maps(model, photos, args.per_photo, args.crop, args.seed)
     ordinal = evaluate_ordinal(
-        model, photos, args.sets_per_photo, args.levels, min(args.crop, 256), args.seed + 1
+        model, photos, args.sets_per_photo, args.levels, min(args.crop, 256), args.seed + 1,
+        teachers,
     )
-    tid = evaluate_tid(model, data / "tid2013_calib")
+    tid = evaluate_tid(model, data / "tid2013_calib", teachers)
     result = {
         "benchmark": "relational_quality",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,17 +1,19 @@
 """The relational scorer: exact anti-symmetry of magnitude × direction, its losses on toy
-inputs, the teachers' consensus, and the cache it trains on."""
+inputs, the teachers' consensus and their label-free choice, and the cache it trains on
+(resume, teacher append, format check)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from reliqa.attributes import ATTRIBUTE_INDEX, NUM_ATTRIBUTES
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
 from reliqa.io import save_image
 from reliqa.models.relational import (
     DEEP_MAX_SIDE,
@@ -32,11 +34,16 @@ from reliqa.training.relational_scorer import (
     Consensus,
     ScorerTrainConfig,
     load_maps_net,
+    select_teachers,
     set_loss,
     set_matrix,
+    teacher_agreement,
     train_scorer,
 )
 from reliqa.training.scorer_cache import (
+    FORMAT_VERSION,
+    TEACHER_CANDIDATES,
+    TEACHER_PREFIX,
     TEACHERS,
     ScorerCacheConfig,
     build_cache,
@@ -45,8 +52,12 @@ from reliqa.training.scorer_cache import (
     load_cache,
     statistics_of,
     teacher_degradations,
+    teacher_matrix,
     teacher_scores,
 )
+
+TINY_TEACHERS = ("fsim", "gmsd", "ms_ssim", "mdsi")
+"""Teachers of the toy caches (MDSI: lower is better, like GMSD)."""
 
 
 def _statistics(signed: torch.Tensor, activity: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,16 +154,52 @@ def test_pairwise_logistic_loss_prefers_the_right_order() -> None:
 
 
 def test_consensus_is_a_mean_percentile_in_the_degradation_direction() -> None:
+    names = ("fsim", "gmsd", "vifp", "ms_ssim")
     pool = torch.tensor(
         [[0.99, 0.01, 0.95, 0.99], [0.90, 0.10, 0.60, 0.90], [0.70, 0.20, 0.20, 0.70]]
     )
-    assert len(TEACHERS) == pool.shape[1]
-    consensus = Consensus(pool)
+    consensus = Consensus(pool, names)
     c = consensus(pool)
     assert torch.all(c[1:] > c[:-1])  # the third pair is the most degraded by every teacher
     identical = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
     assert consensus(identical).item() == 0.0
-    assert torch.all(teacher_degradations(pool)[:, 1] == pool[:, 1])  # GMSD: lower is better
+    degradations = teacher_degradations(pool, names)
+    assert torch.all(degradations[:, 1] == pool[:, 1])  # GMSD: lower is better
+    assert torch.all(degradations[:, 0] == -pool[:, 0])  # FSIM: higher is better
+    with pytest.raises(InvalidInputError, match="columns"):
+        teacher_degradations(pool, names[:3])
+
+
+def test_teachers_are_registered_candidates_and_the_config_names_them() -> None:
+    assert set(TEACHERS) <= set(TEACHER_CANDIDATES)
+    from_json = ScorerTrainConfig(teachers=["MS-SSIM", "fsim"])  # type: ignore[arg-type]
+    assert from_json.teachers == ("ms_ssim", "fsim")
+    with pytest.raises(UnknownNameError, match="nope"):
+        ScorerTrainConfig(teachers=("fsim", "nope"))
+    with pytest.raises(ValueError, match="two"):
+        ScorerTrainConfig(teachers=("fsim",))
+
+
+def test_teacher_choice_keeps_those_that_agree_with_the_others() -> None:
+    """Four metrics that order 12 pairs alike and one that orders them at random; the rule
+    reads only the metrics (and the engine level, reported), never a human score."""
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.arange(12.0)
+    cache = {
+        TEACHER_PREFIX + "gmsd": truth + 0.1 * torch.rand(12, generator=generator),
+        TEACHER_PREFIX + "mdsi": truth + 0.1 * torch.rand(12, generator=generator),
+        TEACHER_PREFIX + "fsim": -truth + 0.1 * torch.rand(12, generator=generator),
+        TEACHER_PREFIX + "dss": -truth + 0.1 * torch.rand(12, generator=generator),
+        TEACHER_PREFIX + "vifp": torch.rand(12, generator=generator),
+        "set_id": torch.arange(12) // 4,
+        "level": truth,
+    }
+    agreement = teacher_agreement(cache, ("gmsd", "mdsi", "fsim", "dss", "vifp"))
+    assert agreement["gmsd"]["consensus"] > 0.85 and agreement["fsim"]["sets"] == 1.0
+    assert agreement["vifp"]["consensus"] < 0.85
+    assert select_teachers(agreement) == ("gmsd", "mdsi", "fsim", "dss")
+    with pytest.raises(DataError, match="vsi"):
+        teacher_matrix(cache, ("gmsd", "vsi"))
 
 
 def test_within_set_loss_ranks_the_reference_first() -> None:
@@ -178,7 +225,8 @@ def tiny_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {"root": root}
     for name, seed in (("train", 0), ("validation", 1)):
         folders[name] = build_cache(
-            _tiny_config(root, seed), tmp_path_factory.mktemp(name), maps_net, log=False
+            _tiny_config(root, seed), tmp_path_factory.mktemp(name), maps_net,
+            teachers=TINY_TEACHERS, log=False,
         )
     return folders
 
@@ -194,21 +242,80 @@ def test_cache_holds_ordered_sets_and_resumes(tiny_caches: dict[str, Path]) -> N
     cache = load_cache(folder)
     assert cache["signed"].shape == (len(cache_photos(tiny_caches["root"], "train")) * 2 * 3, NUM_ATTRIBUTES, 44, 44)
     assert statistics_of(cache).shape[1:] == ( NUM_ATTRIBUTES, 2, STATISTIC_COLUMNS)
-    assert cache["teachers"].shape[1] == len(TEACHERS)
+    teachers = teacher_matrix(cache, TINY_TEACHERS)
+    assert teachers.shape == (cache["level"].shape[0], len(TINY_TEACHERS))
+    assert json.loads((folder / "cache.json").read_text())["teachers"] == list(TINY_TEACHERS)
     sets = set_matrix(cache)
     assert sets.shape[1] == 3
     levels = cache["level"][sets]
     assert torch.all(levels[:, 1:] > levels[:, :-1])
     # the strongest version is more degraded than the mildest by the teachers' consensus too
-    c = Consensus(cache["teachers"])(cache["teachers"])[sets]
+    c = Consensus(teachers, TINY_TEACHERS)(teachers)[sets]
     assert torch.all(c[:, -1] > c[:, 0])
-    # a second run with the same config rewrites nothing; another config is refused
+    # a second run with the same config rewrites nothing (a subset of the teachers neither);
+    # another config is refused
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("part-*")}
     maps_net = RelationalModel().maps_net
-    build_cache(_tiny_config(tiny_caches["root"], 0), folder, maps_net, log=False)
+    for subset in (TINY_TEACHERS, TINY_TEACHERS[:2]):
+        build_cache(
+            _tiny_config(tiny_caches["root"], 0), folder, maps_net, teachers=subset, log=False
+        )
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("part-*")} == before
     with pytest.raises(DataError, match="another config"):
         build_cache(_tiny_config(tiny_caches["root"], 5), folder, maps_net, log=False)
+
+
+def test_appending_teachers_computes_only_the_new_columns(
+    tiny_caches: dict[str, Path], tmp_path: Path
+) -> None:
+    copy = shutil.copytree(tiny_caches["train"], tmp_path / "cache")
+    before = load_cache(copy)
+    # a random map network: had the maps been recomputed, they would differ
+    random_maps = RelationalModel().maps_net
+    build_cache(
+        _tiny_config(tiny_caches["root"], 0), copy, random_maps, teachers=("haarpsi", "MS-SSIM"),
+        log=False,
+    )
+    after = load_cache(copy)
+    assert set(after) == set(before) | {TEACHER_PREFIX + "haarpsi"}
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    manifest = json.loads((copy / "cache.json").read_text())
+    assert manifest["teachers"] == [*TINY_TEACHERS, "haarpsi"]
+    # the new column belongs to the same engine pairs
+    config = _tiny_config(tiny_caches["root"], 0)
+    photos = cache_photos(config.data_root, "train")
+    test, reference, _ = engine_part(config, photos[: config.photos_per_part], 0, 0)
+    first = load_file(str(copy / "part-00000-000.safetensors"))
+    torch.testing.assert_close(
+        teacher_scores(test, reference, ("haarpsi",))[:, 0], first[TEACHER_PREFIX + "haarpsi"]
+    )
+    # an interrupted append (one part lacks the column) is named, with the command to finish
+    part = copy / "part-00000-001.safetensors"
+    kept = {k: v for k, v in load_file(str(part)).items() if k != TEACHER_PREFIX + "haarpsi"}
+    save_file(kept, str(part))
+    with pytest.raises(DataError, match="haarpsi"):
+        load_cache(copy)
+    build_cache(config, copy, random_maps, teachers=TINY_TEACHERS, log=False)  # completes it
+    completed = load_cache(copy)[TEACHER_PREFIX + "haarpsi"]
+    assert torch.equal(completed, after[TEACHER_PREFIX + "haarpsi"])
+
+
+def test_caches_of_another_format_are_refused(tiny_caches: dict[str, Path], tmp_path: Path) -> None:
+    """A format-2 cache (one unnamed (N, T) teacher column) cannot take new teachers."""
+    copy = shutil.copytree(tiny_caches["train"], tmp_path / "old")
+    manifest = copy / "cache.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "format": FORMAT_VERSION - 1}))
+    with pytest.raises(DataError, match=f"format {FORMAT_VERSION - 1}.*new cache folder"):
+        load_cache(copy)
+    with pytest.raises(DataError, match=f"format {FORMAT_VERSION - 1}"):
+        build_cache(
+            _tiny_config(tiny_caches["root"], 0), copy, RelationalModel().maps_net, log=False
+        )
+    manifest.unlink()
+    with pytest.raises(DataError, match="no cache.json"):
+        load_cache(copy)
 
 
 def test_refreshing_the_maps_keeps_teachers_of_the_same_pairs(
@@ -220,19 +327,22 @@ def test_refreshing_the_maps_keeps_teachers_of_the_same_pairs(
     random_maps = RelationalModel().maps_net
     build_cache(_tiny_config(tiny_caches["root"], 0), copy, random_maps, refresh_maps=True, log=False)
     after = load_cache(copy)
-    assert torch.equal(after["teachers"], before["teachers"])
+    assert torch.equal(teacher_matrix(after, TINY_TEACHERS), teacher_matrix(before, TINY_TEACHERS))
     assert not torch.equal(after["signed"], before["signed"])
     # the kept teachers belong to the regenerated pairs: the engine stream is reproducible
     config = _tiny_config(tiny_caches["root"], 0)
     photos = cache_photos(config.data_root, "train")
     test, reference, labels = engine_part(config, photos[: config.photos_per_part], 0, 0)
     first = load_file(str(copy / "part-00000-000.safetensors"))
-    torch.testing.assert_close(teacher_scores(test, reference), first["teachers"])
+    torch.testing.assert_close(
+        teacher_scores(test, reference, TINY_TEACHERS),
+        torch.stack([first[TEACHER_PREFIX + name] for name in TINY_TEACHERS], dim=1),
+    )
     assert torch.equal(labels["level"], first["level"])
 
 
 def test_training_ranks_held_out_sets(tiny_caches: dict[str, Path], tmp_path: Path) -> None:
-    config = ScorerTrainConfig(steps=150, val_every=50, cross_items=32)
+    config = ScorerTrainConfig(steps=150, val_every=50, cross_items=32, teachers=TINY_TEACHERS)
     summary = train_scorer(
         config, tiny_caches["train"], tiny_caches["validation"], tmp_path,
         load_maps_net("shipped"),
@@ -244,6 +354,47 @@ def test_training_ranks_held_out_sets(tiny_caches: dict[str, Path], tmp_path: Pa
     model.load_state_dict(load_file(str(tmp_path / "relational.safetensors")))
     log = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum('"split": "val"' in line for line in log) == 4
+
+
+def test_an_interrupted_training_resumes_bit_exactly(
+    tiny_caches: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reliqa.training.relational_scorer as trainer
+
+    config = ScorerTrainConfig(steps=60, val_every=20, cross_items=32, teachers=TINY_TEACHERS)
+    maps_net = load_maps_net("shipped")
+    train_scorer(config, tiny_caches["train"], tiny_caches["validation"], tmp_path / "a", maps_net)
+    calls = {"n": 0}
+    original = trainer.set_loss
+
+    def interrupted(*args: object, **kwargs: object) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] > 45:  # dies in step 45, after the checkpoint of step 39
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trainer, "set_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_scorer(
+            config, tiny_caches["train"], tiny_caches["validation"], tmp_path / "b", maps_net
+        )
+    monkeypatch.setattr(trainer, "set_loss", original)
+    with pytest.raises(DataError, match="another config"):
+        train_scorer(
+            ScorerTrainConfig(steps=61, val_every=20, cross_items=32, teachers=TINY_TEACHERS),
+            tiny_caches["train"], tiny_caches["validation"], tmp_path / "b", maps_net, resume=True,
+        )
+    summary = train_scorer(
+        config, tiny_caches["train"], tiny_caches["validation"], tmp_path / "b", maps_net,
+        resume=True,
+    )
+    first, second = (load_file(str(tmp_path / run / "relational.safetensors")) for run in "ab")
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    validations = [
+        line for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+        if '"split": "val"' in line
+    ]
+    assert len(validations) == 4 and summary["teachers"] == list(TINY_TEACHERS)
 
 
 # ------------------------------------------------------------------------------------------
@@ -311,16 +462,19 @@ def test_relational_plus_trains_from_a_deep_cache(
         folders[name] = shutil.copytree(tiny_caches[name], tmp_path / name)
         build_cache(
             _tiny_config(tiny_caches["root"], seed), folders[name], maps_net,
-            deep_features=deep_features, log=False,
+            teachers=TINY_TEACHERS, deep_features=deep_features, log=False,
         )
         assert load_cache(folders[name])["deep"].shape[1:] == (DEEP_STAGES, 3)
     with pytest.raises(DataError, match="--deep"):
         train_scorer(
-            ScorerTrainConfig(steps=1, deep=True), tiny_caches["train"], folders["validation"],
+            ScorerTrainConfig(steps=1, deep=True, teachers=TINY_TEACHERS), tiny_caches["train"],
+            folders["validation"],
             tmp_path / "refused", maps_net,
         )
     summary = train_scorer(
-        ScorerTrainConfig(steps=40, val_every=20, cross_items=32, deep=True),
+        ScorerTrainConfig(
+            steps=40, val_every=20, cross_items=32, deep=True, teachers=TINY_TEACHERS
+        ),
         folders["train"], folders["validation"], tmp_path / "run", maps_net,
     )
     assert summary["best_validation"]["negative_share"] > 0.9

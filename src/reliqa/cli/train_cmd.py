@@ -84,11 +84,20 @@ def scorer_cache_command(
     deep: bool = typer.Option(
         False, "--deep", help="Also cache EfficientNet-Lite0 distances (for relational-plus)."
     ),
+    teachers: str | None = typer.Option(
+        None, "--teachers",
+        help="Comma-separated teacher metrics to hold (default: every candidate); those an "
+        "existing cache lacks are appended, nothing else is recomputed.",
+    ),
 ) -> None:
-    """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer)."""
+    """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer).
+
+    Resumable, and appendable: run it again on the same folder with more --teachers (or
+    --deep) and only the missing columns are computed.
+    """
     use_threads(threads)
     from reliqa.training.relational_scorer import load_maps_net
-    from reliqa.training.scorer_cache import ScorerCacheConfig, build_cache
+    from reliqa.training.scorer_cache import TEACHER_CANDIDATES, ScorerCacheConfig, build_cache
 
     config = ScorerCacheConfig(
         data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
@@ -99,6 +108,11 @@ def scorer_cache_command(
     build_cache(
         config, out, load_maps_net(maps), refresh_maps=refresh_maps,
         deep_features=DeepFeatures.from_imagenet() if deep else None,
+        teachers=(
+            [name.strip() for name in teachers.split(",") if name.strip()]
+            if teachers
+            else TEACHER_CANDIDATES
+        ),
     )
     typer.echo(f"cache: {out}")
 
@@ -113,20 +127,25 @@ def train_scorer_command(
         "shipped", "--maps", help="Map network the cache was made with (bundled into the output)."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its checkpoint (same config)."
+    ),
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Train the relational scorer on a cache (minutes on CPU) and write the whole model.
 
-    The run folder must be new or empty (or pass --overwrite): checked before training.
+    The run folder must be new or empty (or pass --overwrite, or --resume to continue the run
+    in it): checked before training.
     """
-    checked_output_folder(out, "--out", overwrite)
+    if not resume:
+        checked_output_folder(out, "--out", overwrite)
     use_threads(threads)
     from reliqa.training.common import load_config
     from reliqa.training.relational_scorer import ScorerTrainConfig, load_maps_net, train_scorer
 
     settings = load_config(config, ScorerTrainConfig) if config else ScorerTrainConfig()
-    summary = train_scorer(settings, cache, validation, out, load_maps_net(maps))
+    summary = train_scorer(settings, cache, validation, out, load_maps_net(maps), resume=resume)
     if json_output:
         print_json(summary)
     else:

@@ -4,10 +4,11 @@ The map network is frozen; the scorer (:class:`~reliqa.models.relational.Relatio
 reads only the pooled statistics in a cache made by ``reliqa train scorer-cache``
 (:mod:`reliqa.training.scorer_cache`). Its objective, with no human label anywhere:
 
-- **cross-content, cross-type order** from a *consensus of opinion-unaware teachers*: the
-  classical FR metrics FSIMc, GMSD, VIFp and MS-SSIM (:data:`~reliqa.training.scorer_cache.TEACHERS`),
-  each turned into a degradation and mapped to its percentile over the training cache, then
-  averaged: c ∈ [0, 1], 0 = identical. Pairs are ranked by c with a RankNet loss (pairs closer
+- **cross-content, cross-type order** from a *consensus of opinion-unaware teachers*: classical
+  FR metrics (the config's ``teachers``, by default
+  :data:`~reliqa.training.scorer_cache.TEACHERS`, chosen among the cached candidates by the
+  label-free rule of :func:`select_teachers`), each turned into a degradation and mapped to its
+  percentile over the training cache, then averaged: c ∈ [0, 1], 0 = identical. Pairs are ranked by c with a RankNet loss (pairs closer
   than ``min_gap`` are left unordered), so no single teacher is copied;
 - **within-set order** from the engine: each ordinal set [reference, v₁, …, v_K] (the reference
   scores exactly 0) ranked by its levels with the listwise Plackett–Luce loss; this order is
@@ -19,6 +20,10 @@ Hyper-parameters and the checkpoint are chosen on the validation cache (held-out
 synthetic only) by the mean of two Spearman correlations: with the consensus across all
 pairs, and with the engine level inside each set.
 
+Resumable: at every validation the run writes ``checkpoint.safetensors`` (scorer, Adam state,
+the sampling generator, the best state so far; step, best metrics and config in its metadata),
+and ``resume=True`` continues from it bit-exactly.
+
 See docs/relational.md ("The relational score") for the reasoning.
 """
 
@@ -26,14 +31,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from reliqa.exceptions import DataError, WeightsError
 from reliqa.models.relational import (
@@ -46,7 +53,14 @@ from reliqa.models.relational import (
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
 from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
-from reliqa.training.scorer_cache import load_cache, statistics_of, teacher_degradations
+from reliqa.training.scorer_cache import (
+    TEACHERS,
+    load_cache,
+    statistics_of,
+    teacher_degradations,
+    teacher_matrix,
+    teacher_names,
+)
 from reliqa.verified import load_verified
 
 
@@ -66,6 +80,7 @@ class ScorerTrainConfig:
         seed: torch seed (sampling of the cross-content pairs).
         deep: train the ``relational-plus`` scorer (the caches need ``deep``, from
             ``reliqa train scorer-cache --deep``).
+        teachers: the metrics of the teachers' consensus (cache columns ``teacher.<name>``).
     """
 
     steps: int = 3000
@@ -80,6 +95,13 @@ class ScorerTrainConfig:
     val_every: int = 100
     seed: int = 0
     deep: bool = False
+    teachers: tuple[str, ...] = TEACHERS
+
+    def __post_init__(self) -> None:
+        # a JSON config gives a list; names are stored in their registered spelling
+        object.__setattr__(self, "teachers", teacher_names(self.teachers))
+        if len(self.teachers) < 2:
+            raise ValueError(f"a consensus needs at least two teachers, got {self.teachers}")
 
 
 def load_maps_net(source: str) -> RelationalMapNet:
@@ -98,18 +120,20 @@ class Consensus:
     """The teachers' consensus degradation c ∈ [0, 1]: the mean of each teacher's percentile.
 
     Percentiles are taken against the training cache (its empirical distribution per teacher),
-    which puts the four metrics on one scale without any human label.
+    which puts the metrics on one scale without any human label.
 
     Args:
-        reference_teachers: (N, T) teacher values of the training cache.
+        reference_teachers: (N, T) teacher values of the training cache, native directions.
+        names: the T metrics, in column order.
     """
 
-    def __init__(self, reference_teachers: torch.Tensor) -> None:
-        self.sorted = teacher_degradations(reference_teachers).sort(dim=0).values
+    def __init__(self, reference_teachers: torch.Tensor, names: Sequence[str] = TEACHERS) -> None:
+        self.names = tuple(names)
+        self.sorted = teacher_degradations(reference_teachers, self.names).sort(dim=0).values
 
     def __call__(self, teachers: torch.Tensor) -> torch.Tensor:
         """(N, T) teacher values → (N,) consensus degradation."""
-        degradation = teacher_degradations(teachers)
+        degradation = teacher_degradations(teachers, self.names)
         count = self.sorted.shape[0]
         ranks = [
             torch.searchsorted(self.sorted[:, k].contiguous(), degradation[:, k].contiguous())
@@ -152,7 +176,7 @@ def validation_metrics(
 ) -> dict[str, float]:
     """Spearman of the scores with the consensus (all pairs) and with the level (per set)."""
     scores = scorer(statistics_of(cache), deep_of(cache, scorer)).numpy()
-    c = consensus(cache["teachers"]).numpy()
+    c = consensus(teacher_matrix(cache, consensus.names)).numpy()
     sets = set_matrix(cache).numpy()
     levels = cache["level"].numpy()
     per_set = [
@@ -169,25 +193,156 @@ def validation_metrics(
     return metrics
 
 
+MIN_TEACHER_AGREEMENT: float = 0.85
+"""A candidate enters the teachers' consensus when its Spearman correlation with the consensus
+of the other candidates, on the validation cache, reaches this (docs/relational.md)."""
+
+
+def teacher_agreement(
+    cache: dict[str, torch.Tensor], candidates: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """How each candidate teacher agrees with the others, with no human label.
+
+    Args:
+        cache: a loaded cache (:func:`~reliqa.training.scorer_cache.load_cache`) holding the
+            columns ``teacher.<name>`` of every candidate.
+        candidates: at least three metric names.
+
+    Returns:
+        Per candidate: ``consensus`` — Spearman correlation of its degradation with the mean
+        percentile of the *other* candidates over all pairs (across contents and types);
+        ``sets`` — mean Spearman correlation with the engine level inside each ordinal set.
+    """
+    names = teacher_names(candidates)
+    if len(names) < 3:
+        raise ValueError(f"teacher agreement needs at least three candidates, got {names}")
+    degradation = teacher_degradations(teacher_matrix(cache, names), names).numpy()
+    percentiles = np.stack([rankdata(column) for column in degradation.T], axis=1)
+    percentiles /= degradation.shape[0]
+    sets = set_matrix(cache).numpy()
+    levels = cache["level"].numpy()
+    agreement = {}
+    for k, name in enumerate(names):
+        others = np.delete(percentiles, k, axis=1).mean(axis=1)
+        per_set = [
+            spearmanr(degradation[row, k], levels[row]).statistic
+            for row in sets
+            if np.ptp(degradation[row, k]) > 0
+        ]
+        agreement[name] = {
+            "consensus": float(spearmanr(degradation[:, k], others).statistic),
+            "sets": float(np.mean(per_set)) if per_set else float("nan"),
+        }
+    return agreement
+
+
+def select_teachers(
+    agreement: dict[str, dict[str, float]], minimum: float = MIN_TEACHER_AGREEMENT
+) -> tuple[str, ...]:
+    """The candidates (in their order) whose ``consensus`` agreement reaches ``minimum``.
+
+    The rule reads only agreement among the metrics themselves on synthetic pairs: a metric
+    that orders the pairs unlike the others is not averaged in, whatever it would do on human
+    ratings (which are never read here).
+    """
+    return tuple(name for name, row in agreement.items() if row["consensus"] >= minimum)
+
+
+CHECKPOINT = "checkpoint.safetensors"
+"""The run folder's checkpoint (written at every validation)."""
+
+
+def save_checkpoint(
+    path: Path,
+    step: int,
+    scorer: RelationalScorer,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    best: dict[str, Any],
+    best_state: dict[str, torch.Tensor],
+    config: ScorerTrainConfig,
+) -> None:
+    """Write the state after ``step`` to ``path`` atomically (tensors only, no pickle)."""
+    tensors = {f"scorer.{k}": v.detach() for k, v in scorer.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best_state.items()})
+    tensors["generator"] = generator.get_state()
+    for index, state in optimizer.state_dict()["state"].items():
+        tensors.update({f"adam.{index}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    metadata = {
+        "step": str(step), "best": json.dumps(best), "config": json.dumps(config_to_dict(config))
+    }
+    partial = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial), metadata=metadata)
+    partial.replace(path)
+
+
+def load_checkpoint(
+    path: Path,
+    scorer: RelationalScorer,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    config: ScorerTrainConfig,
+) -> tuple[int, dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore a :func:`save_checkpoint` file into the given objects.
+
+    Returns:
+        (the step it was written after, the best validation metrics, the best scorer state).
+
+    Raises:
+        DataError: the file is missing or was written by a run of another config.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no checkpoint to resume from")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    if metadata["config"] != json.dumps(config_to_dict(config)):
+        raise DataError(f"{path}: written by a run with another config; start a new run folder")
+    scorer.load_state_dict(
+        {k[len("scorer.") :]: v for k, v in tensors.items() if k.startswith("scorer.")}
+    )
+    generator.set_state(tensors["generator"])
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(
+        {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
+    )
+    best_state = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
+    return int(metadata["step"]), json.loads(metadata["best"]), best_state
+
+
 def train_scorer(
     config: ScorerTrainConfig,
     train_folder: str | Path,
     validation_folder: str | Path,
     out: str | Path,
     maps_net: RelationalMapNet,
+    *,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train the scorer on the caches; write ``out/relational.safetensors`` (maps + best scorer).
 
+    Args:
+        resume: continue from ``out/checkpoint.safetensors`` (same config) instead of step 0.
+
     Returns:
-        A summary: weights path, best step, best validation metrics, wall time.
+        A summary: weights path, teachers, best step, best validation metrics, wall time.
+
+    Raises:
+        DataError: a cache lacks a teacher or the deep distances the config needs, or the
+            checkpoint to resume from is missing or of another config.
     """
     started = time.time()
     seed_everything(config.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, validation = load_cache(train_folder), load_cache(validation_folder)
-    consensus = Consensus(train["teachers"])
-    target = -consensus(train["teachers"])
+    train_teachers = teacher_matrix(train, config.teachers)
+    consensus = Consensus(train_teachers, config.teachers)
+    target = -consensus(train_teachers)
     sets = set_matrix(train)
     statistics = statistics_of(train)
     scorer = RelationalScorer(DEEP_STAGES if config.deep else 0)
@@ -200,8 +355,20 @@ def train_scorer(
     best: dict[str, Any] = {"objective": -float("inf")}
     best_state: dict[str, torch.Tensor] = {}
     count = target.shape[0]
-    with open(log_path, "w") as log:
-        for step in range(config.steps + 1):
+    first = 0
+    if resume:
+        done, best, best_state = load_checkpoint(
+            out / CHECKPOINT, scorer, optimizer, generator, config
+        )
+        first = done + 1
+        if log_path.is_file():  # what the interrupted run logged after its checkpoint is redone
+            kept = [
+                line for line in log_path.read_text().splitlines()
+                if json.loads(line)["step"] <= done
+            ]
+            log_path.write_text("".join(line + "\n" for line in kept))
+    with open(log_path, "a" if resume else "w") as log:
+        for step in range(first, config.steps + 1):
             if step % config.val_every == 0 or step == config.steps:
                 metrics = validation_metrics(scorer, validation, consensus)
                 log.write(json.dumps({"step": step, "split": "val", **metrics}) + "\n")
@@ -227,6 +394,11 @@ def train_scorer(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if (step + 1) % config.val_every == 0:  # the state the next validation sees
+                log.flush()
+                save_checkpoint(
+                    out / CHECKPOINT, step, scorer, optimizer, generator, best, best_state, config
+                )
             if step % 50 == 0:
                 log.write(
                     json.dumps(
@@ -252,6 +424,7 @@ def train_scorer(
         "train_cache": str(train_folder),
         "validation_cache": str(validation_folder),
         "train_pairs": count,
+        "teachers": list(config.teachers),
         "best_validation": best,
         "wall_time_s": round(time.time() - started, 1),
     }

@@ -21,17 +21,28 @@ single distortion type, the even-numbered up to three). Per version the cache ho
   computed from these at training time, so a change of pooling needs no new cache;
 - ``deep`` (5, 3), only in caches made with ``deep_features`` (for ``relational-plus``):
   the :func:`~reliqa.models.relational.deep_distances` of the pair;
-- ``teachers`` (T,): the classical full-reference metrics of :data:`TEACHERS` (test = the
-  version, reference = the clean crop), in their native direction;
+- ``teacher.<name>`` (scalar per version) for every cached teacher: a classical
+  full-reference metric (test = the version, reference = the clean crop) in its native
+  direction; by default every candidate of :data:`TEACHER_CANDIDATES`, of which the scorer's
+  consensus uses :data:`TEACHERS` (or its config's choice);
 - ``set_id``, ``level`` (the ordinal set and the version's level: a within-set order that
   needs no teacher).
 
 No human label is read. Work is written in parts of ``photos_per_part`` photos
 (``part-<first photo>-<set>.safetensors``), each part a pure function of (seed, photo, set), and
-parts that exist are skipped: an interrupted run resumes where it stopped, and raising
-``sets_per_photo`` later adds parts without recomputing the old ones. With ``refresh_maps``
-(a retrained map network) existing parts keep their teachers, which do not depend on the map
-network, and only the maps are recomputed from the same engine stream.
+a part computes only what it lacks:
+
+- an interrupted run resumes where it stopped, and raising ``sets_per_photo`` later adds parts
+  without recomputing the old ones;
+- **teacher append**: asking for teachers the folder does not hold yet regenerates each part's
+  engine pairs (checked against the stored levels) and adds only the new ``teacher.<name>``
+  columns; the maps and deep distances stay (the expensive part);
+- ``refresh_maps`` (a retrained map network) recomputes only the maps; teachers and deep
+  distances do not depend on the map network.
+
+``cache.json`` records the config, the teachers and :data:`FORMAT_VERSION`; a folder of
+another format (format 2 held the teachers as one unnamed (N, T) column, so none could be
+added) is refused with :class:`~reliqa.exceptions.DataError`.
 """
 
 from __future__ import annotations
@@ -41,17 +52,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from reliqa.distortions import ordinal_set
 from reliqa.distortions.dataset import batch_seed, random_scaled_crop, split_images
-from reliqa.evaluation.scorers import higher_is_better
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
 from reliqa.io import load_image
-from reliqa.metrics import create_metric
+from reliqa.metrics import create_metric, list_metrics, metric_name
 from reliqa.models.relational import (
     DeepFeatures,
     RelationalMapNet,
@@ -63,13 +73,24 @@ from reliqa.training.relational import held_out_halves
 
 CacheSplit = Literal["train", "validation"]
 
-TEACHERS: tuple[str, ...] = ("fsim", "gmsd", "vifp", "ms_ssim")
-"""Opinion-unaware teachers: calibrated classical FR metrics (no human label in them)."""
+TEACHER_CANDIDATES: tuple[str, ...] = (
+    "fsim", "gmsd", "vifp", "ms_ssim", "haarpsi", "mdsi", "vsi", "srsim", "dss"
+)
+"""Opinion-unaware teacher candidates a cache holds by default: the weight-free classical FR
+metrics of the catalogue (no human label in them)."""
 
-FORMAT_VERSION: int = 2
-"""Recorded in ``cache.json``; a folder written by another format is refused, so a refresh
-never pairs kept teachers with differently generated pairs (version 2: the engine's own
-:func:`~reliqa.distortions.dataset.random_scaled_crop`)."""
+TEACHERS: tuple[str, ...] = ("fsim", "gmsd", "vifp", "ms_ssim")
+"""The scorer's teacher consensus: the candidates chosen by the label-free rule of
+:func:`reliqa.training.relational_scorer.select_teachers` (docs/relational.md)."""
+
+FORMAT_VERSION: int = 3
+"""Recorded in ``cache.json``; a folder written by another format is refused, so kept columns
+are never paired with differently generated pairs (2: the engine's own
+:func:`~reliqa.distortions.dataset.random_scaled_crop`; 3: one named column per teacher,
+``teacher.<name>``, so teachers can be appended)."""
+
+TEACHER_PREFIX: str = "teacher."
+"""Key prefix of a teacher column in a cache part."""
 
 SCALE_RANGE: tuple[float, float] = (0.5, 1.0)
 """Downscale factors of the random crops (as the map network's training data)."""
@@ -145,6 +166,22 @@ def statistics_of(cache: dict[str, torch.Tensor]) -> torch.Tensor:
     return map_statistic_sums(signed, activity) / count
 
 
+def teacher_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Registered spellings of teacher metrics, in order, without repeats.
+
+    Raises:
+        UnknownNameError: a name is not a metric of the catalogue.
+    """
+    canonical: list[str] = []
+    for name in names:
+        registered = metric_name(name)
+        if registered is None:
+            raise UnknownNameError(f"unknown teacher metric {name!r}")
+        if registered not in canonical:
+            canonical.append(registered)
+    return tuple(canonical)
+
+
 @torch.inference_mode()
 def teacher_scores(
     test: torch.Tensor, reference: torch.Tensor, teachers: Sequence[str] = TEACHERS
@@ -154,11 +191,34 @@ def teacher_scores(
     return torch.stack(columns, dim=1)
 
 
-def teacher_degradations(teachers: torch.Tensor) -> torch.Tensor:
-    """(N, T) values of :data:`TEACHERS` in their native direction → (N, T), higher = more
-    degraded (the direction from the scorer catalogue)."""
-    signs = torch.tensor([-1.0 if higher_is_better(name) else 1.0 for name in TEACHERS])
+def teacher_degradations(
+    teachers: torch.Tensor, names: Sequence[str] = TEACHERS
+) -> torch.Tensor:
+    """(N, T) values of the metrics ``names`` in their native direction → (N, T), higher =
+    more degraded (each metric's declared ``higher_is_better``)."""
+    if teachers.shape[-1] != len(names):
+        raise InvalidInputError(
+            f"teachers have {teachers.shape[-1]} columns, expected {len(names)} ({list(names)})"
+        )
+    directions = {info.name: info.higher_is_better for info in list_metrics()}
+    signs = torch.tensor([-1.0 if directions[name] else 1.0 for name in teacher_names(names)])
     return teachers * signs
+
+
+def teacher_matrix(cache: dict[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    """The columns ``teacher.<name>`` of a cache stacked in the order of ``names``: (N, T).
+
+    Raises:
+        DataError: the cache holds no column for a teacher (append it, see the module docstring).
+    """
+    missing = [name for name in names if TEACHER_PREFIX + name not in cache]
+    if missing:
+        raise DataError(
+            f"the cache holds no teacher column for {missing}; append them with "
+            f"`reliqa train scorer-cache --teachers {','.join(names)}` on the same folders "
+            "(only the new columns are computed)"
+        )
+    return torch.stack([cache[TEACHER_PREFIX + name].float() for name in names], dim=1)
 
 
 def engine_part(
@@ -197,19 +257,64 @@ def build_part(
     photos: Sequence[Path],
     first_photo: int,
     set_index: int,
-    teachers: torch.Tensor | None = None,
+    teachers: Sequence[str],
+    existing: dict[str, torch.Tensor] | None = None,
+    *,
+    refresh_maps: bool = False,
     deep_features: DeepFeatures | None = None,
-) -> dict[str, torch.Tensor]:
-    """One part; ``teachers`` given (a refresh) are kept instead of being recomputed."""
-    test, reference, part = engine_part(config, photos, first_photo, set_index)
-    part.update(low_resolution_maps(maps_net, test, reference))
-    if deep_features is not None:
+) -> dict[str, torch.Tensor] | None:
+    """One part, computing only what ``existing`` (the part on disk, if any) lacks.
+
+    Returns:
+        The whole part, or None when ``existing`` already holds everything asked for.
+
+    Raises:
+        DataError: the engine no longer reproduces the stored pairs (their levels differ), so
+            new columns would describe other pairs than the kept ones.
+    """
+    part = dict(existing or {})
+    need_maps = "signed" not in part or refresh_maps
+    missing = [name for name in teachers if TEACHER_PREFIX + name not in part]
+    need_deep = deep_features is not None and "deep" not in part
+    if not (need_maps or need_deep or missing):
+        return None
+    test, reference, labels = engine_part(config, photos, first_photo, set_index)
+    if "level" in part and not torch.equal(part["level"], labels["level"]):
+        raise DataError(
+            f"set {set_index} of photos {first_photo}+: the engine no longer reproduces the "
+            "cached pairs (levels differ); make a new cache folder"
+        )
+    part.update(labels)
+    if need_maps:
+        part.update(low_resolution_maps(maps_net, test, reference))
+    if deep_features is not None and need_deep:
+        features = deep_features
         with torch.inference_mode():
             part["deep"] = in_chunks(
-                lambda t, r: deep_distances(deep_features, t, r), test, reference
+                lambda t, r: deep_distances(features, t, r), test, reference
             )
-    part["teachers"] = teacher_scores(test, reference) if teachers is None else teachers
+    if missing:
+        values = teacher_scores(test, reference, missing)
+        part.update({TEACHER_PREFIX + name: values[:, k] for k, name in enumerate(missing)})
     return part
+
+
+def check_format(manifest: Path) -> dict[str, Any]:
+    """The ``cache.json`` of a cache folder, refused unless it is of :data:`FORMAT_VERSION`.
+
+    Raises:
+        DataError: no manifest, or one of another format.
+    """
+    if not manifest.is_file():
+        raise DataError(f"{manifest.parent}: no cache.json (not a scorer cache folder)")
+    record: dict[str, Any] = json.loads(manifest.read_text())
+    if record.get("format") != FORMAT_VERSION:
+        raise DataError(
+            f"{manifest.parent}: a scorer cache of format {record.get('format')}, this reliqa "
+            f"reads format {FORMAT_VERSION} only (one named column per teacher, so teachers "
+            "can be appended); make a new cache folder with `reliqa train scorer-cache`"
+        )
+    return record
 
 
 def build_cache(
@@ -217,24 +322,34 @@ def build_cache(
     out: str | Path,
     maps_net: RelationalMapNet,
     *,
+    teachers: Sequence[str] = TEACHER_CANDIDATES,
     refresh_maps: bool = False,
     deep_features: DeepFeatures | None = None,
     log: bool = True,
 ) -> Path:
-    """Write the cache folder ``out`` (resumable; see the module docstring).
+    """Write the cache folder ``out`` (resumable, appendable; see the module docstring).
+
+    Args:
+        teachers: teacher metrics every part must hold; those an existing folder lacks are
+            appended (the folder keeps the ones it has).
 
     Raises:
-        DataError: ``out`` holds a cache made with another config, or no photos were found.
+        DataError: ``out`` holds a cache of another format or config, or no photos were found.
+        UnknownNameError: a teacher is not a metric of the catalogue.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "cache.json"
-    record = {**asdict(config), "teachers": list(TEACHERS), "format": FORMAT_VERSION}
+    names = teacher_names(teachers)
+    record: dict[str, Any] = {**asdict(config), "format": FORMAT_VERSION}
     if manifest.is_file():
-        existing = json.loads(manifest.read_text())
+        existing = check_format(manifest)
         fixed = {k: v for k, v in record.items() if k != "sets_per_photo"}
         if {k: existing.get(k) for k in fixed} != fixed:
             raise DataError(f"{out}: holds a cache made with another config ({manifest})")
+        kept = [str(name) for name in existing.get("teachers", [])]
+        names = (*kept, *(name for name in names if name not in kept))
+    record["teachers"] = list(names)
     manifest.write_text(json.dumps(record, indent=2) + "\n")
     photos = cache_photos(config.data_root, config.split)
     if not photos:
@@ -244,16 +359,13 @@ def build_cache(
     for set_index in range(config.sets_per_photo):
         for first in range(0, len(photos), config.photos_per_part):
             path = out / f"part-{first:05d}-{set_index:03d}.safetensors"
-            teachers = None
-            if path.is_file():
-                existing_part = load_file(str(path))
-                if not refresh_maps and (deep_features is None or "deep" in existing_part):
-                    continue
-                teachers = existing_part["teachers"]  # they do not depend on the map network
             part = build_part(
                 config, maps_net, photos[first : first + config.photos_per_part], first,
-                set_index, teachers, deep_features,
+                set_index, names, load_file(str(path)) if path.is_file() else None,
+                refresh_maps=refresh_maps, deep_features=deep_features,
             )
+            if part is None:
+                continue
             partial = path.with_suffix(".tmp")
             save_file({k: v.contiguous() for k, v in part.items()}, str(partial))
             partial.replace(path)  # a part exists whole or not at all
@@ -269,11 +381,17 @@ def build_cache(
 def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
     """All parts of a cache folder concatenated (sorted by part name).
 
+    Returns:
+        ``signed``, ``activity``, ``level``, ``set_id``, ``teacher.<name>`` per teacher and,
+        in ``--deep`` caches, ``deep`` (shapes in the module docstring; N versions in all).
+
     Raises:
-        DataError: no parts, or parts that hold different columns (some made with ``--deep``,
-            some without: run the cache command with ``--deep`` again to complete them).
+        DataError: no manifest or one of another format, no parts, or parts that hold
+            different columns (an interrupted append or ``--deep`` run: run the cache command
+            on this folder again to complete it).
     """
     folder = Path(folder)
+    record = check_format(folder / "cache.json")
     parts = sorted(folder.glob("part-*.safetensors"))
     if not parts:
         raise DataError(f"{folder}: no cache parts (run `reliqa train scorer-cache` first)")
@@ -282,6 +400,7 @@ def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
         if set(part) != set(loaded[0]):
             raise DataError(
                 f"{path}: holds {sorted(part)}, {parts[0].name} holds {sorted(loaded[0])}; run "
-                "`reliqa train scorer-cache --deep` on this folder to complete it"
+                "`reliqa train scorer-cache` (with --deep if the other parts have 'deep', "
+                f"--teachers {','.join(record.get('teachers', []))}) on this folder to complete it"
             )
     return {key: torch.cat([part[key] for part in loaded]) for key in loaded[0]}
