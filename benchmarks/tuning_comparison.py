@@ -23,7 +23,7 @@ import torch
 
 from reliqa.reports.tuning_report import jsonable, write_report
 from reliqa.tuning.example import run_example
-from reliqa.tuning.optimize import LOSS_METRICS
+from reliqa.tuning.optimize import judged_directly
 
 DOC_FIGURES = (
     "correct_images",
@@ -51,7 +51,7 @@ def markdown(results: dict) -> str:
         row += [_f(before[m]) for m in metrics] + ["", ""]
         lines.append("| " + " | ".join(row) + " |")
         for loss, run in runs.items():
-            own = set(LOSS_METRICS[loss])
+            own = set(judged_directly(loss))
             row = [loss]
             if task_name == "recover":
                 row.append(_f(run["mean_abs_error"]))

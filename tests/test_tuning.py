@@ -296,6 +296,31 @@ def test_gradient_tuning_recovers_known_parameters() -> None:
     )
 
 
+def test_loss_names_are_catalogue_names_with_one_computation_each(photo: torch.Tensor) -> None:
+    """``--losses ssim`` is the catalogue's ``ssim`` (grey), ``ssim_rgb`` the per-RGB-channel
+    one: each loss is |best − metric| of the metric of its own name."""
+    import reliqa.metrics
+    from reliqa.tuning.optimize import LOSS_NAMES, judged_directly, loss_names, make_loss
+
+    test = process(photo, {"exposure": -0.4, "saturation": 0.6})
+    names = loss_names()
+    assert set(LOSS_NAMES) <= set(names)
+    assert {"ssim_rgb", "ms_ssim_rgb", "gmsd"} <= set(names)
+    assert "psnr" not in names and "niqe" not in names  # best value +inf; no reference
+    values = {}
+    for name in ("ssim", "ssim_rgb", "gmsd"):
+        metric = float(reliqa.metrics.create_metric(name)(test, photo).mean())
+        values[name] = float(make_loss(name)(test, photo))
+        expected = metric if name == "gmsd" else 1.0 - metric  # GMSD: lower is better, best 0
+        assert values[name] == pytest.approx(expected, abs=1e-6), name
+    assert abs(values["ssim"] - values["ssim_rgb"]) > 1e-4  # two names, two computations
+    assert float(make_loss("ssim")(photo, photo)) == pytest.approx(0.0, abs=1e-6)
+    assert judged_directly("ssim") == ("ssim",) and judged_directly("ssim_rgb") == ("ssim",)
+    for bad in ("psnr", "niqe", "relational-plus", "nope"):
+        with pytest.raises(UnknownNameError, match="ssim_rgb"):
+            make_loss(bad)
+
+
 def test_coordinate_search_finds_an_integer_minimum_within_budget() -> None:
     calls: list[dict[str, float]] = []
 

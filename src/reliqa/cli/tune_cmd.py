@@ -53,7 +53,13 @@ def tune_command(
         str, typer.Option("--tasks", help="Comma-separated: recover, correct, blackbox.")
     ] = "recover,correct,blackbox",
     losses: Annotated[
-        str, typer.Option("--losses", help="Comma-separated objectives to compare.")
+        str,
+        typer.Option(
+            "--losses",
+            help="Comma-separated objectives to compare: relational, mse, or differentiable "
+            "full-reference metrics by their catalogue names (ssim is the catalogue's grey SSIM, "
+            "ssim_rgb the per-RGB-channel one).",
+        ),
     ] = "relational,mse,ssim,ms_ssim",
     steps: Annotated[int, typer.Option("--steps", help="Gradient steps per run.")] = 150,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (normalised).")] = 0.05,

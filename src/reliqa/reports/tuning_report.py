@@ -22,7 +22,7 @@ from PIL import Image
 from reliqa.io import save_image, to_uint8_array
 from reliqa.tuning.example import ExampleResult, TaskResult
 from reliqa.tuning.loss import relational_loss
-from reliqa.tuning.optimize import LOSS_METRICS
+from reliqa.tuning.optimize import judged_directly
 
 _COLOURS = {
     "relational": "#d62728",
@@ -138,7 +138,7 @@ def quality_table(task: TaskResult) -> tuple[list[str], list[list[str]]]:
     header = ["objective", *metrics, "converged at", "wall s"]
     rows = [["(before)", *(_fmt(task.before[m]) for m in metrics), "", ""]]
     for name, run in task.runs.items():
-        own = set(LOSS_METRICS.get(name, ()))
+        own = set(judged_directly(name))
         cells = [_fmt(run.quality[m]) + ("*" if m in own else "") for m in metrics]
         rows.append([name, *cells, str(run.converged_step), f"{run.wall_time_s:.1f}"])
     return header, rows

@@ -41,6 +41,7 @@ from reliqa.tuning.optimize import (
     GradientResult,
     SearchDimension,
     coordinate_search,
+    loss_names,
     make_loss,
     tune_gradient,
 )
@@ -533,7 +534,8 @@ def run_example(
         image: a ``skimage.data`` photo name or an image file (the reference photo).
         size: side of the square working image (MS-SSIM needs ≥ 161).
         tasks: any of :data:`TASKS`.
-        losses: any of :data:`~reliqa.tuning.optimize.LOSS_NAMES`.
+        losses: any of :func:`~reliqa.tuning.optimize.loss_names` (default
+            :data:`~reliqa.tuning.optimize.LOSS_NAMES`).
         steps, lr: gradient tuning budget and learning rate.
         budget: objective evaluations of each black-box search.
         seed: makes every run repeatable.
@@ -546,11 +548,11 @@ def run_example(
     Raises:
         InvalidInputError / UnknownNameError: bad names, sizes or files.
     """
-    bad = [t for t in tasks if t not in TASKS] + [x for x in losses if x not in LOSS_NAMES]
+    bad = [t for t in tasks if t not in TASKS] + [x for x in losses if x not in loss_names()]
     if bad or not tasks or not losses:
         raise UnknownNameError(
             f"unknown or no tasks/losses ({', '.join(bad) or 'none given'}); tasks: "
-            f"{', '.join(TASKS)}; losses: {', '.join(LOSS_NAMES)}"
+            f"{', '.join(TASKS)}; losses: {', '.join(loss_names())}"
         )
     if (reference is None) != (test is None):
         raise InvalidInputError("give both a reference and a test image, or neither")

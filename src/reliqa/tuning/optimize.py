@@ -19,45 +19,80 @@ import numpy as np
 import torch
 
 from reliqa.exceptions import InvalidInputError, UnknownNameError
+from reliqa.metrics.base import MetricInfo
 from reliqa.tuning.loss import check_image, relational_loss
 from reliqa.tuning.pipeline import Pipeline
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 LOSS_NAMES: tuple[str, ...] = ("relational", "mse", "ssim", "ms_ssim")
-"""Objectives :func:`make_loss` knows; SSIM and MS-SSIM are reliqa's per-RGB-channel metrics."""
+"""The objectives ``reliqa tune`` compares by default. :func:`make_loss` takes these and every
+name of :func:`loss_names`; a metric's name means the catalogue's metric (``ssim`` is
+``create_metric("ssim")``, the MATLAB grey SSIM; the per-RGB-channel one is ``ssim_rgb``)."""
 
 LOSS_METRICS: dict[str, tuple[str, ...]] = {
     "relational": ("relational_loss",),
     "mse": ("psnr",),
-    "ssim": ("ssim",),
-    "ms_ssim": ("ms_ssim",),
+    "ssim_rgb": ("ssim",),
+    "ms_ssim_rgb": ("ms_ssim",),
     "relational_score": ("relational_score",),
 }
-"""Judges each objective optimises directly (so they are not a held-out judge for it; keys of
-:class:`reliqa.tuning.example.Judge`'s results); ``relational_score`` is the black-box-only
-objective driven by the score head."""
+"""Judges an objective optimises directly (so they are not a held-out judge for it; keys of
+:class:`reliqa.tuning.example.Judge`'s results) where that is not the judge of its own name
+(:func:`judged_directly`); ``relational_score`` is the black-box-only objective driven by the
+score head."""
+
+
+def judged_directly(loss: str) -> tuple[str, ...]:
+    """Judges that ``loss`` optimises directly: :data:`LOSS_METRICS`, else a metric objective
+    optimises the judge of its own name."""
+    return LOSS_METRICS.get(loss, (loss,))
+
+
+def _best_value(info: MetricInfo) -> float:
+    """The metric's best possible value (its range's upper end if higher is better, else lower)."""
+    return info.score_range[1] if info.higher_is_better else info.score_range[0]
+
+
+def _is_loss_metric(info: MetricInfo) -> bool:
+    return info.kind == "FR" and info.differentiable and math.isfinite(_best_value(info))
+
+
+def loss_names() -> tuple[str, ...]:
+    """Every name :func:`make_loss` takes: ``relational``, ``mse`` and each differentiable
+    full-reference metric of the catalogue with a finite best value (PSNR's is +inf: ``mse``)."""
+    import reliqa.metrics
+
+    metrics = [info.name for info in reliqa.metrics.list_metrics() if _is_loss_metric(info)]
+    return ("relational", "mse", *metrics)
 
 
 def make_loss(name: str) -> LossFunction:
-    """An objective by name: ``relational`` (maps), ``mse``, ``ssim`` (1 − SSIM per RGB channel)
-    or ``ms_ssim`` (1 − MS-SSIM per RGB channel; images of at least 161 px).
+    """An objective by name, lower is better: ``relational`` (maps), ``mse``, or a catalogue
+    metric by its catalogue name — ``|best − metric(test, reference)|`` with the metric's best
+    value, e.g. ``ssim``: 1 − SSIM (grey, as ``create_metric("ssim")``), ``ssim_rgb``: 1 − SSIM
+    per RGB channel, ``ms_ssim``/``ms_ssim_rgb`` likewise (images of at least 161 px), ``gmsd``.
 
     Raises:
-        UnknownNameError: another name.
+        UnknownNameError: a name that is none of :func:`loss_names`.
     """
     if name == "relational":
         return lambda test, reference: relational_loss(test, reference)
     if name == "mse":
         return lambda test, reference: torch.mean((test - reference) ** 2)
-    if name in ("ssim", "ms_ssim"):
-        import reliqa.metrics
+    import reliqa.metrics
 
-        metric = reliqa.metrics.create_metric(f"{name}_rgb")
-        if not metric.info.differentiable:  # pragma: no cover - guards a registry change
-            raise InvalidInputError(f"metric {name}_rgb is not differentiable")
-        return lambda test, reference: 1.0 - metric(test, reference).mean()
-    raise UnknownNameError(f"unknown tuning loss {name!r}; known: {', '.join(LOSS_NAMES)}")
+    try:
+        metric = reliqa.metrics.create_metric(name)
+    except UnknownNameError:
+        metric = None
+    if metric is None or not _is_loss_metric(metric.info):
+        raise UnknownNameError(
+            f"unknown tuning loss {name!r}; known: {', '.join(loss_names())}"
+        ) from None
+    best = _best_value(metric.info)
+    sign = 1.0 if metric.info.higher_is_better else -1.0
+    return lambda test, reference: sign * (best - metric(test, reference).mean())
 
 
 def steps_to_converge(losses: Sequence[float], fraction: float = 0.05) -> int:
@@ -316,6 +351,8 @@ __all__ = [
     "SearchDimension",
     "SearchResult",
     "coordinate_search",
+    "judged_directly",
+    "loss_names",
     "make_loss",
     "steps_to_converge",
     "tune_gradient",
