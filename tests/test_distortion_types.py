@@ -208,7 +208,7 @@ def test_unknown_name_lists_the_known_ones() -> None:
         (torch.rand(3, 8, 8), 0.5, "shape"),
         (torch.rand(1, 1, 8, 8), 0.5, "shape"),
         (torch.rand(1, 3, 8, 8) * 2, 0.5, r"\[0, 1\]"),
-        (torch.full((1, 3, 8, 8), float("nan")), 0.5, r"\[0, 1\]"),
+        (torch.full((1, 3, 8, 8), float("nan")), 0.5, "NaN"),
         (torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8), 0.5, "float"),
         (torch.rand(2, 3, 8, 8), 1.5, "intensity"),
         (torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3]), "intensity"),

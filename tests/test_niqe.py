@@ -177,7 +177,7 @@ def test_bad_parameter_files_name_the_file(tmp_path) -> None:
 
 
 def test_bad_images() -> None:
-    with pytest.raises(InvalidInputError, match="at least 96×96"):
+    with pytest.raises(InvalidInputError, match="at least 96x96 px"):
         niqe(torch.rand(1, 3, 95, 200))
     with pytest.raises(InvalidInputError, match="NIQE is undefined"):
         niqe(torch.full((1, 3, 96, 96), 0.5))

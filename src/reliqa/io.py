@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import ImageLoadError, InvalidInputError
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -119,14 +120,8 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
 
 
 def _check_float_range(array: np.ndarray, name: str) -> np.ndarray:
-    if not np.isfinite(array).all():
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
-    low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
-    if low < -1e-6 or high > 1.0 + 1e-6:
-        raise InvalidInputError(
-            f"{name}: float image values must lie in [0, 1], got [{low:.4g}, {high:.4g}] "
-            "(for 0..255 data pass a uint8 array or divide by 255)"
-        )
+    """A float (H, W, C) array in [0, 1] by the one image check; clipped into [0, 1] exactly."""
+    check_tensor_image(torch.from_numpy(array).permute(2, 0, 1)[None], name, channels=(1, 3, 4))
     return np.clip(array, 0.0, 1.0)
 
 
@@ -170,21 +165,9 @@ def _tensor_to_batch(tensor: torch.Tensor, name: str) -> torch.Tensor:
             f"{name}: expected a (H, W), (C, H, W) or (N, C, H, W) tensor with C in (1, 3), "
             f"got shape {tuple(tensor.shape)}"
         )
-    if tensor.shape[-1] == 0 or tensor.shape[-2] == 0 or tensor.shape[0] == 0:
-        raise InvalidInputError(f"{name}: tensor has zero size {tuple(tensor.shape)}")
     if tensor.dtype == torch.uint8:
         tensor = tensor.float() / 255.0
-    elif not tensor.is_floating_point():
-        raise InvalidInputError(f"{name}: unsupported tensor dtype {tensor.dtype}")
-    tensor = tensor.float()
-    if not torch.isfinite(tensor).all():
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
-    low, high = float(tensor.min()), float(tensor.max())
-    if low < -1e-6 or high > 1.0 + 1e-6:
-        raise InvalidInputError(
-            f"{name}: image tensor values must lie in [0, 1], got [{low:.4g}, {high:.4g}]"
-            + ("; divide by 255 for 8-bit data" if high > 1.5 else "")
-        )
+    tensor = check_tensor_image(tensor, name, channels=(1, 3)).float()
     tensor = tensor.clamp(0.0, 1.0)
     if tensor.shape[1] == 1:
         tensor = tensor.expand(-1, 3, -1, -1)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from reliqa.attributes import ATTRIBUTES
+from reliqa.checks import check_tensor_image
 from reliqa.distortions import ops_blur, ops_codec, ops_colour, ops_noise, ops_structure, ops_tone
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 
@@ -162,22 +163,10 @@ def get_distortion(name: str) -> DistortionType:
 
 
 def _check_images(images: object) -> Tensor:
-    if not isinstance(images, Tensor):
-        raise InvalidInputError(f"images: expected a tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3 or images.numel() == 0:
-        raise InvalidInputError(
-            f"images: expected shape (N, 3, H, W) with N, H, W >= 1, got {tuple(images.shape)}"
-        )
-    if not images.is_floating_point():
-        raise InvalidInputError(
-            f"images: expected a float tensor in [0, 1], got dtype {images.dtype}"
-        )
-    low, high = torch.aminmax(images.detach())
-    if not (low >= 0.0 and high <= 1.0):  # also false for NaN
-        raise InvalidInputError(
-            f"images: values must lie in [0, 1], got [{float(low):.4g}, {float(high):.4g}]"
-        )
-    return images.to(torch.float32)
+    checked = check_tensor_image(images, "images", channels=(3,))
+    # The check allows a float overshoot of RANGE_TOLERANCE; operations such as a gamma curve
+    # need [0, 1] exactly (a negative base would give NaN).
+    return checked.to(torch.float32).clamp(0.0, 1.0)
 
 
 def _check_intensity(intensity: float | Tensor, images: Tensor) -> Tensor:

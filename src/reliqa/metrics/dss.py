@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel2d
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.similarity import TINY, in_image_chunks, magnitude_similarity
 
@@ -136,8 +137,8 @@ def dss(
         tensor([1., 1.])
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="dss", min_size=DSS_MIN_SIZE,
-               size_reason="the 5 % pooling needs at least 4 x 4 blocks of 8 x 8 px")
+    check_tensor_pair(test, reference, data_range=data_range, name="dss", min_size=DSS_MIN_SIZE,
+                      size_reason="the 5 % pooling needs at least 4 x 4 blocks of 8 x 8 px")
     scores = in_image_chunks(
         lambda first, second: _dss_scores(first, second, data_range), test, reference
     )

@@ -8,7 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.ssim import downsample_factor_wang
@@ -163,8 +164,8 @@ def fsim(
         (N,) scores in [0, 1]; 1 for identical images.
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="fsim" if chromatic else "fsim_luminance", min_size=FSIM_MIN_SIZE,
-               channels=(3,))
+    check_tensor_pair(test, reference, data_range=data_range, name="fsim" if chromatic else "fsim_luminance", min_size=FSIM_MIN_SIZE,
+                      channels=(3,))
     batch = test.shape[0]
     scale = 255.0 / data_range
     yiq = rgb_to_yiq_fsim(torch.cat([test, reference]) * scale)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.filters import box_downsample, plane_chunk_size
 
 GMSD_THRESHOLD_8BIT: float = 170.0
@@ -75,8 +76,8 @@ def gmsd_per_channel(
         (N,) scores ≥ 0; LOWER is better, 0 for identical images.
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="gmsd", min_size=4 if downsample else 2,
-               size_reason="a gradient needs at least 2 pixels after the 2x downsampling")
+    check_tensor_pair(test, reference, data_range=data_range, name="gmsd", min_size=4 if downsample else 2,
+                      size_reason="a gradient needs at least 2 pixels after the 2x downsampling")
     if threshold is None:
         threshold = GMSD_THRESHOLD_8BIT * (data_range / 255.0) ** 2
     batch, channels, height, width = test.shape

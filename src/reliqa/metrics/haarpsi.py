@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.similarity import in_image_chunks, similarity_map
@@ -143,8 +144,8 @@ def haarpsi(
     """
     check_data_range(data_range)
     min_size = HAARPSI_MIN_SIZE if subsample else HAARPSI_MIN_SIZE // 2
-    check_pair(test, reference, data_range=data_range, metric="haarpsi", min_size=min_size,
-               size_reason="the coarsest Haar filter is 8 px after the 2x subsampling")
+    check_tensor_pair(test, reference, data_range=data_range, name="haarpsi", min_size=min_size,
+                      size_reason="the coarsest Haar filter is 8 px after the 2x subsampling")
     scores = in_image_chunks(
         lambda first, second: _haarpsi_scores(first, second, data_range, subsample, c, alpha), test, reference
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.gmsd import prewitt_gradient_squared
@@ -112,7 +113,7 @@ def mdsi(
         tensor([0., 0.])
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="mdsi", min_size=MDSI_MIN_SIZE, channels=(3,))
+    check_tensor_pair(test, reference, data_range=data_range, name="mdsi", min_size=MDSI_MIN_SIZE, channels=(3,))
     scores = in_image_chunks(
         lambda first, second: _mdsi_scores(first, second, data_range), test, reference
     )

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.io import ImageSource, load_image
-from reliqa.metrics._validate import check_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab
 from reliqa.verified import load_verified, sha256_of
@@ -211,7 +211,9 @@ def niqe_features(image: torch.Tensor, patch_size: int = PATCH_SIZE) -> tuple[to
     Raises:
         InvalidInputError: the image is smaller than one patch, or ``patch_size`` is odd.
     """
-    _check_image(image, patch_size)
+    if patch_size < 2 or patch_size % 2:
+        raise InvalidInputError(f"patch_size must be an even number ≥ 2, got {patch_size}")
+    check_tensor_image(image, "niqe", channels=(3,), min_size=patch_size, size_reason="one NIQE patch")
     gray = rgb_to_gray255(image)
     rows, cols = gray.shape[-2] // patch_size, gray.shape[-1] // patch_size
     gray = gray[..., : rows * patch_size, : cols * patch_size]
@@ -364,18 +366,6 @@ def load_shipped_params() -> NIQEParams:
     except (OSError, json.JSONDecodeError) as error:
         raise WeightsError(f"{card_path}: cannot read the NIQE parameter card ({error})") from None
     return load_params(SHIPPED_PARAMS, expected_sha256=card.get("sha256"))
-
-
-def _check_image(image: torch.Tensor, patch_size: int) -> None:
-    check_image(image, "niqe", channels=(3,))
-    if patch_size < 2 or patch_size % 2:
-        raise InvalidInputError(f"patch_size must be an even number ≥ 2, got {patch_size}")
-    height, width = image.shape[-2:]
-    if height < patch_size or width < patch_size:
-        raise InvalidInputError(
-            f"NIQE needs images of at least {patch_size}×{patch_size} px (one patch), "
-            f"got {width}×{height}"
-        )
 
 
 def niqe(image: torch.Tensor, params: NIQEParams | None = None) -> torch.Tensor:

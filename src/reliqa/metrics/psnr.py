@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 
 
 def psnr(
@@ -34,7 +35,7 @@ def psnr(
         tensor([20.])
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="psnr")
+    check_tensor_pair(test, reference, data_range=data_range, name="psnr")
     mse = (test.double() - reference.double()).pow(2).mean(dim=(1, 2, 3))
     scores = 10.0 * torch.log10(data_range**2 / mse)
     return reduce(scores.to(test.dtype), reduction)

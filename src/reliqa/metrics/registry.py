@@ -18,14 +18,9 @@ from typing import Any, Literal
 
 import torch
 
+from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.exceptions import InvalidInputError, UnknownNameError
-from reliqa.metrics._validate import (
-    Reduction,
-    check_data_range,
-    check_pair,
-    check_window_options,
-    reduce,
-)
+from reliqa.metrics._validate import Reduction, check_window_options, reduce
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab, rgb_to_luma_bt601
 from reliqa.metrics.dss import DSS_MIN_SIZE, dss
@@ -65,7 +60,7 @@ def _make_functional(info: MetricInfo, kernel: FunctionalMetric, color: ColorMod
     def metric(test: torch.Tensor, reference: torch.Tensor, data_range: float = 1.0, *,
                reduction: Reduction = "none", **options: Any) -> torch.Tensor:
         check_data_range(data_range)
-        check_pair(test, reference, metric=info.name, channels=(3,), data_range=data_range)
+        check_tensor_pair(test, reference, name=info.name, channels=(3,), data_range=data_range)
         scores = kernel(to_color(test, data_range), to_color(reference, data_range), data_range,
                         **{**fixed, **options})
         return reduce(scores, reduction)

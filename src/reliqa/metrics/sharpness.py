@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
-from reliqa.metrics._validate import check_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab
 
@@ -38,7 +38,7 @@ def laplacian_variance(image: torch.Tensor) -> torch.Tensor:
         >>> laplacian_variance(flat)
         tensor([0.])
     """
-    check_image(image, "laplacian_var", channels=(3,))
+    check_tensor_image(image, "laplacian_var", channels=(3,))
     if image.shape[-1] < 3 or image.shape[-2] < 3:
         raise InvalidInputError(
             f"laplacian_var needs images of at least 3×3 px, got {image.shape[-1]}×{image.shape[-2]}"

@@ -13,13 +13,8 @@ from typing import Literal
 
 import torch
 
-from reliqa.metrics._validate import (
-    Reduction,
-    check_data_range,
-    check_pair,
-    check_window_options,
-    reduce,
-)
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, check_window_options, reduce
 from reliqa.metrics.filters import (
     box_downsample,
     gaussian_window_1d,
@@ -161,8 +156,8 @@ def ssim_per_channel(
     """
     check_data_range(data_range)
     check_window_options(window_size, sigma, k1, k2)
-    check_pair(test, reference, data_range=data_range, metric="ssim", min_size=window_size,
-               size_reason=f"one {window_size}x{window_size} window")
+    check_tensor_pair(test, reference, data_range=data_range, name="ssim", min_size=window_size,
+                      size_reason=f"one {window_size}x{window_size} window")
     kernel = _window(window, window_size, sigma, test)
     mean_ssim, _ = _mean_ssim_and_cs(test, reference, kernel, (k1 * data_range) ** 2, (k2 * data_range) ** 2,
                                      sample_covariance)
@@ -215,9 +210,9 @@ def ms_ssim_per_channel(
     check_window_options(window_size, sigma, k1, k2)
     scales = len(weights)
     min_size = ms_ssim_min_size(scales, window_size)
-    check_pair(test, reference, data_range=data_range, metric="ms_ssim", min_size=min_size,
-               size_reason=f"{scales} scales, each halving the image, with an {window_size}-px "
-                           f"window at the coarsest one")
+    check_tensor_pair(test, reference, data_range=data_range, name="ms_ssim", min_size=min_size,
+                      size_reason=f"{scales} scales, each halving the image, with an {window_size}-px "
+                                  f"window at the coarsest one")
     kernel = gaussian_window_1d(window_size, sigma, device=test.device, dtype=test.dtype)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     terms = []
@@ -258,8 +253,8 @@ def ssim_downsampled_per_channel(
     Returns:
         (N,) scores in [-1, 1].
     """
-    check_pair(test, reference, data_range=data_range, metric="ssim_downsampled", min_size=11,
-               size_reason="one 11x11 window")
+    check_tensor_pair(test, reference, data_range=data_range, name="ssim_downsampled", min_size=11,
+                      size_reason="one 11x11 window")
     factor = downsample_factor_wang(*test.shape[-2:])
     return ssim_per_channel(box_downsample(test, factor, "symmetric"), box_downsample(reference, factor, "symmetric"),
                 data_range, reduction=reduction)

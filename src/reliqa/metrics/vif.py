@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.filters import gaussian_window_1d, local_moments, separable_filter_valid
 
 VIF_NOISE_VARIANCE_8BIT: float = 2.0
@@ -65,8 +66,8 @@ def vifp_per_channel(
         over channels.
     """
     check_data_range(data_range)
-    check_pair(test, reference, data_range=data_range, metric="vif", min_size=vif_min_size(),
-               size_reason="4 scales with 17-, 9-, 5- and 3-px windows")
+    check_tensor_pair(test, reference, data_range=data_range, name="vif", min_size=vif_min_size(),
+                      size_reason="4 scales with 17-, 9-, 5- and 3-px windows")
     scale_sq = (data_range / 255.0) ** 2
     sigma_n = VIF_NOISE_VARIANCE_8BIT * scale_sq if noise_variance is None else noise_variance
     eps = _VIF_EPS_8BIT * scale_sq

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from kornia.color import rgb_to_linear_rgb, rgb_to_xyz
 
+from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.exceptions import InvalidInputError
-from reliqa.metrics._validate import Reduction, check_data_range, check_pair, reduce
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
@@ -213,7 +214,7 @@ def vsi(
     check_data_range(data_range)
     if variant not in ("matlab", "piq"):
         raise InvalidInputError(f"vsi: variant must be 'matlab' or 'piq', got {variant!r}")
-    check_pair(test, reference, data_range=data_range, metric="vsi", min_size=VSI_MIN_SIZE, channels=(3,))
+    check_tensor_pair(test, reference, data_range=data_range, name="vsi", min_size=VSI_MIN_SIZE, channels=(3,))
     scores = in_image_chunks(
         lambda first, second: _vsi_scores(first, second, data_range, variant), test, reference
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from reliqa.checks import resolve_device
+from reliqa.checks import check_tensor_image, resolve_device
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError, UsageError
 from reliqa.io import ImageSource, expand_image_paths, list_images, load_image
 
@@ -59,10 +59,7 @@ class QualityScorer:
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] → (N,) float32 scores on CPU."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InvalidInputError(
-                f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}"
-            )
+        check_tensor_image(images, "images", channels=(3,))
         return self.network.score(images.to(self.device, torch.float32)).cpu()
 
 

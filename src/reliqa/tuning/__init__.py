@@ -10,7 +10,7 @@
   ``reliqa tune``.
 """
 
-from reliqa.tuning.loss import RelationalLoss, RelationalTerms, check_image, relational_loss
+from reliqa.tuning.loss import RelationalLoss, RelationalTerms, relational_loss
 from reliqa.tuning.optimize import (
     GradientResult,
     SearchDimension,
@@ -30,7 +30,6 @@ __all__ = [
     "RelationalTerms",
     "SearchDimension",
     "SearchResult",
-    "check_image",
     "coordinate_search",
     "make_loss",
     "process",

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from reliqa.attributes import ATTRIBUTE_INDEX, ATTRIBUTES, NEUTRAL, NUM_ATTRIBUTES
-from reliqa.checks import check_tensor_image, check_tensor_pair
+from reliqa.checks import check_tensor_pair
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
 
 AttributeValues = Mapping[str, float] | Sequence[float] | torch.Tensor
@@ -61,18 +61,6 @@ class RelationalTerms(NamedTuple):
     signed: torch.Tensor
     penalty: torch.Tensor
     maps: torch.Tensor
-
-
-def check_image(image: object, name: str) -> torch.Tensor:
-    """Validate an (N, 3, H, W) float tensor with finite values in [0, 1]; return it unchanged.
-
-    Delegates to :func:`reliqa.checks.check_tensor_image` (the one place for input checks: two
-    reductions on the happy path, messages formatted only on failure).
-
-    Raises:
-        InvalidInputError: not a tensor, wrong shape or dtype, NaN/inf, or values outside [0, 1].
-    """
-    return check_tensor_image(image, name, channels=(3,))
 
 
 def attribute_vector(
@@ -383,7 +371,6 @@ __all__ = [
     "RelationalLoss",
     "RelationalTerms",
     "attribute_vector",
-    "check_image",
     "load_map_network",
     "relational_loss",
     "shipped_map_network",

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.metrics.base import MetricInfo
-from reliqa.tuning.loss import check_image, relational_loss
+from reliqa.tuning.loss import relational_loss
 from reliqa.tuning.pipeline import Pipeline
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -168,8 +169,8 @@ def tune_gradient(
     Raises:
         InvalidInputError: bad images, ``steps < 1`` or ``lr ≤ 0``.
     """
-    check_image(source, "source")
-    check_image(reference, "reference")
+    check_tensor_image(source, "source", channels=(3,))
+    check_tensor_image(reference, "reference", channels=(3,))
     if steps < 1 or not lr > 0:
         raise InvalidInputError(f"steps must be ≥ 1 and lr > 0, got {steps} and {lr}")
     objective = make_loss(loss) if isinstance(loss, str) else loss
