@@ -44,8 +44,8 @@ from reliqa.distortions import (
     ops_structure,
     ops_tone,
 )
-from reliqa.distortions.compose import DistortionPlan, sample_plan
 from reliqa.distortions.masks import DEFAULT_FAMILY_WEIGHTS
+from reliqa.distortions.plan import DistortionPlan, sample_plan
 from reliqa.io import load_image
 
 CROP = 256

@@ -31,8 +31,9 @@ from scipy.stats import spearmanr
 from torch.nn import functional as F
 
 from reliqa.distortions.catalogue import DISTORTIONS
-from reliqa.distortions.compose import apply_plan, sample_plan
+from reliqa.distortions.compose import apply_plan
 from reliqa.distortions.dataset import split_images
+from reliqa.distortions.plan import sample_plan
 from reliqa.io import load_image
 from reliqa.models import create_model
 from reliqa.models.nr import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA

@@ -10,16 +10,14 @@ from hypothesis import strategies as st
 
 from reliqa.attributes import ATTRIBUTE_INDEX, ATTRIBUTES
 from reliqa.distortions import DISTORTIONS
-from reliqa.distortions.compose import (
+from reliqa.distortions.compose import apply_plan, distort, truth_maps
+from reliqa.distortions.ordinal import ordinal_set
+from reliqa.distortions.plan import (
     MAX_DISTORTIONS,
     STAGES,
     DistortionPlan,
-    apply_plan,
     check_mix,
-    distort,
-    ordinal_set,
     sample_mixes,
-    truth_maps,
 )
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 

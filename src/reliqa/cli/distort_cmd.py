@@ -96,7 +96,8 @@ def distort_command(
     checked_output_folder(out, "--out", overwrite, [name for files in planned for name in files])
     use_threads(threads)
 
-    from reliqa.distortions.compose import check_mix, distort_image
+    from reliqa.distortions.compose import distort_image
+    from reliqa.distortions.plan import check_mix
     from reliqa.io import load_image, save_image, save_maps
     from reliqa.reports.maps import render_maps
 

@@ -9,19 +9,16 @@ from reliqa.distortions.catalogue import (
     list_distortions,
 )
 from reliqa.distortions.compose import (
-    AppliedDistortion,
     DistortedBatch,
-    DistortionPlan,
-    OrdinalSet,
     apply_plan,
     distort,
     distort_image,
-    ordinal_set,
-    sample_plan,
     truth_maps,
 )
 from reliqa.distortions.dataset import DistortionDataset, is_held_out, validation_batches
 from reliqa.distortions.masks import MASK_FAMILIES, random_masks
+from reliqa.distortions.ordinal import OrdinalSet, ordinal_set
+from reliqa.distortions.plan import AppliedDistortion, DistortionPlan, sample_plan
 
 __all__ = [
     "DISTORTIONS",

@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
-from reliqa.distortions.compose import MAX_DISTORTIONS, distort, ordinal_set
+from reliqa.distortions.compose import distort
+from reliqa.distortions.ordinal import ordinal_set
+from reliqa.distortions.plan import MAX_DISTORTIONS
 from reliqa.exceptions import InvalidInputError
 from reliqa.io import list_images, load_image
 

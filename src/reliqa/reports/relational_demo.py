@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from skimage import data as skimage_data
 
-from reliqa.distortions.compose import distort_image, ordinal_set
+from reliqa.distortions.compose import distort_image
+from reliqa.distortions.ordinal import ordinal_set
 from reliqa.io import load_image
 from reliqa.models.relational_api import compare, rank, relational_model
 from reliqa.reports.html import Picture, ReportPage
