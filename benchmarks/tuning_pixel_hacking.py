@@ -18,8 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from reliqa.attributes import ATTRIBUTE_INDEX
-from reliqa.tuning.example import load_photo
 from reliqa.tuning.loss import relational_loss
+from reliqa.tuning.photos import load_photo
 
 
 def main() -> None:

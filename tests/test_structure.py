@@ -19,7 +19,6 @@ KNOWN_LONG: dict[str, str] = {
     "models/relational.py": "split pending (issue 19)",
     "training/common.py": "split pending (issue 19)",
     "training/nr.py": "split pending (issue 19)",
-    "tuning/example.py": "split pending (issue 19)",
 }
 
 

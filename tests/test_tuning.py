@@ -33,8 +33,9 @@ from reliqa.tuning import (
     relational_loss,
     tune_gradient,
 )
-from reliqa.tuning.example import jpeg_sharpen, load_photo, run_blackbox
+from reliqa.tuning.example import run_blackbox
 from reliqa.tuning.loss import load_map_network
+from reliqa.tuning.photos import jpeg_sharpen, load_photo
 
 pytestmark = pytest.mark.skipif(
     not (WEIGHTS_DIR / "relational.safetensors").is_file(),
@@ -345,7 +346,7 @@ def test_blackbox_search_respects_the_size_budget(small_photo: torch.Tensor) -> 
     assert low_size < high_size and float(F.mse_loss(high, small_photo)) < float(
         F.mse_loss(low, small_photo)
     )
-    from reliqa.tuning.example import Judge
+    from reliqa.tuning.judge import Judge
 
     # at 64 px the start (quality 20) is over 1.8 bpp: the search must walk back into budget
     judge = Judge.create()

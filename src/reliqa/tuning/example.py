@@ -14,7 +14,9 @@ Three tasks on one photo (scikit-image's bundled photos, or a file), each run on
 
 Every run is judged by classical metrics (PSNR, SSIM, MS-SSIM, GMSD, FSIM; GMSD and FSIM are
 in no objective, a held-out judge for all), by the relational model's score when its weights
-load, and by the no-reference model ``hirqa-s`` (higher = better; it never sees the reference).
+load, and by the no-reference model ``hirqa-s`` (higher = better; it never sees the reference):
+:mod:`reliqa.tuning.judge`. The images (photo, Pillow degradation, JPEG black box) are
+:mod:`reliqa.tuning.photos`.
 """
 
 from __future__ import annotations
@@ -23,19 +25,15 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageFilter
-from torch.nn import functional as F
 
-from reliqa.attributes import ATTRIBUTES
-from reliqa.distortions.ops_codec import jpeg_round_trip
 from reliqa.exceptions import InvalidInputError, UnknownNameError
-from reliqa.io import load_image, to_uint8_array
-from reliqa.tuning.loss import relational_loss, shipped_map_network
+from reliqa.io import load_image
+from reliqa.tuning.judge import Judge, attribute_summary
+from reliqa.tuning.loss import shipped_map_network
 from reliqa.tuning.optimize import (
     LOSS_NAMES,
     GradientResult,
@@ -44,6 +42,13 @@ from reliqa.tuning.optimize import (
     loss_names,
     make_loss,
     tune_gradient,
+)
+from reliqa.tuning.photos import (
+    DEGRADATION,
+    degrade_with_pillow,
+    jpeg_sharpen,
+    load_photo,
+    soften_with_pillow,
 )
 from reliqa.tuning.pipeline import IDENTITY, PARAMETER_NAMES, process
 
@@ -60,158 +65,11 @@ TRUTH: dict[str, float] = {
 }
 """The parameters the *recover* task hides in its reference."""
 
-DEGRADATION: dict[str, float] = {
-    "blur_radius": 1.0,
-    "blue_gain": 1.12,
-    "red_gain": 0.92,
-    "brightness": 0.72,
-    "color": 0.75,
-    "jpeg_quality": 35,
-}
-"""The Pillow degradation of the *correct* task, applied in this order (blur first)."""
-
-JUDGE_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
-"""Classical metrics every run is judged by (official definitions; see docs/metrics.md)."""
-
 INFEASIBLE = 1e3
 """Objective value of a black-box point over the file-size budget (times 1 + the excess bpp)."""
 
 BLACKBOX_BUDGET_BPP = 1.0
 """File-size budget of the *blackbox* task, bits per pixel of the JPEG file."""
-
-
-# --------------------------------------------------------------------------------------------
-# images
-# --------------------------------------------------------------------------------------------
-
-
-def load_photo(name_or_path: str = "astronaut", size: int = 256) -> torch.Tensor:
-    """A (1, 3, size, size) photo: a ``skimage.data`` name or a file, centre-cropped and resized.
-
-    Raises:
-        UnknownNameError: an unknown skimage name that is not a file either.
-        InvalidInputError: ``size < 32``.
-    """
-    if size < 32:
-        raise InvalidInputError(f"size must be at least 32 px, got {size}")
-    if Path(name_or_path).is_file():
-        image = load_image(name_or_path)
-    else:
-        from skimage import data
-
-        loader = getattr(data, name_or_path, None)
-        if loader is None or name_or_path.startswith("_"):
-            raise UnknownNameError(
-                f"{name_or_path!r} is neither a file nor a scikit-image photo "
-                "(e.g. astronaut, coffee, chelsea, rocket)"
-            )
-        image = load_image(loader())
-    height, width = image.shape[-2:]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = image[..., top : top + side, left : left + side]
-    return F.interpolate(square, size=(size, size), mode="area").clamp(0.0, 1.0)
-
-
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray(to_uint8_array(image))
-
-
-def _from_pil(image: Image.Image) -> torch.Tensor:
-    return load_image(np.asarray(image.convert("RGB")))
-
-
-def degrade_with_pillow(
-    image: torch.Tensor, degradation: Mapping[str, float] = DEGRADATION
-) -> torch.Tensor:
-    """Camera-like degradation by Pillow only: blur, colour cast, darker, desaturated, JPEG.
-
-    Arguments:
-        image: (1, 3, H, W) in [0, 1].
-        degradation: keys of :data:`DEGRADATION`.
-
-    Returns:
-        (1, 3, H, W) in [0, 1] (8-bit values).
-    """
-    picture = _to_pil(image).filter(ImageFilter.GaussianBlur(degradation["blur_radius"]))
-    array = np.asarray(picture).astype(np.float32)
-    array[..., 0] *= degradation["red_gain"]
-    array[..., 2] *= degradation["blue_gain"]
-    picture = Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
-    picture = ImageEnhance.Brightness(picture).enhance(degradation["brightness"])
-    picture = ImageEnhance.Color(picture).enhance(degradation["color"])
-    return _from_pil(jpeg_round_trip(picture, degradation["jpeg_quality"])[0])
-
-
-def jpeg_sharpen(image: torch.Tensor, quality: float, sharpen: float) -> tuple[torch.Tensor, int]:
-    """The black box: Pillow's unsharp mask (radius 1.5 px, ``sharpen`` %), then JPEG ``quality``.
-
-    Returns:
-        the decoded result (1, 3, H, W) and the JPEG file's size in bytes.
-    """
-    picture = _to_pil(image)
-    if sharpen > 0:
-        picture = picture.filter(
-            ImageFilter.UnsharpMask(radius=1.5, percent=round(sharpen), threshold=0)
-        )
-    decoded, size = jpeg_round_trip(picture, quality)
-    return _from_pil(decoded), size
-
-
-# --------------------------------------------------------------------------------------------
-# judging
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Judge:
-    """Classical metrics + the relational model's score (when its shipped weights load)."""
-
-    metrics: dict[str, Any] = field(default_factory=dict)
-    scorer: Any = None
-    scorer_error: str | None = None
-    no_reference: Any = None
-
-    @classmethod
-    def create(cls) -> Judge:
-        import reliqa.metrics
-        from reliqa.models.registry import create_model
-
-        judge = cls({name: reliqa.metrics.create_metric(name) for name in JUDGE_METRICS})
-        try:
-            judge.scorer = create_model("relational")
-        except Exception as error:  # e.g. shipped weights that no longer fit the score head
-            judge.scorer_error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
-        try:  # a no-reference judge: it never sees the reference, nor any objective
-            judge.no_reference = create_model("hirqa-s")
-        except Exception:  # optional judge: reported as None
-            judge.no_reference = None
-        return judge
-
-    @torch.no_grad()
-    def __call__(self, test: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
-        """{metric: value} for one pair; a metric that cannot run (too small) is None."""
-        values: dict[str, float | None] = {}
-        for name, metric in self.metrics.items():
-            try:
-                values[name] = float(metric(test, reference).mean())
-            except InvalidInputError:
-                values[name] = None
-        values["relational_loss"] = float(relational_loss(test, reference))
-        values["relational_score"] = (
-            None if self.scorer is None else float(self.scorer(test, reference).score.mean())
-        )
-        values["hirqa_s"] = (
-            None if self.no_reference is None else float(self.no_reference.score(test).mean())
-        )
-        return values
-
-
-def attribute_summary(test: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-    """Mean signed change per attribute (−1 … 1) of the test against the reference."""
-    with torch.no_grad():
-        _, terms = relational_loss(test, reference, return_terms=True)
-    return {name: float(terms.signed[0, k]) for k, name in enumerate(ATTRIBUTES)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,7 +276,7 @@ def run_blackbox(
     model loaded, one more search is driven by the relational *score* (its negative, run
     ``relational_score``): a black box needs no gradient, so the score head can drive it.
     """
-    source = _from_pil(_to_pil(photo).filter(ImageFilter.GaussianBlur(soft_radius)))
+    source = soften_with_pillow(photo, soft_radius)
     pixels = photo.shape[-2] * photo.shape[-1]
     space = {
         "quality": SearchDimension(5, 95, 16, integer=True),
@@ -618,18 +476,11 @@ def run_example(
 
 
 __all__ = [
-    "DEGRADATION",
-    "JUDGE_METRICS",
     "TASKS",
     "TRUTH",
     "ExampleResult",
-    "Judge",
     "RunRecord",
     "TaskResult",
-    "attribute_summary",
-    "degrade_with_pillow",
-    "jpeg_sharpen",
-    "load_photo",
     "run_blackbox",
     "run_correct",
     "run_example",

@@ -39,7 +39,7 @@ LOSS_METRICS: dict[str, tuple[str, ...]] = {
     "relational_score": ("relational_score",),
 }
 """Judges an objective optimises directly (so they are not a held-out judge for it; keys of
-:class:`reliqa.tuning.example.Judge`'s results) where that is not the judge of its own name
+:class:`reliqa.tuning.judge.Judge`'s results) where that is not the judge of its own name
 (:func:`judged_directly`); ``relational_score`` is the black-box-only objective driven by the
 score head."""
 
