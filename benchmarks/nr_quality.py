@@ -147,7 +147,7 @@ def biq_part(
     root: str, models: list[str], device: str, baselines: tuple[str, ...] = BASELINES
 ) -> dict[str, Any]:
     from reliqa.evaluation.bench import run_benchmark
-    from reliqa.evaluation.datasets import load_dataset
+    from reliqa.evaluation.dataset_layouts import load_dataset
 
     dataset = load_dataset(root)
     result = run_benchmark(

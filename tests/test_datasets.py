@@ -10,13 +10,8 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from reliqa.evaluation.datasets import (
-    IQADataset,
-    IQAItem,
-    detect_layout,
-    load_dataset,
-    read_csv_dataset,
-)
+from reliqa.evaluation.dataset_layouts import detect_layout, load_dataset
+from reliqa.evaluation.datasets import IQADataset, IQAItem, read_csv_dataset
 from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
 
 

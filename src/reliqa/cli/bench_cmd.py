@@ -56,7 +56,8 @@ def bench_command(
     Correlations are direction-corrected: higher = agrees with human opinion, for every metric.
     """
     from reliqa.evaluation.bench import run_benchmark
-    from reliqa.evaluation.datasets import load_dataset, read_csv_dataset
+    from reliqa.evaluation.dataset_layouts import load_dataset
+    from reliqa.evaluation.datasets import read_csv_dataset
 
     names = [name.strip() for name in metrics.split(",") if name.strip()]
     if not names:

@@ -108,7 +108,7 @@ def run_benchmark(
     """Score ``dataset`` with every metric/model in ``metrics`` and evaluate against its MOS.
 
     Args:
-        dataset: from :func:`reliqa.evaluation.datasets.load_dataset` (use ``.head(n)`` to limit).
+        dataset: from :func:`reliqa.evaluation.dataset_layouts.load_dataset` (use ``.head(n)`` to limit).
         metrics: metric or model names (:func:`reliqa.evaluation.scorers.resolve_scorer`).
         out_dir: folder for ``scores.csv``, ``summary.json`` and the plots.
         batch_size: most same-size images per forward pass.

@@ -16,7 +16,7 @@ have one, else the first score column, each in its own direction.
 
 Sections, in order: a summary per score column; the whole results table (worst first, sortable
 by any column); with ``mos`` (a dataset folder or a generic ``image,mos[,std]`` CSV, see
-:func:`reliqa.evaluation.datasets.load_dataset`) the correlation table (direction-corrected, as
+:func:`reliqa.evaluation.dataset_layouts.load_dataset`) the correlation table (direction-corrected, as
 ``reliqa bench`` reports it) and a GMC heatmap per score; the maps of the worst pairs.
 """
 
@@ -176,7 +176,7 @@ def _match_mos(rows: Sequence[dict[str, str]], mos: str | os.PathLike) -> tuple[
     """Row indices with a human score and the matching dataset (same order)."""
     from dataclasses import replace
 
-    from reliqa.evaluation.datasets import load_dataset
+    from reliqa.evaluation.dataset_layouts import load_dataset
 
     dataset = load_dataset(mos)
     by_path = {os.path.realpath(item.image): item for item in dataset}
