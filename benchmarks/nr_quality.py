@@ -37,7 +37,7 @@ from reliqa.distortions.plan import sample_plan
 from reliqa.io import load_image
 from reliqa.models import create_model
 from reliqa.models.nr import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA
-from reliqa.training.common import module_state_from_checkpoint
+from reliqa.training.checkpoint import module_state_from_checkpoint
 
 MODELS = ("hirqa", "hirqa-s")
 BASELINES = ("niqe", "laplacian_var")

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from reliqa.exceptions import DataError, WeightsError
+from reliqa.training.checkpoint import Checkpointer
 from reliqa.training.common import (
-    Checkpointer,
     MetricsLog,
     cosine_lr,
     load_config,

@@ -38,8 +38,8 @@ from torch import nn
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
 from reliqa.models.weights import load_shipped
+from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
-    Checkpointer,
     MetricsLog,
     StepTimer,
     barrier,
@@ -49,7 +49,6 @@ from reliqa.training.common import (
     git_commit,
     load_config,
     mean_across_ranks,
-    module_state_from_checkpoint,
     seed_everything,
     set_lr,
     setup_distributed,
@@ -540,7 +539,7 @@ def export_nr_weights(
     ``benchmarks/nr_quality.py`` and ``benchmarks/nr_speed.py``.
     """
     from reliqa.models.weights import WEIGHTS_DIR, save_with_card
-    from reliqa.training.common import read_checkpoint
+    from reliqa.training.checkpoint import read_checkpoint
 
     run = Path(run_dir)
     config = json.loads((run / "config.json").read_text())

@@ -32,8 +32,8 @@ from safetensors.torch import save_file
 from reliqa.io import load_image
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
+from reliqa.training.checkpoint import Checkpointer
 from reliqa.training.common import (
-    Checkpointer,
     config_to_dict,
     cosine_lr,
     load_config,

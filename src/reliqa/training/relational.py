@@ -38,8 +38,8 @@ from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
 from reliqa.distortions.dataset import DistortionDataset, split_images, validation_batches
 from reliqa.exceptions import DataError
 from reliqa.models.relational import RelationalModel
+from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
-    Checkpointer,
     DistributedContext,
     MetricsLog,
     StepTimer,
@@ -47,7 +47,6 @@ from reliqa.training.common import (
     config_to_dict,
     cosine_lr,
     max_across_ranks,
-    module_state_from_checkpoint,
     seed_everything,
     set_lr,
     setup_distributed,
