@@ -10,16 +10,22 @@ scored whole.
 
     python benchmarks/nr_speed.py --out benchmarks/results/nr_speed_cpu.json
     python benchmarks/nr_speed.py --cards-from benchmarks/results/nr_speed_gpu_machine.json
+    python benchmarks/nr_speed.py --before /tmp/before/src --rounds 3 --threads 1 \
+        --recorded benchmarks/results/nr_speed_devvm_2026-12-07.json --out before_after.json
 
 The second form writes an earlier measurement into the shipped model cards (``results.speed``).
+The third times the same cases on an earlier source tree and on this one, interleaved
+(``benchmarks/speed_ab.py``), and sets the ratios beside the ``--recorded`` measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_ab import run_interleaved, summarise
 
 from reliqa.models import create_model
 
@@ -86,22 +95,8 @@ def write_cards(results: dict[str, object], source: str) -> None:
         card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="JSON file to write.")
-    parser.add_argument(
-        "--cards-from", type=Path, help="Only copy this measurement into the model cards."
-    )
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip-cpu", action="store_true", help="Time only the GPU.")
-    parser.add_argument("--models", default=",".join(MODELS), help="Comma-separated names.")
-    args = parser.parse_args()
-    if args.cards_from:
-        write_cards(json.loads(args.cards_from.read_text()), str(args.cards_from))
-        return
-    if args.out is None:
-        parser.error("--out is required")
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """One measurement in this process: the record ``--out`` gets."""
     torch.set_num_threads(args.threads)
     results: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -118,25 +113,93 @@ def main() -> None:
         # the shipped weights: random ones can be much slower on a CPU (denormal activations:
         # an untrained hirqa ran at ~850 ms per image instead of ~50)
         model = create_model(name).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        entry: dict[str, object] = {
-            "parameters": inference_parameters(model),
-            "gflops_per_image": round(flops_per_image(model) / 1e9, 3),
-        }
+        entry: dict[str, object] = {"parameters": inference_parameters(model)}
+        if not args.no_flops:
+            entry["gflops_per_image"] = round(flops_per_image(model) / 1e9, 3)
         if not args.skip_cpu:
-            for batch in (1, 16):
+            for batch in args.batches:
                 entry[f"cpu_ms_per_image_batch{batch}"] = round(
                     time_per_image(model, batch, torch.device("cpu"), args.repeats), 2
                 )
         if torch.cuda.is_available():
             gpu_model = model.to("cuda")
-            for batch in (1, 16):
+            for batch in args.batches:
                 entry[f"gpu_ms_per_image_batch{batch}"] = round(
                     time_per_image(gpu_model, batch, torch.device("cuda"), args.repeats * 4), 3
                 )
         results["models"][name] = entry  # type: ignore[index]
         print(name, json.dumps(entry), flush=True)
+    return results
+
+
+def before_after(args: argparse.Namespace) -> dict[str, object]:
+    """The CPU cases timed on ``--before`` and on this checkout, interleaved; with
+    ``--recorded``, the after/before ratio applied to that record's numbers too."""
+    child = ["--threads", str(args.threads), "--repeats", str(args.repeats), "--models",
+             args.models, "--batches", *map(str, args.batches), "--no-flops"]
+    records = run_interleaved(Path(__file__), child, args.before, args.rounds)
+    timings = {
+        f"{name}/batch{batch}": ["models", name, f"cpu_ms_per_image_batch{batch}"]
+        for name in args.models.split(",") for batch in args.batches
+    }
+    summary = summarise(records, timings)
+    result: dict[str, object] = {
+        "benchmark": "nr_speed before/after (interleaved)",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "cpu_threads": args.threads,
+        "torch": torch.__version__,
+        "before_src": str(args.before),
+        "rounds": args.rounds,
+        "load_average_at_start": list(os.getloadavg()),
+        "cases": summary,
+        "runs": records,
+    }
+    if args.recorded:
+        recorded = json.loads(args.recorded.read_text())
+        result["recorded"] = {"file": str(args.recorded), "cpu_threads": recorded["cpu_threads"]}
+        for case, numbers in summary.items():
+            name, batch = case.split("/")
+            old = recorded["models"].get(name, {}).get(f"cpu_ms_per_image_{batch}")
+            if old is not None:
+                numbers["recorded_ms"] = old
+                numbers["recorded_divided_by_speedup_ms"] = round(
+                    old / numbers["speedup_median_of_rounds"], 2
+                )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="JSON file to write.")
+    parser.add_argument(
+        "--cards-from", type=Path, help="Only copy this measurement into the model cards."
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-cpu", action="store_true", help="Time only the GPU.")
+    parser.add_argument("--models", default=",".join(MODELS), help="Comma-separated names.")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--no-flops", action="store_true", help="Skip the FLOP count.")
+    parser.add_argument(
+        "--before", type=Path,
+        help="src folder of an earlier tree: time it and this one interleaved (CPU only).",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="Before/after rounds.")
+    parser.add_argument(
+        "--recorded", type=Path, help="With --before: an earlier record to set the ratios beside."
+    )
+    args = parser.parse_args()
+    if args.cards_from:
+        write_cards(json.loads(args.cards_from.read_text()), str(args.cards_from))
+        return
+    if args.out is None:
+        parser.error("--out is required")
+    results = before_after(args) if args.before else measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.before:
+        print(json.dumps(results["cases"], indent=2))
 
 
 if __name__ == "__main__":

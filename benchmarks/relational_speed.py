@@ -4,25 +4,34 @@
     python benchmarks/relational_speed.py --device cuda         # GPU
     python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
     python benchmarks/relational_speed.py --model relational-plus
+    python benchmarks/relational_speed.py --model relational-plus --before /tmp/before/src \
+        --rounds 3 --threads 1 --recorded benchmarks/results/relational_plus_speed_t1_2026-11-30.json
 
 Reports the median and the minimum over ``--repeats`` timed calls after warm-up, for the full
 model (maps + score, as ``reliqa.compare`` runs it, without file decoding), plus the process
 CPU time per call (on a shared machine, wall time / CPU time shows how contended it was).
-Prints one JSON object; ``--out`` also writes it to a file.
+Prints one JSON object; ``--out`` also writes it to a file. With ``--before``, the same
+measurement runs on an earlier source tree and on this one, interleaved
+(``benchmarks/speed_ab.py``), and the ratios are set beside the ``--recorded`` measurement.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_ab import run_interleaved, summarise
 
 from reliqa.models import create_model
 
@@ -80,6 +89,40 @@ def large_pair_memory(model: torch.nn.Module, side: int) -> dict[str, float]:
     }
 
 
+def before_after(args: argparse.Namespace) -> dict[str, object]:
+    """This model timed on ``--before`` and on this checkout, interleaved; with ``--recorded``,
+    the recorded median divided by the measured speed-up too."""
+    child = ["--device", "cpu", "--threads", str(args.threads), "--size", args.size,
+             "--repeats", str(args.repeats), "--model", args.model, "--weights", args.weights]
+    records = run_interleaved(Path(__file__), child, args.before, args.rounds)
+    summary = summarise(records, {"pair": ["min_ms"], "pair_median": ["median_ms"]})
+    result: dict[str, object] = {
+        "benchmark": "relational_speed before/after (interleaved)",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "device": f"cpu ({args.threads} threads)",
+        "torch": torch.__version__,
+        "size": args.size,
+        "model": args.model,
+        "before_src": str(args.before),
+        "rounds": args.rounds,
+        "load_average_at_start": list(os.getloadavg()),
+        "cases": summary,
+        "runs": records,
+    }
+    if args.recorded:
+        recorded = json.loads(Path(args.recorded).read_text())
+        result["recorded"] = {
+            "file": args.recorded,
+            "device": recorded["device"],
+            "median_ms": recorded["median_ms"],
+            "median_divided_by_speedup_ms": round(
+                recorded["median_ms"] / summary["pair"]["speedup_median_of_rounds"], 2
+            ),
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -92,7 +135,20 @@ def main() -> None:
         "--large", type=int, default=0, help="also measure one tiled pair of this side (CPU)"
     )
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--before", type=Path,
+        help="src folder of an earlier tree: time it and this one interleaved (CPU only)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="before/after rounds")
+    parser.add_argument("--recorded", default=None, help="with --before: an earlier record")
     args = parser.parse_args()
+    if args.before:
+        result = before_after(args)
+        text = json.dumps(result, indent=2)
+        print(json.dumps({"cases": result["cases"], "recorded": result.get("recorded")}, indent=2))
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     model = _model(args.model, args.weights, args.device)

@@ -12,12 +12,8 @@ import torch
 from reliqa.attributes import ATTRIBUTE_INDEX
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError, WeightsError
 from reliqa.models import create_model
-from reliqa.models.relational import (
-    NEUTRAL_SCORE,
-    PairNetwork,
-    RelationalModel,
-    tiled_forward,
-)
+from reliqa.models.relational import NEUTRAL_SCORE, RelationalModel, tiled_forward
+from reliqa.models.relational_maps import PairNetwork
 from reliqa.models.weights import WEIGHTS_DIR, load_shipped, read_model_card
 
 

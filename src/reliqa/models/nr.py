@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.efficientnet_lite import EfficientNetLite0
+from reliqa.models.fold import ConvBN
 from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics
 from reliqa.models.registry import ModelEntry, register_model
 
@@ -43,8 +44,8 @@ _INPUT_MEAN = 0.45
 _INPUT_STD = 0.25
 
 
-def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(
+def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> ConvBN:
+    return ConvBN(
         nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(c_out),
     )
@@ -139,9 +140,7 @@ class HiRQA(nn.Module):
         channels = 3
         for index, width in enumerate(stem):
             if index == 0 and patch > 2:
-                first = nn.Sequential(
-                    nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width)
-                )
+                first = ConvBN(nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width))
                 layers += [first, nn.ReLU(inplace=True)]
             else:
                 layers += [_conv_bn(channels, width, 3, 2), nn.ReLU(inplace=True)]
@@ -246,7 +245,7 @@ def pooled_stage_features(
     that reads stages 1–4 only need not run the rest of the backbone).
     """
     parts: list[torch.Tensor] = []
-    maps = backbone.stage_features(images.contiguous(memory_format=torch.channels_last), upto)
+    maps = backbone.stage_features(images, upto)
     for feature in maps:
         # one contiguous (N, C, H·W) copy, then both statistics: a reduction over the spatial
         # axes of a channels-last map directly is ~15× slower on the CPU (measured)

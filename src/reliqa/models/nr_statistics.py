@@ -9,6 +9,8 @@ with the content-aware deep features a head can tell detail from noise and bokeh
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 import torch.nn.functional as F
 
@@ -63,19 +65,51 @@ def _laplacian_log_variance(gray: torch.Tensor) -> torch.Tensor:
     return torch.log(response.var(dim=1, unbiased=False) + 1.0)
 
 
+_SELECTION_BINS = 4096
+"""Value bins of :func:`_order_statistics` (about 64 values per bin for a 512² image)."""
+
+
+def _order_statistics(row: torch.Tensor, ranks: list[int]) -> list[torch.Tensor]:
+    """The values of the given ranks (0-based) in the sorted (M,) ``row``, exactly.
+
+    Each ``kthvalue`` over all M values copies and partitions them (~4 ms for a 512² image);
+    instead one histogram pass finds which of :data:`_SELECTION_BINS` value bins holds each
+    rank, and the selection runs inside that bin only. The bin index is a monotone function
+    of the value (subtracting, then dividing and multiplying by positive numbers keep the
+    order), so the bins partition the sorted order and the result is the exact order statistic.
+    """
+    low, high = torch.aminmax(row)
+    span = high - low
+    if span == 0:
+        return [high for _ in ranks]
+    # (row − low)/span ≤ span/span = 1 exactly, so no bin index exceeds the last one
+    bins = ((row - low) / span).mul_(_SELECTION_BINS - 1).to(torch.int32)
+    cumulative = torch.bincount(bins, minlength=_SELECTION_BINS).cumsum(0).tolist()
+    members: dict[int, torch.Tensor] = {}  # neighbouring ranks usually share a bin
+    values = []
+    for rank in ranks:
+        index = bisect.bisect_right(cumulative, rank)  # the first bin holding > rank values
+        if index not in members:
+            members[index] = row[bins == index]
+        start = cumulative[index - 1] if index else 0
+        values.append(members[index].kthvalue(rank - start + 1).values)
+    return values
+
+
 def _quantiles(values: torch.Tensor, levels: tuple[float, ...]) -> torch.Tensor:
     """(N, M) → (N, len(levels)), as ``torch.quantile`` (linear interpolation) but by
-    order-statistic selection, which needs no full sort (8× faster here)."""
+    order-statistic selection (:func:`_order_statistics`), which needs no sort."""
     count = values.shape[1]
-    columns = []
-    for level in levels:
-        position = level * (count - 1)
-        low = int(position)
-        high = min(low + 1, count - 1)
-        lower = values.kthvalue(low + 1, dim=1).values
-        upper = values.kthvalue(high + 1, dim=1).values if high != low else lower
-        columns.append(lower + (position - low) * (upper - lower))
-    return torch.stack(columns, dim=1)
+    lows = [int(level * (count - 1)) for level in levels]
+    ranks = [rank for low in lows for rank in (low, min(low + 1, count - 1))]
+    rows = []
+    for row in values:
+        found = _order_statistics(row, ranks)
+        rows.append(torch.stack([
+            lower + (level * (count - 1) - low) * (upper - lower)
+            for level, low, lower, upper in zip(levels, lows, found[0::2], found[1::2])
+        ]))
+    return torch.stack(rows)
 
 
 def _gradient_log_percentiles(gray: torch.Tensor) -> torch.Tensor:

@@ -11,12 +11,10 @@ Convention:
       exactly the neutral point :data:`NEUTRAL_SCORE` = 0. Higher = better; candidates of one
       reference are ranked by it (docs/relational.md says why the score is no longer odd).
 
-Architecture (docs/relational.md): both images are folded 4 × 4 → 48 channels (space-to-depth,
-no pixel is lost), fused by a 1 × 1 convolution, then a three-level U-Net of depthwise-separable
-residual blocks at 1/4, 1/8 and 1/16 resolution. The 1/4-resolution logits of ``h(t, r) − h(r, t)``
-are upsampled bilinearly to full resolution before the sigmoid (upsampling is linear, so
-anti-symmetry survives). Every full-resolution operation is a reshape or an interpolation: the
-convolutions run on 16× fewer positions, which is what makes CPU training and inference cheap.
+The map network (:class:`~reliqa.models.relational_maps.RelationalMapNet`, in
+:mod:`reliqa.models.relational_maps`) works at 1/4 resolution; this module adds the scorer
+(statistics of the maps, and for ``relational-plus`` the distances of frozen ImageNet
+EfficientNet-Lite0 features), the whole model and its tiled inference.
 
 Large images run in tiles (:func:`tiled_forward`): a tile's core of ``tile`` pixels plus a
 ``margin`` of real context on each side; with a margin at least the receptive-field radius the
@@ -34,20 +32,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from reliqa.attributes import NUM_ATTRIBUTES
-from reliqa.checks import check_tensor_pair
 from reliqa.exceptions import InvalidInputError
 from reliqa.metrics.base import MetricInfo
 from reliqa.models.efficientnet_lite import EfficientNetLite0, load_imagenet_state
 from reliqa.models.registry import ModelEntry, register_model
+from reliqa.models.relational_maps import (
+    ALIGN,
+    FOLD,
+    RelationalMapNet,
+    check_pair,
+    pad_to_multiple,
+    upsample_logits,
+)
 
 NEUTRAL_SCORE: float = 0.0
 """Relational score of an image against itself (and of any pair the model sees no difference in)."""
-
-FOLD: int = 4
-"""Space-to-depth factor of the input: the network's finest resolution is 1/FOLD."""
-
-ALIGN: int = 16
-"""Inputs are padded (replicate) to a multiple of this: the coarsest level is 1/16."""
 
 DEFAULT_TILE: int = 1024
 DEFAULT_MARGIN: int = 128
@@ -64,150 +63,6 @@ class RelationalOutput(NamedTuple):
 
     maps: torch.Tensor
     score: torch.Tensor
-
-
-def check_pair(test: torch.Tensor, reference: torch.Tensor) -> None:
-    """Validate a (test, reference) pair of (N, 3, H, W) float tensors in [0, 1], finite, of
-    equal shape (:func:`reliqa.checks.check_tensor_pair`)."""
-    check_tensor_pair(test, reference, name="relational", channels=(3,))
-
-
-# --------------------------------------------------------------------------------------------
-# building blocks
-# --------------------------------------------------------------------------------------------
-
-
-class SeparableBlock(nn.Module):
-    """Residual depthwise-separable block: x + pw2(relu(pw1(dw3x3(x)))), (N, C, h, w) → same.
-
-    No normalisation layer: batch statistics would couple samples and instance statistics
-    would make tiles differ from the whole image. The last projection starts at zero, so every
-    block starts as the identity and depth does not destabilise training.
-    """
-
-    def __init__(self, channels: int, expansion: int = 2) -> None:
-        super().__init__()
-        hidden = channels * expansion
-        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
-        self.expand = nn.Conv2d(channels, hidden, 1)
-        self.project = nn.Conv2d(hidden, channels, 1)
-        for parameter in self.project.parameters():  # weight and bias
-            nn.init.zeros_(parameter)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.project(F.relu(self.expand(self.depthwise(x))))
-
-
-def _stage(channels: int, depth: int) -> nn.Sequential:
-    return nn.Sequential(*(SeparableBlock(channels) for _ in range(depth)))
-
-
-def _upsample2(x: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-
-
-# --------------------------------------------------------------------------------------------
-# the map network
-# --------------------------------------------------------------------------------------------
-
-
-class PairNetwork(nn.Module):
-    """The shared pair network h: (first, second) → 1/4-resolution logits and features.
-
-    Args:
-        widths: channels at 1/4, 1/8 and 1/16 resolution.
-        depths: residual blocks per level in the encoder.
-
-    Shapes:
-        first, second: (N, 3, H, W) with H, W multiples of :data:`ALIGN`.
-        returns logits (N, 9, H/4, W/4).
-    """
-
-    def __init__(
-        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
-    ) -> None:
-        super().__init__()
-        if len(widths) != 3 or len(depths) != 3:
-            raise InvalidInputError(f"widths and depths need 3 levels, got {widths} and {depths}")
-        c1, c2, c3 = (int(w) for w in widths)
-        folded = 3 * FOLD * FOLD
-        self.fuse = nn.Conv2d(2 * folded, c1, 1)
-        self.level1 = _stage(c1, depths[0])
-        self.down1 = nn.Conv2d(c1, c2, 2, stride=2)
-        self.level2 = _stage(c2, depths[1])
-        self.down2 = nn.Conv2d(c2, c3, 2, stride=2)
-        self.level3 = _stage(c3, depths[2])
-        self.lateral3 = nn.Conv2d(c3, c2, 1)
-        self.decode2 = SeparableBlock(c2)
-        self.lateral2 = nn.Conv2d(c2, c1, 1)
-        self.decode1 = SeparableBlock(c1)
-        self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
-
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        folded = torch.cat(
-            [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
-        )
-        f1 = self.level1(F.relu(self.fuse(folded)))
-        f2 = self.level2(F.relu(self.down1(f1)))
-        f3 = self.level3(F.relu(self.down2(f2)))
-        d2 = self.decode2(f2 + _upsample2(self.lateral3(f3)))
-        d1 = self.decode1(f1 + _upsample2(self.lateral2(d2)))
-        return self.head(d1)
-
-
-class RelationalMapNet(nn.Module):
-    """Anti-symmetric distortion-map network F(test, ref) = sigmoid(h(t, r) − h(r, t)).
-
-    Args:
-        widths, depths: see :class:`PairNetwork`.
-
-    Shapes:
-        :meth:`forward`: test, reference (N, 3, H, W) in [0, 1], any H, W ≥ 1 → maps (N, 9, H, W).
-    """
-
-    def __init__(
-        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
-    ) -> None:
-        super().__init__()
-        self.pair = PairNetwork(widths, depths)
-
-    def aligned_logits(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Low-resolution anti-symmetric logits for aligned inputs.
-
-        Args:
-            test, reference: (N, 3, H, W), H and W multiples of :data:`ALIGN`.
-
-        Returns:
-            logits (N, 9, H/4, W/4) with ``logits(t, r) = −logits(r, t)``.
-        """
-        batch = test.shape[0]
-        # One batched call for both orders: the same kernels see (t, r) and (r, t), which keeps
-        # F(x, x) = 0.5 exact and halves the number of kernel launches.
-        low = self.pair(torch.cat([test, reference]), torch.cat([reference, test]))
-        return low[:batch] - low[batch:]
-
-    def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        check_pair(test, reference)
-        height, width = test.shape[-2:]
-        low = self.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
-        return torch.sigmoid(upsample_logits(low)[..., :height, :width])
-
-
-def upsample_logits(low: torch.Tensor) -> torch.Tensor:
-    """(N, K, h, w) logits at 1/4 resolution → (N, K, 4h, 4w), bilinear (linear: keeps anti-symmetry)."""
-    return F.interpolate(low, scale_factor=float(FOLD), mode="bilinear", align_corners=False)
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int = ALIGN) -> torch.Tensor:
-    """Pad (N, C, H, W) at the bottom/right by edge replication to multiples of ``multiple``.
-
-    Replication (not reflection) works for any size, even 1 × 1.
-    """
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,17 +195,27 @@ def deep_feature_distances(
     of each channel's spatial statistics (DISTS-like). All are 0 for identical images.
     """
     distances = []
-    for a, b in zip(test_features, reference_features):
-        unit_a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
-        unit_b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
-        normalised = (unit_a - unit_b).square().sum(1).mean(dim=(1, 2))
-        mean_a, mean_b = a.mean(dim=(2, 3)), b.mean(dim=(2, 3))
-        var_a, var_b = a.var(dim=(2, 3), unbiased=False), b.var(dim=(2, 3), unbiased=False)
-        covariance = ((a - mean_a[..., None, None]) * (b - mean_b[..., None, None])).mean((2, 3))
+    for test_map, reference_map in zip(test_features, reference_features):
+        a, b = _positions_by_channels(test_map), _positions_by_channels(reference_map)
+        unit_a = a / (a.square().sum(2, keepdim=True).sqrt() + 1e-10)
+        unit_b = b / (b.square().sum(2, keepdim=True).sqrt() + 1e-10)
+        normalised = (unit_a - unit_b).square().sum(2).mean(1)
+        mean_a, mean_b = a.mean(1), b.mean(1)
+        centred_a, centred_b = a - mean_a[:, None], b - mean_b[:, None]
+        # variances and covariance by one formula: for identical maps they are equal bit for
+        # bit, so the structure term of an identical pair is exactly 0
+        var_a, var_b = centred_a.square().mean(1), centred_b.square().mean(1)
+        covariance = (centred_a * centred_b).mean(1)
         texture = 1 - ((2 * mean_a * mean_b + 1e-6) / (mean_a**2 + mean_b**2 + 1e-6)).mean(1)
         structure = 1 - ((2 * covariance + 1e-6) / (var_a + var_b + 1e-6)).mean(1)
         distances.append(torch.stack([normalised, texture, structure], dim=1))
     return torch.stack(distances, dim=1)
+
+
+def _positions_by_channels(feature: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → (N, H·W, C): a view of a channels-last map (the backbone's layout), whose
+    per-channel statistics then reduce along a contiguous axis."""
+    return feature.permute(0, 2, 3, 1).reshape(feature.shape[0], -1, feature.shape[1])
 
 
 def deep_distances(

@@ -1,0 +1,185 @@
+"""The relational model's map network: F(test, reference), nine anti-symmetric distortion maps.
+
+Convention (the model's, :mod:`reliqa.models.relational`): images (N, 3, H, W) in [0, 1], test
+and reference of the same shape; maps (N, 9, H, W) in [0, 1], 0.5 = no difference. With one
+shared pair network ``h``, ``F(t, r) = sigmoid(h(t, r) − h(r, t))``: exactly anti-symmetric.
+
+Architecture (docs/relational.md): both images are folded 4 × 4 → 48 channels (space-to-depth,
+no pixel is lost), fused by a 1 × 1 convolution, then a three-level U-Net of depthwise-separable
+residual blocks at 1/4, 1/8 and 1/16 resolution; the 1/4-resolution logits are upsampled
+bilinearly to full resolution (linear, so anti-symmetry survives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reliqa.attributes import NUM_ATTRIBUTES
+from reliqa.checks import check_tensor_pair
+from reliqa.exceptions import InvalidInputError
+
+FOLD: int = 4
+"""Space-to-depth factor of the input: the network's finest resolution is 1/FOLD."""
+
+ALIGN: int = 16
+"""Inputs are padded (replicate) to a multiple of this: the coarsest level is 1/16."""
+
+
+def check_pair(test: torch.Tensor, reference: torch.Tensor) -> None:
+    """Validate a (test, reference) pair of (N, 3, H, W) float tensors in [0, 1], finite, of
+    equal shape (:func:`reliqa.checks.check_tensor_pair`)."""
+    check_tensor_pair(test, reference, name="relational", channels=(3,))
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------------
+
+
+class SeparableBlock(nn.Module):
+    """Residual depthwise-separable block: x + pw2(relu(pw1(dw3x3(x)))), (N, C, h, w) → same.
+
+    No normalisation layer: batch statistics would couple samples and instance statistics
+    would make tiles differ from the whole image. The last projection starts at zero, so every
+    block starts as the identity and depth does not destabilise training.
+    """
+
+    def __init__(self, channels: int, expansion: int = 2) -> None:
+        super().__init__()
+        hidden = channels * expansion
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.expand = nn.Conv2d(channels, hidden, 1)
+        self.project = nn.Conv2d(hidden, channels, 1)
+        for parameter in self.project.parameters():  # weight and bias
+            nn.init.zeros_(parameter)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(F.relu(self.expand(self.depthwise(x))))
+
+
+def _stage(channels: int, depth: int) -> nn.Sequential:
+    return nn.Sequential(*(SeparableBlock(channels) for _ in range(depth)))
+
+
+def _upsample2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the map network
+# --------------------------------------------------------------------------------------------
+
+
+class PairNetwork(nn.Module):
+    """The shared pair network h: (first, second) → 1/4-resolution logits and features.
+
+    Args:
+        widths: channels at 1/4, 1/8 and 1/16 resolution.
+        depths: residual blocks per level in the encoder.
+
+    Shapes:
+        first, second: (N, 3, H, W) with H, W multiples of :data:`ALIGN`.
+        returns logits (N, 9, H/4, W/4).
+    """
+
+    def __init__(
+        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
+    ) -> None:
+        super().__init__()
+        if len(widths) != 3 or len(depths) != 3:
+            raise InvalidInputError(f"widths and depths need 3 levels, got {widths} and {depths}")
+        c1, c2, c3 = (int(w) for w in widths)
+        folded = 3 * FOLD * FOLD
+        self.fuse = nn.Conv2d(2 * folded, c1, 1)
+        self.level1 = _stage(c1, depths[0])
+        self.down1 = nn.Conv2d(c1, c2, 2, stride=2)
+        self.level2 = _stage(c2, depths[1])
+        self.down2 = nn.Conv2d(c2, c3, 2, stride=2)
+        self.level3 = _stage(c3, depths[2])
+        self.lateral3 = nn.Conv2d(c3, c2, 1)
+        self.decode2 = SeparableBlock(c2)
+        self.lateral2 = nn.Conv2d(c2, c1, 1)
+        self.decode1 = SeparableBlock(c1)
+        self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        f1 = self.level1(F.relu(self.fused_input(first, second)))
+        f2 = self.level2(F.relu(self.down1(f1)))
+        f3 = self.level3(F.relu(self.down2(f2)))
+        d2 = self.decode2(f2 + _upsample2(self.lateral3(f3)))
+        d1 = self.decode1(f1 + _upsample2(self.lateral2(d2)))
+        return self.head(d1)
+
+    def fused_input(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """``fuse`` of both images centred (x − 0.5) and folded FOLD × FOLD → (N, C1, H/4, W/4).
+
+        Computed as what it equals, one FOLD × FOLD convolution of stride FOLD over the six
+        channels of the pair, with the centring moved into the bias: the same sums without
+        the folded copies of the images (space-to-depth is a strided permutation, slow on a
+        CPU). ``pixel_unshuffle`` orders a folded channel as (channel, row, column), which is
+        the layout of a convolution weight (C_out, C_in, FOLD, FOLD).
+        """
+        weight = self.fuse.weight  # (C1, 2·3·FOLD², 1, 1)
+        bias = cast(torch.Tensor, self.fuse.bias) - 0.5 * weight.sum(dim=(1, 2, 3))
+        patch_weight = weight.reshape(weight.shape[0], 2 * 3, FOLD, FOLD)
+        return F.conv2d(torch.cat([first, second], dim=1), patch_weight, bias, stride=FOLD)
+
+
+class RelationalMapNet(nn.Module):
+    """Anti-symmetric distortion-map network F(test, ref) = sigmoid(h(t, r) − h(r, t)).
+
+    Args:
+        widths, depths: see :class:`PairNetwork`.
+
+    Shapes:
+        :meth:`forward`: test, reference (N, 3, H, W) in [0, 1], any H, W ≥ 1 → maps (N, 9, H, W).
+    """
+
+    def __init__(
+        self, widths: Sequence[int] = (32, 64, 96), depths: Sequence[int] = (2, 2, 2)
+    ) -> None:
+        super().__init__()
+        self.pair = PairNetwork(widths, depths)
+
+    def aligned_logits(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Low-resolution anti-symmetric logits for aligned inputs.
+
+        Args:
+            test, reference: (N, 3, H, W), H and W multiples of :data:`ALIGN`.
+
+        Returns:
+            logits (N, 9, H/4, W/4) with ``logits(t, r) = −logits(r, t)``.
+        """
+        batch = test.shape[0]
+        # One batched call for both orders: the same kernels see (t, r) and (r, t), which keeps
+        # F(x, x) = 0.5 exact and halves the number of kernel launches.
+        low = self.pair(torch.cat([test, reference]), torch.cat([reference, test]))
+        return low[:batch] - low[batch:]
+
+    def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        check_pair(test, reference)
+        height, width = test.shape[-2:]
+        low = self.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
+        return torch.sigmoid(upsample_logits(low)[..., :height, :width])
+
+
+def upsample_logits(low: torch.Tensor) -> torch.Tensor:
+    """(N, K, h, w) logits at 1/4 resolution → (N, K, 4h, 4w), bilinear (linear: keeps anti-symmetry)."""
+    return F.interpolate(low, scale_factor=float(FOLD), mode="bilinear", align_corners=False)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = ALIGN) -> torch.Tensor:
+    """Pad (N, C, H, W) at the bottom/right by edge replication to multiples of ``multiple``.
+
+    Replication (not reflection) works for any size, even 1 × 1.
+    """
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")

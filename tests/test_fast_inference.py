@@ -1,0 +1,216 @@
+"""The fast inference paths give the numbers of the reference computations: batch norms folded
+into their convolutions (``reliqa.models.fold``), the relational model's fuse layer as one
+strided convolution, the deep distances on channels-last maps, and the percentiles of the
+``hirqa`` statistics by histogram-guided selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reliqa.models import create_model
+from reliqa.models import nr_statistics as statistics_module
+from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
+from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side, pooled_stage_features
+from reliqa.models.nr_statistics import _order_statistics, image_statistics
+from reliqa.models.relational import RelationalModel, deep_feature_distances
+from reliqa.models.relational_maps import FOLD, PairNetwork
+
+TOLERANCE = 1e-5
+"""Largest score difference allowed between a fast path and its reference."""
+
+
+def _random_conv_bn(groups: int, bias: bool, stride: int) -> ConvBN:
+    generator = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(8, 12 if groups == 1 else 8, 3, stride, 1, groups=groups, bias=bias)
+    bn = nn.BatchNorm2d(conv.out_channels, eps=1e-3)
+    with torch.no_grad():
+        for tensor in (*conv.parameters(), bn.weight, bn.bias, bn.running_mean):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+        bn.running_var.copy_(torch.rand(bn.running_var.shape, generator=generator) + 0.1)
+    return ConvBN(conv, bn).eval()
+
+
+def _reference(layer: ConvBN, x: torch.Tensor) -> torch.Tensor:
+    """The two layers as written (autograd on takes the unfolded path)."""
+    with torch.enable_grad():
+        return layer[1](layer[0](x)).detach()
+
+
+@pytest.mark.parametrize(("groups", "bias", "stride"), [(1, False, 1), (1, True, 2), (8, False, 2)])
+def test_a_folded_convolution_equals_convolution_then_batch_norm(
+    groups: int, bias: bool, stride: int
+) -> None:
+    layer = _random_conv_bn(groups, bias, stride)
+    x = torch.randn(2, 8, 17, 20)
+    with torch.inference_mode():
+        fast = layer(x)
+    torch.testing.assert_close(fast, _reference(layer, x), rtol=1e-5, atol=1e-5)
+    weight, folded_bias = fold_batch_norm(layer[0].weight, layer[0].bias, layer[1])
+    assert weight.shape == layer[0].weight.shape and folded_bias.shape == (layer[1].num_features,)
+
+
+def test_the_folded_weights_follow_changed_statistics_and_loaded_weights() -> None:
+    layer = _random_conv_bn(1, False, 1)
+    x = torch.randn(1, 8, 9, 9)
+    with torch.no_grad():
+        before = layer(x)
+        layer[1].running_var.mul_(4.0)  # in place: same storage, new version
+        after = layer(x)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, _reference(layer, x), rtol=1e-5, atol=1e-5)
+    other = _random_conv_bn(1, True, 1)
+    other[1].running_mean.add_(1.0)
+    layer[0].bias = nn.Parameter(torch.zeros(12))  # a bias to load into
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        loaded = layer(x)
+    torch.testing.assert_close(loaded, _reference(other, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_built_in_inference_mode_sees_its_loaded_weights() -> None:
+    with torch.inference_mode():
+        layer = _random_conv_bn(1, False, 1)
+        x = torch.randn(1, 8, 9, 9)
+        first = layer(x)
+        layer[1].running_mean.copy_(layer[1].running_mean + 2.0)  # not versioned
+        second = layer(x)
+        expected = layer[1](layer[0](x))  # BatchNorm2d's own computation, inference mode
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(second, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_training_keeps_the_unfolded_layers() -> None:
+    layer = _random_conv_bn(1, False, 1).train()
+    x = torch.randn(4, 8, 9, 9, requires_grad=True)
+    running = layer[1].running_mean.clone()
+    y = layer(x)
+    y.square().mean().backward()
+    assert x.grad is not None and not torch.equal(layer[1].running_mean, running)
+    # in eval mode with autograd on, the output is BatchNorm2d's own (its backward node)
+    layer.eval()
+    assert "BatchNorm" in type(conv_bn(layer[0], layer[1], x).grad_fn).__name__
+
+
+def _hirqa_reference(model: PretrainedHiRQA, image: torch.Tensor) -> torch.Tensor:
+    """``hirqa``'s score without the fast paths: backbone with its batch norms as written
+    (autograd on), statistics with ``torch.quantile``."""
+    image = fit_to_max_side(image, model.max_side)
+    with torch.enable_grad():
+        pooled = pooled_stage_features(model.backbone, image).detach()
+    original = statistics_module._quantiles
+    statistics_module._quantiles = lambda values, levels: torch.quantile(  # type: ignore[assignment]
+        values, torch.tensor(levels), dim=1
+    ).T
+    try:
+        classical = image_statistics(image)
+    finally:
+        statistics_module._quantiles = original  # type: ignore[assignment]
+    with torch.no_grad():
+        return torch.sigmoid(model.score_logits(model.embed_features(torch.cat([pooled, classical], 1))))
+
+
+def test_hirqa_fast_scores_equal_the_reference_on_photos(photos: list[torch.Tensor]) -> None:
+    model = create_model("hirqa")
+    assert isinstance(model, PretrainedHiRQA)
+    for photo in photos:
+        fast = model.score(photo)
+        assert (fast - _hirqa_reference(model, photo)).abs().max() <= TOLERANCE
+
+
+def test_hirqa_s_fast_scores_equal_the_reference_on_photos(photos: list[torch.Tensor]) -> None:
+    model = create_model("hirqa-s")
+    for photo in photos:
+        fast = model.score(photo)  # type: ignore[operator]
+        with torch.enable_grad():
+            reference = model(fit_to_max_side(photo)).detach()
+        assert (fast - reference).abs().max() <= TOLERANCE
+
+
+def test_order_statistics_are_exact(astronaut: torch.Tensor) -> None:
+    gray = astronaut.mean(dim=1)
+    gradients = (gray[..., 1:, :-1] - gray[..., :-1, :-1]).hypot(gray[..., :-1, 1:] - gray[..., :-1, :-1])
+    generator = torch.Generator().manual_seed(0)
+    rows = [
+        gradients.flatten() * 255.0,
+        torch.randint(0, 7, (5001,), generator=generator).float(),  # many ties
+        torch.randn(999, generator=generator) ** 5,  # heavy tails, both signs
+        torch.full((10,), 0.25),
+    ]
+    for row in rows:
+        ranks = sorted({0, row.numel() // 2, (9 * row.numel()) // 10, row.numel() - 1})
+        expected = row.sort().values[ranks]
+        assert torch.equal(torch.stack(_order_statistics(row, ranks)), expected)
+
+
+def test_the_fuse_layer_equals_folding_both_images() -> None:
+    network = PairNetwork()
+    nn.init.normal_(network.fuse.weight)
+    nn.init.normal_(network.fuse.bias)
+    first, second = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    folded = torch.cat(
+        [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            network.fused_input(first, second), network.fuse(folded), rtol=1e-5, atol=1e-5
+        )
+
+
+def _distances_reference(test: list[torch.Tensor], reference: list[torch.Tensor]) -> torch.Tensor:
+    """The DISTS/LPIPS-like distances written directly on (N, C, H, W) maps."""
+    rows = []
+    for a, b in zip(test, reference):
+        unit_a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        unit_b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        normalised = (unit_a - unit_b).square().sum(1).mean(dim=(1, 2))
+        mean_a, mean_b = a.mean(dim=(2, 3)), b.mean(dim=(2, 3))
+        var_a, var_b = a.var(dim=(2, 3), unbiased=False), b.var(dim=(2, 3), unbiased=False)
+        covariance = ((a - mean_a[..., None, None]) * (b - mean_b[..., None, None])).mean((2, 3))
+        texture = 1 - ((2 * mean_a * mean_b + 1e-6) / (mean_a**2 + mean_b**2 + 1e-6)).mean(1)
+        structure = 1 - ((2 * covariance + 1e-6) / (var_a + var_b + 1e-6)).mean(1)
+        rows.append(torch.stack([normalised, texture, structure], dim=1))
+    return torch.stack(rows, dim=1)
+
+
+@pytest.fixture(scope="module")
+def relational_plus() -> RelationalModel:
+    model = create_model("relational-plus")
+    assert isinstance(model, RelationalModel) and model.deep_features is not None
+    return model
+
+
+def test_relational_plus_fast_scores_equal_the_reference(
+    relational_plus: RelationalModel, photos: list[torch.Tensor]
+) -> None:
+    assert relational_plus.deep_features is not None
+    for photo in photos:
+        reference = photo[..., :192, :256]
+        test = F.avg_pool2d(reference, 3, 1, 1)
+        with torch.inference_mode():
+            fast = relational_plus(test, reference).score
+            test_maps = relational_plus.deep_features(test)
+            reference_maps = relational_plus.deep_features(reference)
+        with torch.enable_grad():  # the batch norms as written
+            unfolded = relational_plus(test, reference).score.detach()
+        assert (fast - unfolded).abs().max() <= TOLERANCE
+        distances = deep_feature_distances(test_maps, reference_maps)
+        expected = _distances_reference(
+            [m.contiguous() for m in test_maps], [m.contiguous() for m in reference_maps]
+        )
+        torch.testing.assert_close(distances, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_relational_plus_keeps_the_neutral_point_and_anti_symmetry(
+    relational_plus: RelationalModel, astronaut: torch.Tensor
+) -> None:
+    reference = astronaut[..., :128, :160]
+    test = (reference + 0.05 * torch.randn(reference.shape)).clamp(0, 1)
+    with torch.inference_mode():
+        same = relational_plus(reference, reference)
+        forward, backward = relational_plus(test, reference), relational_plus(reference, test)
+    assert same.score.item() == 0.0 and torch.all(same.maps == 0.5)
+    assert (forward.maps + backward.maps - 1).abs().max() <= 1e-6
+    assert forward.score.item() < 0.0
