@@ -36,7 +36,6 @@ from reliqa.metrics import list_metrics
 from reliqa.models.nr import PretrainedHiRQA
 from reliqa.models.nr_statistics import STATISTIC_NAMES
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
-from reliqa.training.nr import ObjectiveSettings
 from reliqa.training.nr_losses import (
     clean_margin_loss,
     embedding_consistency_loss,
@@ -46,6 +45,7 @@ from reliqa.training.nr_losses import (
     ranking_loss,
     text_alignment_loss,
 )
+from reliqa.training.nr_objective import ObjectiveSettings
 from reliqa.training.nr_photos import TEACHERS
 from reliqa.training.prompts import CLEAN_SEVERITY, load_prompt_bank, load_prompt_embeddings
 from reliqa.verified import load_verified
