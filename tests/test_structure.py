@@ -13,12 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 500
 
-# Files allowed over MAX_LINES for now, each with the reason (every name must exist).
-KNOWN_LONG: dict[str, str] = {
-    "models/relational.py": "split pending (issue 19)",
-}
-
-
 def module_files(root: Path, package: str = "reliqa") -> dict[str, Path]:
     """Dotted module name → file, for every module and package under ``root/package``."""
     modules = {}
@@ -139,15 +133,7 @@ def test_training_never_imports_evaluation() -> None:
     assert not upward, f"training imports evaluation: {upward}"
 
 
-def test_known_long_files_exist() -> None:
-    missing = [name for name in KNOWN_LONG if not (ROOT / "reliqa" / name).is_file()]
-    assert not missing, f"KNOWN_LONG names files that are gone: {missing}"
-
-
 @pytest.mark.parametrize("path", sorted(module_files(ROOT).values()), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_source_file_over_max_lines(path: Path) -> None:
-    relative = path.relative_to(ROOT / "reliqa").as_posix()
     lines = len(path.read_text(encoding="utf-8").splitlines())
-    if relative in KNOWN_LONG:
-        return
-    assert lines <= MAX_LINES, f"{relative}: {lines} lines (at most {MAX_LINES}); split it"
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines (at most {MAX_LINES}); split it"
