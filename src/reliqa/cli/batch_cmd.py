@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -20,6 +20,9 @@ from reliqa.cli.app import (
     use_threads,
 )
 from reliqa.exceptions import InvalidInputError, ReliqaError
+
+if TYPE_CHECKING:  # the command imports the batch part (torch) only when it runs
+    from reliqa.batch.runner import BatchSummary
 
 # Bad usage (exit 2) in batch: also the library's option checks (InvalidInputError: unknown
 # shard spec, FR metric without pairs, an empty folder, an --out that is not this run's).
@@ -92,41 +95,20 @@ def batch_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
-    from reliqa import batch
-    from reliqa.evaluation.scorers import canonical_name
-
     if merge:
         _merge(inputs or [], out, as_json)
-    # Either spelling in, the catalogue's spelling out (the CSV's column names).
-    names = [canonical_name(name.strip()) for name in metrics.split(",") if name.strip()] if metrics else []
-    if not names:
-        usage_error("--metrics: give at least one metric or model name")
-    if pairs is not None and ref_dir is not None:
-        usage_error("give either --pairs or --ref-dir, not both")
-    if pairs is not None and inputs:
-        usage_error("with --pairs the images come from the CSV; give no INPUT")
-    if pairs is None and not inputs:
-        usage_error("give INPUT images/folders (or --pairs PAIRS.csv)")
-    if engine not in ("local", "ray"):
-        usage_error(f"--engine {engine}: choose local or ray")
-    if engine == "ray" and (report is not None or maps_dir is not None):
-        usage_error("--report and --maps-dir work with --engine local; merge the Ray output into "
-                    "a CSV (--merge) and run the report from it")
-    if report is not None:  # before any scoring: a refused report must not cost the whole run
-        from reliqa.reports.batch_report import check_report_dir
-
-        try:
-            check_report_dir(report)
-        except ReliqaError as error:
-            usage_error(f"--report: {error}")
+    names = _checked_names(metrics)
+    _check_sources(inputs, pairs, ref_dir, engine, report, maps_dir)
     use_threads(threads)
+    from reliqa import batch
+
     try:
         items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
-        pair_run = any(item.reference is not None for item in items)
         if shard is not None:  # an empty shard writes a header-only output, so merges work
             index, count = batch.parse_shard(shard)
             items = batch.select_shard(items, index, count)
             out = batch.shard_output(out, index, count)
+        pair_run = any(item.reference is not None for item in items)
         with batch.progress_bar(enabled=not as_json) as on_progress:
             if engine == "ray":
                 from reliqa.batch.distributed import score_dataset
@@ -139,31 +121,70 @@ def batch_command(
                 )
             else:
                 summary = batch.run_batch(
-                    items,
-                    names,
-                    out,
-                    device=device,
-                    workers=workers,
-                    batch_size=batch_size,
-                    maps_dir=maps_dir,
-                    on_progress=on_progress,
+                    items, names, out, device=device, workers=workers, batch_size=batch_size,
+                    maps_dir=maps_dir, on_progress=on_progress,
                     pairs=pair_run,
                 )
     except ReliqaError as error:
         fail_error(error, _BATCH_USAGE)
     except RuntimeError as error:  # e.g. an unavailable --device
         usage_error(f"--device {device}: {error}")
+    report_path = _write_report(summary.out, report, mos, device) if report is not None else None
+    _print_summary(summary, report_path, as_json)
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
 
-    report_path = None
-    if report is not None:
-        from reliqa.reports.batch_report import write_batch_report
+
+def _checked_names(metrics: str | None) -> list[str]:
+    """``--metrics`` in either spelling → the catalogue's spelling (the CSV's column names)."""
+    from reliqa.evaluation.scorers import canonical_name
+
+    names = [canonical_name(name.strip()) for name in metrics.split(",") if name.strip()] if metrics else []
+    if not names:
+        usage_error("--metrics: give at least one metric or model name")
+    return names
+
+
+def _check_sources(
+    inputs: list[str] | None,
+    pairs: Path | None,
+    ref_dir: Path | None,
+    engine: str,
+    report: Path | None,
+    maps_dir: Path | None,
+) -> None:
+    """Bad usage of the input and output options, refused before any scoring (exit 2)."""
+    if pairs is not None and ref_dir is not None:
+        usage_error("give either --pairs or --ref-dir, not both")
+    if pairs is not None and inputs:
+        usage_error("with --pairs the images come from the CSV; give no INPUT")
+    if pairs is None and not inputs:
+        usage_error("give INPUT images/folders (or --pairs PAIRS.csv)")
+    if engine not in ("local", "ray"):
+        usage_error(f"--engine {engine}: choose local or ray")
+    if engine == "ray" and (report is not None or maps_dir is not None):
+        usage_error("--report and --maps-dir work with --engine local; merge the Ray output into "
+                    "a CSV (--merge) and run the report from it")
+    if report is not None:  # a refused report must not cost the whole run
+        from reliqa.reports.batch_report import check_report_dir
 
         try:
-            # the worst pairs' maps are computed by the report itself (none stored per pair)
-            report_path = write_batch_report(summary.out, report, mos=mos, device=device)
+            check_report_dir(report)
         except ReliqaError as error:
             usage_error(f"--report: {error}")
 
+
+def _write_report(results: Path, report: Path, mos: Path | None, device: str) -> Path:
+    """``--report``: the HTML report of the results (the worst pairs' maps are computed by the
+    report itself: none are stored per pair)."""
+    from reliqa.reports.batch_report import write_batch_report
+
+    try:
+        return write_batch_report(results, report, mos=mos, device=device)
+    except ReliqaError as error:
+        usage_error(f"--report: {error}")
+
+
+def _print_summary(summary: BatchSummary, report_path: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(
             {
@@ -177,16 +198,15 @@ def batch_command(
                 "report": str(report_path) if report_path else None,
             }
         )
-    else:
-        typer.echo(
-            f"{summary.total} rows in {summary.out} ({summary.scored_now} scored now, "
-            f"{summary.skipped} already done, {summary.failed} with errors) "
-            f"in {summary.seconds:.1f} s",
-            err=True,
-        )
-        if report_path:
-            typer.echo(f"report: {report_path}", err=True)
-    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
+        return
+    typer.echo(
+        f"{summary.total} rows in {summary.out} ({summary.scored_now} scored now, "
+        f"{summary.skipped} already done, {summary.failed} with errors) "
+        f"in {summary.seconds:.1f} s",
+        err=True,
+    )
+    if report_path:
+        typer.echo(f"report: {report_path}", err=True)
 
 
 def _merge(sources: list[str], out: Path, as_json: bool) -> NoReturn:
