@@ -59,7 +59,9 @@ class SeparableBlock(nn.Module):
             nn.init.zeros_(parameter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.project(F.relu(self.expand(self.depthwise(x))))
+        # in place on the fresh outputs of the convolutions (the gradients of ReLU and of the
+        # sum need neither): no feature map to allocate and page in per operation
+        return self.project(F.relu(self.expand(self.depthwise(x)), inplace=True)).add_(x)
 
 
 def _stage(channels: int, depth: int) -> nn.Sequential:
@@ -108,11 +110,11 @@ class PairNetwork(nn.Module):
         self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        f1 = self.level1(F.relu(self.fused_input(first, second)))
-        f2 = self.level2(F.relu(self.down1(f1)))
-        f3 = self.level3(F.relu(self.down2(f2)))
-        d2 = self.decode2(f2 + _upsample2(self.lateral3(f3)))
-        d1 = self.decode1(f1 + _upsample2(self.lateral2(d2)))
+        f1 = self.level1(F.relu(self.fused_input(first, second), inplace=True))
+        f2 = self.level2(F.relu(self.down1(f1), inplace=True))
+        f3 = self.level3(F.relu(self.down2(f2), inplace=True))
+        d2 = self.decode2(_upsample2(self.lateral3(f3)).add_(f2))
+        d1 = self.decode1(_upsample2(self.lateral2(d2)).add_(f1))
         return self.head(d1)
 
     def fused_input(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
