@@ -118,24 +118,7 @@ def create_app(
     app.state.viewer = viewer
     app.add_middleware(_BodyLimit, limit=limits.max_request_bytes)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse({"error": error.message}, status_code=error.status)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
-        )
-        return JSONResponse({"error": problems or "bad request"}, status_code=400)
-
-    @app.exception_handler(ReliqaError)
-    async def _reliqa_error(_: Request, error: ReliqaError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=400)
+    _add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -160,6 +143,41 @@ def create_app(
         resolved = viewer.root_file(path)
         image_format = check_image_file(resolved, path, limits)
         return FileResponse(resolved, media_type=Image.MIME.get(image_format, "application/octet-stream"))
+
+    _add_upload_routes(app, viewer, limits)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error becomes JSON ``{"error": message}`` with a 4xx status (docs/web.md)."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
+        )
+        return JSONResponse({"error": problems or "bad request"}, status_code=400)
+
+    @app.exception_handler(ReliqaError)
+    async def _reliqa_error(_: Request, error: ReliqaError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+
+def _add_upload_routes(app: FastAPI, viewer: Viewer, limits: Limits) -> None:
+    """The routes that take uploads (kept in a private temporary folder for one request)."""
 
     @app.post("/api/compare")
     async def compare(
@@ -213,9 +231,3 @@ def create_app(
             return await run_in_threadpool(viewer.gmc, table, score_column, mos_column, std_column or None)
         finally:
             intake.close()
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> Response:
-        return Response(status_code=204)
-
-    return app
