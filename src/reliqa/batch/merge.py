@@ -23,7 +23,12 @@ from reliqa.batch.inputs import (
 )
 from reliqa.batch.journal import check_output_path
 from reliqa.batch.parquet import parquet_parts, pyarrow_parquet
-from reliqa.batch.results import read_results_with_columns, write_csv, write_parquet
+from reliqa.batch.results import (
+    read_results_with_columns,
+    write_csv,
+    write_parquet,
+    write_parquet_table,
+)
 from reliqa.exceptions import DataError, InvalidInputError
 
 
@@ -196,15 +201,7 @@ def _merge_parquet(paths: Sequence[Path], out: Path) -> MergeSummary:
             f"{repeated.num_rows} such keys in all); refusing duplicate rows"
         )
     merged = merged.sort_by([(key, "ascending") for key in keys])
-    temporary = out.with_name(f".{out.name}.tmp")
-    try:
-        parquet.write_table(merged, temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, out)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise DataError(f"{out}: cannot write it ({error.strerror or error})") from None
+    write_parquet_table(merged, out)
     errors = merged.column(ERROR_COLUMN)
     failed = int(compute.sum(compute.not_equal(compute.fill_null(errors, ""), "")).as_py() or 0)
     return MergeSummary(out=out, rows=merged.num_rows, failed=failed, sources=list(paths), columns=columns)

@@ -93,10 +93,16 @@ def arrow_table(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> Any:
 
 def write_parquet(rows: Sequence[dict[str, str]], columns: Sequence[str], path: Path) -> None:
     """Write rows as one Parquet file: to a temporary name, fsynced, then renamed (atomic)."""
+    write_parquet_table(arrow_table(rows, columns), path)
+
+
+def write_parquet_table(table: Any, path: Path) -> None:
+    """Write a ``pyarrow.Table`` as one Parquet file: to a temporary name, fsynced, then renamed
+    (atomic)."""
     parquet = pyarrow_parquet()
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        parquet.write_table(arrow_table(rows, columns), temporary)
+        parquet.write_table(table, temporary)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
