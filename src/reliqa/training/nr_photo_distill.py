@@ -13,7 +13,7 @@ with a random flip and learns
 so it inherits the teacher's judgement across photos and kinds of damage and keeps every
 damaged copy below its clean photo. The kept step is the one with the best held-out
 criterion (:func:`~reliqa.training.nr_photo_head.photo_criterion`) among those whose
-clean-beats-damage share is ≥ 0.97. No human label.
+clean-beats-damage share is ≥ ``min_clean_wins`` (0.97). No human label.
 
     reliqa train nr-photo-distill --config configs/nr_hirqa_s_photos.json
 """
@@ -88,6 +88,7 @@ class PhotoDistillConfig:
     clean_margin: float = 0.05
     seed: int = 0
     val_every: int = 150
+    min_clean_wins: float = 0.97
 
 
 def load_photo_distill_config(path: str, **overrides: Any) -> PhotoDistillConfig:
@@ -167,7 +168,7 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     run_dir = Path(config.run_dir)
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=1)
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=4)
     resumed = checkpointer.resume({"student": student}, {"optimizer": optimizer})
     first_step = 1
     if resumed is not None:
@@ -225,7 +226,8 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
                       "seconds": round(time.monotonic() - started), **metrics}
             history.append(record)
             print(json.dumps(record), flush=True)
-            if metrics["clean_wins"] >= 0.97 and (best is None or metrics["pooled"] > best["pooled"]):
+            eligible = metrics["clean_wins"] >= config.min_clean_wins
+            if eligible and (best is None or metrics["pooled"] > best["pooled"]):
                 best = record
                 run_dir.mkdir(parents=True, exist_ok=True)
                 save_file(
