@@ -3,7 +3,8 @@
 The test (``tests/test_nr_damage_gate.py``) says pass or fail; this prints and records the
 counts behind it — for shipped models by name and for photo-head runs (``--heads``, each head
 on the ImageNet backbone, before it is shipped). Photos: the engine's held-out split at native
-resolution, and scikit-image's four bundled photos.
+resolution, and scikit-image's four bundled photos. ``--students`` counts ``hirqa-s`` networks
+of a distillation run (its ``best.safetensors`` or a step checkpoint).
 
     python benchmarks/nr_damage_gate.py --models hirqa hirqa-s \
         --out benchmarks/results/nr_damage_gate_2026-12-07.json
@@ -15,6 +16,7 @@ import argparse
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,20 +26,37 @@ import reliqa
 from reliqa.distortions.dataset import split_images
 from reliqa.evaluation.damage_gate import REQUIRED_WIN_RATE, damage_gate
 from reliqa.io import load_image
+from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.training.checkpoint import module_state_from_checkpoint
 from reliqa.training.nr_photo_head import load_head_run
+from reliqa.verified import load_verified
 
 BUNDLED = ("astronaut", "coffee", "chelsea", "rocket")
 
 
-def scorers(models: list[str], heads: list[Path]) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def student(path: Path) -> HiRQA:
+    """A ``hirqa-s`` network from a distillation run's state file or step checkpoint."""
+    if path.parent.name == "checkpoints":
+        state = module_state_from_checkpoint(path, "student")
+    else:
+        state, _ = load_verified(path, None)
+    network = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
+    network.load_state_dict(state)
+    return network.eval()
+
+
+def scorers(
+    models: list[str], heads: list[Path], students: list[Path]
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     chosen: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in models:
-        network = reliqa.create_model(name)
-        chosen[name] = lambda images, network=network: reliqa.score(images, model=network)
+        chosen[name] = partial(reliqa.score, model=reliqa.create_model(name))
     for run in heads:
         model, _ = load_head_run(run)
         model.load_imagenet_backbone()
         chosen[str(run)] = model.score
+    for path in students:
+        chosen[str(path)] = student(path).score
     return chosen
 
 
@@ -46,6 +65,7 @@ def main() -> None:
     parser.add_argument("--pristine", type=Path, default=Path("../shared/data/pristine"))
     parser.add_argument("--models", nargs="*", default=["hirqa", "hirqa-s"])
     parser.add_argument("--heads", nargs="*", type=Path, default=[])
+    parser.add_argument("--students", nargs="*", type=Path, default=[])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -54,7 +74,7 @@ def main() -> None:
                 for p in split_images(args.pristine, "held_out")]
     bundled = [(name, load_image(getattr(data, name)())) for name in BUNDLED]
     results = {}
-    for name, score in scorers(args.models, args.heads).items():
+    for name, score in scorers(args.models, args.heads, args.students).items():
         entry = {}
         for photos_name, photos in (("held_out", held_out), ("bundled", bundled)):
             result = damage_gate(score, photos)
@@ -71,7 +91,8 @@ def main() -> None:
         "required_win_rate": REQUIRED_WIN_RATE,
         "results": results,
         "command": "python benchmarks/nr_damage_gate.py --models " + " ".join(args.models)
-        + (" --heads " + " ".join(map(str, args.heads)) if args.heads else ""),
+        + (" --heads " + " ".join(map(str, args.heads)) if args.heads else "")
+        + (" --students " + " ".join(map(str, args.students)) if args.students else ""),
     }
     if args.out:
         args.out.write_text(json.dumps(record, indent=2) + "\n")
