@@ -5,13 +5,13 @@
     python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
     python benchmarks/relational_speed.py --model relational-plus
     python benchmarks/relational_speed.py --model relational-plus --before /tmp/before/src \
-        --rounds 3 --threads 1 --recorded benchmarks/results/relational_plus_speed_t1_2026-11-30.json
+        --rounds 30 --threads 1 --recorded benchmarks/results/relational_plus_speed_t1_2026-11-30.json
 
 Reports the median and the minimum over ``--repeats`` timed calls after warm-up, for the full
 model (maps + score, as ``reliqa.compare`` runs it, without file decoding), plus the process
 CPU time per call (on a shared machine, wall time / CPU time shows how contended it was).
 Prints one JSON object; ``--out`` also writes it to a file. With ``--before``, the same
-measurement runs on an earlier source tree and on this one, interleaved
+pair runs on an earlier source tree and on this one, interleaved call by call in one process
 (``benchmarks/speed_ab.py``), and the ratios are set beside the ``--recorded`` measurement.
 """
 
@@ -25,13 +25,14 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_ab import run_interleaved, summarise
+from speed_ab import import_before, interleave
 
 from reliqa.models import create_model
 
@@ -92,12 +93,21 @@ def large_pair_memory(model: torch.nn.Module, side: int) -> dict[str, float]:
 def before_after(args: argparse.Namespace) -> dict[str, object]:
     """This model timed on ``--before`` and on this checkout, interleaved; with ``--recorded``,
     the recorded median divided by the measured speed-up too."""
-    child = ["--device", "cpu", "--threads", str(args.threads), "--size", args.size,
-             "--repeats", str(args.repeats), "--model", args.model, "--weights", args.weights]
-    records = run_interleaved(Path(__file__), child, args.before, args.rounds)
-    summary = summarise(records, {"pair": ["min_ms"], "pair_median": ["median_ms"]})
+    torch.set_num_threads(args.threads)
+    before_models = import_before(args.before, "models")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, height, width, generator=generator)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    models = [
+        create(args.model, pretrained=args.weights == "shipped")
+        for create in (before_models.create_model, create_model)
+    ]
+    calls = tuple(_pair_call(model, test, reference) for model in models)
+    with torch.inference_mode():
+        summary = interleave({"pair": calls}, args.rounds)  # type: ignore[dict-item]
     result: dict[str, object] = {
-        "benchmark": "relational_speed before/after (interleaved)",
+        "benchmark": "relational_speed before/after (interleaved in one process)",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
         "device": f"cpu ({args.threads} threads)",
@@ -108,7 +118,6 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
         "rounds": args.rounds,
         "load_average_at_start": list(os.getloadavg()),
         "cases": summary,
-        "runs": records,
     }
     if args.recorded:
         recorded = json.loads(Path(args.recorded).read_text())
@@ -121,6 +130,12 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
             ),
         }
     return result
+
+
+def _pair_call(
+    model: torch.nn.Module, test: torch.Tensor, reference: torch.Tensor
+) -> Callable[[], object]:
+    return lambda: model(test, reference)
 
 
 def main() -> None:
@@ -139,7 +154,7 @@ def main() -> None:
         "--before", type=Path,
         help="src folder of an earlier tree: time it and this one interleaved (CPU only)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="before/after rounds")
+    parser.add_argument("--rounds", type=int, default=30, help="before/after rounds")
     parser.add_argument("--recorded", default=None, help="with --before: an earlier record")
     args = parser.parse_args()
     if args.before:

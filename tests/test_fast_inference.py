@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from reliqa.models import create_model
 from reliqa.models import nr_statistics as statistics_module
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
-from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side, pooled_stage_features
+from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
 from reliqa.models.relational import RelationalModel, deep_feature_distances
 from reliqa.models.relational_maps import FOLD, PairNetwork
@@ -96,10 +96,15 @@ def test_training_keeps_the_unfolded_layers() -> None:
 
 def _hirqa_reference(model: PretrainedHiRQA, image: torch.Tensor) -> torch.Tensor:
     """``hirqa``'s score without the fast paths: backbone with its batch norms as written
-    (autograd on), statistics with ``torch.quantile``."""
+    (autograd on), per-map mean and std by ``torch.std_mean``, percentiles by ``torch.quantile``."""
     image = fit_to_max_side(image, model.max_side)
     with torch.enable_grad():
-        pooled = pooled_stage_features(model.backbone, image).detach()
+        maps = model.backbone.stage_features(image)
+    pooled = torch.cat([
+        statistic.detach()
+        for feature in maps
+        for statistic in reversed(torch.std_mean(feature.flatten(2), dim=2, correction=0))
+    ], dim=1)
     original = statistics_module._quantiles
     statistics_module._quantiles = lambda values, levels: torch.quantile(  # type: ignore[assignment]
         values, torch.tensor(levels), dim=1

@@ -187,6 +187,13 @@ class EfficientNetLite0(nn.Module):
         return self._fc(pooled)
 
 
+def positions_by_channels(feature: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → (N, H·W, C): for a channels-last map (what :meth:`EfficientNetLite0.
+    stage_features` returns) a view, no copy; per-channel statistics over the positions then
+    reduce along the outer axis with every channel in one vector lane."""
+    return feature.permute(0, 2, 3, 1).reshape(feature.shape[0], -1, feature.shape[1])
+
+
 def _check(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
@@ -260,4 +267,5 @@ __all__ = [
     "efficientnet_lite0",
     "imagenet_weights_path",
     "load_imagenet_state",
+    "positions_by_channels",
 ]

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
-from reliqa.models.efficientnet_lite import EfficientNetLite0
+from reliqa.models.efficientnet_lite import EfficientNetLite0, positions_by_channels
 from reliqa.models.fold import ConvBN
 from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics
 from reliqa.models.registry import ModelEntry, register_model
@@ -247,10 +247,12 @@ def pooled_stage_features(
     parts: list[torch.Tensor] = []
     maps = backbone.stage_features(images, upto)
     for feature in maps:
-        # one contiguous (N, C, H·W) copy, then both statistics: a reduction over the spatial
-        # axes of a channels-last map directly is ~15× slower on the CPU (measured)
-        std, mean = torch.std_mean(feature.float().flatten(2), dim=2, correction=0)
-        parts += [mean, std]
+        # two passes over the (N, H·W, C) view of the channels-last map (no copy), mean then
+        # mean squared deviation: torch.std_mean (one-pass Welford) took ~20 ms of a 512²
+        # image's 8 maps on one CPU thread, these ~1.5 ms (measured)
+        positions = positions_by_channels(feature.float())
+        mean = positions.mean(dim=1)
+        parts += [mean, (positions - mean[:, None]).square_().mean(dim=1).sqrt_()]
     skipped = 2 * sum(backbone.stage_channels[len(maps) :])
     if skipped:
         parts.append(images.new_zeros(images.shape[0], skipped))

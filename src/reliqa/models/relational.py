@@ -34,7 +34,11 @@ from torch.nn import functional as F
 from reliqa.attributes import NUM_ATTRIBUTES
 from reliqa.exceptions import InvalidInputError
 from reliqa.metrics.base import MetricInfo
-from reliqa.models.efficientnet_lite import EfficientNetLite0, load_imagenet_state
+from reliqa.models.efficientnet_lite import (
+    EfficientNetLite0,
+    load_imagenet_state,
+    positions_by_channels,
+)
 from reliqa.models.registry import ModelEntry, register_model
 from reliqa.models.relational_maps import (
     ALIGN,
@@ -196,7 +200,7 @@ def deep_feature_distances(
     """
     distances = []
     for test_map, reference_map in zip(test_features, reference_features):
-        a, b = _positions_by_channels(test_map), _positions_by_channels(reference_map)
+        a, b = positions_by_channels(test_map), positions_by_channels(reference_map)
         unit_a = a / (a.square().sum(2, keepdim=True).sqrt() + 1e-10)
         unit_b = b / (b.square().sum(2, keepdim=True).sqrt() + 1e-10)
         normalised = (unit_a - unit_b).square().sum(2).mean(1)
@@ -210,12 +214,6 @@ def deep_feature_distances(
         structure = 1 - ((2 * covariance + 1e-6) / (var_a + var_b + 1e-6)).mean(1)
         distances.append(torch.stack([normalised, texture, structure], dim=1))
     return torch.stack(distances, dim=1)
-
-
-def _positions_by_channels(feature: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) → (N, H·W, C): a view of a channels-last map (the backbone's layout), whose
-    per-channel statistics then reduce along a contiguous axis."""
-    return feature.permute(0, 2, 3, 1).reshape(feature.shape[0], -1, feature.shape[1])
 
 
 def deep_distances(
