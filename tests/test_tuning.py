@@ -359,6 +359,20 @@ def test_blackbox_search_respects_the_size_budget(small_photo: torch.Tensor) -> 
     assert by_score.extra["bpp"] <= 1.8 and by_score.steps <= 12
 
 
+def test_example_reports_each_finished_task_but_the_last() -> None:
+    """``on_task`` lets a caller save the tasks done so far; the last one comes back as the
+    result (calling it again made ``reliqa tune`` write the same report twice)."""
+    from reliqa.tuning.example import run_example
+
+    partial: list[list[str]] = []
+    result = run_example(
+        "chelsea", size=64, tasks=["recover", "blackbox"], losses=["mse"], steps=1, budget=2,
+        on_task=lambda done: partial.append(list(done.tasks)),
+    )
+    assert partial == [["recover"]]
+    assert list(result.tasks) == ["recover", "blackbox"]
+
+
 # --------------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------------

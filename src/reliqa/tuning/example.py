@@ -400,8 +400,10 @@ def run_example(
         reference, test: two files of the same size: the *correct* task then tunes the pipeline
             on ``test`` towards ``reference`` (no resizing) instead of the built-in degradation.
         progress: called with a short label before each run.
-        on_task: called after each task with the result so far (the finished tasks), e.g. to
-            write them at once: a run stopped later keeps them.
+        on_task: called after each task but the last with the result so far (the finished
+            tasks), e.g. to write them at once: a run stopped later keeps them. After the last
+            task the returned result is complete, so it is not called again (a caller that
+            writes both would write the same report twice).
 
     Raises:
         InvalidInputError / UnknownNameError: bad names, sizes or files.
@@ -450,7 +452,7 @@ def run_example(
 
     def finished(task: str, result: TaskResult) -> None:
         results[task] = result
-        if on_task is not None:
+        if on_task is not None and len(results) < len(set(tasks)):
             on_task(ExampleResult(config, dict(results), time.perf_counter() - begin, judge.scorer_error))
 
     if "recover" in tasks:
