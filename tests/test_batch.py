@@ -256,6 +256,7 @@ _SLOW_PLUGIN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a real subprocess killed mid-run, then resumed (~18 s)
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path: Path) -> None:
     """SIGKILL a `reliqa batch` subprocess mid-run, start it again, compare with the inputs."""
     images = tmp_path / "many"

@@ -37,6 +37,7 @@ LAUNCH_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # headless Chromium: 20-30 s per page test on the 2-core machine
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (run `make browser-deps`)"),
 ]
 

@@ -33,6 +33,10 @@ pytest.importorskip("pyarrow", reason="the Ray engine writes Parquet: pip instal
 
 from reliqa.batch.distributed import ScoreImages, score_dataset  # noqa: E402 -- after the skips
 
+# Each test drives a local Ray cluster (its start alone is ~20 s on the 2-core machine);
+# `make test` runs them, `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 METRICS = ["laplacian_var", "hirqa-s"]
 BROKEN = ("broken_truncated.jpg", "broken_text.png", "broken_empty.png")
 
