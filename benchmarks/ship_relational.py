@@ -37,6 +37,12 @@ def main() -> None:
     parser.add_argument("--quality", required=True, help="JSON of benchmarks/relational_quality.py")
     parser.add_argument("--speed", action="append", default=[], help="JSON of relational_speed.py")
     parser.add_argument("--trained-on", default="the 2-core CPU dev VM (shared)")
+    parser.add_argument(
+        "--teacher-choice", help="JSON of benchmarks/relational_teachers.py (into the card)"
+    )
+    parser.add_argument(
+        "--consensus", help="JSON of benchmarks/relational_consensus_extra.py (into the card)"
+    )
     args = parser.parse_args()
     state, _metadata = load_verified(args.weights, None)
     # the map network of either model is the shipped relational one; its card holds its record
@@ -50,6 +56,10 @@ def main() -> None:
         raise SystemExit("the map network differs from the shipped one: record its training run")
     maps_training = shipped_card["training"].get("maps", shipped_card["training"])
     run = Path(args.scorer_run)
+    summary = json.loads((run / "summary.json").read_text())
+    teachers = summary["config"]["teachers"]
+    caches = [json.loads((Path(folder) / "cache.json").read_text()) for folder in args.cache]
+    sets = {cache["split"]: cache["sets_per_photo"] for cache in caches}
     plus = args.name == "relational-plus"
     config_file = "relational_scorer_plus.json" if plus else "relational_scorer.json"
     deep_flag = " --deep" if plus else ""
@@ -65,19 +75,28 @@ def main() -> None:
             "scorer": {
                 "commands": [
                     "reliqa train scorer-cache --data-root ../shared/data/pristine --split train "
-                    f"--sets-per-photo 2 --out <train cache>{deep_flag}",
+                    f"--sets-per-photo {sets.get('train', 2)} --out <train cache>{deep_flag}",
                     "reliqa train scorer-cache --data-root ../shared/data/pristine --split "
-                    f"validation --sets-per-photo 4 --out <validation cache>{deep_flag}",
+                    f"validation --sets-per-photo {sets.get('validation', 4)} "
+                    f"--out <validation cache>{deep_flag}",
+                    "python benchmarks/relational_teachers.py --cache <validation cache>",
                     "reliqa train scorer --cache <train cache> --validation <validation cache> "
                     f"--config configs/{config_file} --out {run}",
                 ],
-                "caches": [
-                    json.loads((Path(folder) / "cache.json").read_text()) for folder in args.cache
-                ],
-                "teachers": "pseudo-labels for the order across contents and types: the mean "
-                "percentile of four classical FR metrics (FSIMc, GMSD, VIFp, MS-SSIM) of each "
-                "synthetic pair; within each ordinal set the engine's level order. No human label.",
-                "run": json.loads((run / "summary.json").read_text()),
+                "caches": caches,
+                "teachers": teachers,
+                "teacher_consensus": "pseudo-labels for the order across contents and types: the "
+                f"mean percentile of {len(teachers)} classical FR metrics ({', '.join(teachers)}) "
+                "of each synthetic pair, chosen among the cached candidates by their agreement "
+                "with the other candidates on the validation photos "
+                "(benchmarks/relational_teachers.py); within each ordinal set the engine's level "
+                "order. No human label.",
+                "run": summary,
+                **(
+                    {"teacher_choice": json.loads(Path(args.teacher_choice).read_text())}
+                    if args.teacher_choice
+                    else {}
+                ),
                 "trained_on": args.trained_on,
             },
             "commit": git_commit(),
@@ -97,6 +116,11 @@ def main() -> None:
             + ("shipped-plus" if plus else "shipped"),
             "quality": json.loads(Path(args.quality).read_text()),
             "speed": [json.loads(Path(path).read_text()) for path in args.speed],
+            **(
+                {"consensus": json.loads(Path(args.consensus).read_text())}
+                if args.consensus
+                else {}
+            ),
             "speed_command": "python benchmarks/relational_speed.py [--device cuda] [--large 8192]",
         },
         "neutral_score": 0.0,

@@ -79,9 +79,11 @@ TEACHER_CANDIDATES: tuple[str, ...] = (
 """Opinion-unaware teacher candidates a cache holds by default: the weight-free classical FR
 metrics of the catalogue (no human label in them)."""
 
-TEACHERS: tuple[str, ...] = ("fsim", "gmsd", "vifp", "ms_ssim")
+TEACHERS: tuple[str, ...] = ("fsim", "gmsd", "ms_ssim", "mdsi", "vsi", "srsim", "dss")
 """The scorer's teacher consensus: the candidates chosen by the label-free rule of
-:func:`reliqa.training.relational_scorer.select_teachers` (docs/relational.md)."""
+:func:`reliqa.training.relational_scorer.select_teachers` on the validation cache
+(2026-12-07, ``benchmarks/results/relational_teachers_2026-12-07.json``: VIFp and HaarPSI
+agree least with the others and stay out; docs/relational.md)."""
 
 FORMAT_VERSION: int = 3
 """Recorded in ``cache.json``; a folder written by another format is refused, so kept columns
