@@ -1,7 +1,8 @@
 """The fast inference paths give the numbers of the reference computations: batch norms folded
-into their convolutions (``reliqa.models.fold``), the relational model's fuse layer as one
-strided convolution, the deep distances on channels-last maps, and the percentiles of the
-``hirqa`` statistics by histogram-guided selection."""
+into their convolutions (``reliqa.models.fold``), the strided EfficientNet blocks padding their
+narrow input, the relational model's fuse layer as one strided convolution, the deep distances
+and pooled statistics on channels-last maps, and the percentiles of the ``hirqa`` statistics by
+histogram-guided selection."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch.nn import functional as F
 
 from reliqa.models import create_model
 from reliqa.models import nr_statistics as statistics_module
+from reliqa.models.efficientnet_lite import MBConvBlock
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
 from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
@@ -219,3 +221,27 @@ def test_relational_plus_keeps_the_neutral_point_and_anti_symmetry(
     assert same.score.item() == 0.0 and torch.all(same.maps == 0.5)
     assert (forward.maps + backward.maps - 1).abs().max() <= 1e-6
     assert forward.score.item() < 0.0
+
+
+@pytest.mark.parametrize(("kernel", "size"), [(3, (32, 48)), (5, (33, 47)), (5, (16, 17))])
+def test_a_strided_block_pads_its_input_as_the_expanded_map_would_be(
+    kernel: int, size: tuple[int, int]
+) -> None:
+    block = MBConvBlock(8, 12, kernel, 2, 6).eval()
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, tensor in block.state_dict().items():
+            if tensor.is_floating_point():
+                fill = torch.rand if "running_var" in name else torch.randn
+                tensor.copy_(fill(tensor.shape, generator=generator) + ("running_var" in name))
+    x = torch.randn(2, 8, *size, generator=generator)
+    with torch.enable_grad():  # the layers as written: "SAME" padding of the expanded map
+        expanded = F.relu6(block._bn0(block._expand_conv(x)))
+        depthwise = F.relu6(block._bn1(block._depthwise_conv(expanded)))
+        expected = block._bn2(block._project_conv(depthwise)).detach()
+        unfolded = block(x).detach()
+    with torch.inference_mode():
+        fast = block(x)
+    scale = float(expected.abs().max())  # random weights: activations in the tens
+    torch.testing.assert_close(unfolded, expected, rtol=1e-5, atol=1e-6 * scale)
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6 * scale)

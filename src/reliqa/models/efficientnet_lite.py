@@ -61,6 +61,20 @@ class SameConv2d(nn.Conv2d):
     padding pixel (if any) on the bottom/right. Needed for weights trained in TensorFlow: a
     symmetric padding shifts every stride-2 layer by half a pixel."""
 
+    def same_padding(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) "SAME" padding of an input of this size."""
+        kernel_h, kernel_w = self.kernel_size
+        stride_h, stride_w = self.stride
+        pad_h = max((math.ceil(height / stride_h) - 1) * stride_h + kernel_h - height, 0)
+        pad_w = max((math.ceil(width / stride_w) - 1) * stride_w + kernel_w - width, 0)
+        return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
+
+    def convolve_padded(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The convolution of an input that already carries its :meth:`same_padding`."""
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
+
     def _conv_forward(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
@@ -71,14 +85,8 @@ class SameConv2d(nn.Conv2d):
             return F.conv2d(
                 x, weight, bias, 1, self.kernel_size[0] // 2, self.dilation, self.groups
             )
-        height, width = x.shape[-2:]
-        kernel_h, kernel_w = self.kernel_size
-        stride_h, stride_w = self.stride
-        pad_h = max((math.ceil(height / stride_h) - 1) * stride_h + kernel_h - height, 0)
-        pad_w = max((math.ceil(width / stride_w) - 1) * stride_w + kernel_w - width, 0)
-        if pad_h or pad_w:
-            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
+        padding = self.same_padding(*x.shape[-2:])
+        return self.convolve_padded(F.pad(x, padding) if any(padding) else x, weight, bias)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -106,12 +114,34 @@ class MBConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # in place: each activation overwrites a fresh tensor (one pass less per layer)
-        y = x
+        depthwise = self._depthwise_conv
+        y, convolve = x, depthwise._conv_forward
         if self.expand:
-            y = F.relu6(conv_bn(self._expand_conv, self._bn0, y), inplace=True)
-        y = F.relu6(conv_bn(self._depthwise_conv, self._bn1, y), inplace=True)
+            padding = (0, 0, 0, 0) if depthwise.stride == (1, 1) else depthwise.same_padding(
+                *x.shape[-2:]
+            )
+            if any(padding):
+                # The strided depthwise convolution's "SAME" padding is applied to the narrow
+                # block input instead of the 6× wider expanded map, whose padded copy took
+                # longer than the convolutions around it (measured on a CPU); the 1×1 expansion
+                # of the zero border is then reset to 0, what padding the expanded map gives.
+                y, convolve = F.pad(x, padding), depthwise.convolve_padded
+            y = conv_bn(self._expand_conv, self._bn0, y)
+            _zero_border(y, padding)
+            y = F.relu6(y, inplace=True)
+        y = F.relu6(conv_bn(depthwise, self._bn1, y, convolve), inplace=True)
         y = conv_bn(self._project_conv, self._bn2, y)
         return y.add_(x) if self.skip else y
+
+
+def _zero_border(x: torch.Tensor, padding: tuple[int, int, int, int]) -> None:
+    """Set the (left, right, top, bottom) border of (N, C, H, W) ``x`` to 0, in place."""
+    left, right, top, bottom = padding
+    height, width = x.shape[-2:]
+    x[..., :top, :] = 0.0
+    x[..., height - bottom :, :] = 0.0
+    x[..., :, :left] = 0.0
+    x[..., :, width - right :] = 0.0
 
 
 class EfficientNetLite0(nn.Module):

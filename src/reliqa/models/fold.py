@@ -15,6 +15,7 @@ an optimiser step, ``.to()``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -80,13 +81,24 @@ def folded_parameters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor
     return weight, bias
 
 
-def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+Convolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""(input, weight, bias) → output: how a convolution applies given parameters."""
+
+
+def conv_bn(
+    conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor, convolve: Convolve | None = None
+) -> torch.Tensor:
     """``bn(conv(x))``: (N, C_in, H, W) → (N, C_out, H', W'), as one folded convolution when
-    autograd is off and ``bn`` is in eval mode, else the two layers as written."""
+    autograd is off and ``bn`` is in eval mode, else the two layers as written.
+
+    ``convolve``: how to apply the convolution's (or the folded) weight and bias; default
+    ``conv._conv_forward``, what ``conv(x)`` does.
+    """
+    convolve = conv._conv_forward if convolve is None else convolve
     if torch.is_grad_enabled() or bn.training:
-        return bn(conv(x))
+        return bn(convolve(x, conv.weight, conv.bias))
     weight, bias = folded_parameters(conv, bn)
-    return conv._conv_forward(x, weight, bias)
+    return convolve(x, weight, bias)
 
 
 class ConvBN(nn.Sequential):
