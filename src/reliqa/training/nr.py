@@ -234,6 +234,65 @@ def validation_set(
     return [flatten_ordinal_batch(batch, bank) for batch in raw]
 
 
+def _optimizer(model: HiRQA, config: NRTrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the weight matrices and kernels only (not biases, norms)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+
+
+def _load_initial_weights(model: HiRQA, init_from: str) -> None:
+    """Continue from other weights (a fresh optimiser, schedule and step count): a shipped
+    model's name, or a training checkpoint."""
+    if init_from in HIRQA_CONFIGS:
+        model.load_state_dict(load_shipped(init_from)[0])
+    else:
+        model.load_state_dict(module_state_from_checkpoint(init_from, "model"))
+
+
+def _train_step(
+    view: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: FlatBatch,
+    prompt_embeddings: torch.Tensor,
+    config: NRTrainConfig,
+    use_bf16: bool,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on a flattened batch; returns the loss terms."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        scores, embedding, projected = view(batch.images)
+    terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    torch.nn.utils.clip_grad_norm_(view.parameters(), config.grad_clip)
+    optimizer.step()
+    return terms
+
+
+def _print_validation(step: int, metrics: dict[str, float]) -> None:
+    print(
+        f"step {step}: val selection {metrics['selection']:.4f} "
+        f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _scheduled_step(step: int, config: NRTrainConfig, spent_s: float) -> tuple[int, bool]:
+    """The step the cosine schedule is at, and whether ``max_minutes`` is spent: the schedule
+    follows whichever budget (steps, minutes) runs out first."""
+    if not config.max_minutes:
+        return step, False
+    used = spent_s / (60.0 * config.max_minutes)
+    return max(step, int(used * config.steps)), used >= 1.0
+
+
 def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume) a training; returns a summary with the best validation metrics.
 
@@ -245,25 +304,12 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     run_dir = Path(config.run_dir)
     model = HiRQA(**HIRQA_CONFIGS[config.model]).to(context.device)  # type: ignore[arg-type]
     view = wrap_ddp(_TrainingView(model), context)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    optimizer = _optimizer(model, config)
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
     state = checkpointer.resume({"model": model}, {"adamw": optimizer}) if resume else None
     start = state.step if state else 0
     if state is None and config.init_from:
-        # Continue from other weights (a fresh optimiser, schedule and step count): a shipped
-        # model's name, or a training checkpoint.
-        if config.init_from in HIRQA_CONFIGS:
-            model.load_state_dict(load_shipped(config.init_from)[0])
-        else:
-            model.load_state_dict(module_state_from_checkpoint(config.init_from, "model"))
+        _load_initial_weights(model, config.init_from)
     best = state.extra.get("best", -math.inf) if state else -math.inf
     seed_everything(config.seed + start, context.rank)
     bank = load_prompt_bank()
@@ -277,7 +323,6 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     timer = StepTimer()
     elapsed = float(state.extra.get("elapsed_s", 0.0)) if state else 0.0
     clock = time.monotonic()
-    stopped_early = False
     summary: dict[str, Any] = {"start_step": start}
     show = context.is_main and not quiet
     with (
@@ -293,21 +338,11 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
             batch = flatten_ordinal_batch(
                 {k: v.to(context.device, non_blocking=True) for k, v in raw.items()}, bank
             )
-            progress_step = step
-            if config.max_minutes:
-                # The cosine schedule follows whichever budget (steps, minutes) runs out first.
-                used = (elapsed + time.monotonic() - clock) / (60.0 * config.max_minutes)
-                progress_step = max(step, int(used * config.steps))
-                if used >= 1.0:
-                    stopped_early = True
+            progress_step, stopped_early = _scheduled_step(
+                step, config, elapsed + time.monotonic() - clock
+            )
             set_lr(optimizer, cosine_lr(progress_step, config.steps, config.lr, config.warmup))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                scores, embedding, projected = view(batch.images)
-            terms = nr_objective(scores, embedding, projected, batch, prompt_embeddings, config)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            terms = _train_step(view, optimizer, batch, prompt_embeddings, config, use_bf16)
             timer.stop()
             done = step + 1
             stopped_early = bool(
@@ -335,13 +370,8 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
                         done, {"model": model}, {}, {"best": best, "val": metrics}, tag="best"
                     )
                     summary["best_val"] = {"step": done, **metrics}
-                if not quiet and not sys.stderr.isatty():
-                    print(
-                        f"step {done}: val selection {metrics['selection']:.4f} "
-                        f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                if not quiet and not sys.stderr.isatty():  # a log file: one line per validation
+                    _print_validation(done, metrics)
             if done % config.checkpoint_every == 0 or last:
                 spent = elapsed + time.monotonic() - clock
                 checkpointer.save(
