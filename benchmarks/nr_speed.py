@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_ab import import_before, interleave
 
 from reliqa.models import create_model
+from reliqa.training.common import git_commit
 
 MODELS = ("hirqa", "hirqa-s")
 
@@ -157,7 +158,8 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
         "machine": platform.processor() or platform.machine(),
         "cpu_threads": args.threads,
         "torch": torch.__version__,
-        "before_src": str(args.before),
+        "before": args.before_label or str(args.before),
+        "after": git_commit(),
         "rounds": args.rounds,
         "load_average_at_start": list(os.getloadavg()),
         "note": "ms per call of model.score on the whole batch (divide by the batch for ms/image)",
@@ -198,6 +200,7 @@ def main() -> None:
         help="src folder of an earlier tree: time it and this one interleaved (CPU only).",
     )
     parser.add_argument("--rounds", type=int, default=15, help="Before/after rounds.")
+    parser.add_argument("--before-label", help="What the before tree is (e.g. its commit).")
     parser.add_argument(
         "--recorded", type=Path, help="With --before: an earlier record to set the ratios beside."
     )

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_ab import import_before, interleave
 
 from reliqa.models import create_model
+from reliqa.training.common import git_commit
 
 
 def _model(name: str, weights: str, device: str) -> torch.nn.Module:
@@ -114,7 +115,8 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
         "torch": torch.__version__,
         "size": args.size,
         "model": args.model,
-        "before_src": str(args.before),
+        "before": args.before_label or str(args.before),
+        "after": git_commit(),
         "rounds": args.rounds,
         "load_average_at_start": list(os.getloadavg()),
         "cases": summary,
@@ -155,6 +157,7 @@ def main() -> None:
         help="src folder of an earlier tree: time it and this one interleaved (CPU only)",
     )
     parser.add_argument("--rounds", type=int, default=30, help="before/after rounds")
+    parser.add_argument("--before-label", help="what the before tree is (e.g. its commit)")
     parser.add_argument("--recorded", default=None, help="with --before: an earlier record")
     args = parser.parse_args()
     if args.before:
