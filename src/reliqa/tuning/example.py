@@ -32,7 +32,7 @@ import torch
 
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import load_image
-from reliqa.tuning.judge import Judge, attribute_summary
+from reliqa.tuning.judge import NO_REFERENCE_JUDGE, Judge, attribute_summary
 from reliqa.tuning.loss import shipped_map_network
 from reliqa.tuning.optimize import (
     LOSS_NAMES,
@@ -345,7 +345,7 @@ def _weights_hashes() -> dict[str, str | None]:
     from reliqa.models.weights import read_model_card
 
     hashes: dict[str, str | None] = {}
-    for name in ("relational", "hirqa-s"):
+    for name in ("relational", NO_REFERENCE_JUDGE):
         try:
             hashes[name] = str(read_model_card(name).get("sha256"))
         except Exception:  # a missing card is reported as None, the run goes on

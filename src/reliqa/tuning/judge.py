@@ -15,6 +15,10 @@ from reliqa.tuning.loss import relational_loss
 JUDGE_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "gmsd", "fsim")
 """Classical metrics every run is judged by (official definitions; see docs/metrics.md)."""
 
+NO_REFERENCE_JUDGE = "hirqa-s"
+"""The no-reference model that judges every run, under its catalogue name (its weights'
+sha256 is recorded with the run)."""
+
 
 @dataclass
 class Judge:
@@ -36,7 +40,7 @@ class Judge:
         except Exception as error:  # e.g. shipped weights that no longer fit the score head
             judge.scorer_error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
         try:  # a no-reference judge: it never sees the reference, nor any objective
-            judge.no_reference = create_model("hirqa-s")
+            judge.no_reference = create_model(NO_REFERENCE_JUDGE)
         except Exception:  # optional judge: reported as None
             judge.no_reference = None
         return judge
@@ -54,7 +58,7 @@ class Judge:
         values["relational_score"] = (
             None if self.scorer is None else float(self.scorer(test, reference).score.mean())
         )
-        values["hirqa_s"] = (
+        values[NO_REFERENCE_JUDGE] = (
             None if self.no_reference is None else float(self.no_reference.score(test).mean())
         )
         return values
@@ -67,4 +71,4 @@ def attribute_summary(test: torch.Tensor, reference: torch.Tensor) -> dict[str, 
     return {name: float(terms.signed[0, k]) for k, name in enumerate(ATTRIBUTES)}
 
 
-__all__ = ["JUDGE_METRICS", "Judge", "attribute_summary"]
+__all__ = ["JUDGE_METRICS", "NO_REFERENCE_JUDGE", "Judge", "attribute_summary"]
