@@ -1,8 +1,8 @@
 """``reliqa tune``: the worked tuning example (docs/tuning.md).
 
     reliqa tune --out DIR [--image astronaut|FILE] [--size 256] [--tasks recover,correct,blackbox]
-                [--losses relational,mse,ssim,ms_ssim] [--steps 150] [--lr 0.05] [--budget 40]
-                [--seed 0] [--ref R --test T] [--threads N] [--overwrite] [--json]
+                [--losses relational,mse,ssim_rgb,ms_ssim_rgb] [--steps 150] [--lr 0.05]
+                [--budget 40] [--seed 0] [--ref R --test T] [--threads N] [--overwrite] [--json]
 
 DIR must be new or empty (or pass --overwrite); it is checked before any work. The report and
 results.json are written after each task, so a run stopped later keeps the finished tasks.
@@ -60,7 +60,7 @@ def tune_command(
             "full-reference metrics by their catalogue names (ssim is the catalogue's grey SSIM, "
             "ssim_rgb the per-RGB-channel one).",
         ),
-    ] = "relational,mse,ssim,ms_ssim",
+    ] = "relational,mse,ssim_rgb,ms_ssim_rgb",
     steps: Annotated[int, typer.Option("--steps", help="Gradient steps per run.")] = 150,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (normalised).")] = 0.05,
     budget: Annotated[int, typer.Option("--budget", help="Evaluations per black box.")] = 40,

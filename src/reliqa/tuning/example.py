@@ -1,7 +1,8 @@
 """The worked tuning example behind ``reliqa tune`` (docs/tuning.md).
 
 Three tasks on one photo (scikit-image's bundled photos, or a file), each run once per objective
-(relational maps, MSE, SSIM, MS-SSIM) with the same pipeline, start point and step budget:
+(relational maps, MSE, SSIM and MS-SSIM per RGB channel) with the same pipeline, start point and
+step budget:
 
 - **recover**: the reference is :func:`~reliqa.tuning.pipeline.process` of a (slightly noisy)
   photo with known parameters; the pipeline starts at identity on the photo and should find

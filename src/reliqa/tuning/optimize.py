@@ -26,10 +26,12 @@ from reliqa.tuning.pipeline import Pipeline
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-LOSS_NAMES: tuple[str, ...] = ("relational", "mse", "ssim", "ms_ssim")
-"""The objectives ``reliqa tune`` compares by default. :func:`make_loss` takes these and every
-name of :func:`loss_names`; a metric's name means the catalogue's metric (``ssim`` is
-``create_metric("ssim")``, the MATLAB grey SSIM; the per-RGB-channel one is ``ssim_rgb``)."""
+LOSS_NAMES: tuple[str, ...] = ("relational", "mse", "ssim_rgb", "ms_ssim_rgb")
+"""The objectives ``reliqa tune`` compares by default: SSIM and MS-SSIM per RGB channel, as they
+are used as losses (the grey catalogue ``ssim`` is blind to colour: as an objective it leaves
+colour casts and desaturation in place). :func:`make_loss` takes these and every name of
+:func:`loss_names`; a metric's name means the catalogue's metric (``ssim`` is
+``create_metric("ssim")``, the MATLAB grey SSIM)."""
 
 LOSS_METRICS: dict[str, tuple[str, ...]] = {
     "relational": ("relational_loss",),
