@@ -24,13 +24,10 @@ from reliqa.tuning.example import ExampleResult, TaskResult
 from reliqa.tuning.loss import relational_loss
 from reliqa.tuning.optimize import judged_directly
 
-_COLOURS = {
-    "relational": "#d62728",
-    "mse": "#1f77b4",
-    "ssim": "#2ca02c",
-    "ms_ssim": "#9467bd",
-    "relational_score": "#ff7f0e",
-}
+# One colour per objective by its position in a task's runs (every task runs the objectives in
+# the same order; the black box's extra score-driven search comes last), so any objective name
+# gets a colour of its own without a list of names here.
+_PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 _TITLES = {
     "recover": "recover known parameters",
     "correct": "correct a Pillow degradation",
@@ -76,7 +73,8 @@ def curves_figure(result: ExampleResult) -> np.ndarray:
     axes = figure.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         positive = False
-        for name, run in task.runs.items():
+        for position, (name, run) in enumerate(task.runs.items()):
+            colour = _PALETTE[position % len(_PALETTE)]
             curve = np.asarray(run.curve, dtype=float)
             if task.name == "blackbox":
                 curve = np.fmin.accumulate(np.where(np.isfinite(curve), curve, np.inf))
@@ -84,8 +82,8 @@ def curves_figure(result: ExampleResult) -> np.ndarray:
             first = finite[0] if finite.size else 1.0
             relative = curve / first if first > 0 else curve
             positive = positive or bool((relative[np.isfinite(relative)] > 0).any())
-            ax.plot(relative, color=_COLOURS.get(name), label=name, linewidth=1.4)
-            ax.axvline(run.converged_step, color=_COLOURS.get(name), linestyle=":", linewidth=0.8)
+            ax.plot(relative, color=colour, label=name, linewidth=1.4)
+            ax.axvline(run.converged_step, color=colour, linestyle=":", linewidth=0.8)
         if positive:
             ax.set_yscale("log")
         ax.set_xlabel("evaluation (best so far)" if task.name == "blackbox" else "step")
@@ -109,8 +107,9 @@ def trajectories_figure(task: TaskResult) -> np.ndarray:
             ax.set_axis_off()
             continue
         name = names[index]
-        for loss, run in task.runs.items():
-            ax.plot(run.trajectory[name], color=_COLOURS.get(loss), label=loss, linewidth=1.3)
+        for position, (loss, run) in enumerate(task.runs.items()):
+            colour = _PALETTE[position % len(_PALETTE)]
+            ax.plot(run.trajectory[name], color=colour, label=loss, linewidth=1.3)
         if truth and name in truth:
             ax.axhline(truth[name], color="black", linestyle="--", linewidth=1.0, label="truth")
         ax.set_title(name, fontsize=10)
