@@ -156,9 +156,32 @@ def test_corpus_is_deterministic_resumable_and_trains_exports_and_distils(tmp_pa
     )
     student = PhotoDistillConfig(corpus=str(out), teacher=str(tmp_path / "run"),
                                  run_dir=str(tmp_path / "student"), steps=2, photos_per_step=2,
-                                 window=48, val_every=2, weight_clean=1.0)
+                                 window=48, val_every=2, weight_clean=1.0,
+                                 mild_jpeg_quality=(40, 90))
     distilled = train_photo_distill(student)
     assert [record["step"] for record in distilled["history"]] == [2]
     student.steps = 4  # the rerun resumes from the step-2 checkpoint, keeping its history
     resumed = train_photo_distill(student)
     assert [record["step"] for record in resumed["history"]] == [2, 4]
+
+
+def test_mild_jpeg_copies_are_pillow_jpeg_of_each_window() -> None:
+    """One JPEG copy per clean window, same shape, 8-bit values, at a quality in the range:
+    q = 90 fixed gives exactly Pillow's q90 round trip."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from reliqa.training.nr_photo_distill import mild_jpeg_copies
+
+    windows = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    copies = mild_jpeg_copies(windows, (90, 90), torch.Generator().manual_seed(1))
+    assert copies.shape == windows.shape
+    assert torch.equal((copies * 255).round() / 255, copies)
+    pixels = (windows[1].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=90)
+    expected = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+    torch.testing.assert_close(copies[1], torch.from_numpy(expected).permute(2, 0, 1))
+    assert (copies - windows).abs().mean() > 0.01  # JPEG of noise is far from the noise

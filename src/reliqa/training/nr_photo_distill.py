@@ -8,7 +8,9 @@ with a random flip and learns
 
     L = distillation_loss(s, t)          [match + the teacher's order over ALL pairs]
         + w_rank · ranking_loss(within photo, teacher consensus severity)
-        + w_clean · clean_margin_loss(every damaged version below its clean photo)
+        + w_clean · clean_margin_loss(every damaged version below its clean photo; with
+                                      mild_jpeg_quality also a Pillow JPEG copy of each clean
+                                      window at q in that range, milder than the corpus's)
 
 so it inherits the teacher's judgement across photos and kinds of damage and keeps every
 damaged copy below its clean photo. The kept step is the one with the best held-out
@@ -26,9 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
+from reliqa.distortions.ops_codec import jpeg_round_trip
 from reliqa.io import load_image
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
@@ -89,6 +94,7 @@ class PhotoDistillConfig:
     seed: int = 0
     val_every: int = 150
     min_clean_wins: float = 0.97
+    mild_jpeg_quality: tuple[int, int] | None = None
 
 
 def load_photo_distill_config(path: str, **overrides: Any) -> PhotoDistillConfig:
@@ -135,6 +141,23 @@ def _student_criterion(
     return photo_criterion(
         torch.cat(full), corpus, severity[corpus.held_out_rows], torch.cat(flipped), torch.cat(half)
     )
+
+
+def mild_jpeg_copies(
+    clean: torch.Tensor, quality: tuple[int, int], generator: torch.Generator
+) -> torch.Tensor:
+    """(K, 3, h, w) clean windows → (K, 3, h, w) Pillow JPEG copies at a quality drawn uniformly
+    from ``quality`` (inclusive). The corpus's JPEG stops at quality 43 (``JPEG_QUALITY``), milder
+    than the q50–q90 files cameras and users write; these copies only join the clean-margin
+    term (no teacher score is needed to know they are worse than their clean window)."""
+    copies = []
+    for window in clean:
+        level = int(torch.randint(quality[0], quality[1] + 1, (1,), generator=generator))
+        pixels = _to_uint8(window).permute(1, 2, 0).numpy()
+        decoded, _ = jpeg_round_trip(Image.fromarray(pixels, "RGB"), level)
+        array = np.asarray(decoded.convert("RGB"), dtype=np.float32) / 255.0
+        copies.append(torch.from_numpy(array).permute(2, 0, 1))
+    return torch.stack(copies) if copies else clean.new_zeros((0, *clean.shape[1:]))
 
 
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -205,16 +228,22 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
             crops.append(window)
             rows.append(torch.nonzero(corpus.photo == pid, as_tuple=True)[0])
         index = torch.cat(rows)
-        scores = student(torch.cat(crops))
+        groups, is_clean = corpus.photo[index], corpus.clean[index]
+        batch = torch.cat(crops)
+        if config.mild_jpeg_quality is not None:
+            mild = mild_jpeg_copies(batch[is_clean], config.mild_jpeg_quality, generator)
+            batch = torch.cat([batch, mild])
+            groups = torch.cat([groups, groups[is_clean]])
+            is_clean = torch.cat([is_clean, torch.zeros(len(mild), dtype=torch.bool)])
+        all_scores = student(batch)
+        scores = all_scores[: len(index)]
         distilled = distillation_loss(
             scores, teacher[index], weight_match=config.weight_match, weight_rank=config.weight_order
         )
         within = ranking_loss(
             scores, severity[index], group_mask(corpus.photo[index]), config.margin_rank
         )
-        clean = clean_margin_loss(
-            scores, corpus.photo[index], corpus.clean[index], config.clean_margin
-        )
+        clean = clean_margin_loss(all_scores, groups, is_clean, config.clean_margin)
         total = distilled["total"] + config.weight_rank * within + config.weight_clean * clean
         optimizer.zero_grad(set_to_none=True)
         total.backward()
