@@ -24,11 +24,6 @@ KNOWN_FAILURES: dict[str, dict[str, str]] = {
     "bundled": {"hirqa-s": HIRQA_S_FAILS},
     "held_out": {
         "hirqa-s": HIRQA_S_FAILS,
-        "hirqa": (
-            "issue 16 target missed by one photo: Gaussian noise sigma 0.05 scores below the "
-            "original on 50 of 52 held-out photos (0.962 < 0.97; kodim03 and a grey wallpaper), "
-            "JPEG q50 on 51, the rest on 52 (docs/nr.md). Strict: fails when it passes."
-        ),
     },
 }
 """Shipped models that do not pass a gate yet: recorded, not hidden (strict xfail)."""
