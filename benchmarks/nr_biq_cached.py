@@ -5,8 +5,10 @@ same for every head: ``--extract`` computes them once (the slow part: one backbo
 photo, each scored exactly as :meth:`PretrainedHiRQA.score` does — whole, downscaled only
 above ``max_side``), and scoring a shipped head is then instant. The cache holds every map and the classical
 statistics, so it serves heads that read any subset: ``--heads`` scores the pre-registered
-candidate runs, and the shipped ``hirqa`` is always scored; ``--check N`` verifies on N photos
-that the cached path gives the shipped model's pixel-path scores. The MOS is read only here:
+candidate runs (and nothing else: the shipped model is not scored unless it is one of them);
+``--baselines`` adds classical metrics scored on the photos; ``--gmc-figure`` draws every scored
+entry's GMC surface; ``--check N`` verifies on N photos that the cached path gives the shipped
+model's pixel-path scores (no MOS involved). The MOS is read only here:
 the pre-registered final candidates (docs/nr.md) are compared once, by the rule written there
 before this ran; nothing is trained, fitted or tuned on it.
 
@@ -30,10 +32,10 @@ from safetensors.torch import load_file, save_file
 
 from reliqa.evaluation.correlation import correlation_report
 from reliqa.io import load_image
+from reliqa.metrics import create_metric
 from reliqa.models import create_model
 from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
 from reliqa.surfaces.gmc import gmc
-from reliqa.surfaces.plot import plot_heatmap
 
 
 def read_mos(root: Path) -> tuple[list[str], np.ndarray]:
@@ -76,12 +78,10 @@ def head_predictions(run: Path, features: torch.Tensor) -> np.ndarray:
         return head_scores(model, input_features(features, config.statistics))[0].numpy()
 
 
-def report(pred: np.ndarray, mos: np.ndarray, plot: Path | None, title: str) -> dict[str, object]:
+def report(pred: np.ndarray, mos: np.ndarray) -> dict[str, object]:
     # the same statistics and settings as `reliqa bench` (benchmarks/nr_quality.py)
     correlations = correlation_report(pred, mos, n_boot=1000, seed=0)
     surface = gmc(pred, mos, std=None, samples=100, seed=0)
-    if plot:
-        plot_heatmap(surface, plot, title=title)
     return {
         **{
             key: {"value": round(correlations[key]["value"], 4),
@@ -92,6 +92,44 @@ def report(pred: np.ndarray, mos: np.ndarray, plot: Path | None, title: str) -> 
     }
 
 
+def baseline_predictions(root: Path, names: list[str], metric: str) -> np.ndarray:
+    """Scores of a classical no-reference metric on every photo, whole and at native resolution
+    (as ``reliqa bench`` scores them), oriented so that higher = better."""
+    scorer = create_metric(metric)
+    sign = 1.0 if scorer.info.higher_is_better else -1.0
+    scores = []
+    with torch.inference_mode():
+        for name in names:
+            scores.append(sign * float(scorer(load_image(root / "Images" / name))[0]))
+    return np.array(scores)
+
+
+def gmc_figure(predictions: dict[str, np.ndarray], mos: np.ndarray, path: Path) -> None:
+    """One GMC SRCC surface per scorer, side by side on one colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(1, len(predictions), figsize=(4.4 * len(predictions), 4.3),
+                                dpi=120, squeeze=False, sharey=True, layout="constrained")
+    for axis, (label, pred) in zip(axes[0], predictions.items()):
+        result = gmc(pred, mos, std=None, samples=100, seed=0)
+        surface = result.surfaces["SRCC"]
+        image = axis.imshow(
+            surface.values, origin="lower", aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0,
+            extent=(surface.qs[0], surface.qs[-1], surface.qd[0], surface.qd[-1]),
+        )
+        height = float(result.average_height["SRCC"])
+        axis.set_title(f"{label}\naverage height {height:.3f}", fontsize=10)
+        axis.set_xlabel("quality scale position qs")
+    axes[0][0].set_ylabel("granularity qd")
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="SRCC")
+    figure.suptitle("BIQ2021 test: where on the quality scale each scorer ranks well (GMC, SRCC)")
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--biq", type=Path, default=Path("../shared/data/biq2021_test"))
@@ -99,12 +137,18 @@ def main() -> None:
     parser.add_argument("--extract", action="store_true")
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument("--heads", type=Path, nargs="*", default=[],
-                        help="Photo-head runs (pre-registered candidates) to score.")
+                        help="Photo-head runs of PRE-REGISTERED candidates (docs/nr.md) to score.")
+    parser.add_argument("--labels", nargs="*", default=[],
+                        help="A label per --heads run (default: the run folder).")
+    parser.add_argument("--baselines", nargs="*", default=[],
+                        help="Classical NR metrics to score beside them (e.g. niqe laplacian_var).")
     parser.add_argument("--check", type=int, default=0,
-                        help="Photos on which the shipped hirqa's pixel path is compared.")
+                        help="Photos on which the shipped hirqa's pixel path is compared with the "
+                        "cached path (no MOS is read for this).")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--plot", type=Path, help="Write the shipped hirqa's GMC heat map here.")
+    parser.add_argument("--gmc-figure", type=Path,
+                        help="Write the GMC SRCC surfaces of every scored entry side by side.")
     args = parser.parse_args()
     if args.extract:
         extract(args.biq, args.features, feature_extractor(args.max_side), args.threads)
@@ -113,27 +157,41 @@ def main() -> None:
     names, mos = read_mos(args.biq)
     cached = load_file(str(args.features))
     features = torch.stack([cached[name] for name in names])
-    results: dict[str, object] = {}
-    for run in args.heads:
-        results[str(run)] = report(head_predictions(run, features), mos, None, "")
-        print(run, results[str(run)], flush=True)
-    model: PretrainedHiRQA = create_model("hirqa")  # type: ignore[assignment]
-    width = model.feature_mean.numel()
-    with torch.inference_mode():
-        pred = torch.sigmoid(model.score_logits(model.embed_features(features[:, :width]))).numpy()
+    labels = args.labels or [str(run) for run in args.heads]
+    if len(labels) != len(args.heads):
+        parser.error("give one --labels entry per --heads run")
+    predictions = {label: head_predictions(run, features) for label, run in zip(labels, args.heads)}
+    for metric in args.baselines:
+        predictions[metric] = baseline_predictions(args.biq, names, metric)
+    # The shipped model is scored only when named as a pre-registered candidate run: its BIQ2021
+    # number is a comparison, and each design gets four (docs/nr.md).
+    results = {label: report(pred, mos) for label, pred in predictions.items()}
+    for label, result in results.items():
+        print(label, result, flush=True)
     check = []
-    for name in names[: args.check]:
-        direct = float(model.score(load_image(args.biq / "Images" / name))[0])
-        check.append(abs(direct - float(pred[names.index(name)])))
-    results["hirqa"] = report(pred, mos, args.plot, "hirqa on BIQ2021 (GMC, SRCC)")
+    if args.check:
+        model: PretrainedHiRQA = create_model("hirqa")  # type: ignore[assignment]
+        width = model.feature_mean.numel()
+        for name in names[: args.check]:
+            direct = float(model.score(load_image(args.biq / "Images" / name))[0])
+            with torch.inference_mode():
+                row = features[names.index(name), :width][None]
+                via_cache = float(torch.sigmoid(model.score_logits(model.embed_features(row)))[0])
+            check.append(abs(direct - via_cache))
+    if args.gmc_figure:
+        gmc_figure(predictions, mos, args.gmc_figure)
     record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "n": len(names),
         "check_max_abs_difference": max(check) if check else None,
         "check_photos": len(check),
         "results": results,
-        "command": "python benchmarks/nr_biq_cached.py --features FEATURES --check "
-        f"{args.check}" + (" --heads " + " ".join(map(str, args.heads)) if args.heads else ""),
+        "command": "python benchmarks/nr_biq_cached.py --features FEATURES"
+        + (f" --check {args.check}" if args.check else "")
+        + (" --heads " + " ".join(map(str, args.heads)) if args.heads else "")
+        + (" --labels " + " ".join(args.labels) if args.labels else "")
+        + (" --baselines " + " ".join(args.baselines) if args.baselines else "")
+        + (f" --gmc-figure {args.gmc_figure}" if args.gmc_figure else ""),
     }
     print(json.dumps(record))
     if args.out:
