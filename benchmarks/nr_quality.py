@@ -9,8 +9,9 @@ Two parts, each a pure function of the shipped weights (or given checkpoints) an
    pooled over all photos (``srcc_pooled``: cross-content) and the mean per-photo SRCC
    (``srcc_within``).
 2. ``biq2021``: ../shared/data/biq2021_test (2,000 photos with MOS; EVALUATION ONLY) through
-   ``reliqa.evaluation.bench.run_benchmark`` for hirqa, hirqa-s, NIQE and the variance of the
-   Laplacian: SRCC, PLCC, KRCC with bootstrap CIs and the GMC surface.
+   ``reliqa.evaluation.bench.run_benchmark`` for NIQE and the variance of the Laplacian, and for
+   the models named with ``--biq-models`` (pre-registered candidates only, docs/nr.md): SRCC,
+   PLCC, KRCC with bootstrap CIs and the GMC surface.
 
     python benchmarks/nr_quality.py        # both parts, shipped weights; updates the cards
     python benchmarks/nr_quality.py --part synthetic \
@@ -256,6 +257,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "nr_quality.json")
     parser.add_argument("--models", default=",".join(MODELS), help="Comma-separated models.")
     parser.add_argument(
+        "--biq-models", default="",
+        help="Models scored on BIQ2021 (comma-separated). Empty by default: a model's BIQ2021 "
+        "number is one of its design's four pre-registered comparisons (docs/nr.md), never a "
+        "side effect of a benchmark run.",
+    )
+    parser.add_argument(
         "--no-baselines", action="store_true", help="BIQ2021 without NIQE / laplacian_var."
     )
     parser.add_argument("--max-photos", type=int, help="Synthetic part on the first N photos.")
@@ -276,8 +283,9 @@ def main() -> None:
         results["synthetic"] = synthetic_part(networks, args.pristine, device, args.max_photos)
         print(json.dumps(results["synthetic"]["summary"]), flush=True)
     if args.part in ("all", "biq2021"):
+        biq_models = [name for name in args.biq_models.split(",") if name]
         results["biq2021"] = biq_part(
-            args.biq, models, args.device, () if args.no_baselines else BASELINES
+            args.biq, biq_models, args.device, () if args.no_baselines else BASELINES
         )
         print(
             json.dumps({k: v["SRCC"] for k, v in results["biq2021"]["metrics"].items()}), flush=True
