@@ -163,6 +163,16 @@ def test_corpus_is_deterministic_resumable_and_trains_exports_and_distils(tmp_pa
     student.steps = 4  # the rerun resumes from the step-2 checkpoint, keeping its history
     resumed = train_photo_distill(student)
     assert [record["step"] for record in resumed["history"]] == [2, 4]
+    from reliqa.exceptions import DataError
+    from reliqa.training.nr_photo_distill import export_photo_student
+
+    shipped = export_photo_student(tmp_path / "student", command="test", name="hirqa-s", step=2,
+                                   weights_dir=tmp_path / "weights")
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    assert card["checkpoint_step"] == 2 and shipped.is_file()
+    with pytest.raises(DataError, match="step 3"):
+        export_photo_student(tmp_path / "student", command="test", step=3,
+                             weights_dir=tmp_path / "weights")
 
 
 def test_mild_jpeg_copies_are_pillow_jpeg_of_each_window() -> None:

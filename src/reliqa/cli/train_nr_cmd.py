@@ -201,13 +201,16 @@ def nr_photo_distill_command(
 def export_photo_student_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="A finished `nr-photo-distill` run."),
     command: str | None = typer.Option(None, "--command", help="Training command for the card."),
+    step: int | None = typer.Option(
+        None, "--step", help="Ship this validation step's checkpoint instead of best.safetensors."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ship a distilled hirqa-s as reliqa/weights/hirqa-s.safetensors + model card."""
     from reliqa.training.nr_photo_distill import export_photo_student
 
     recorded = command or "reliqa train nr-photo-distill --config configs/nr_hirqa_s_photos.json"
-    path = export_photo_student(run_dir, command=recorded)
+    path = export_photo_student(run_dir, command=recorded, step=step)
     if json_output:
         print_json({"weights": str(path)})
     else:

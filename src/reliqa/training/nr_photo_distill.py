@@ -34,10 +34,11 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from reliqa.distortions.ops_codec import jpeg_round_trip
+from reliqa.exceptions import DataError
 from reliqa.io import load_image
 from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
-from reliqa.training.checkpoint import Checkpointer
+from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
     config_to_dict,
     cosine_lr,
@@ -276,14 +277,26 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
 
 def export_photo_student(
     run_dir: str | Path, *, command: str, name: str = "hirqa-s", weights_dir: Path | None = None,
+    step: int | None = None,
 ) -> Path:
-    """Ship a distillation run's best student as ``<name>`` with its model card."""
+    """Ship a distillation run's best student — or, with ``step``, the student of that
+    validation step's checkpoint (e.g. the best one that passes the damage gate) — as ``<name>``
+    with its model card."""
     from reliqa.models.weights import WEIGHTS_DIR, save_with_card
     from reliqa.training.common import git_commit
 
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
-    state, _ = load_verified(run / "best.safetensors", None)
+    if step is None:
+        state, _ = load_verified(run / "best.safetensors", None)
+        chosen = summary["best"]
+    else:
+        chosen = next((r for r in summary["history"] if r["step"] == step), None)
+        if chosen is None:
+            raise DataError(f"{run}: no validation record for step {step}")
+        state = module_state_from_checkpoint(
+            run / "checkpoints" / f"step_{step:08d}.safetensors", "student"
+        )
     HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # type: ignore[arg-type]  # must fit
     card = {
         "model": name,
@@ -302,8 +315,8 @@ def export_photo_student(
         "seed": summary["config"]["seed"],
         "commit": git_commit(),
         "config": summary["config"],
-        "checkpoint_step": summary["best"]["step"],
-        "criterion_held_out": {k: v for k, v in summary["best"].items() if k != "loss"},
+        "checkpoint_step": chosen["step"],
+        "criterion_held_out": {k: v for k, v in chosen.items() if k != "loss"},
         "results": {},
     }
     return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)
