@@ -15,17 +15,7 @@ from reliqa.models import list_models
 
 NR_MODELS = [entry.name for entry in list_models() if entry.info.kind == "NR"]
 
-HIRQA_S_FAILS = (
-    "issue 16 target missed: the shipped hirqa-s (2026-11-30) prefers JPEG copies to their "
-    "originals; the 2026-12-07 distillation from the new hirqa never reached the criterion's "
-    "clean-beats-damage filter (docs/nr.md). Strict: the test fails when a new hirqa-s passes."
-)
-KNOWN_FAILURES: dict[str, dict[str, str]] = {
-    "bundled": {"hirqa-s": HIRQA_S_FAILS},
-    "held_out": {
-        "hirqa-s": HIRQA_S_FAILS,
-    },
-}
+KNOWN_FAILURES: dict[str, dict[str, str]] = {"bundled": {}, "held_out": {}}
 """Shipped models that do not pass a gate yet: recorded, not hidden (strict xfail)."""
 
 
