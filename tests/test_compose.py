@@ -103,6 +103,60 @@ def test_random_mixes_never_share_a_channel() -> None:
     assert used == set(ATTRIBUTES)
 
 
+def test_sampling_weights_set_channel_and_type_shares() -> None:
+    weights = {"compression": 3.0, "jpeg": 3.0, "webp": 2.0, "noise": 0.0}
+    mixes = sample_mixes(6000, max_distortions=1, sampling_weights=weights, generator=0)
+    channel = torch.tensor([ATTRIBUTE_INDEX[DISTORTIONS[m[0]].attribute] for m in mixes])
+    shares = torch.bincount(channel, minlength=len(ATTRIBUTES)).double() / len(mixes)
+    # channel shares ∝ weights: compression 3 of 3 + 7 (noise 0, the other seven channels 1)
+    assert shares[ATTRIBUTE_INDEX["noise"]] == 0
+    assert abs(float(shares[ATTRIBUTE_INDEX["compression"]]) - 0.3) < 0.02
+    assert abs(float(shares[ATTRIBUTE_INDEX["brightness"]]) - 0.1) < 0.015
+    # within compression: jpeg 3, webp 2, jpeg2000 / colour_quantisation / banding 1 each
+    compression = [m[0] for m in mixes if DISTORTIONS[m[0]].attribute == "compression"]
+    assert abs(compression.count("jpeg") / len(compression) - 3 / 8) < 0.03
+    assert abs(compression.count("banding") / len(compression) - 1 / 8) < 0.03
+    # several distortions per sample still never share a channel, and never draw a 0 channel
+    for mix in sample_mixes(500, sampling_weights=weights, generator=1):
+        channels = [DISTORTIONS[name].attribute for name in mix]
+        assert len(set(channels)) == len(channels) and "noise" not in channels
+    assert sample_mixes(50, generator=2) == sample_mixes(50, sampling_weights=None, generator=2)
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "message"),
+    [
+        ({"jpg": 1.0}, UnknownNameError, "neither a type of the pool"),
+        ({"jpeg": -1.0}, InvalidInputError, "finite and ≥ 0"),
+        ({"jpeg": float("nan")}, InvalidInputError, "finite and ≥ 0"),
+        ({attribute: 0.0 for attribute in ATTRIBUTES}, InvalidInputError, "every attribute"),
+        ({"jpeg": 0.0, "jpeg2000": 0.0, "webp": 0.0, "colour_quantisation": 0.0, "banding": 0.0},
+         InvalidInputError, "all its types weigh 0"),
+    ],
+)
+def test_sampling_weights_are_checked(
+    weights: dict[str, float], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        sample_mixes(4, sampling_weights=weights, generator=0)
+
+
+def test_dataset_passes_sampling_weights_to_the_engine(tmp_path) -> None:
+    from PIL import Image
+
+    from reliqa.distortions.dataset import DistortionDataset
+
+    for index in range(3):
+        Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(tmp_path / f"{index}.png")
+    only_blur = {attribute: 0.0 for attribute in ATTRIBUTES if attribute != "sharpness"}
+    dataset = DistortionDataset(
+        tmp_path, split="all", crop_size=32, batch_size=4, sampling_weights=only_blur, seed=0
+    )
+    batch = dataset.make_batch(0)
+    active = (batch["truth"] - 0.5).abs().amax(dim=(0, 2, 3)) > 0
+    assert active.nonzero().flatten().tolist() == [ATTRIBUTE_INDEX["sharpness"]]
+
+
 def test_same_sign_pair_adds_up_and_clips() -> None:
     height, width = 6, 8
     mask = torch.zeros(height, width)

@@ -18,7 +18,7 @@ another device. On CPU a seed gives bit-identical output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -191,13 +191,15 @@ def distort(
     p_swap: float = 0.25,
     generator: GeneratorLike = None,
     catalogue: Catalogue | None = None,
+    sampling_weights: Mapping[str, float] | None = None,
 ) -> DistortedBatch:
     """Make (reference, test, truth) triplets from clean images.
 
     Arguments:
         reference: (N, 3, H, W) clean images, float in [0, 1], on any device.
         plan: a ready recipe; default: drawn with :func:`sample_plan` from ``mix`` / ``pool`` /
-            ``max_distortions`` / ``intensity_range`` / ``mask_families``.
+            ``max_distortions`` / ``intensity_range`` / ``mask_families`` / ``sampling_weights``
+            (relative sampling weights of types, :func:`~reliqa.distortions.plan.sample_mixes`).
         p_swap: probability that a sample is returned swapped (test ↔ reference, truth 1 − t).
         generator: CPU generator or int seed; with a seed the result is reproducible (bitwise
             on CPU). The swap flags are drawn for every sample whatever ``p_swap`` is, so
@@ -221,7 +223,7 @@ def distort(
         plan = sample_plan(
             n, h, w, mix=mix, pool=pool, max_distortions=max_distortions,
             intensity_range=intensity_range, mask_families=mask_families, generator=generator,
-            device=reference.device, catalogue=catalogue,
+            device=reference.device, catalogue=catalogue, sampling_weights=sampling_weights,
         )
     # Drawn before the operations, which may consume the generator differently per device.
     swapped = torch.rand(n, generator=generator) < p_swap

@@ -21,7 +21,7 @@ import hashlib
 import itertools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -152,7 +152,7 @@ class DistortionDataset(IterableDataset):
         mode: ``"triplet"`` or ``"ordinal"``.
         ordinal_levels: K for ordinal sets.
         scale_range: (smallest, largest) downscale factor before cropping, in (0, 1].
-        p_swap, max_distortions, pool, mask_families: passed to the engine
+        p_swap, max_distortions, pool, mask_families, sampling_weights: passed to the engine
             (:func:`~reliqa.distortions.compose.distort`).
         seed: base seed of the stream.
         rank, world_size: DDP position; default from ``torch.distributed`` or ``RANK`` /
@@ -179,6 +179,7 @@ class DistortionDataset(IterableDataset):
         max_distortions: int = MAX_DISTORTIONS,
         pool: Sequence[str] | None = None,
         mask_families: Sequence[str] | dict[str, float] | None = None,
+        sampling_weights: Mapping[str, float] | None = None,
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
@@ -208,6 +209,7 @@ class DistortionDataset(IterableDataset):
         self.max_distortions = max_distortions
         self.pool = None if pool is None else list(pool)
         self.mask_families = mask_families
+        self.sampling_weights = None if sampling_weights is None else dict(sampling_weights)
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
@@ -247,7 +249,7 @@ class DistortionDataset(IterableDataset):
             result = ordinal_set(
                 reference, self.ordinal_levels, pool=self.pool,
                 max_distortions=self.max_distortions, mask_families=self.mask_families,
-                generator=generator,
+                sampling_weights=self.sampling_weights, generator=generator,
             )
             return {
                 "reference": result.reference, "versions": result.versions,
@@ -255,7 +257,8 @@ class DistortionDataset(IterableDataset):
             }
         batch = distort(
             reference, pool=self.pool, max_distortions=self.max_distortions,
-            mask_families=self.mask_families, p_swap=self.p_swap, generator=generator,
+            mask_families=self.mask_families, sampling_weights=self.sampling_weights, p_swap=self.p_swap,
+            generator=generator,
         )
         return {
             "reference": batch.reference, "test": batch.test, "truth": batch.truth,

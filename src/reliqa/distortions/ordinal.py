@@ -3,7 +3,7 @@ intensity, so the order of their quality is known without any human label (docs/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +71,7 @@ def ordinal_set(
     lowest_level: float = 0.15,
     generator: GeneratorLike = None,
     catalogue: Catalogue | None = None,
+    sampling_weights: Mapping[str, float] | None = None,
 ) -> OrdinalSet:
     """K versions per reference: one mix, one set of masks, strictly rising intensity.
 
@@ -84,7 +85,8 @@ def ordinal_set(
         intensity_range: range of the level-1 intensities (higher than for triplets, so the
             weakest version is still visible).
         lowest_level: levels are spread over [lowest_level, 1].
-        mix, pool, max_distortions, mask_families, generator: as in :func:`distort`.
+        mix, pool, max_distortions, mask_families, generator, sampling_weights: as in
+            :func:`distort`.
 
     Returns:
         An :class:`OrdinalSet` (no swapping: the reference stays the reference).
@@ -96,7 +98,7 @@ def ordinal_set(
     plan = sample_plan(
         b, h, w, mix=mix, pool=pool, max_distortions=max_distortions,
         intensity_range=intensity_range, mask_families=mask_families, generator=generator,
-        device=reference.device, catalogue=catalogue,
+        device=reference.device, catalogue=catalogue, sampling_weights=sampling_weights,
     )
     level = ordinal_levels(b, levels, lowest=lowest_level, generator=generator)
     stream_seed = int(torch.randint(0, 2**62, (1,), generator=generator))

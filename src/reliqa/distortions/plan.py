@@ -17,6 +17,7 @@ Randomness: every choice is drawn from one CPU ``torch.Generator`` (or an int se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -174,17 +175,23 @@ def sample_mixes(
     max_distortions: int = MAX_DISTORTIONS,
     generator: GeneratorLike = None,
     catalogue: Catalogue | None = None,
+    sampling_weights: Mapping[str, float] | None = None,
 ) -> tuple[tuple[str, ...], ...]:
     """Draw a random mix per sample: 1..max_distortions types on DISTINCT attribute channels.
 
     The number of types is uniform; the channels are drawn uniformly among those the pool covers
     (so every channel is equally likely, however many types it has), then one type per channel.
+    With ``sampling_weights`` the channels are drawn with probability proportional to their
+    weights (without replacement), and a type within its channel proportionally to its own.
 
     Arguments:
         batch: N.
         pool: the types to draw from (default: the whole catalogue).
         max_distortions: at most this many per sample (1..:data:`MAX_DISTORTIONS`).
         generator: CPU generator or int seed.
+        sampling_weights: relative weights keyed by attribute channel (the channel's share)
+            or by type name (its share within its channel); finite, ≥ 0, 1 where not named.
+            Default: every channel and every type alike.
 
     Returns:
         N tuples of names, each in application order.
@@ -198,6 +205,7 @@ def sample_mixes(
     names = list(catalogue) if pool is None else list(dict.fromkeys(pool))
     if not names:
         raise InvalidInputError("pool: need at least one distortion type")
+    weights = _sampling_weights(names, sampling_weights, catalogue)
     by_channel: dict[str, list[str]] = {}
     for name in names:
         by_channel.setdefault(lookup(name, catalogue).attribute, []).append(name)
@@ -206,13 +214,49 @@ def sample_mixes(
     counts = torch.randint(1, most + 1, (batch,), generator=generator).tolist()
     mixes = []
     for count in counts:
-        order = torch.randperm(len(channels), generator=generator)[:count].tolist()
         mix = []
-        for index in order:
-            options = by_channel[channels[index]]
-            mix.append(options[int(torch.randint(len(options), (1,), generator=generator))])
+        if weights is None:
+            order = torch.randperm(len(channels), generator=generator)[:count].tolist()
+            for index in order:
+                options = by_channel[channels[index]]
+                mix.append(options[int(torch.randint(len(options), (1,), generator=generator))])
+        else:
+            shares = torch.tensor([weights.get(c, 1.0) for c in channels], dtype=torch.float64)
+            count = min(count, int((shares > 0).sum()))
+            for index in torch.multinomial(shares, count, generator=generator).tolist():
+                options = by_channel[channels[index]]
+                within = torch.tensor([weights.get(o, 1.0) for o in options], dtype=torch.float64)
+                mix.append(options[int(torch.multinomial(within, 1, generator=generator))])
         mixes.append(pipeline_order(mix, catalogue))
     return tuple(mixes)
+
+
+def _sampling_weights(
+    names: list[str], sampling_weights: Mapping[str, float] | None, catalogue: Catalogue
+) -> dict[str, float] | None:
+    """The weights checked: known channel or pool-type names, finite, ≥ 0, some channel > 0."""
+    if sampling_weights is None:
+        return None
+    channels = {lookup(name, catalogue).attribute for name in names}
+    unknown = sorted(set(sampling_weights) - set(names) - channels)
+    if unknown:
+        raise UnknownNameError(
+            f"sampling_weights: {', '.join(unknown)} is neither a type of the pool nor one of "
+            f"its attribute channels ({', '.join(sorted(channels))})"
+        )
+    weights = {key: float(value) for key, value in sampling_weights.items()}
+    bad = {key: value for key, value in weights.items() if not (math.isfinite(value) and value >= 0)}
+    if bad:
+        raise InvalidInputError(f"sampling_weights must be finite and ≥ 0, got {bad}")
+    if all(weights.get(channel, 1.0) == 0 for channel in channels):
+        raise InvalidInputError("sampling_weights: every attribute channel weighs 0")
+    for channel in channels:
+        members = [name for name in names if lookup(name, catalogue).attribute == channel]
+        if weights.get(channel, 1.0) > 0 and all(weights.get(n, 1.0) == 0 for n in members):
+            raise InvalidInputError(
+                f"sampling_weights: channel {channel!r} can be drawn but all its types weigh 0"
+            )
+    return weights
 
 
 def sample_plan(
@@ -228,6 +272,7 @@ def sample_plan(
     generator: GeneratorLike = None,
     device: torch.device | str | None = None,
     catalogue: Catalogue | None = None,
+    sampling_weights: Mapping[str, float] | None = None,
 ) -> DistortionPlan:
     """Draw a recipe for N samples: mixes, intensities and masks.
 
@@ -235,7 +280,7 @@ def sample_plan(
         batch, height, width: N, H, W.
         mix: apply exactly these types to every sample (validated by :func:`check_mix`);
             default: a random mix per sample from ``pool`` (:func:`sample_mixes`).
-        pool, max_distortions: see :func:`sample_mixes`.
+        pool, max_distortions, sampling_weights: see :func:`sample_mixes`.
         intensity_range: intensities are uniform in this range, within [0, 1].
         mask_families: see :func:`~reliqa.distortions.masks.random_masks`.
         generator: CPU generator or int seed.
@@ -254,7 +299,7 @@ def sample_plan(
     else:
         mixes = sample_mixes(
             batch, pool=pool, max_distortions=max_distortions, generator=generator,
-            catalogue=catalogue,
+            catalogue=catalogue, sampling_weights=sampling_weights,
         )
     slots = max(len(m) for m in mixes)
     used = torch.tensor([[j < len(m) for j in range(slots)] for m in mixes])

@@ -75,6 +75,8 @@ class RelationalTrainConfig:
     crop_size: int = 128
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_swap: float = 0.25
+    # relative draw weights of attribute channels and types (sample_mixes); None = all alike
+    sampling_weights: dict[str, float] | None = None
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 200
@@ -329,6 +331,7 @@ def _map_phase(
         batch_size=config.batch_size,
         scale_range=(config.scale_range[0], config.scale_range[1]),
         p_swap=config.p_swap,
+        sampling_weights=config.sampling_weights,
         seed=config.seed + step,
     )
     dataset.preload()
