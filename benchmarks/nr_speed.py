@@ -9,11 +9,13 @@ CPU). ``hirqa`` scores an image at most 768 pixels on its longer side, so a 512Ã
 scored whole.
 
     python benchmarks/nr_speed.py --out benchmarks/results/nr_speed_cpu.json
+    python benchmarks/nr_speed.py --baselines niqe,laplacian_var --out nr_speed_all.json
     python benchmarks/nr_speed.py --cards-from benchmarks/results/nr_speed_gpu_machine.json
     python benchmarks/nr_speed.py --before /tmp/before/src --rounds 3 --threads 1 \
         --recorded benchmarks/results/nr_speed_devvm_2026-12-07.json --out before_after.json
 
-The second form writes an earlier measurement into the shipped model cards (``results.speed``).
+``--baselines`` times the classical no-reference metrics of the catalogue beside the models, the
+same way (their call on the batch; no parameters or FLOPs). The next form writes an earlier measurement into the shipped model cards (``results.speed``).
 The third times the same cases on an earlier source tree and on this one, interleaved
 (``benchmarks/speed_ab.py``), and sets the ratios beside the ``--recorded`` measurement.
 """
@@ -38,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_ab import import_before, interleave
 
+from reliqa.metrics import create_metric
 from reliqa.models import create_model
 from reliqa.training.common import git_commit
 
@@ -61,8 +64,11 @@ def flops_per_image(model: nn.Module) -> int:
     return int(counter.get_total_flops())
 
 
-def time_per_image(model: nn.Module, batch: int, device: torch.device, repeats: int) -> float:
-    """Median milliseconds per image over ``repeats`` timed forward passes of ``batch`` images."""
+def time_per_image(
+    model: nn.Module, batch: int, device: torch.device, repeats: int, *, metric: bool = False
+) -> float:
+    """Median milliseconds per image over ``repeats`` timed passes of ``batch`` images: a
+    model's ``score``, or a catalogue metric's call (``metric``)."""
     images = torch.rand(batch, 3, SIZE, SIZE, device=device)
     timings = []
     with torch.inference_mode():
@@ -70,7 +76,7 @@ def time_per_image(model: nn.Module, batch: int, device: torch.device, repeats: 
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            model.score(images)  # type: ignore[operator]
+            model(images) if metric else model.score(images)  # type: ignore[operator]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if index >= 2:
@@ -129,6 +135,16 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
                 entry[f"gpu_ms_per_image_batch{batch}"] = round(
                     time_per_image(gpu_model, batch, torch.device("cuda"), args.repeats * 4), 3
                 )
+        results["models"][name] = entry  # type: ignore[index]
+        print(name, json.dumps(entry), flush=True)
+    for name in filter(None, args.baselines.split(",")):
+        metric = create_metric(name)
+        entry = {
+            f"cpu_ms_per_image_batch{batch}": round(
+                time_per_image(metric, batch, torch.device("cpu"), args.repeats, metric=True), 2
+            )
+            for batch in args.batches
+        }
         results["models"][name] = entry  # type: ignore[index]
         print(name, json.dumps(entry), flush=True)
     return results
@@ -194,6 +210,9 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true", help="Time only the GPU.")
     parser.add_argument("--models", default=",".join(MODELS), help="Comma-separated names.")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--baselines", default="", help="Comma-separated NR catalogue metrics to time too."
+    )
     parser.add_argument("--no-flops", action="store_true", help="Skip the FLOP count.")
     parser.add_argument(
         "--before", type=Path,
