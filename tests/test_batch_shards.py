@@ -139,12 +139,13 @@ def test_merge_refuses_what_does_not_belong_together(folder: Path, tmp_path: Pat
     with pytest.raises(DataError, match="belongs to another shard"):
         batch.merge_results(swapped, out)
     assert not out.exists()
-    # Through the CLI: exit 2, and an existing output is never overwritten.
+    # Through the CLI: an existing output is never overwritten (bad usage, exit 2); files that
+    # do not belong together are a failed input (exit 1), and nothing is written.
     out.write_text("keep me")
     code, output = _cli("--merge", str(one), str(two), "-o", str(out))
     assert code == 2 and "exists" in output and out.read_text() == "keep me"
     code, output = _cli("--merge", str(one), str(other_metrics), "-o", str(tmp_path / "m2.csv"))
-    assert code == 2 and "different metric sets" in output and not (tmp_path / "m2.csv").exists()
+    assert code == 1 and "different metric sets" in output and not (tmp_path / "m2.csv").exists()
 
 
 def test_inputs_may_be_lists_of_paths(folder: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from reliqa.batch.results import (
     write_parquet,
     write_parquet_table,
 )
-from reliqa.exceptions import DataError, InvalidInputError
+from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError
 
 
 @dataclass
@@ -79,7 +79,8 @@ def merge_results(
     Raises:
         DataError: an unreadable or unfinished source; sources with different columns (metric
             sets, modes); a row (image, reference) present twice; shards ``…shard-I-of-N…``
-            missing, from different N, or holding a row of another shard; ``out`` exists.
+            missing, from different N, or holding a row of another shard.
+        OutputExistsError: ``out`` exists (merge never overwrites).
         InvalidInputError: no sources, or ``out`` cannot be written.
     """
     paths = [Path(source) for source in sources]
@@ -87,7 +88,9 @@ def merge_results(
         raise InvalidInputError("--merge: give the results files (shards) to merge")
     out = Path(out)
     if out.exists():
-        raise DataError(f"{out}: exists; merge writes a new file (delete it or give another --out)")
+        raise OutputExistsError(
+            f"{out}: exists; merge writes a new file (delete it or give another --out)"
+        )
     check_output_path(out)
     for path in paths:
         if path.name.endswith(".partial.csv"):

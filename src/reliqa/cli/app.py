@@ -47,13 +47,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        is_eager=True,
-        callback=_print_version,
-        help="Print the version and exit.",
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """reliqa: image quality without human labels.
 
@@ -62,24 +64,6 @@ def _root(
     2 on bad usage.
     """
 
-
-DEVICE_HELP = "torch device: cpu (default) or cuda, cuda:N."
-
-# Options shared by every command that computes or writes: one definition each.
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        help="torch CPU threads (default: one per core; idle threads sleep, so a busy machine "
-        "stays fast — see README).",
-        show_default=False,
-    ),
-]
-OverwriteOption = Annotated[
-    bool,
-    typer.Option("--overwrite", help="Replace existing output files (refused otherwise)."),
-]
 
 USAGE_ERRORS: tuple[type[Exception], ...] = (UsageError, UnknownNameError, DeviceError)
 """Errors that are bad usage (exit 2); every other ReliqaError is a failed input (exit 1)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -12,86 +12,164 @@ from reliqa.cli.app import (
     EXIT_INPUT_FAILED,
     EXIT_OK,
     USAGE_ERRORS,
-    ThreadsOption,
     app,
+    exit_code,
+    fail,
     fail_error,
     print_json,
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import BatchSizeOption, DeviceOption, JsonOption, ThreadsOption
 from reliqa.exceptions import InvalidInputError, ReliqaError
 
 if TYPE_CHECKING:  # the command imports the batch part (torch) only when it runs
     from reliqa.batch.runner import BatchSummary
 
-# Bad usage (exit 2) in batch: also the library's option checks (InvalidInputError: unknown
-# shard spec, FR metric without pairs, an empty folder, an --out that is not this run's).
-# Every other library error — an unreadable pairs CSV or list, weights that fail their
-# check — is a failed input (exit 1).
+# Exit codes (README, docs/batch.md): 1 = an input failed (rows with errors; an unreadable
+# pairs CSV, list or results file to merge; weights that fail their check), 2 = bad usage. In
+# batch an image's own problems become error rows, so an InvalidInputError that reaches the
+# command is about the options (unknown shard spec, FR metric without pairs, an empty folder,
+# an --out that is not this run's): bad usage too, besides reliqa.cli.app.USAGE_ERRORS.
 _BATCH_USAGE = (*USAGE_ERRORS, InvalidInputError)
+
+
+# `batch_command`'s own options (the shared ones come from reliqa.cli.options).
+_InputsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="INPUT...",
+        help="Image files, folders, quoted glob patterns ('shots/**/*.jpg') or .csv/.parquet "
+             "lists of image paths (column 'image'). With --ref-dir: the test images. Not "
+             "used with --pairs. With --merge: the results files to join.",
+        show_default=False,
+    ),
+]
+_MetricsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics", "-m",
+        help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational.",
+    ),
+]
+_OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o",
+        help="Results file: .csv, or .parquet (needs pyarrow); with --engine ray a folder of "
+             "Parquet parts. An existing output is resumed: items already in it are skipped.",
+    ),
+]
+_PairsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pairs",
+        help="CSV with columns 'reference' and 'test' (paths relative to the CSV).",
+    ),
+]
+_RefDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ref-dir",
+        help="Folder of references, matched to the INPUT images by file stem.",
+    ),
+]
+_ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write a self-contained HTML report into this folder."),
+]
+_MosOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--mos",
+        help="CSV of human scores (columns: image name, MOS) for the report's correlation "
+             "table and GMC plots.",
+    ),
+]
+_WorkersOption = Annotated[
+    int, typer.Option("--workers", help="Decoding worker processes (0: none).")
+]
+_MapsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--maps-dir",
+        help="Save each pair's distortion maps (.npz) here (needs relational).",
+    ),
+]
+_ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="Score only shard I of N (1..N), chosen by a hash of each input's path; writes "
+             "OUT as NAME.shard-I-of-N.EXT. Merge with --merge.",
+    ),
+]
+_MergeOption = Annotated[
+    bool,
+    typer.Option(
+        "--merge",
+        help="INPUT are results files (e.g. the shards of one run): join them into --out "
+             "(.csv or .parquet); refuses other metric sets and duplicate rows.",
+    ),
+]
+_EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this machine) or ray (Ray Data, needs reliqa[ray]; --out is then a "
+             "folder of Parquet parts).",
+    ),
+]
+_ActorsOption = Annotated[int, typer.Option("--actors", help="With --engine ray: scoring actors.")]
+_CpusPerActorOption = Annotated[
+    float,
+    typer.Option(
+        "--cpus-per-actor",
+        help="With --engine ray: num_cpus (and torch threads) per actor.",
+    ),
+]
+_GpusPerActorOption = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-actor",
+        help="With --engine ray: num_gpus per actor (fractions share a GPU); default 1 when "
+             "the cluster has GPUs, else 0.",
+        show_default=False,
+    ),
+]
+_RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="With --engine ray: a running cluster ('auto', 'ray://host:10001'); default: "
+             "start a local one.",
+    ),
+]
 
 
 @app.command("batch")
 def batch_command(
-    inputs: list[str] | None = typer.Argument(
-        None,
-        metavar="INPUT...",
-        help="Image files, folders, quoted glob patterns ('shots/**/*.jpg') or .csv/.parquet "
-        "lists of image paths (column 'image'). With --ref-dir: the test images. Not used with "
-        "--pairs. With --merge: the results files to join.",
-        show_default=False,
-    ),
-    metrics: str | None = typer.Option(
-        None, "--metrics", "-m", help="Comma-separated metric/model names, e.g. hirqa-s,niqe or ssim,relational."
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Results file: .csv, or .parquet (needs pyarrow); with --engine "
-        "ray a folder of Parquet parts. An existing output is resumed: items already in it are skipped."
-    ),
-    pairs: Path | None = typer.Option(
-        None, "--pairs", help="CSV with columns 'reference' and 'test' (paths relative to the CSV)."
-    ),
-    ref_dir: Path | None = typer.Option(
-        None, "--ref-dir", help="Folder of references, matched to the INPUT images by file stem."
-    ),
-    report: Path | None = typer.Option(
-        None, "--report", help="Write a self-contained HTML report into this folder."
-    ),
-    mos: Path | None = typer.Option(
-        None, "--mos", help="CSV of human scores (columns: image name, MOS) for the report's "
-        "correlation table and GMC plots."
-    ),
-    device: str = typer.Option("cpu", "--device", help="torch device for the metrics/models."),
-    workers: int = typer.Option(2, "--workers", help="Decoding worker processes (0: none)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
-    maps_dir: Path | None = typer.Option(
-        None, "--maps-dir", help="Save each pair's distortion maps (.npz) here (needs relational)."
-    ),
-    shard: str | None = typer.Option(
-        None, "--shard", metavar="I/N", help="Score only shard I of N (1..N), chosen by a hash "
-        "of each input's path; writes OUT as NAME.shard-I-of-N.EXT. Merge with --merge."
-    ),
-    merge: bool = typer.Option(
-        False, "--merge", help="INPUT are results files (e.g. the shards of one run): join them "
-        "into --out (.csv or .parquet); refuses other metric sets and duplicate rows."
-    ),
-    engine: str = typer.Option(
-        "local", "--engine", help="local (this machine) or ray (Ray Data, needs reliqa[ray]; "
-        "--out is then a folder of Parquet parts)."
-    ),
-    actors: int = typer.Option(2, "--actors", help="With --engine ray: scoring actors."),
-    cpus_per_actor: float = typer.Option(
-        1.0, "--cpus-per-actor", help="With --engine ray: num_cpus (and torch threads) per actor."
-    ),
-    gpus_per_actor: float | None = typer.Option(
-        None, "--gpus-per-actor", help="With --engine ray: num_gpus per actor (fractions share a "
-        "GPU); default 1 when the cluster has GPUs, else 0.", show_default=False,
-    ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="With --engine ray: a running cluster ('auto', "
-        "'ray://host:10001'); default: start a local one."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary; no progress bar."),
+    *,
+    inputs: _InputsArgument = None,
+    metrics: _MetricsOption = None,
+    out: _OutOption,
+    pairs: _PairsOption = None,
+    ref_dir: _RefDirOption = None,
+    report: _ReportOption = None,
+    mos: _MosOption = None,
+    device: DeviceOption = "cpu",
+    workers: _WorkersOption = 2,
+    batch_size: BatchSizeOption = 8,
+    maps_dir: _MapsDirOption = None,
+    shard: _ShardOption = None,
+    merge: _MergeOption = False,
+    engine: _EngineOption = "local",
+    actors: _ActorsOption = 2,
+    cpus_per_actor: _CpusPerActorOption = 1.0,
+    gpus_per_actor: _GpusPerActorOption = None,
+    ray_address: _RayAddressOption = None,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Score images (no-reference) or pairs (full-reference) with several metrics in one pass."""
@@ -181,7 +259,7 @@ def _write_report(results: Path, report: Path, mos: Path | None, device: str) ->
     try:
         return write_batch_report(results, report, mos=mos, device=device)
     except ReliqaError as error:
-        usage_error(f"--report: {error}")
+        fail(f"--report: {error}", exit_code(error, _BATCH_USAGE))
 
 
 def _print_summary(summary: BatchSummary, report_path: Path | None, as_json: bool) -> None:
@@ -221,8 +299,8 @@ def _merge(sources: list[str], out: Path, as_json: bool) -> NoReturn:
             matches = sorted(glob.glob(source)) if glob.has_magic(source) and not Path(source).exists() else []
             paths += matches or [source]
         summary = batch.merge_results(paths, out)
-    except ReliqaError as error:
-        usage_error(str(error))
+    except ReliqaError as error:  # unreadable or mismatched files: 1; an existing --out: 2
+        fail_error(error, _BATCH_USAGE)
     if as_json:
         print_json(
             {

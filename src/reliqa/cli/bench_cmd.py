@@ -10,14 +10,11 @@ import datetime
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from reliqa.cli.app import (
-    DEVICE_HELP,
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_device,
     checked_output_file,
@@ -27,27 +24,74 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import (
+    BatchSizeOption,
+    DeviceOption,
+    JsonOption,
+    OverwriteOption,
+    ThreadsOption,
+)
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
+
+# `bench_command`'s own options (the shared ones come from reliqa.cli.options).
+_DatasetArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="Dataset folder (layout auto-detected: LIVE, CSIQ, TID2013, KADID-10k, "
+             "KonIQ-10k, SPAQ, PIPAL, LIVE Challenge, BIQ2021) or a CSV with columns "
+             "image[,reference],mos[,std].",
+    ),
+]
+_MetricsOption = Annotated[
+    str,
+    typer.Option(
+        "--metrics", "-m",
+        help="Comma-separated metric/model names, e.g. niqe,laplacian_var.",
+    ),
+]
+_OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o",
+        help="Folder for scores.csv, summary.json and plots; an earlier run there is resumed.",
+    ),
+]
+_LayoutOption = Annotated[
+    str | None, typer.Option("--layout", help="Force a dataset layout instead of detecting it.")
+]
+_DmosOption = Annotated[
+    bool, typer.Option("--dmos", help="For a CSV dataset: the scores are DMOS (lower = better).")
+]
+_LimitOption = Annotated[int | None, typer.Option("--limit", help="Use only the first N images.")]
+_WorkersOption = Annotated[
+    int, typer.Option("--workers", help="Decoding worker processes (0: decode in this process).")
+]
+_NoResumeOption = Annotated[
+    bool, typer.Option("--no-resume", help="Discard scores.csv of an earlier run in --out.")
+]
+_NBootOption = Annotated[
+    int, typer.Option("--n-boot", help="Bootstrap resamples for the confidence intervals.")
+]
+_SeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of the bootstrap and the GMC query points.")
+]
 
 
 @app.command("bench")
 def bench_command(
-    dataset: Path = typer.Argument(
-        ..., help="Dataset folder (layout auto-detected: LIVE, CSIQ, TID2013, KADID-10k, KonIQ-10k, "
-        "SPAQ, PIPAL, LIVE Challenge, BIQ2021) or a CSV with columns image[,reference],mos[,std]."
-    ),
-    metrics: str = typer.Option(..., "--metrics", "-m", help="Comma-separated metric/model names, e.g. niqe,laplacian_var."),
-    out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="Folder for scores.csv, summary.json and plots; an earlier run there is resumed."),
-    layout: str | None = typer.Option(None, "--layout", help="Force a dataset layout instead of detecting it."),
-    dmos: bool = typer.Option(False, "--dmos", help="For a CSV dataset: the scores are DMOS (lower = better)."),
-    limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Most same-size images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    workers: int = typer.Option(0, "--workers", help="Decoding worker processes (0: decode in this process)."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Discard scores.csv of an earlier run in --out."),
-    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the confidence intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and the GMC query points."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON; no progress bar."),
+    dataset: _DatasetArgument,
+    metrics: _MetricsOption,
+    out: _OutOption = Path("runs/bench"),
+    layout: _LayoutOption = None,
+    dmos: _DmosOption = False,
+    limit: _LimitOption = None,
+    batch_size: BatchSizeOption = 8,
+    device: DeviceOption = "cpu",
+    workers: _WorkersOption = 0,
+    no_resume: _NoResumeOption = False,
+    n_boot: _NBootOption = 1000,
+    seed: _SeedOption = 0,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -136,11 +180,34 @@ def _print_table(result: Any) -> None:
 
 @app.command("niqe-fit")
 def niqe_fit_command(
-    folder: Path = typer.Argument(..., help="Folder of pristine photos (searched recursively)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Parameter file to write (.safetensors; a .json card is written beside it)."),
-    patch_size: int = typer.Option(96, "--patch-size", help="Patch side at the first scale (even)."),
-    sharpness_threshold: float = typer.Option(0.75, "--sharpness-threshold", help="Keep patches sharper than this fraction of the photo's sharpest."),
-    as_json: bool = typer.Option(False, "--json", help="Print the fit's summary as JSON."),
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of pristine photos (searched recursively).",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o",
+            help="Parameter file to write (.safetensors; a .json card is written beside it).",
+        ),
+    ],
+    patch_size: Annotated[
+        int,
+        typer.Option(
+            "--patch-size",
+            help="Patch side at the first scale (even).",
+        ),
+    ] = 96,
+    sharpness_threshold: Annotated[
+        float,
+        typer.Option(
+            "--sharpness-threshold",
+            help="Keep patches sharper than this fraction of the photo's sharpest.",
+        ),
+    ] = 0.75,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:

@@ -17,14 +17,12 @@ JSON contracts (stdout):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from reliqa.cli.app import (
-    DEVICE_HELP,
     EXIT_INPUT_FAILED,
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_device,
     checked_output_file,
@@ -34,6 +32,7 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import DeviceOption, JsonOption, OverwriteOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 MAPS_SUFFIXES = (".png",)
@@ -60,17 +59,25 @@ def _check_options(align: str, model: str, device: str, threads: int | None) -> 
 
 @app.command("compare")
 def compare_command(
-    test: str = typer.Option(..., "--test", help="Test image, judged against the reference."),
-    ref: str = typer.Option(..., "--ref", "--reference", help="Reference image."),
-    maps_out: Path | None = typer.Option(
-        None, "--maps-out", help="Write the maps picture here (PNG)."
-    ),
-    align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    model: str = typer.Option(
-        "relational", "--model", help="relational (fast) or relational-plus (deep features)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    test: Annotated[str, typer.Option("--test", help="Test image, judged against the reference.")],
+    ref: Annotated[str, typer.Option("--ref", "--reference", help="Reference image.")],
+    maps_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--maps-out",
+            help="Write the maps picture here (PNG).",
+        ),
+    ] = None,
+    align: Annotated[str, typer.Option("--align", help=_ALIGN_HELP)] = "none",
+    device: DeviceOption = "cpu",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="relational (fast) or relational-plus (deep features).",
+        ),
+    ] = "relational",
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -117,16 +124,24 @@ def _write_maps(result: object, path: Path, ref: str, test: str) -> str:
 
 @app.command("rank")
 def rank_command(
-    candidates: list[str] = typer.Argument(
-        ..., metavar="CANDIDATE...", help="Versions of the reference to rank."
-    ),
-    ref: str = typer.Option(..., "--ref", "--reference", help="Reference image."),
-    align: str = typer.Option("none", "--align", help=_ALIGN_HELP),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    model: str = typer.Option(
-        "relational", "--model", help="relational (fast) or relational-plus (deep features)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
+    candidates: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CANDIDATE...",
+            help="Versions of the reference to rank.",
+        ),
+    ],
+    ref: Annotated[str, typer.Option("--ref", "--reference", help="Reference image.")],
+    align: Annotated[str, typer.Option("--align", help=_ALIGN_HELP)] = "none",
+    device: DeviceOption = "cpu",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="relational (fast) or relational-plus (deep features).",
+        ),
+    ] = "relational",
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Rank candidate versions of one reference by relational score, best first.

@@ -7,13 +7,11 @@ Logic lives in :mod:`reliqa.distortions` (engine), :mod:`reliqa.reports.maps` (m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from reliqa.cli.app import (
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_output_folder,
     fail,
@@ -21,6 +19,7 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import JsonOption, OverwriteOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 
@@ -58,24 +57,38 @@ def _print_catalogue(as_json: bool) -> None:
         )
 
 
+# `distort_command`'s own options (the shared ones come from reliqa.cli.options).
+_ImageArgument = Annotated[
+    Path | None, typer.Argument(help="The clean image to distort.", show_default=False)
+]
+_OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Folder for the test images, maps (.npz) and map pictures."),
+]
+_CountOption = Annotated[int, typer.Option("--count", "-n", help="Number of distorted versions.")]
+_SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same outputs).")]
+_TypesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--types",
+        help="Comma-separated distortion types to apply to every version (default: a random "
+             "mix of 1–4 per version). See --list-types.",
+    ),
+]
+_ListTypesOption = Annotated[
+    bool, typer.Option("--list-types", help="List the distortion types (attribute, sign) and exit.")
+]
+
+
 @app.command("distort")
 def distort_command(
-    image: Path | None = typer.Argument(
-        None, help="The clean image to distort.", show_default=False
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Folder for the test images, maps (.npz) and map pictures."
-    ),
-    count: int = typer.Option(1, "--count", "-n", help="Number of distorted versions."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same outputs)."),
-    types: str | None = typer.Option(
-        None, "--types", help="Comma-separated distortion types to apply to every version "
-        "(default: a random mix of 1–4 per version). See --list-types.",
-    ),
-    list_types: bool = typer.Option(
-        False, "--list-types", help="List the distortion types (attribute, sign) and exit."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    image: _ImageArgument = None,
+    out: _OutOption = None,
+    count: _CountOption = 1,
+    seed: _SeedOption = 0,
+    types: _TypesOption = None,
+    list_types: _ListTypesOption = False,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -147,14 +160,23 @@ def distort_command(
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for index.html."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    photos: str | None = typer.Option(
-        None, "--photos", help="Comma-separated skimage.data photos "
-        "(default: astronaut,coffee,chelsea,rocket).",
-    ),
-    versions: int = typer.Option(2, "--versions", help="Distorted versions per photo."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o",
+            help="Folder for index.html.",
+        ),
+    ] = Path("demo_out"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    photos: Annotated[
+        str | None,
+        typer.Option(
+            "--photos",
+            help="Comma-separated skimage.data photos (default: astronaut,coffee,chelsea,rocket).",
+        ),
+    ] = None,
+    versions: Annotated[int, typer.Option("--versions", help="Distorted versions per photo.")] = 2,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reliqa.cli.app import (
-    DEVICE_HELP,
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_device,
     checked_input_file,
@@ -25,65 +22,99 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import DeviceOption, JsonOption, OverwriteOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 if TYPE_CHECKING:
     from reliqa.surfaces.gmc import GMCResult
 
 
-@app.command("gmc")
-def gmc_command(
-    csv_file: Path = typer.Argument(
-        ..., metavar="CSV", help="CSV with a header row: predictions, MOS and optionally MOS std."
+# `gmc_command`'s own options (the shared ones come from reliqa.cli.options).
+_CsvFileArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="CSV",
+        help="CSV with a header row: predictions, MOS and optionally MOS std.",
     ),
-    pred_col: str = typer.Option(
-        ...,
+]
+_PredColOption = Annotated[
+    str,
+    typer.Option(
         "--pred-col",
         help="Column of predicted quality. A column named after a lower-is-better scorer "
-        "(niqe, gmsd, …) is negated first, as in bench, batch report and viewer.",
+             "(niqe, gmsd, …) is negated first, as in bench, batch report and viewer.",
     ),
-    mos_col: str = typer.Option(
-        ..., "--mos-col", help="Column of mean opinion scores (higher = better)."
-    ),
-    std_col: str | None = typer.Option(None, "--std-col", help="Column of per-image MOS std."),
-    std_file: Path | None = typer.Option(
-        None,
+]
+_MosColOption = Annotated[
+    str, typer.Option("--mos-col", help="Column of mean opinion scores (higher = better).")
+]
+_StdColOption = Annotated[
+    str | None, typer.Option("--std-col", help="Column of per-image MOS std.")
+]
+_StdFileOption = Annotated[
+    Path | None,
+    typer.Option(
         "--std-file",
-        help="Per-image MOS std in CSV row order: one number per line, or a CSV with a 'std' column.",
+        help="Per-image MOS std in CSV row order: one number per line, or a CSV with a 'std' "
+             "column.",
     ),
-    weights_file: Path | None = typer.Option(
-        None,
+]
+_WeightsFileOption = Annotated[
+    Path | None,
+    typer.Option(
         "--weights-file",
-        help="Distribution-Regulator weights, one per line (default: computed from MOS and std).",
+        help="Distribution-Regulator weights, one per line (default: computed from MOS and "
+             "std).",
     ),
-    points_file: Path | None = typer.Option(
-        None, "--points", help="CSV of query points with columns Qs, Qd."
-    ),
-    samples: int | None = typer.Option(
-        None, "--samples", help="Latin-hypercube query points (default 100)."
-    ),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed of the Latin-hypercube points (default 0)."
-    ),
-    bandwidth_multiplier: float = typer.Option(
-        1.0, "--bandwidth-multiplier", help="Scale of every per-image bandwidth σ."
-    ),
-    score_range: str | None = typer.Option(
-        None,
+]
+_PointsFileOption = Annotated[
+    Path | None, typer.Option("--points", help="CSV of query points with columns Qs, Qd.")
+]
+_SamplesOption = Annotated[
+    int | None, typer.Option("--samples", help="Latin-hypercube query points (default 100).")
+]
+_SeedOption = Annotated[
+    int | None, typer.Option("--seed", help="Seed of the Latin-hypercube points (default 0).")
+]
+_BandwidthMultiplierOption = Annotated[
+    float, typer.Option("--bandwidth-multiplier", help="Scale of every per-image bandwidth σ.")
+]
+_ScoreRangeOption = Annotated[
+    str | None,
+    typer.Option(
         "--score-range",
         help="MOS scale as LOW,HIGH, e.g. 1,5 (default: the MOS min and max).",
     ),
-    phi: float = typer.Option(
-        4.0, "--phi", help="Beta precision used to estimate std when none is given."
-    ),
-    plot: Path | None = typer.Option(
-        None, "--plot", help="Write the surfaces as a heatmap PNG here."
-    ),
-    html: Path | None = typer.Option(
-        None, "--html", help="Write an interactive 3-D HTML of the surfaces here."
-    ),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+]
+_PhiOption = Annotated[
+    float, typer.Option("--phi", help="Beta precision used to estimate std when none is given.")
+]
+_PlotOption = Annotated[
+    Path | None, typer.Option("--plot", help="Write the surfaces as a heatmap PNG here.")
+]
+_HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write an interactive 3-D HTML of the surfaces here.")
+]
+
+
+@app.command("gmc")
+def gmc_command(
+    csv_file: _CsvFileArgument,
+    pred_col: _PredColOption,
+    mos_col: _MosColOption,
+    std_col: _StdColOption = None,
+    std_file: _StdFileOption = None,
+    weights_file: _WeightsFileOption = None,
+    points_file: _PointsFileOption = None,
+    samples: _SamplesOption = None,
+    seed: _SeedOption = None,
+    bandwidth_multiplier: _BandwidthMultiplierOption = 1.0,
+    score_range: _ScoreRangeOption = None,
+    phi: _PhiOption = 4.0,
+    plot: _PlotOption = None,
+    html: _HtmlOption = None,
+    device: DeviceOption = "cpu",
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -92,14 +123,7 @@ def gmc_command(
     Prints the global correlations and each surface's average height; --json prints every
     query point. A correlation undefined at a point (no weighted pair, or all tied) is null there.
     """
-    if std_col is not None and std_file is not None:
-        usage_error("give --std-col or --std-file, not both")
-    if points_file is not None and (samples is not None or seed is not None):
-        usage_error("--points replaces --samples/--seed; give one or the other")
-    if samples is not None and samples < 5:
-        usage_error(f"--samples must be at least 5 (a surface needs 5 points), got {samples}")
-    if not (bandwidth_multiplier > 0):
-        usage_error(f"--bandwidth-multiplier must be positive, got {bandwidth_multiplier}")
+    _check_usage(std_col, std_file, points_file, samples, seed, bandwidth_multiplier)
     scale = _parse_range(score_range) if score_range is not None else None
     # Inputs and outputs first: a missing CSV or a refused --plot costs no import (≈ 13 s).
     checked_input_file(csv_file)
@@ -112,27 +136,14 @@ def gmc_command(
         checked_output_file(html, "--html", overwrite, (".html", ".htm"))
     device = checked_device(device)
     use_threads(threads)
-    from reliqa.evaluation.correlation import read_score_columns, read_value_list
     from reliqa.evaluation.scorers import column_higher_is_better
-    from reliqa.surfaces.gmc import gmc, plot_heatmap, plot_surface_html, read_points
 
     # the one direction rule (scorer catalogue): same CSV, same sign in CLI, viewer, report
     negated = not column_higher_is_better(pred_col)
     try:
-        columns = read_score_columns(csv_file, [pred_col, mos_col] + ([std_col] if std_col else []))
-        size = columns[mos_col].size
-        std = (
-            columns[std_col]
-            if std_col
-            else (read_value_list(std_file, size, column="std") if std_file else None)
-        )
-        weights = read_value_list(weights_file, size) if weights_file else None
-        result = gmc(
-            -columns[pred_col] if negated else columns[pred_col],
-            columns[mos_col],
-            std,
-            weights=weights,
-            points=read_points(points_file) if points_file else None,
+        result = _compute(
+            csv_file, pred_col, mos_col, std_col, std_file, weights_file, points_file,
+            negated=negated,
             samples=100 if samples is None else samples,
             seed=0 if seed is None else seed,
             bandwidth_multiplier=bandwidth_multiplier,
@@ -140,15 +151,7 @@ def gmc_command(
             score_range=scale,
             device=device,
         )
-        written = {}
-        if plot is not None:
-            written["heatmap"] = str(
-                plot_heatmap(result, plot, title=f"{csv_file.name}: {pred_col}")
-            )
-        if html is not None:
-            written["html"] = str(
-                plot_surface_html(result, html, title=f"{csv_file.name}: {pred_col}")
-            )
+        written = _write_plots(result, plot, html, title=f"{csv_file.name}: {pred_col}")
     except ReliqaError as error:
         fail(str(error))
     if negated:
@@ -159,6 +162,73 @@ def gmc_command(
         )
         return
     _print_summary(result, written)
+
+
+def _check_usage(
+    std_col: str | None,
+    std_file: Path | None,
+    points_file: Path | None,
+    samples: int | None,
+    seed: int | None,
+    bandwidth_multiplier: float,
+) -> None:
+    """Option combinations and values that are bad usage (exit 2), before any work."""
+    if std_col is not None and std_file is not None:
+        usage_error("give --std-col or --std-file, not both")
+    if points_file is not None and (samples is not None or seed is not None):
+        usage_error("--points replaces --samples/--seed; give one or the other")
+    if samples is not None and samples < 5:
+        usage_error(f"--samples must be at least 5 (a surface needs 5 points), got {samples}")
+    if not (bandwidth_multiplier > 0):
+        usage_error(f"--bandwidth-multiplier must be positive, got {bandwidth_multiplier}")
+
+
+def _compute(
+    csv_file: Path,
+    pred_col: str,
+    mos_col: str,
+    std_col: str | None,
+    std_file: Path | None,
+    weights_file: Path | None,
+    points_file: Path | None,
+    *,
+    negated: bool,
+    **options: Any,
+) -> GMCResult:
+    """Read the columns (and the optional std, weights and points files) and run GMC on them;
+    ``options`` are :func:`reliqa.surfaces.gmc.gmc`'s keywords."""
+    from reliqa.evaluation.correlation import read_score_columns, read_value_list
+    from reliqa.surfaces.gmc import gmc, read_points
+
+    columns = read_score_columns(csv_file, [pred_col, mos_col] + ([std_col] if std_col else []))
+    size = columns[mos_col].size
+    std = (
+        columns[std_col]
+        if std_col
+        else (read_value_list(std_file, size, column="std") if std_file else None)
+    )
+    return gmc(
+        -columns[pred_col] if negated else columns[pred_col],
+        columns[mos_col],
+        std,
+        weights=read_value_list(weights_file, size) if weights_file else None,
+        points=read_points(points_file) if points_file else None,
+        **options,
+    )
+
+
+def _write_plots(
+    result: GMCResult, plot: Path | None, html: Path | None, title: str
+) -> dict[str, str]:
+    """``--plot`` and ``--html``: the files written, by kind."""
+    from reliqa.surfaces.gmc import plot_heatmap, plot_surface_html
+
+    written = {}
+    if plot is not None:
+        written["heatmap"] = str(plot_heatmap(result, plot, title=title))
+    if html is not None:
+        written["html"] = str(plot_surface_html(result, html, title=title))
+    return written
 
 
 def _parse_range(text: str) -> tuple[float, float]:

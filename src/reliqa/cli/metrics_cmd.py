@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from reliqa.cli.app import (
-    DEVICE_HELP,
-    ThreadsOption,
     app,
     checked_device,
     fail,
@@ -19,6 +17,7 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import DeviceOption, JsonOption, ThreadsOption
 from reliqa.exceptions import ReliqaError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -56,13 +55,13 @@ def _cut(line: str, width: int) -> str:
 
 @app.command("metrics")
 def metrics_command(
-    json_output: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the registered metrics with their metadata (kind, direction, range, differentiable)."""
     from reliqa.metrics import list_metrics
 
     infos = list_metrics()
-    if json_output:
+    if as_json:
         print_json([info.to_dict() for info in infos])
         return
     _print_table("reliqa metrics (models: `reliqa models`)", infos)
@@ -70,13 +69,13 @@ def metrics_command(
 
 @app.command("models")
 def models_command(
-    json_output: Annotated[bool, typer.Option("--json", help="Print the models as JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List reliqa's models with the same metadata as metrics (no weights are loaded)."""
     from reliqa.models import list_models
 
     infos = [entry.info for entry in list_models()]
-    if json_output:
+    if as_json:
         print_json([info.to_dict() for info in infos])
         return
     _print_table("reliqa models", infos)
@@ -92,8 +91,8 @@ def metric_command(
     ] = None,
     resize: Annotated[bool, typer.Option(
         "--resize", help="Resize the test image to the reference size (antialiased bilinear) first.")] = False,
-    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    device: DeviceOption = "cpu",
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Score TEST with metric or model NAME (against REF for full-reference ones).
@@ -124,7 +123,7 @@ def metric_command(
     if math.isinf(score):
         payload["score"] = None
         payload["note"] = f"the score is {'+' if score > 0 else '-'}infinite (e.g. PSNR of identical images)"
-    if json_output:
+    if as_json:
         print_json(payload)
     else:
         direction = "higher is better" if info.higher_is_better else "lower is better"

@@ -2,36 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from reliqa.cli.app import (
-    DEVICE_HELP,
     EXIT_INPUT_FAILED,
-    ThreadsOption,
     app,
     checked_device,
     fail_error,
     print_json,
     use_threads,
 )
+from reliqa.cli.options import BatchSizeOption, DeviceOption, JsonOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 
 @app.command("score")
 def score_command(
-    images: list[str] = typer.Argument(
-        ..., metavar="IMAGE...", help="Image files or folders (folders expand to their images)."
-    ),
-    model: str = typer.Option(
-        "hirqa", "--model", "-m", help="hirqa (quality first) or hirqa-s (speed first)."
-    ),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    batch_size: int = typer.Option(
-        16, "--batch-size", min=1, help="Most same-size images per forward pass."
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help='Print {"results": [{"image", "score" | "error"}]}.'
-    ),
+    images: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="IMAGE...",
+            help="Image files or folders (folders expand to their images).",
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m",
+            help="hirqa (quality first) or hirqa-s (speed first).",
+        ),
+    ] = "hirqa",
+    device: DeviceOption = "cpu",
+    batch_size: BatchSizeOption = 16,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Score images without a reference: higher = better, in [0, 1]. Exit 1 if any image failed.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from reliqa.cli.app import DEVICE_HELP, ThreadsOption, app, checked_device, usage_error, use_threads
+from reliqa.cli.app import app, checked_device, usage_error, use_threads
+from reliqa.cli.options import DeviceOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -16,14 +18,36 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 @app.command("serve")
 def serve_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
-    root: Path | None = typer.Option(
-        None, "--root", help="Folder whose images the page may open (nothing outside it is readable)."
-    ),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest uploaded file (MB)."),
-    max_megapixels: float = typer.Option(36.0, "--max-megapixels", help="Largest image (megapixels)."),
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind (loopback by default).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Folder whose images the page may open (nothing outside it is readable).",
+        ),
+    ] = None,
+    device: DeviceOption = "cpu",
+    max_upload_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-upload-mb",
+            help="Largest uploaded file (MB).",
+        ),
+    ] = 25.0,
+    max_megapixels: Annotated[
+        float,
+        typer.Option(
+            "--max-megapixels",
+            help="Largest image (megapixels).",
+        ),
+    ] = 36.0,
     threads: ThreadsOption = None,
 ) -> None:
     """Open a browser page to compare images: relational maps, rankings, NR scores, GMC."""

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from reliqa.cli.app import (
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_output_folder,
     print_json,
     use_threads,
+)
+from reliqa.cli.options import (
+    ConfigDeviceOption,
+    ConfigOption,
+    JsonOption,
+    OptionalConfigOption,
+    OverwriteOption,
+    ResumeOption,
+    RunDirOption,
+    ThreadsOption,
 )
 
 train_app = typer.Typer(
@@ -28,19 +37,11 @@ app.add_typer(train_app, name="train")
 
 @train_app.command("relational")
 def train_relational_command(
-    config: Path = typer.Option(
-        ..., "--config", help="JSON training config (see configs/relational_*.json)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue from the run's latest checkpoint."
-    ),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the config's run_dir."),
-    device: str | None = typer.Option(
-        None, "--device", help="Override the config's device (auto, cpu, cuda)."
-    ),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print a JSON summary instead of a progress bar."
-    ),
+    config: ConfigOption,
+    resume: ResumeOption = False,
+    run_dir: RunDirOption = None,
+    device: ConfigDeviceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train the relational model: distortion maps, then the relational scorer."""
     from reliqa.training.relational import load_training_config, train_relational
@@ -48,10 +49,10 @@ def train_relational_command(
     settings = load_training_config(
         config, run_dir=str(run_dir) if run_dir else None, device=device
     )
-    weights = train_relational(settings, resume=resume, quiet=json_output)
+    weights = train_relational(settings, resume=resume, quiet=as_json)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
-    if json_output:
+    if as_json:
         print_json(
             {"run_dir": settings.run_dir, "weights": str(weights) if weights.is_file() else None}
         )
@@ -65,30 +66,49 @@ def train_relational_command(
 
 @train_app.command("scorer-cache")
 def scorer_cache_command(
-    data_root: Path = typer.Option(..., "--data-root", help="Folder of pristine photos."),
-    out: Path = typer.Option(..., "--out", help="Cache folder (created; resumes if present)."),
-    split: str = typer.Option(
-        "train", "--split", help="train, or validation (the validation half of the held-out photos)."
-    ),
-    sets_per_photo: int = typer.Option(2, "--sets-per-photo", min=1),
-    levels: int = typer.Option(4, "--levels", min=2),
-    crop: int = typer.Option(256, "--crop", min=176),
-    seed: int = typer.Option(0, "--seed"),
-    maps: str = typer.Option(
-        "shipped", "--maps", help="Map network: 'shipped' or a relational .safetensors file."
-    ),
+    data_root: Annotated[Path, typer.Option("--data-root", help="Folder of pristine photos.")],
+    out: Annotated[Path, typer.Option("--out", help="Cache folder (created; resumes if present).")],
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="train, or validation (the validation half of the held-out photos).",
+        ),
+    ] = "train",
+    sets_per_photo: Annotated[int, typer.Option("--sets-per-photo", min=1)] = 2,
+    levels: Annotated[int, typer.Option("--levels", min=2)] = 4,
+    crop: Annotated[int, typer.Option("--crop", min=176)] = 256,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    maps: Annotated[
+        str,
+        typer.Option(
+            "--maps",
+            help="Map network: 'shipped' or a relational .safetensors file.",
+        ),
+    ] = "shipped",
     threads: ThreadsOption = None,
-    refresh_maps: bool = typer.Option(
-        False, "--refresh-maps", help="Recompute the maps of existing parts (keep the teachers)."
-    ),
-    deep: bool = typer.Option(
-        False, "--deep", help="Also cache EfficientNet-Lite0 distances (for relational-plus)."
-    ),
-    teachers: str | None = typer.Option(
-        None, "--teachers",
-        help="Comma-separated teacher metrics to hold (default: every candidate); those an "
-        "existing cache lacks are appended, nothing else is recomputed.",
-    ),
+    refresh_maps: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-maps",
+            help="Recompute the maps of existing parts (keep the teachers).",
+        ),
+    ] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also cache EfficientNet-Lite0 distances (for relational-plus).",
+        ),
+    ] = False,
+    teachers: Annotated[
+        str | None,
+        typer.Option(
+            "--teachers",
+            help="Comma-separated teacher metrics to hold (default: every candidate); those an "
+                 "existing cache lacks are appended, nothing else is recomputed.",
+        ),
+    ] = None,
 ) -> None:
     """Cache map-network output + teacher metrics of engine ordinal sets (for the scorer).
 
@@ -119,17 +139,19 @@ def scorer_cache_command(
 
 @train_app.command("scorer")
 def train_scorer_command(
-    cache: Path = typer.Option(..., "--cache", help="Training cache folder (scorer-cache)."),
-    validation: Path = typer.Option(..., "--validation", help="Validation cache folder."),
-    out: Path = typer.Option(..., "--out", help="Run folder (log, best scorer, whole model)."),
-    config: Path | None = typer.Option(None, "--config", help="JSON ScorerTrainConfig."),
-    maps: str = typer.Option(
-        "shipped", "--maps", help="Map network the cache was made with (bundled into the output)."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue the run in --out from its checkpoint (same config)."
-    ),
+    cache: Annotated[Path, typer.Option("--cache", help="Training cache folder (scorer-cache).")],
+    validation: Annotated[Path, typer.Option("--validation", help="Validation cache folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (log, best scorer, whole model).")],
+    config: OptionalConfigOption = None,
+    maps: Annotated[
+        str,
+        typer.Option(
+            "--maps",
+            help="Map network the cache was made with (bundled into the output).",
+        ),
+    ] = "shipped",
+    as_json: JsonOption = False,
+    resume: ResumeOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -146,7 +168,7 @@ def train_scorer_command(
 
     settings = load_config(config, ScorerTrainConfig) if config else ScorerTrainConfig()
     summary = train_scorer(settings, cache, validation, out, load_maps_net(maps), resume=resume)
-    if json_output:
+    if as_json:
         print_json(summary)
     else:
         typer.echo(f"weights: {summary['weights']}  validation: {summary['best_validation']}")

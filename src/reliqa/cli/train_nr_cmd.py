@@ -4,42 +4,53 @@ nr-photo-distill|export-photo-student``: the no-reference models' training comma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from reliqa.cli.app import print_json
+from reliqa.cli.options import (
+    CardCommandOption,
+    ConfigDeviceOption,
+    ConfigOption,
+    JsonOption,
+    MaxMinutesOption,
+    OneThreadOption,
+    ResumeOption,
+    RunDirOption,
+)
 from reliqa.cli.train_cmd import train_app
 
 
 @train_app.command("nr")
 def train_nr_command(
-    config: Path = typer.Option(
-        ..., "--config", help="JSON training config (see configs/nr_*.json)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue from the run's latest checkpoint."
-    ),
-    run_dir: Path | None = typer.Option(
-        None, "--run-dir", help="Override the config's run_dir."
-    ),
-    device: str | None = typer.Option(
-        None, "--device", help="Override the config's device (auto, cpu, cuda)."
-    ),
-    steps: int | None = typer.Option(
-        None, "--steps", help="Override the config's number of steps."
-    ),
-    max_minutes: float | None = typer.Option(
-        None, "--max-minutes", help="Stop after this much training time."
-    ),
-    data: str | None = typer.Option(
-        None, "--data", help="Override the config's folder of pristine photos."
-    ),
-    engine: str | None = typer.Option(
-        None, "--engine", help="Override where the engine runs: workers or main."
-    ),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print a JSON summary instead of a progress bar."
-    ),
+    config: ConfigOption,
+    resume: ResumeOption = False,
+    run_dir: RunDirOption = None,
+    device: ConfigDeviceOption = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            help="Override the config's number of steps.",
+        ),
+    ] = None,
+    max_minutes: MaxMinutesOption = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Override the config's folder of pristine photos.",
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Override where the engine runs: workers or main.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
     from reliqa.training.nr import load_nr_config, train_nr
@@ -53,10 +64,10 @@ def train_nr_command(
         data=data,
         engine=engine,
     )
-    summary = train_nr(settings, resume=resume, quiet=json_output)
+    summary = train_nr(settings, resume=resume, quiet=as_json)
     if summary["rank"] != 0:  # under torchrun only rank 0 reports
         return
-    if json_output:
+    if as_json:
         print_json(summary)
     else:
         typer.echo(
@@ -66,14 +77,14 @@ def train_nr_command(
 
 @train_app.command("embed-prompts")
 def embed_prompts_command(
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    as_json: JsonOption = False,
 ) -> None:
     """Embed the quality prompts (reliqa/data/prompts.json) with all-MiniLM-L6-v2 (extra 'text')."""
     from reliqa.training.prompts import embed_prompts, load_prompt_bank
 
     bank = load_prompt_bank()
     path = embed_prompts(bank)
-    if json_output:
+    if as_json:
         print_json({"file": str(path), "prompts": list(bank.prompts)})
     else:
         typer.echo(f"{len(bank.prompts)} prompt embeddings written to {path}")
@@ -81,22 +92,30 @@ def embed_prompts_command(
 
 @train_app.command("export-nr")
 def export_nr_command(
-    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `reliqa train nr` run."),
-    name: str = typer.Option(..., "--name", help="hirqa or hirqa-s (must match the run's model)."),
-    command: str | None = typer.Option(
-        None, "--command", help="Training command for the card (default: the run's)."
-    ),
-    data_note: str | None = typer.Option(
-        None, "--data-note", help="Describe the training data in the card."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="A finished `reliqa train nr` run.")],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="hirqa or hirqa-s (must match the run's model).",
+        ),
+    ],
+    command: CardCommandOption = None,
+    data_note: Annotated[
+        str | None,
+        typer.Option(
+            "--data-note",
+            help="Describe the training data in the card.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""
     from reliqa.training.nr import export_nr_weights
 
     recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
     path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)
-    if json_output:
+    if as_json:
         print_json({"weights": str(path)})
     else:
         typer.echo(f"weights: {path}")
@@ -104,17 +123,25 @@ def export_nr_command(
 
 @train_app.command("nr-photos")
 def nr_photos_command(
-    out: Path = typer.Option(..., "--out", help="Corpus folder (outside the repository)."),
-    data: str = typer.Option(
-        "../shared/data/pristine", "--data", help="Folder of pristine photos."
-    ),
-    part: int = typer.Option(0, "--part", help="This process's share: photos part, part+parts, …"),
-    parts: int = typer.Option(1, "--parts", help="How many processes share the work."),
-    max_minutes: float | None = typer.Option(
-        None, "--max-minutes", help="Stop after a complete photo once this budget is spent."
-    ),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    out: Annotated[Path, typer.Option("--out", help="Corpus folder (outside the repository).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Folder of pristine photos.",
+        ),
+    ] = "../shared/data/pristine",
+    part: Annotated[
+        int,
+        typer.Option(
+            "--part",
+            help="This process's share: photos part, part+parts, …",
+        ),
+    ] = 0,
+    parts: Annotated[int, typer.Option("--parts", help="How many processes share the work.")] = 1,
+    max_minutes: MaxMinutesOption = None,
+    threads: OneThreadOption = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Make (or extend, resumably) the whole-photo corpus for hirqa: camera defects, backbone
     features, statistics and full-reference teachers per version."""
@@ -128,7 +155,7 @@ def nr_photos_command(
     written = build_photo_corpus(
         out, PhotoCorpusConfig(data=data), part=part, parts=parts, max_minutes=max_minutes
     )
-    if json_output:
+    if as_json:
         print_json({"out": str(out), "written": written})
     else:
         typer.echo(f"{written} photos written to {out}")
@@ -136,11 +163,23 @@ def nr_photos_command(
 
 @train_app.command("nr-photo-head")
 def nr_photo_head_command(
-    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_photos.json)."),
-    corpus: str | None = typer.Option(None, "--corpus", help="Override the corpus folder."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
-    feature_set: str | None = typer.Option(None, "--feature-set", help="Override the features."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    config: ConfigOption,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            "--corpus",
+            help="Override the corpus folder.",
+        ),
+    ] = None,
+    run_dir: RunDirOption = None,
+    feature_set: Annotated[
+        str | None,
+        typer.Option(
+            "--feature-set",
+            help="Override the features.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a hirqa head on the whole-photo corpus; keep the step the content-aware
     criterion prefers (held-out photos, no human label)."""
@@ -151,7 +190,7 @@ def nr_photo_head_command(
         feature_set=feature_set,
     )
     summary = train_photo_head(settings)
-    if json_output:
+    if as_json:
         print_json({"run_dir": settings.run_dir, "best": summary["best"]})
     else:
         typer.echo(f"best {summary['best']}: {settings.run_dir}")
@@ -159,17 +198,17 @@ def nr_photo_head_command(
 
 @train_app.command("export-photo-head")
 def export_photo_head_command(
-    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `nr-photo-head` run."),
-    name: str = typer.Option("hirqa", "--name", help="Shipped weights name."),
-    command: str | None = typer.Option(None, "--command", help="Training command for the card."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="A finished `nr-photo-head` run.")],
+    name: Annotated[str, typer.Option("--name", help="Shipped weights name.")] = "hirqa",
+    command: CardCommandOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Ship a photo-head run as reliqa/weights/<name>.safetensors + model card."""
     from reliqa.training.nr_photo_head import export_photo_head
 
     recorded = command or f"reliqa train nr-photo-head --config {run_dir / 'config.json'}"
     path = export_photo_head(run_dir, name=name, command=recorded)
-    if json_output:
+    if as_json:
         print_json({"weights": str(path)})
     else:
         typer.echo(f"weights: {path}")
@@ -177,11 +216,17 @@ def export_photo_head_command(
 
 @train_app.command("nr-photo-distill")
 def nr_photo_distill_command(
-    config: Path = typer.Option(..., "--config", help="JSON config (configs/nr_hirqa_s_photos.json)."),
-    teacher: str | None = typer.Option(None, "--teacher", help="Override the teacher head run."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Override the run folder."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Time budget."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    config: ConfigOption,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            "--teacher",
+            help="Override the teacher head run.",
+        ),
+    ] = None,
+    run_dir: RunDirOption = None,
+    max_minutes: MaxMinutesOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Distil a hirqa photo head into hirqa-s on the whole-photo corpus's pixels."""
     from reliqa.training.nr_photo_distill import load_photo_distill_config, train_photo_distill
@@ -191,7 +236,7 @@ def nr_photo_distill_command(
         max_minutes=max_minutes,
     )
     summary = train_photo_distill(settings)
-    if json_output:
+    if as_json:
         print_json({"run_dir": settings.run_dir, "best": summary["best"]})
     else:
         typer.echo(f"best {summary['best']}: {settings.run_dir}")
@@ -199,19 +244,23 @@ def nr_photo_distill_command(
 
 @train_app.command("export-photo-student")
 def export_photo_student_command(
-    run_dir: Path = typer.Option(..., "--run-dir", help="A finished `nr-photo-distill` run."),
-    command: str | None = typer.Option(None, "--command", help="Training command for the card."),
-    step: int | None = typer.Option(
-        None, "--step", help="Ship this validation step's checkpoint instead of best.safetensors."
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="A finished `nr-photo-distill` run.")],
+    command: CardCommandOption = None,
+    step: Annotated[
+        int | None,
+        typer.Option(
+            "--step",
+            help="Ship this validation step's checkpoint instead of best.safetensors.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Ship a distilled hirqa-s as reliqa/weights/hirqa-s.safetensors + model card."""
     from reliqa.training.nr_photo_distill import export_photo_student
 
     recorded = command or "reliqa train nr-photo-distill --config configs/nr_hirqa_s_photos.json"
     path = export_photo_student(run_dir, command=recorded, step=step)
-    if json_output:
+    if as_json:
         print_json({"weights": str(path)})
     else:
         typer.echo(f"weights: {path}")

@@ -21,8 +21,6 @@ from typing import Annotated
 import typer
 
 from reliqa.cli.app import (
-    OverwriteOption,
-    ThreadsOption,
     app,
     checked_output_folder,
     fail,
@@ -31,6 +29,7 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
+from reliqa.cli.options import JsonOption, OverwriteOption, ThreadsOption
 from reliqa.exceptions import ReliqaError
 
 DEFAULT_OUT = Path("tune_out")
@@ -71,7 +70,7 @@ def tune_command(
     test: Annotated[
         str | None, typer.Option("--test", help="Test file tuned towards --ref.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
 ) -> None:

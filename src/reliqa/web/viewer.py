@@ -254,41 +254,7 @@ class Viewer:
                 )
                 results.append(entry)
                 continue
-            problems: list[str] = []
-            notes: list[str] = []
-            # the reference itself among the candidates: ranked, but never opened on
-            entry["identical"] = bool(torch.equal(test_image, ref_image))
-            if entry["identical"]:
-                notes.append("identical to the reference")
-            with self._lock, torch.inference_mode():
-                for metric_name, metric in metrics.items():
-                    try:
-                        score = _as_float(metric(test_image, ref_image))
-                    except ReliqaError as error:  # e.g. an image too small for SSIM's window
-                        problems.append(str(error))
-                    else:
-                        entry["scores"][metric_name] = _json_score(metric_name, score, notes)
-                if relational:
-                    from reliqa import compare
-
-                    try:
-                        outcome = compare(test_image, ref_image, device=self.device)
-                    except ReliqaError as error:
-                        problems.append(str(error))
-                    else:
-                        entry["scores"][RELATIONAL] = _json_score(
-                            RELATIONAL, _as_float(outcome.score), notes
-                        )
-                        entry["maps"] = map_data_urls(outcome.maps)
-                        entry["summary"] = outcome.to_dict()["attributes"]
-                        strengths = attribute_strengths(outcome.maps)
-                        entry["strength"] = strengths
-                        entry["dominant"] = dominant_attributes(strengths)
-            if problems:
-                entry["error"] = "; ".join(problems)
-            if notes:
-                entry["notes"] = notes
-            results.append(entry)
+            results.append(self._score_pair(entry, test_image, ref_image, metrics, relational))
         ranking_by = RELATIONAL if relational else next(iter(metrics), None)
         ranking = self._ranking(results, ranking_by)
         # best/worst: scored candidates other than the reference itself
@@ -311,6 +277,52 @@ class Viewer:
             "best": scored[0] if scored else None,
             "worst": scored[-1] if scored else None,
         }
+
+    def _score_pair(
+        self,
+        entry: dict[str, Any],
+        test_image: torch.Tensor,
+        ref_image: torch.Tensor,
+        metrics: dict[str, Any],
+        relational: bool,
+    ) -> dict[str, Any]:
+        """Fill ``entry`` with one test image's scores (and maps) against the reference; a
+        scorer that fails adds to its ``error`` instead of stopping the others."""
+        problems: list[str] = []
+        notes: list[str] = []
+        # the reference itself among the candidates: ranked, but never opened on
+        entry["identical"] = bool(torch.equal(test_image, ref_image))
+        if entry["identical"]:
+            notes.append("identical to the reference")
+        with self._lock, torch.inference_mode():
+            for metric_name, metric in metrics.items():
+                try:
+                    score = _as_float(metric(test_image, ref_image))
+                except ReliqaError as error:  # e.g. an image too small for SSIM's window
+                    problems.append(str(error))
+                else:
+                    entry["scores"][metric_name] = _json_score(metric_name, score, notes)
+            if relational:
+                from reliqa import compare
+
+                try:
+                    outcome = compare(test_image, ref_image, device=self.device)
+                except ReliqaError as error:
+                    problems.append(str(error))
+                else:
+                    entry["scores"][RELATIONAL] = _json_score(
+                        RELATIONAL, _as_float(outcome.score), notes
+                    )
+                    entry["maps"] = map_data_urls(outcome.maps)
+                    entry["summary"] = outcome.to_dict()["attributes"]
+                    strengths = attribute_strengths(outcome.maps)
+                    entry["strength"] = strengths
+                    entry["dominant"] = dominant_attributes(strengths)
+        if problems:
+            entry["error"] = "; ".join(problems)
+        if notes:
+            entry["notes"] = notes
+        return entry
 
     def _ranking(self, results: Sequence[dict[str, Any]], by: str | None) -> list[str]:
         """Candidate names, best first, by ``by`` in its own direction; failures last.
