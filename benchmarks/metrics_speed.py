@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reliqa.checks import resolve_device
 from reliqa.io import load_image
 from reliqa.metrics import gmsd_rgb, ms_ssim_rgb, ssim_rgb
 from reliqa.metrics.color import rgb_to_gray_matlab
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument("--json-out", help="also write the JSON result to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
 
     test_rgb, reference_rgb = (image.to(device) for image in make_inputs(args.batch))
     # GMSD is compared on one luminance channel given to every library.

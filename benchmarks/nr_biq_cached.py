@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from reliqa.evaluation.correlation import correlation_report
 from reliqa.io import load_image
@@ -36,6 +36,7 @@ from reliqa.metrics import create_metric
 from reliqa.models import create_model
 from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
 from reliqa.surfaces.gmc import gmc
+from reliqa.verified import load_verified
 
 
 def read_mos(root: Path) -> tuple[list[str], np.ndarray]:
@@ -54,7 +55,7 @@ def feature_extractor(max_side: int) -> PretrainedHiRQA:
 def extract(root: Path, out: Path, model: PretrainedHiRQA, threads: int) -> None:
     torch.set_num_threads(threads)
     names, _ = read_mos(root)
-    done: dict[str, torch.Tensor] = load_file(str(out)) if out.is_file() else {}
+    done: dict[str, torch.Tensor] = load_verified(out, None, what="feature cache")[0] if out.is_file() else {}
     start = time.monotonic()
     for index, name in enumerate(names):
         if name in done:
@@ -155,7 +156,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     names, mos = read_mos(args.biq)
-    cached = load_file(str(args.features))
+    cached = load_verified(args.features, None, what="feature cache")[0]
     features = torch.stack([cached[name] for name in names])
     labels = args.labels or [str(run) for run in args.heads]
     if len(labels) != len(args.heads):

@@ -31,6 +31,7 @@ import torch
 from scipy.stats import spearmanr
 from torch.nn import functional as F
 
+from reliqa.checks import resolve_device
 from reliqa.distortions.catalogue import DISTORTIONS
 from reliqa.distortions.compose import apply_plan
 from reliqa.distortions.dataset import split_images
@@ -271,7 +272,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     models = args.models.split(",")
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}

@@ -62,6 +62,7 @@ from reliqa.batch.runner import (
     result_columns,
     score_decoded,
 )
+from reliqa.checks import resolve_device
 from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError
 
 __all__ = ["PROBLEM_COLUMN", "ScoreImages", "ray_available", "score_dataset"]
@@ -101,7 +102,8 @@ class ScoreImages:
 
     Args:
         metrics: metric or model names (``reliqa.list_metrics()``, ``reliqa.list_models()``).
-        device: torch device; default ``"cuda"`` when the actor sees a GPU, else ``"cpu"``.
+        device: torch device; default ``"auto"`` (:func:`reliqa.checks.resolve_device`): CUDA
+            when the actor sees a GPU, else the CPU.
         batch_size: most same-size images stacked into one forward pass (as ``reliqa batch``).
         threads: torch CPU threads in the actor (default: torch's own choice, which Ray sets
             from the actor's ``num_cpus``).
@@ -127,7 +129,7 @@ class ScoreImages:
     ) -> None:
         if threads is not None:
             torch.set_num_threads(max(1, threads))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device("auto" if device is None else device)
         self.names = list(metrics)
         self.batch_size = batch_size
         # pairs=True here only allows FR names; whether a row has a reference is per batch.

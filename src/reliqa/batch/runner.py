@@ -55,6 +55,7 @@ from reliqa.batch.inputs import (
 from reliqa.batch.journal import ResultsJournal, check_output_path, one_line
 from reliqa.batch.parquet import pyarrow_parquet
 from reliqa.batch.results import read_results_with_columns, write_parquet
+from reliqa.checks import resolve_device
 from reliqa.evaluation.scorers import Scorer, resolve_scorer
 from reliqa.exceptions import DataError, InvalidInputError, OutputExistsError, ReliqaError
 from reliqa.io import load_image, save_maps
@@ -297,7 +298,7 @@ def run_batch(
     names: Sequence[str],
     out: str | os.PathLike[str],
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     workers: int = 0,
     batch_size: int = 8,
     maps_dir: str | os.PathLike[str] | None = None,
@@ -313,7 +314,7 @@ def run_batch(
             carry a ``reference``.
         names: metric or model names (:func:`reliqa.evaluation.scorers.resolve_scorer`).
         out: ``.csv`` (journal and result) or ``.parquet`` (needs pyarrow).
-        device: torch device for the scorers; decoding stays on the CPU.
+        device: torch device for the scorers (default cpu); decoding stays on the CPU.
         workers: DataLoader worker processes for decoding (0: decode in this process).
         batch_size: most same-size images stacked into one forward pass.
         maps_dir: where to save per-pair distortion maps (``.npz``, see
@@ -342,7 +343,7 @@ def run_batch(
     if not items and pairs is None:
         raise InvalidInputError("no input images")
     out = check_output_path(out)
-    device = torch.device(device)
+    device = resolve_device(device)
     if pairs is None:
         pairs = any(item.reference is not None for item in items)
     scorers = resolve_scorers(names, device, pairs=pairs)

@@ -97,7 +97,7 @@ def run_benchmark(
     out_dir: str | os.PathLike,
     *,
     batch_size: int = 8,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     resume: bool = True,
     workers: int = 0,
     progress: bool = True,
@@ -112,7 +112,7 @@ def run_benchmark(
         metrics: metric or model names (:func:`reliqa.evaluation.scorers.resolve_scorer`).
         out_dir: folder for ``scores.csv``, ``summary.json`` and the plots.
         batch_size: most same-size images per forward pass.
-        device: torch device for the scorers.
+        device: torch device for the scorers (default cpu).
         resume: keep the rows of an earlier run in ``out_dir`` (False: start afresh).
         workers: decoding worker processes (0: decode in this process).
         progress: show a progress bar when stderr is a terminal.
@@ -197,7 +197,7 @@ def _evaluate(
     n_boot: int,
     gmc_samples: int,
     seed: int,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> MetricSummary:
     """Correlations, GMC and plots of one metric over the rows where it has a finite score."""
     values = np.array([_as_float(row.get(scorer.name)) for row in rows], dtype=np.float64)

@@ -42,7 +42,7 @@ from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.io import ImageSource, load_image
 from reliqa.metrics.base import Metric, MetricInfo, register_metric
 from reliqa.metrics.color import rgb_to_gray_matlab
-from reliqa.verified import load_verified, sha256_of
+from reliqa.verified import load_verified, read_card, sha256_of
 
 PATCH_SIZE: int = 96
 SHARPNESS_THRESHOLD: float = 0.75
@@ -360,12 +360,8 @@ def load_params(path: str | os.PathLike, *, expected_sha256: str | None = None) 
 
 def load_shipped_params() -> NIQEParams:
     """The shipped pristine model, verified against the sha256 in its JSON card."""
-    card_path = SHIPPED_PARAMS.with_suffix(".json")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise WeightsError(f"{card_path}: cannot read the NIQE parameter card ({error})") from None
-    return load_params(SHIPPED_PARAMS, expected_sha256=card.get("sha256"))
+    card = read_card(SHIPPED_PARAMS.with_suffix(".json"), what="NIQE parameter file")
+    return load_params(SHIPPED_PARAMS, expected_sha256=card["sha256"])
 
 
 def niqe(image: torch.Tensor, params: NIQEParams | None = None) -> torch.Tensor:

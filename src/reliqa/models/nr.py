@@ -159,7 +159,7 @@ class HiRQA(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
-        _check_images(images)
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
         normalised = ((images - _INPUT_MEAN) / _INPUT_STD).contiguous(
             memory_format=torch.channels_last
         )
@@ -182,7 +182,7 @@ class HiRQA(nn.Module):
         The image is scored whole at its native resolution (no crop); one whose longer side
         exceeds :data:`MAX_SIDE` is first downscaled to it (:func:`fit_to_max_side`).
         """
-        _check_images(images)
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
         return self(fit_to_max_side(images)).float()
 
 
@@ -197,10 +197,6 @@ def fit_to_max_side(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Ten
     size = (max(1, round(height * max_side / longest)), max(1, round(width * max_side / longest)))
     resized = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
     return resized.clamp(0.0, 1.0)
-
-
-def _check_images(images: torch.Tensor) -> None:
-    check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
 
 
 HIRQA_CONFIGS: dict[str, dict[str, object]] = {
@@ -369,7 +365,7 @@ class PretrainedHiRQA(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features, followed by the 13
         :func:`~reliqa.models.nr_statistics.image_statistics` when ``statistics`` (no gradient)."""
-        _check_images(images)
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
         # a set that reads no later map need not run the later stages
         upto = FEATURE_SET_MAPS[self.feature_set]
         with torch.no_grad():
@@ -412,7 +408,7 @@ class PretrainedHiRQA(nn.Module):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic inference: (N, 3, H, W) in [0, 1] → (N,) float32 scores; an image whose
         longer side exceeds ``max_side`` is first downscaled to it (:func:`fit_to_max_side`)."""
-        _check_images(images)
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
         return self(fit_to_max_side(images, self.max_side)).float()
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from reliqa.attributes import NUM_ATTRIBUTES
+from reliqa.checks import check_tensor_pair
 from reliqa.exceptions import InvalidInputError
 from reliqa.metrics.base import MetricInfo
 from reliqa.models.efficientnet_lite import (
@@ -44,7 +45,6 @@ from reliqa.models.relational_maps import (
     ALIGN,
     FOLD,
     RelationalMapNet,
-    check_pair,
     pad_to_multiple,
     upsample_logits,
 )
@@ -319,7 +319,7 @@ class RelationalModel(nn.Module):
         margin: int = DEFAULT_MARGIN,
     ) -> RelationalOutput:
         """Maps and score; images larger than ``tile + 2·margin`` run in tiles (None: never)."""
-        check_pair(test, reference)
+        check_tensor_pair(test, reference, name="relational", channels=(3,))
         logits, statistics = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
         deep = (
             None

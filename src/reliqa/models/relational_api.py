@@ -114,10 +114,17 @@ def check_relational_name(name: str) -> str:
     raise UnknownNameError(f"unknown model {name!r}; {offer}")
 
 
+def relational_model(
+    device: str | torch.device | None = None, name: str = "relational"
+) -> RelationalModel:
+    """The shipped relational model ``name`` on ``device`` (default cpu; loaded once per device
+    and name, hash-checked, eval)."""
+    return _relational_model(str(resolve_device(device)), check_relational_name(name))
+
+
 @functools.lru_cache(maxsize=4)
-def relational_model(device: str = "cpu", name: str = "relational") -> RelationalModel:
-    """The shipped relational model ``name`` on ``device`` (loaded once, hash-checked, eval)."""
-    model = create_model(check_relational_name(name), device=device)
+def _relational_model(device: str, name: str) -> RelationalModel:
+    model = create_model(name, device=device)
     if not isinstance(model, RelationalModel):  # pragma: no cover - the name check rules it out
         raise InvalidInputError(f"model {name!r} is not a relational model")
     return model
@@ -127,7 +134,7 @@ def _resolve_model(model: str | RelationalModel | None, device: str | torch.devi
     """``model=`` means the same everywhere: a registered model name (default: the shipped
     ``relational``) or an already loaded model."""
     if model is None or isinstance(model, str):
-        return relational_model(str(resolve_device(device)), model or "relational")
+        return relational_model(device, model or "relational")
     if not isinstance(model, RelationalModel):
         raise InvalidInputError(
             f"model must be a registered model name or a RelationalModel, got {type(model).__name__}"

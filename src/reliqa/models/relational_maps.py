@@ -30,12 +30,6 @@ ALIGN: int = 16
 """Inputs are padded (replicate) to a multiple of this: the coarsest level is 1/16."""
 
 
-def check_pair(test: torch.Tensor, reference: torch.Tensor) -> None:
-    """Validate a (test, reference) pair of (N, 3, H, W) float tensors in [0, 1], finite, of
-    equal shape (:func:`reliqa.checks.check_tensor_pair`)."""
-    check_tensor_pair(test, reference, name="relational", channels=(3,))
-
-
 # --------------------------------------------------------------------------------------------
 # building blocks
 # --------------------------------------------------------------------------------------------
@@ -164,7 +158,7 @@ class RelationalMapNet(nn.Module):
         return low[:batch] - low[batch:]
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        check_pair(test, reference)
+        check_tensor_pair(test, reference, name="relational", channels=(3,))
         height, width = test.shape[-2:]
         low = self.aligned_logits(pad_to_multiple(test), pad_to_multiple(reference))
         return torch.sigmoid(upsample_logits(low)[..., :height, :width])

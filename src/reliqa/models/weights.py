@@ -15,24 +15,23 @@ import torch
 from safetensors.torch import save_file
 
 from reliqa.exceptions import WeightsError
-from reliqa.verified import load_verified, sha256_of
+from reliqa.verified import load_verified, read_card, sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def read_model_card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
-    """The JSON model card of shipped weights ``name``."""
+    """The JSON model card of shipped weights ``name`` (:func:`reliqa.verified.read_card`: it
+    must record the file's sha256)."""
     card_path = weights_dir / f"{name}.json"
     if not card_path.is_file():
         raise WeightsError(f"no shipped weights named {name!r} (missing {card_path})")
-    try:
-        return json.loads(card_path.read_text())
-    except json.JSONDecodeError as error:
-        raise WeightsError(f"{card_path}: model card is not valid JSON ({error})") from None
+    return read_card(card_path, what=f"shipped weights {name!r}")
 
 
 def load_shipped(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """State dict and model card of shipped weights ``name``, verified by the card's sha256."""
+    """State dict and model card of shipped weights ``name``, verified by the card's sha256
+    (:func:`reliqa.verified.load_verified`)."""
     card = read_model_card(name, weights_dir)
     state, _metadata = load_verified(weights_dir / card["file"], card["sha256"])
     return state, card

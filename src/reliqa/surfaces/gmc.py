@@ -85,7 +85,7 @@ def gmc(
     phi: float = DEFAULT_PHI,
     score_range: Sequence[float] | None = None,
     grid: int = 50,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> GMCResult:
     """Granularity-Modulated Correlation of predictions ``pred`` (N,) with ``mos`` (N,).
 
@@ -101,7 +101,7 @@ def gmc(
         correlations: which of PLCC, SRCC, KRCC to report.
         score_range: the MOS scale (low, high); default its observed min..max.
         grid: surface grid nodes per axis (average height = mean over that grid).
-        device: torch device for the pair sums ("cuda" on a GPU).
+        device: torch device for the pair sums (default cpu; "cuda" on a GPU).
 
     Returns:
         A :class:`GMCResult`. A correlation that is undefined at a point (every weighted pair

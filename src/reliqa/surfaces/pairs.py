@@ -17,6 +17,7 @@ import torch
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from reliqa.checks import resolve_device
 from reliqa.evaluation.correlation import (
     validate_pair,
 )
@@ -351,7 +352,7 @@ def gmc_values(
     *,
     bandwidth_multiplier: float = 1.0,
     score_range: Sequence[float] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     memory_elements: int | None = None,
 ) -> np.ndarray:
     """PLCC-, SRCC- and KRCC-GMC at each query point: the computational core of :func:`gmc`.
@@ -362,7 +363,8 @@ def gmc_values(
         bandwidth_multiplier: scales every σ (the Granularity Modulator's bandwidths).
         score_range: sets the Qd-term floor for two σ = 0 images, ``SIGMA_FLOOR_FRACTION`` ×
             its width (default min..max).
-        device: torch device of the computation (float64); "cuda" runs the same code on a GPU.
+        device: torch device of the computation (float64; default cpu, checked by
+            :func:`reliqa.checks.resolve_device`); "cuda" runs the same code on a GPU.
         memory_elements: size of the (group pairs × points) blocks, in float64 elements;
             default 2**19 on CPU (4 MB: stays in cache), 2**25 on a GPU (fewer, larger kernels).
 
@@ -380,7 +382,7 @@ def gmc_values(
         )
     low, high = resolve_score_range(mos_array, score_range)
     sigma = std_array * bandwidth_multiplier
-    torch_device = torch.device(device)
+    torch_device = resolve_device(device)
     groups = _group_images(
         pred_array,
         mos_array,

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from reliqa.exceptions import WeightsError
 from reliqa.training.common import unwrap
+from reliqa.verified import load_verified
 
 _META_KEY = "reliqa_checkpoint"
 
@@ -170,14 +170,8 @@ class Checkpointer:
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """All tensors and the JSON metadata of a checkpoint written by :class:`Checkpointer`."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as error:  # safetensors raises its own error types  # noqa: BLE001
-        raise WeightsError(f"{path}: not a valid safetensors checkpoint ({error})") from None
+    # the one safetensors reader; a checkpoint carries no hash (our own file)
+    tensors, metadata = load_verified(path, None, what="checkpoint")
     if _META_KEY not in metadata:
         raise WeightsError(f"{path}: not a reliqa training checkpoint (no metadata)")
     return tensors, json.loads(metadata[_META_KEY])

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from scipy.stats import spearmanr
 
@@ -95,17 +94,14 @@ def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
     flipped, half, held_rows = [], [], []
     row = 0
     for pid, path in enumerate(files):
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata()
-            deep = handle.get_tensor("deep").float()
-            stats = handle.get_tensor("stats").float()
-            is_held = meta["held_out"] == "True"
-            if is_held:
-                flipped.append(torch.cat([handle.get_tensor("deep_flip").float(),
-                                          handle.get_tensor("stats_flip").float()], dim=1))
-                half.append(torch.cat([handle.get_tensor("deep_half").float(),
-                                       handle.get_tensor("stats_half").float()], dim=1))
-            version_teachers = handle.get_tensor("teachers").float()
+        stored, meta = load_verified(path, None, what="photo corpus file")  # ours: no hash
+        deep = stored["deep"].float()
+        stats = stored["stats"].float()
+        is_held = meta["held_out"] == "True"
+        if is_held:
+            flipped.append(torch.cat([stored["deep_flip"].float(), stored["stats_flip"].float()], dim=1))
+            half.append(torch.cat([stored["deep_half"].float(), stored["stats_half"].float()], dim=1))
+        version_teachers = stored["teachers"].float()
         version_types = [tuple(t) for t in json.loads(meta["types"])]
         levels = json.loads(meta["levels"])
         count = deep.shape[0]

@@ -3,8 +3,9 @@
 The prompt bank is data (``reliqa/data/prompts.json``): one clean prompt, then one prompt per
 (attribute direction, strength), e.g. "a photo with strong blur". Its all-MiniLM-L6-v2
 embeddings are computed ONCE by ``reliqa train embed-prompts`` (needs the optional extra
-``text``) and stored next to it as ``prompt_embeddings.safetensors``; training reads that file,
-so neither training nor inference needs the text stack.
+``text``) and stored next to it as ``prompt_embeddings.safetensors`` with its card
+``prompt_embeddings.json`` (provenance, sha256); training reads that file after the hash check
+(:mod:`reliqa.verified`), so neither training nor inference needs the text stack.
 
 A training sample is matched to a prompt through its truth maps: the per-channel severity
 ``mean(2·|t_c − 0.5|)`` picks the dominant channel and its direction, and the sample's overall
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from reliqa.attributes import ATTRIBUTES, NEUTRAL
 from reliqa.exceptions import DataError, WeightsError
+from reliqa.verified import load_carded, sha256_of
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 PROMPTS_FILE = DATA_DIR / "prompts.json"
@@ -138,16 +139,35 @@ def embed_prompts(bank: PromptBank, path: Path = EMBEDDINGS_FILE) -> Path:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({"embeddings": vectors.float().cpu().contiguous()}, str(path), metadata=metadata)
+    card = {
+        "name": path.stem,
+        "file": path.name,
+        "command": "reliqa train embed-prompts",
+        "prompts": PROMPTS_FILE.name,
+        "model": TEXT_MODEL,
+        "package": metadata["package"],
+        "sha256": sha256_of(path),
+    }
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return path
 
 
 def load_prompt_embeddings(bank: PromptBank, path: Path = EMBEDDINGS_FILE) -> torch.Tensor:
-    """The stored (P, 384) prompt embeddings, checked to belong to ``bank``'s prompts."""
+    """The stored (P, 384) prompt embeddings, verified against the sha256 of their card
+    ``<stem>.json`` (:func:`reliqa.verified.load_carded`) and checked to belong to ``bank``'s
+    prompts.
+
+    Raises:
+        WeightsError: the file or its card is missing, the hash does not match, or the
+            embeddings were made for other prompts.
+    """
     if not Path(path).is_file():
         raise WeightsError(f"{path}: prompt embeddings missing; run `reliqa train embed-prompts`")
-    with safe_open(str(path), framework="pt") as handle:
-        stored = json.loads((handle.metadata() or {}).get("prompts", "[]"))
-        embeddings = handle.get_tensor("embeddings")
+    tensors, metadata, _card = load_carded(path, what="prompt embeddings")
+    stored = json.loads(metadata.get("prompts", "[]"))
+    if "embeddings" not in tensors:
+        raise WeightsError(f"{path}: holds no tensor 'embeddings'; run `reliqa train embed-prompts`")
+    embeddings = tensors["embeddings"]
     if tuple(stored) != bank.prompts:
         raise WeightsError(
             f"{path}: embeddings were made for other prompts than {PROMPTS_FILE.name}; "

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from scipy.stats import rankdata, spearmanr
 
@@ -293,9 +292,7 @@ def load_checkpoint(
     """
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint to resume from")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    tensors, metadata = load_verified(path, None, what="checkpoint")  # our own file: no hash
     if metadata["config"] != json.dumps(config_to_dict(config)):
         raise DataError(f"{path}: written by a run with another config; start a new run folder")
     scorer.load_state_dict(

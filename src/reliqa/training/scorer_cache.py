@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from reliqa.distortions import ordinal_set
 from reliqa.distortions.dataset import batch_seed, random_scaled_crop, split_images
@@ -70,6 +70,7 @@ from reliqa.models.relational import (
     masking_activity,
 )
 from reliqa.training.relational import held_out_halves
+from reliqa.verified import load_verified
 
 CacheSplit = Literal["train", "validation"]
 
@@ -361,9 +362,11 @@ def build_cache(
     for set_index in range(config.sets_per_photo):
         for first in range(0, len(photos), config.photos_per_part):
             path = out / f"part-{first:05d}-{set_index:03d}.safetensors"
+            # our own file: no hash, but the one safetensors reader (reliqa.verified)
+            on_disk = load_verified(path, None, what="cache part")[0] if path.is_file() else None
             part = build_part(
                 config, maps_net, photos[first : first + config.photos_per_part], first,
-                set_index, names, load_file(str(path)) if path.is_file() else None,
+                set_index, names, on_disk,
                 refresh_maps=refresh_maps, deep_features=deep_features,
             )
             if part is None:
@@ -397,7 +400,8 @@ def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
     parts = sorted(folder.glob("part-*.safetensors"))
     if not parts:
         raise DataError(f"{folder}: no cache parts (run `reliqa train scorer-cache` first)")
-    loaded = [load_file(str(path)) for path in parts]
+    # our own files: no hash, but the one safetensors reader (reliqa.verified)
+    loaded = [load_verified(path, None, what="cache part")[0] for path in parts]
     for path, part in zip(parts, loaded):
         if set(part) != set(loaded[0]):
             raise DataError(

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from reliqa.attributes import ATTRIBUTE_INDEX, ATTRIBUTES, NEUTRAL, NUM_ATTRIBUTES
-from reliqa.checks import check_tensor_pair
+from reliqa.checks import check_tensor_pair, resolve_device
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError
 
 AttributeValues = Mapping[str, float] | Sequence[float] | torch.Tensor
@@ -96,8 +96,9 @@ def attribute_vector(
     return vector
 
 
-def load_map_network(device: str | torch.device = "cpu") -> nn.Module:
-    """A new copy of the shipped relational map network on ``device``: eval mode, frozen.
+def load_map_network(device: str | torch.device | None = None) -> nn.Module:
+    """A new copy of the shipped relational map network on ``device`` (default cpu): eval mode,
+    frozen.
 
     Only the map network's weights (``maps_net.*``) are read from the shipped, hash-checked
     file, so the loss does not depend on the score head (its architecture may change).
@@ -113,12 +114,17 @@ def load_map_network(device: str | torch.device = "cpu") -> nn.Module:
     )
     for parameter in network.parameters():
         parameter.requires_grad_(False)
-    return network.eval().to(device)
+    return network.eval().to(resolve_device(device))
+
+
+def shipped_map_network(device: str | torch.device | None = None) -> nn.Module:
+    """The shipped map network on ``device`` (default cpu), loaded once per device (see
+    :func:`load_map_network`)."""
+    return _shipped_map_network(str(resolve_device(device)))
 
 
 @functools.lru_cache(maxsize=4)
-def shipped_map_network(device: str = "cpu") -> nn.Module:
-    """The shipped map network on ``device``, loaded once (see :func:`load_map_network`)."""
+def _shipped_map_network(device: str) -> nn.Module:
     return load_map_network(device)
 
 
