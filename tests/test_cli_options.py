@@ -179,3 +179,25 @@ def test_batch_bad_usage_exits_2(images: Path, tmp_path: Path) -> None:
         code, output = _batch(*args)
         assert code == 2 and message in output, (args, output)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("flags", "expected"), [((), None), (("--device", "cpu"), "cpu")])
+def test_batch_ray_device_is_passed_through(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    flags: tuple[str, ...], expected: str | None,
+) -> None:
+    """Without --device a Ray actor picks its device itself (a GPU when given one); an explicit
+    --device cpu must reach the actors as "cpu", not be turned into "pick for me"."""
+    import reliqa.batch.distributed as distributed
+
+    seen: dict[str, object] = {}
+
+    def fake_score_dataset(*args: object, **kwargs: object) -> object:
+        seen["device"] = kwargs["device"]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(distributed, "score_dataset", fake_score_dataset)
+    out = tmp_path / "r.csv"
+    runner.invoke(app, ["batch", str(images), "-m", "laplacian_var", "-o", str(out),
+                        "--engine", "ray", *flags])
+    assert seen == {"device": expected}

@@ -20,7 +20,7 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
-from reliqa.cli.options import BatchSizeOption, DeviceOption, JsonOption, ThreadsOption
+from reliqa.cli.options import BatchSizeOption, EngineDeviceOption, JsonOption, ThreadsOption
 from reliqa.exceptions import InvalidInputError, ReliqaError
 
 if TYPE_CHECKING:  # the command imports the batch part (torch) only when it runs
@@ -158,7 +158,7 @@ def batch_command(
     ref_dir: _RefDirOption = None,
     report: _ReportOption = None,
     mos: _MosOption = None,
-    device: DeviceOption = "cpu",
+    device: EngineDeviceOption = None,
     workers: _WorkersOption = 2,
     batch_size: BatchSizeOption = 8,
     maps_dir: _MapsDirOption = None,
@@ -193,7 +193,7 @@ def batch_command(
 
                 summary = score_dataset(
                     items, names, out, actors=actors, cpus_per_actor=cpus_per_actor,
-                    gpus_per_actor=gpus_per_actor, device=None if device == "cpu" else device,
+                    gpus_per_actor=gpus_per_actor, device=device,
                     batch_size=batch_size, address=ray_address, on_progress=on_progress,
                     pairs_run=pair_run,
                 )
@@ -207,7 +207,7 @@ def batch_command(
         fail_error(error, _BATCH_USAGE)
     except RuntimeError as error:  # e.g. an unavailable --device
         usage_error(f"--device {device}: {error}")
-    report_path = _write_report(summary.out, report, mos, device) if report is not None else None
+    report_path = _write_report(summary.out, report, mos, device or "cpu") if report is not None else None
     _print_summary(summary, report_path, as_json)
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_INPUT_FAILED)
 

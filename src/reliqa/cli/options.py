@@ -31,6 +31,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DeviceOption = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
 """``--device`` of a command that computes (default ``"cpu"``)."""
 
+EngineDeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help=DEVICE_HELP, show_default="cpu; Ray: a GPU if the actor has one"),
+]
+"""``--device`` of ``batch`` (default None: the CPU locally; a Ray actor uses a GPU exactly when
+it is given one, and an explicit ``--device cpu`` keeps it on the CPU)."""
+
 ConfigDeviceOption = Annotated[
     str | None, typer.Option("--device", help=DEVICE_HELP, show_default="the config's")
 ]
