@@ -39,7 +39,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -302,59 +303,21 @@ def score_dataset(
         OutputExistsError: ``out`` holds parts with other columns.
     """
     started = time.perf_counter()
-    if actors < 1:
-        raise InvalidInputError(f"--actors must be at least 1, got {actors}")
-    if batch_size < 1 or rows_per_file < 1:
-        raise InvalidInputError("batch_size and rows_per_file must be at least 1")
+    _check_sizes(actors=actors, batch_size=batch_size, rows_per_file=rows_per_file)
     ray = _import_ray()
-    items = (
-        list(inputs)
-        if inputs and all(isinstance(item, BatchItem) for item in inputs)
-        else items_from_sources([Path(str(i)) for i in inputs], pairs=pairs, ref_dir=ref_dir)
-    )
-    if not items and pairs_run is None:
-        raise InvalidInputError("no input images")
-    items = [item for item in items if isinstance(item, BatchItem)]
-    has_pairs = any(item.reference is not None for item in items) if pairs_run is None else pairs_run
+    items, has_pairs = _items_and_mode(inputs, pairs=pairs, ref_dir=ref_dir, pairs_run=pairs_run)
     # Checks the names (unknown, repeated, FR without pairs) here, before any actor starts.
     names = [scorer.name for scorer in resolve_scorers(list(metrics), torch.device("cpu"), pairs=has_pairs)]
     columns = result_columns(names, pairs=has_pairs)
     out = Path(out)
-    done = _check_out_folder(out, columns)
-    for stale in out.glob(f".{_PART_PREFIX}*.tmp"):  # a part a killed run did not finish
-        stale.unlink(missing_ok=True)
-    todo = [item for item in items if item.key not in done]
-
+    todo = _items_not_written(items, out, columns)
     if todo:
-        started_here = not ray.is_initialized()
-        level = logging.WARNING if quiet else logging.INFO
-        if started_here:
-            _quiet_ray_start()
-            if address:
-                ray.init(address=address, log_to_driver=not quiet, logging_level=level)
-            else:
-                ray.init(
-                    num_cpus=max(1, math.ceil(actors * cpus_per_actor)),
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    log_to_driver=not quiet,
-                    logging_level=level,
-                )
-        try:
+        with _ray_session(
+            ray, out, address=address, actors=actors, cpus_per_actor=cpus_per_actor, quiet=quiet
+        ):
             _run(ray, todo, names, out, has_pairs, actors=actors, cpus_per_actor=cpus_per_actor,
                  gpus_per_actor=gpus_per_actor, device=device, batch_size=batch_size,
                  rows_per_file=rows_per_file, quiet=quiet, on_progress=on_progress)
-        except ray.exceptions.RayError as error:
-            # e.g. an actor that cannot build its models, or the cluster lost: one line, and
-            # what is written is kept for the rerun.
-            first_line = next((line for line in str(error).splitlines() if line.strip()), "")
-            raise DataError(
-                f"the Ray job stopped ({type(error).__name__}: {first_line[:300]}); the parts "
-                f"already in {out} are kept, rerun the same command to resume"
-            ) from None
-        finally:
-            if started_here:
-                ray.shutdown()
     total, failed = _count_rows(out)
     return BatchSummary(
         out=out,
@@ -365,6 +328,81 @@ def score_dataset(
         seconds=time.perf_counter() - started,
         columns=columns,
     )
+
+
+def _check_sizes(*, actors: int, batch_size: int, rows_per_file: int) -> None:
+    if actors < 1:
+        raise InvalidInputError(f"--actors must be at least 1, got {actors}")
+    if batch_size < 1 or rows_per_file < 1:
+        raise InvalidInputError("batch_size and rows_per_file must be at least 1")
+
+
+def _items_and_mode(
+    inputs: Sequence[str | os.PathLike[str]] | Sequence[BatchItem],
+    *,
+    pairs: str | os.PathLike[str] | None,
+    ref_dir: str | os.PathLike[str] | None,
+    pairs_run: bool | None,
+) -> tuple[list[BatchItem], bool]:
+    """The items to score and whether this is a pair run (``pairs_run``, else: any reference)."""
+    items = (
+        list(inputs)
+        if inputs and all(isinstance(item, BatchItem) for item in inputs)
+        else items_from_sources([Path(str(i)) for i in inputs], pairs=pairs, ref_dir=ref_dir)
+    )
+    if not items and pairs_run is None:
+        raise InvalidInputError("no input images")
+    items = [item for item in items if isinstance(item, BatchItem)]
+    has_pairs = any(item.reference is not None for item in items) if pairs_run is None else pairs_run
+    return items, has_pairs
+
+
+def _items_not_written(items: Sequence[BatchItem], out: Path, columns: Sequence[str]) -> list[BatchItem]:
+    """The items without a row in ``out`` yet (checked as this run's folder, stale parts removed)."""
+    done = _check_out_folder(out, columns)
+    for stale in out.glob(f".{_PART_PREFIX}*.tmp"):  # a part a killed run did not finish
+        stale.unlink(missing_ok=True)
+    return [item for item in items if item.key not in done]
+
+
+@contextmanager
+def _ray_session(
+    ray: Any, out: Path, *, address: str | None, actors: int, cpus_per_actor: float, quiet: bool
+) -> Iterator[None]:
+    """Ray for the run: the cluster this process is connected to, else the one at ``address``
+    or a local one, shut down after. A Ray failure inside becomes one :class:`DataError`."""
+    started_here = not ray.is_initialized()
+    if started_here:
+        _init_ray(ray, address, actors=actors, cpus_per_actor=cpus_per_actor, quiet=quiet)
+    try:
+        yield
+    except ray.exceptions.RayError as error:
+        # e.g. an actor that cannot build its models, or the cluster lost: one line, and
+        # what is written is kept for the rerun.
+        first_line = next((line for line in str(error).splitlines() if line.strip()), "")
+        raise DataError(
+            f"the Ray job stopped ({type(error).__name__}: {first_line[:300]}); the parts "
+            f"already in {out} are kept, rerun the same command to resume"
+        ) from None
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _init_ray(ray: Any, address: str | None, *, actors: int, cpus_per_actor: float, quiet: bool) -> None:
+    """Join the cluster at ``address``, else start a local one (loopback only, no dashboard)."""
+    level = logging.WARNING if quiet else logging.INFO
+    _quiet_ray_start()
+    if address:
+        ray.init(address=address, log_to_driver=not quiet, logging_level=level)
+    else:
+        ray.init(
+            num_cpus=max(1, math.ceil(actors * cpus_per_actor)),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=not quiet,
+            logging_level=level,
+        )
 
 
 RAY_NOISY_LOGGERS: tuple[str, ...] = ("ray._private.authentication.authentication_token_setup",)

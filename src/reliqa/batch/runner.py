@@ -336,53 +336,25 @@ def run_batch(
             untouched).
     """
     started = time.perf_counter()
-    if batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be at least 1, got {batch_size}")
-    if workers < 0:
-        raise InvalidInputError(f"--workers must be 0 or more, got {workers}")
-    if not items and pairs is None:
-        raise InvalidInputError("no input images")
+    _check_run_arguments(items, batch_size=batch_size, workers=workers, pairs=pairs)
     out = check_output_path(out)
     device = resolve_device(device)
     if pairs is None:
         pairs = any(item.reference is not None for item in items)
     scorers = resolve_scorers(names, device, pairs=pairs)
-    map_scorer = next((scorer for scorer in scorers if scorer.maps is not None), None)
-    if maps_dir is not None and map_scorer is None and not require_maps:
-        maps_dir = None
-    if maps_dir is not None and map_scorer is None:
-        raise InvalidInputError(
-            "--maps-dir needs a model that produces distortion maps among --metrics "
-            "(e.g. relational)"
-        )
+    map_writer = _map_writer(scorers, maps_dir, device, require_maps=require_maps)
 
-    columns = result_columns([s.name for s in scorers], pairs=pairs, maps=maps_dir is not None)
+    columns = result_columns([s.name for s in scorers], pairs=pairs, maps=map_writer is not None)
     parquet_out = out.suffix.lower() == ".parquet"
-    if parquet_out:
-        pyarrow_parquet()
-    journal_path = out.with_name(out.name + ".partial.csv") if parquet_out else out
-    if parquet_out and out.is_file() and not journal_path.exists():
-        _seed_journal(journal_path, out, columns)
+    journal_path = _journal_path(out, columns, parquet=parquet_out)
 
     with ResultsJournal(journal_path, columns) as journal:
         done = journal.done
         todo = [item for item in items if item.key not in done]
-        finished = 0
-        with torch.inference_mode():
-            for decoded, scores, errors in score_decoded(
-                scorers, _decode(todo, workers), device, batch_size
-            ):
-                item = todo[decoded.index]
-                row = result_row(item, scores, errors)
-                if maps_dir is not None and map_scorer is not None and map_scorer.maps is not None \
-                        and map_scorer.name in scores \
-                        and decoded.test is not None and decoded.reference is not None:
-                    maps = map_scorer.maps(decoded.test.to(device), decoded.reference.to(device))
-                    row[MAPS_COLUMN] = str(save_maps(maps, Path(maps_dir) / _maps_name(item)))
-                journal.write(row)
-                finished += 1
-                if on_progress is not None:
-                    on_progress(finished, len(todo))
+        _score_into_journal(
+            journal, todo, scorers, device=device, workers=workers, batch_size=batch_size,
+            map_writer=map_writer, on_progress=on_progress,
+        )
         rows = list(journal.rows)
 
     if parquet_out:
@@ -397,6 +369,88 @@ def run_batch(
         seconds=time.perf_counter() - started,
         columns=columns,
     )
+
+
+def _check_run_arguments(
+    items: Sequence[BatchItem], *, batch_size: int, workers: int, pairs: bool | None
+) -> None:
+    if batch_size < 1:
+        raise InvalidInputError(f"--batch-size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise InvalidInputError(f"--workers must be 0 or more, got {workers}")
+    if not items and pairs is None:
+        raise InvalidInputError("no input images")
+
+
+@dataclass(frozen=True)
+class _MapWriter:
+    """Saves the distortion maps of each scored pair into ``folder`` (``maps_dir``)."""
+
+    scorer: Scorer
+    folder: Path
+    device: torch.device
+
+    def add(
+        self, row: dict[str, object], item: BatchItem, decoded: Decoded, scores: dict[str, float]
+    ) -> None:
+        """Save the maps of a pair the map scorer scored and name their file in ``row``."""
+        maps, test, reference = self.scorer.maps, decoded.test, decoded.reference
+        if maps is None or test is None or reference is None or self.scorer.name not in scores:
+            return
+        pair_maps = maps(test.to(self.device), reference.to(self.device))
+        row[MAPS_COLUMN] = str(save_maps(pair_maps, self.folder / _maps_name(item)))
+
+
+def _map_writer(
+    scorers: Sequence[Scorer],
+    maps_dir: str | os.PathLike[str] | None,
+    device: torch.device,
+    *,
+    require_maps: bool,
+) -> _MapWriter | None:
+    """The map writer of ``maps_dir`` (None without one, or without a map scorer and not
+    ``require_maps``); a map scorer is required otherwise."""
+    map_scorer = next((scorer for scorer in scorers if scorer.maps is not None), None)
+    if maps_dir is None or (map_scorer is None and not require_maps):
+        return None
+    if map_scorer is None:
+        raise InvalidInputError(
+            "--maps-dir needs a model that produces distortion maps among --metrics "
+            "(e.g. relational)"
+        )
+    return _MapWriter(map_scorer, Path(maps_dir), device)
+
+
+def _journal_path(out: Path, columns: Sequence[str], *, parquet: bool) -> Path:
+    """The CSV journal of a run: ``out`` itself, or beside a Parquet ``out`` its
+    ``.partial.csv``, started from an earlier finished ``out`` when there is one."""
+    if parquet:
+        pyarrow_parquet()
+    journal_path = out.with_name(out.name + ".partial.csv") if parquet else out
+    if parquet and out.is_file() and not journal_path.exists():
+        _seed_journal(journal_path, out, columns)
+    return journal_path
+
+
+def _score_into_journal(
+    journal: ResultsJournal, todo: Sequence[BatchItem], scorers: Sequence[Scorer], *,
+    device: torch.device, workers: int, batch_size: int, map_writer: _MapWriter | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Decode and score ``todo``, writing one journal row per item in order."""
+    finished = 0
+    with torch.inference_mode():
+        for decoded, scores, errors in score_decoded(
+            scorers, _decode(todo, workers), device, batch_size
+        ):
+            item = todo[decoded.index]
+            row = result_row(item, scores, errors)
+            if map_writer is not None:
+                map_writer.add(row, item, decoded, scores)
+            journal.write(row)
+            finished += 1
+            if on_progress is not None:
+                on_progress(finished, len(todo))
 
 
 @contextmanager

@@ -136,10 +136,7 @@ def run_benchmark(
     scorers = {name: resolve_scorer(name) for name in dict.fromkeys(names)}
     _check_kinds(dataset, scorers.values())
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scores_csv = out_dir / SCORES_FILE
-    if not resume and scores_csv.exists():
-        scores_csv.unlink()
+    scores_csv = _scores_file(out_dir, resume=resume)
 
     items = [
         BatchItem(image=str(item.image), reference=str(item.reference) if item.reference else None)
@@ -150,9 +147,7 @@ def run_benchmark(
             items, names, scores_csv, device=device, workers=workers, batch_size=batch_size,
             on_progress=on_progress,
         )
-    rows = _rows_by_key(scores_csv)
-    keys = [(item.reference or "", item.image) for item in items]
-    dataset_rows = [rows.get(key, {}) for key in keys]
+    dataset_rows = _rows_in_order(scores_csv, items)
 
     summaries = {
         scorer.name: _evaluate(scorer, dataset, dataset_rows, out_dir, n_boot, gmc_samples, seed, device)
@@ -183,10 +178,25 @@ def _check_kinds(dataset: IQADataset, scorers: Iterable[Scorer]) -> None:
         )
 
 
+def _scores_file(out_dir: Path, *, resume: bool) -> Path:
+    """``out_dir``'s scores file (the folder created; an earlier file removed unless ``resume``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores_csv = out_dir / SCORES_FILE
+    if not resume and scores_csv.exists():
+        scores_csv.unlink()
+    return scores_csv
+
+
 def _rows_by_key(path: Path) -> dict[tuple[str, str], dict[str, str]]:
     from reliqa.batch import read_results
 
     return {(row.get(REFERENCE_COLUMN) or "", row[IMAGE_COLUMN]): row for row in read_results(path)}
+
+
+def _rows_in_order(path: Path, items: Sequence[BatchItem]) -> list[dict[str, str]]:
+    """The results row of each item, in the items' order (``{}`` for an item without one)."""
+    rows = _rows_by_key(path)
+    return [rows.get((item.reference or "", item.image), {}) for item in items]
 
 
 def _evaluate(

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -151,6 +152,40 @@ def render_maps(
     size = _display_size(image.shape[1], image.shape[2])
     image = F.interpolate(image[None], size=size, mode="area")[0]
     maps = F.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
+    channels = _panel_channels(maps, threshold, attributes)
+
+    gray = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).numpy()
+    dimmed = np.repeat((0.15 + 0.5 * gray)[..., None], 3, axis=2)
+    cmap = colormaps[MAP_COLORMAP]
+
+    panels = max(1, len(channels))
+    figure, canvas, axes = _panel_figure(panels, min(columns, panels), size, title)
+    for position, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if position >= panels:
+            continue
+        ax.imshow(dimmed, interpolation="nearest")
+        if not channels:
+            ax.set_title("no change", fontsize=10)
+            continue
+        channel = channels[position]
+        _draw_overlay(figure, ax, maps[channel].numpy(), ATTRIBUTES[channel], cmap)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    canvas.draw()
+    picture = _trim_margins(np.asarray(canvas.buffer_rgba())[..., :3])
+    if path is not None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(target)
+    return picture
+
+
+def _panel_channels(
+    maps: torch.Tensor, threshold: float, attributes: Sequence[str] | None
+) -> list[int]:
+    """The channels to draw, in panel order: the active ones, strongest first, or those of
+    ``attributes`` that are active, in its order."""
     strengths = attribute_strengths(maps)
     # the strongest attributes first (attribute_strengths), so the main finding leads
     channels = sorted(active_channels(maps, threshold), key=lambda k: -strengths[ATTRIBUTES[k]])
@@ -159,13 +194,14 @@ def render_maps(
         if unknown:
             raise InvalidInputError(f"attributes: unknown {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
         channels = [ATTRIBUTE_INDEX[name] for name in attributes if ATTRIBUTE_INDEX[name] in channels]
+    return channels
 
-    gray = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).numpy()
-    dimmed = np.repeat((0.15 + 0.5 * gray)[..., None], 3, axis=2)
-    cmap = colormaps[MAP_COLORMAP]
 
-    panels = max(1, len(channels))
-    ncols = min(columns, panels)
+def _panel_figure(
+    panels: int, ncols: int, size: tuple[int, int], title: str | None
+) -> tuple[Figure, FigureCanvasAgg, np.ndarray]:
+    """A figure on an Agg canvas with a grid for ``panels`` panels of the image's aspect,
+    ``ncols`` per row; the axes as an (rows, ncols) array."""
     nrows = math.ceil(panels / ncols)
     panel_width = 3.0
     panel_height = panel_width * size[0] / size[1] + 0.6  # room for the title and colour bar
@@ -177,42 +213,27 @@ def render_maps(
         layout="compressed",
     )
     canvas = FigureCanvasAgg(figure)  # the Agg canvas (it has buffer_rgba)
-    axes = figure.subplots(nrows, ncols, squeeze=False)
-    for position, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if position >= panels:
-            continue
-        ax.imshow(dimmed, interpolation="nearest")
-        if not channels:
-            ax.set_title("no change", fontsize=10)
-            continue
-        channel = channels[position]
-        values = maps[channel].numpy()
-        reach = MAP_RANGE  # one fixed range for every panel (module docstring)
-        norm = Normalize(vmin=NEUTRAL - reach, vmax=NEUTRAL + reach)
-        overlay = cmap(norm(values))
-        overlay[..., 3] = np.clip(np.abs(values - NEUTRAL) / reach, 0.0, 1.0) * 0.9
-        ax.imshow(overlay, interpolation="nearest")
-        attribute = ATTRIBUTES[channel]
-        more, less = ATTRIBUTE_DIRECTIONS[attribute]
-        ax.set_title(attribute, fontsize=10)
-        bar = figure.colorbar(
-            ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal",
-            fraction=0.06, pad=0.02, ticks=[NEUTRAL - reach, NEUTRAL, NEUTRAL + reach],
-        )
-        bar.ax.set_xticklabels(
-            [f"{less}\n{NEUTRAL - reach:.1f}", "same\n0.5", f"{more}\n{NEUTRAL + reach:.1f}"],
-            fontsize=7,
-        )
-    if title:
-        figure.suptitle(title, fontsize=11)
-    canvas.draw()
-    picture = _trim_margins(np.asarray(canvas.buffer_rgba())[..., :3])
-    if path is not None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(picture).save(target)
-    return picture
+    return figure, canvas, figure.subplots(nrows, ncols, squeeze=False)
+
+
+def _draw_overlay(figure: Figure, ax: Axes, values: np.ndarray, attribute: str, cmap: Colormap) -> None:
+    """One attribute's map over the dimmed image in ``ax``: colour for the direction, opacity
+    for the intensity, on the fixed range, with a colour bar naming the two directions."""
+    reach = MAP_RANGE  # one fixed range for every panel (module docstring)
+    norm = Normalize(vmin=NEUTRAL - reach, vmax=NEUTRAL + reach)
+    overlay = cmap(norm(values))
+    overlay[..., 3] = np.clip(np.abs(values - NEUTRAL) / reach, 0.0, 1.0) * 0.9
+    ax.imshow(overlay, interpolation="nearest")
+    more, less = ATTRIBUTE_DIRECTIONS[attribute]
+    ax.set_title(attribute, fontsize=10)
+    bar = figure.colorbar(
+        ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal",
+        fraction=0.06, pad=0.02, ticks=[NEUTRAL - reach, NEUTRAL, NEUTRAL + reach],
+    )
+    bar.ax.set_xticklabels(
+        [f"{less}\n{NEUTRAL - reach:.1f}", "same\n0.5", f"{more}\n{NEUTRAL + reach:.1f}"],
+        fontsize=7,
+    )
 
 
 __all__ = [

@@ -115,55 +115,24 @@ def gmc(
         >>> bool(np.allclose(result.values["SRCC"], 1.0))
         True
     """
-    unknown = [name for name in correlations if name not in CORRELATIONS]
-    if unknown or not correlations:
-        raise InvalidInputError(
-            f"correlations: expected some of {', '.join(CORRELATIONS)}, got {list(correlations)}"
-        )
+    _check_correlations(correlations)
     pred_array, mos_array = validate_pair(pred, mos)
     low, high = resolve_score_range(mos_array, score_range)
-    notes = []
-    if std is None:
-        std_array = beta_std(mos_array, phi=phi, score_range=(low, high))
-        notes.append(
-            f"per-image std estimated from a Beta model (phi = {phi:g}) over [{low:g}, {high:g}]"
-        )
-    else:
-        std_array = nonnegative_vector(std, "std", mos_array.size)
-    if weights is None:
-        weight_array = regulator_weights(mos_array, std, score_range=(low, high))
-    else:
-        weight_array = nonnegative_vector(weights, "weights", mos_array.size)
+    notes: list[str] = []
+    std_array, weight_array = _std_and_weights(
+        mos_array, std, weights, phi=phi, score_range=(low, high), notes=notes
+    )
     query = (
         latin_hypercube_points(samples, seed, score_range=(low, high))
         if points is None
         else as_points(points)
     )
     table = gmc_values(
-        pred_array,
-        mos_array,
-        std_array,
-        weight_array,
-        query,
-        bandwidth_multiplier=bandwidth_multiplier,
-        score_range=(low, high),
-        device=device,
+        pred_array, mos_array, std_array, weight_array, query,
+        bandwidth_multiplier=bandwidth_multiplier, score_range=(low, high), device=device,
     )
     values = {name: table[:, CORRELATIONS.index(name)] for name in correlations}
-    surfaces: dict[str, Surface] = {}
-    heights: dict[str, float] = {}
-    for name, column in values.items():
-        if np.isfinite(column).sum() >= 5:
-            surfaces[name] = fit_surface(
-                query, column, grid=grid, qs_range=(low, high), qd_range=(0.0, high - low)
-            )
-            heights[name] = surfaces[name].average_height
-        else:
-            heights[name] = math.nan
-            notes.append(f"{name}: fewer than 5 non-degenerate points, no surface")
-        degenerate = int(np.isnan(column).sum())
-        if degenerate:
-            notes.append(f"{name}: undefined at {degenerate} of {column.size} points (NaN)")
+    surfaces, heights = _fit_surfaces(query, values, grid=grid, score_range=(low, high), notes=notes)
     global_values = {
         name: CORRELATION_FUNCTIONS[name](pred_array, mos_array) for name in correlations
     }
@@ -178,6 +147,68 @@ def gmc(
         bandwidth_multiplier=bandwidth_multiplier,
         notes=notes,
     )
+
+
+def _check_correlations(correlations: Sequence[str]) -> None:
+    unknown = [name for name in correlations if name not in CORRELATIONS]
+    if unknown or not correlations:
+        raise InvalidInputError(
+            f"correlations: expected some of {', '.join(CORRELATIONS)}, got {list(correlations)}"
+        )
+
+
+def _std_and_weights(
+    mos: np.ndarray,
+    std: ArrayLike | None,
+    weights: ArrayLike | None,
+    *,
+    phi: float,
+    score_range: tuple[float, float],
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-image std and regulator weights: the given ones (checked), else estimated (the
+    weights from the *given* std: without one the regulator smooths the labels instead)."""
+    low, high = score_range
+    if std is None:
+        std_array = beta_std(mos, phi=phi, score_range=(low, high))
+        notes.append(
+            f"per-image std estimated from a Beta model (phi = {phi:g}) over [{low:g}, {high:g}]"
+        )
+    else:
+        std_array = nonnegative_vector(std, "std", mos.size)
+    if weights is None:
+        weight_array = regulator_weights(mos, std, score_range=(low, high))
+    else:
+        weight_array = nonnegative_vector(weights, "weights", mos.size)
+    return std_array, weight_array
+
+
+def _fit_surfaces(
+    query: np.ndarray,
+    values: dict[str, np.ndarray],
+    *,
+    grid: int,
+    score_range: tuple[float, float],
+    notes: list[str],
+) -> tuple[dict[str, Surface], dict[str, float]]:
+    """A surface and its average height per correlation; NaN (and a note) with under 5 defined
+    points; a note for each correlation undefined somewhere."""
+    low, high = score_range
+    surfaces: dict[str, Surface] = {}
+    heights: dict[str, float] = {}
+    for name, column in values.items():
+        if np.isfinite(column).sum() >= 5:
+            surfaces[name] = fit_surface(
+                query, column, grid=grid, qs_range=(low, high), qd_range=(0.0, high - low)
+            )
+            heights[name] = surfaces[name].average_height
+        else:
+            heights[name] = math.nan
+            notes.append(f"{name}: fewer than 5 non-degenerate points, no surface")
+        degenerate = int(np.isnan(column).sum())
+        if degenerate:
+            notes.append(f"{name}: undefined at {degenerate} of {column.size} points (NaN)")
+    return surfaces, heights
 
 __all__ = [
     "CORRELATIONS",

@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from reliqa.tuning.loss import shipped_map_network
 from reliqa.tuning.optimize import (
     LOSS_NAMES,
     GradientResult,
+    LossFunction,
     SearchDimension,
     coordinate_search,
     loss_names,
@@ -246,14 +248,26 @@ def run_correct(
     )
 
 
-def _blackbox_objective(name: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    loss = make_loss(name)
-
+def _blackbox_objective(loss: LossFunction) -> Callable[[torch.Tensor, torch.Tensor], float]:
     def objective(test: torch.Tensor, reference: torch.Tensor) -> float:
         with torch.no_grad():
             return float(loss(test, reference))
 
     return objective
+
+
+def _blackbox_objectives(
+    losses: Sequence[str], judge: Judge | None
+) -> dict[str, Callable[[torch.Tensor, torch.Tensor], float]]:
+    """One objective per loss, plus ``relational_score`` (the negative relational score) when
+    ``judge`` has a relational model: a black box needs no gradient, so the score can drive it."""
+    objectives = {name: _blackbox_objective(make_loss(name)) for name in losses}
+    if judge is not None and judge.scorer is not None:
+        scorer = judge.scorer
+        objectives["relational_score"] = _blackbox_objective(
+            lambda test, reference: -scorer(test, reference).score.mean()
+        )
+    return objectives
 
 
 def run_blackbox(
@@ -285,15 +299,7 @@ def run_blackbox(
     }
     start = {"quality": 20.0, "sharpen": 0.0}
     runs = {}
-    objectives = {name: _blackbox_objective(name) for name in losses}
-    if score_objective and judge.scorer is not None:
-        scorer = judge.scorer
-
-        def negative_score(test: torch.Tensor, reference: torch.Tensor) -> float:
-            with torch.no_grad():
-                return -float(scorer(test, reference).score.mean())
-
-        objectives["relational_score"] = negative_score
+    objectives = _blackbox_objectives(losses, judge if score_objective else None)
     for name, score in objectives.items():
         if progress:
             progress(name)
@@ -331,13 +337,7 @@ def run_blackbox(
         "start_quality": judge(start_output, photo),
     }
     return TaskResult(
-        "blackbox",
-        source,
-        photo,
-        judge(source, photo),
-        attribute_summary(source, photo),
-        runs,
-        info,
+        "blackbox", source, photo, judge(source, photo), attribute_summary(source, photo), runs, info
     )
 
 
@@ -370,6 +370,36 @@ class ExampleResult:
             "wall_time_s": self.wall_time_s,
             "relational_score_unavailable": self.scorer_error,
         }
+
+
+def _check_example_names(tasks: Sequence[str], losses: Sequence[str]) -> None:
+    bad = [t for t in tasks if t not in TASKS] + [x for x in losses if x not in loss_names()]
+    if bad or not tasks or not losses:
+        raise UnknownNameError(
+            f"unknown or no tasks/losses ({', '.join(bad) or 'none given'}); tasks: "
+            f"{', '.join(TASKS)}; losses: {', '.join(loss_names())}"
+        )
+
+
+def _example_images(
+    image: str, size: int, reference: str | None, test: str | None, losses: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The photo and, with ``reference`` and ``test``, the given degraded copy (else None),
+    checked to be large enough for the losses."""
+    degraded = None
+    if reference is not None and test is not None:
+        photo, degraded = load_image(reference), load_image(test)
+        if photo.shape != degraded.shape or photo.shape[0] != 1:
+            raise InvalidInputError(
+                f"reference {reference} and test {test} must be single images of the same size, "
+                f"got {tuple(photo.shape)} and {tuple(degraded.shape)}"
+            )
+    else:
+        photo = load_photo(image, size)
+    side = min(photo.shape[-2:])
+    if side < 161 and "ms_ssim" in losses:
+        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {side}")
+    return photo, degraded
 
 
 def run_example(
@@ -409,29 +439,12 @@ def run_example(
     Raises:
         InvalidInputError / UnknownNameError: bad names, sizes or files.
     """
-    bad = [t for t in tasks if t not in TASKS] + [x for x in losses if x not in loss_names()]
-    if bad or not tasks or not losses:
-        raise UnknownNameError(
-            f"unknown or no tasks/losses ({', '.join(bad) or 'none given'}); tasks: "
-            f"{', '.join(TASKS)}; losses: {', '.join(loss_names())}"
-        )
+    _check_example_names(tasks, losses)
     if (reference is None) != (test is None):
         raise InvalidInputError("give both a reference and a test image, or neither")
     torch.manual_seed(seed)
     begin = time.perf_counter()
-    degraded = None
-    if reference is not None and test is not None:
-        photo, degraded = load_image(reference), load_image(test)
-        if photo.shape != degraded.shape or photo.shape[0] != 1:
-            raise InvalidInputError(
-                f"reference {reference} and test {test} must be single images of the same size, "
-                f"got {tuple(photo.shape)} and {tuple(degraded.shape)}"
-            )
-    else:
-        photo = load_photo(image, size)
-    side = min(photo.shape[-2:])
-    if side < 161 and "ms_ssim" in losses:
-        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {side}")
+    photo, degraded = _example_images(image, size, reference, test, losses)
     judge = Judge.create()
     shipped_map_network(str(photo.device))  # loaded here, so no run's wall time includes it
     results: dict[str, TaskResult] = {}
@@ -456,25 +469,16 @@ def run_example(
         if on_task is not None and len(results) < len(set(tasks)):
             on_task(ExampleResult(config, dict(results), time.perf_counter() - begin, judge.scorer_error))
 
-    if "recover" in tasks:
-        finished("recover", run_recover(
-            photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, progress=label("recover")
-        ))
-    if "correct" in tasks:
-        finished("correct", run_correct(
-            photo,
-            losses,
-            judge=judge,
-            steps=steps,
-            lr=lr,
-            seed=seed,
-            degraded=degraded,
-            progress=label("correct"),
-        ))
-    if "blackbox" in tasks:
-        finished("blackbox", run_blackbox(
-            photo, losses, judge=judge, budget=budget, seed=seed, progress=label("blackbox")
-        ))
+    runners: dict[str, Callable[..., TaskResult]] = {  # in the order of TASKS
+        "recover": partial(run_recover, photo, losses, judge=judge, steps=steps, lr=lr, seed=seed),
+        "correct": partial(
+            run_correct, photo, losses, judge=judge, steps=steps, lr=lr, seed=seed, degraded=degraded
+        ),
+        "blackbox": partial(run_blackbox, photo, losses, judge=judge, budget=budget, seed=seed),
+    }
+    for task, run in runners.items():
+        if task in tasks:
+            finished(task, run(progress=label(task)))
     return ExampleResult(config, results, time.perf_counter() - begin, judge.scorer_error)
 
 

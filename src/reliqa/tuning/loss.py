@@ -177,6 +177,26 @@ def _spatial(spatial_weight: torch.Tensor | None, test: torch.Tensor) -> torch.T
     return weight
 
 
+def _weights_and_targets(
+    weights: AttributeValues | None, targets: AttributeValues | None, test: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The checked (N|1, 9) weights, their (N|1, 1) sum and the (N|1, 9) targets."""
+    w = attribute_vector(weights, 1.0, "weights", test)
+    tau = attribute_vector(targets, 0.0, "targets", test)
+    if float(w.min()) < 0.0:
+        raise InvalidInputError("weights: values must be ≥ 0")
+    total = w.sum(dim=1, keepdim=True)
+    if bool((total <= 0).any()):
+        raise InvalidInputError("weights: at least one attribute needs a weight > 0")
+    if w.shape[0] not in (1, test.shape[0]) or tau.shape[0] not in (1, test.shape[0]):
+        raise InvalidInputError(
+            f"weights/targets: a (N, 9) tensor needs N = {test.shape[0]} (or 1)"
+        )
+    if float(tau.abs().max()) > 1.0:
+        raise InvalidInputError("targets: values must lie in [−1, 1] (map units)")
+    return w, total, tau
+
+
 @overload
 def relational_loss(
     test: torch.Tensor,
@@ -260,19 +280,7 @@ def relational_loss(
     check_tensor_pair(test, reference, name="relational_loss", channels=(3,))
     if reduction not in ("mean", "sum", "none"):
         raise InvalidInputError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    w = attribute_vector(weights, 1.0, "weights", test)
-    tau = attribute_vector(targets, 0.0, "targets", test)
-    if float(w.min()) < 0.0:
-        raise InvalidInputError("weights: values must be ≥ 0")
-    total = w.sum(dim=1, keepdim=True)
-    if bool((total <= 0).any()):
-        raise InvalidInputError("weights: at least one attribute needs a weight > 0")
-    if w.shape[0] not in (1, test.shape[0]) or tau.shape[0] not in (1, test.shape[0]):
-        raise InvalidInputError(
-            f"weights/targets: a (N, 9) tensor needs N = {test.shape[0]} (or 1)"
-        )
-    if float(tau.abs().max()) > 1.0:
-        raise InvalidInputError("targets: values must lie in [−1, 1] (map units)")
+    w, total, tau = _weights_and_targets(weights, targets, test)
     spatial = _spatial(spatial_weight, test)
 
     maps = _maps(network, test, reference)

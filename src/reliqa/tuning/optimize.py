@@ -282,11 +282,7 @@ def coordinate_search(
     Raises:
         InvalidInputError: empty space, missing start values, or ``budget < 1``.
     """
-    if not space or budget < 1:
-        raise InvalidInputError("coordinate search needs at least one parameter and budget ≥ 1")
-    missing = sorted(set(space) - set(initial))
-    if missing:
-        raise InvalidInputError(f"coordinate search: no start value for {', '.join(missing)}")
+    _check_search(space, initial, budget)
     rng = np.random.default_rng(seed)
     names = list(space)
     point = {name: space[name].clip(float(initial[name])) for name in names}
@@ -327,23 +323,40 @@ def coordinate_search(
                     break
         if len(result.evaluations) >= budget:
             break
-        if not improved:
-            shrunk = False
-            for name in names:
-                dimension = space[name]
-                if dimension.integer:
-                    new_step = max(1.0, float(math.floor(steps[name] / 2)))
-                else:
-                    new_step = steps[name] / 2.0
-                    if new_step < min_step * dimension.step:
-                        new_step = steps[name]
-                shrunk = shrunk or new_step != steps[name]
-                steps[name] = new_step
-            if not shrunk:  # every step at its minimum and no neighbour is better
-                break
+        if not improved and not _halve_steps(space, steps, min_step):
+            break  # every step at its minimum and no neighbour is better
     result.params, result.value = point, current
     result.wall_time_s = time.perf_counter() - start
     return result
+
+
+def _check_search(
+    space: Mapping[str, SearchDimension], initial: Mapping[str, float], budget: int
+) -> None:
+    if not space or budget < 1:
+        raise InvalidInputError("coordinate search needs at least one parameter and budget ≥ 1")
+    missing = sorted(set(space) - set(initial))
+    if missing:
+        raise InvalidInputError(f"coordinate search: no start value for {', '.join(missing)}")
+
+
+def _halve_steps(
+    space: Mapping[str, SearchDimension], steps: dict[str, float], min_step: float
+) -> bool:
+    """Halve every step in place (an integer step stops at 1, a continuous one at ``min_step``
+    times its first step); False when no step could shrink."""
+    shrunk = False
+    for name in steps:
+        dimension = space[name]
+        if dimension.integer:
+            new_step = max(1.0, float(math.floor(steps[name] / 2)))
+        else:
+            new_step = steps[name] / 2.0
+            if new_step < min_step * dimension.step:
+                new_step = steps[name]
+        shrunk = shrunk or new_step != steps[name]
+        steps[name] = new_step
+    return shrunk
 
 
 __all__ = [
