@@ -34,6 +34,7 @@ import torch
 
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import load_image
+from reliqa.metrics import list_metrics, metric_name
 from reliqa.tuning.judge import NO_REFERENCE_JUDGE, Judge, attribute_summary
 from reliqa.tuning.loss import shipped_map_network
 from reliqa.tuning.optimize import (
@@ -397,8 +398,12 @@ def _example_images(
     else:
         photo = load_photo(image, size)
     side = min(photo.shape[-2:])
-    if side < 161 and "ms_ssim" in losses:
-        raise InvalidInputError(f"the ms_ssim loss needs images of at least 161 px, got {side}")
+    for loss in losses:  # the catalogue's minimum size of each metric objective
+        name = metric_name(loss)
+        info = next((i for i in list_metrics() if i.name == name), None) if name else None
+        least = int(info.extra.get("min_size") or 1) if info else 1
+        if side < least:
+            raise InvalidInputError(f"the {loss} loss needs images of at least {least} px, got {side}")
     return photo, degraded
 
 
