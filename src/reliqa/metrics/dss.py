@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel2d
 
-from reliqa.checks import check_data_range, check_tensor_pair
-from reliqa.metrics._validate import Reduction, reduce
+from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import rgb_to_yiq_fsim
-from reliqa.metrics.similarity import TINY, in_image_chunks, magnitude_similarity
+from reliqa.metrics.similarity import TINY, checked_pair_scores, magnitude_similarity
 
 DSS_BLOCK = 8
 # Subband weights exp(−((m − ½)² + (n − ½)²)/(2·1.55²)), m, n = 1..8; weights below 1e-2 are 0.
@@ -136,10 +135,7 @@ def dss(
         >>> dss(reference, reference).round(decimals=4)
         tensor([1., 1.])
     """
-    check_data_range(data_range)
-    check_tensor_pair(test, reference, data_range=data_range, name="dss", min_size=DSS_MIN_SIZE,
-                      size_reason="the 5 % pooling needs at least 4 x 4 blocks of 8 x 8 px")
-    scores = in_image_chunks(
-        lambda first, second: _dss_scores(first, second, data_range), test, reference
+    return checked_pair_scores(
+        lambda first, second: _dss_scores(first, second, data_range), test, reference, data_range, reduction,
+        name="dss", min_size=DSS_MIN_SIZE, size_reason="the 5 % pooling needs at least 4 x 4 blocks of 8 x 8 px",
     )
-    return reduce(scores, reduction)

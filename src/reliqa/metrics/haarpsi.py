@@ -6,11 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reliqa.checks import check_data_range, check_tensor_pair
-from reliqa.metrics._validate import Reduction, reduce
+from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
-from reliqa.metrics.similarity import in_image_chunks, similarity_map
+from reliqa.metrics.similarity import checked_pair_scores, similarity_map
 
 HAARPSI_C: float = 30.0
 """The constant C of the local similarities, for 0..255 images."""
@@ -142,11 +141,9 @@ def haarpsi(
         >>> haarpsi(reference, reference).round(decimals=4)
         tensor([1., 1.])
     """
-    check_data_range(data_range)
-    min_size = HAARPSI_MIN_SIZE if subsample else HAARPSI_MIN_SIZE // 2
-    check_tensor_pair(test, reference, data_range=data_range, name="haarpsi", min_size=min_size,
-                      size_reason="the coarsest Haar filter is 8 px after the 2x subsampling")
-    scores = in_image_chunks(
-        lambda first, second: _haarpsi_scores(first, second, data_range, subsample, c, alpha), test, reference
+    return checked_pair_scores(
+        lambda first, second: _haarpsi_scores(first, second, data_range, subsample, c, alpha),
+        test, reference, data_range, reduction,
+        name="haarpsi", min_size=HAARPSI_MIN_SIZE if subsample else HAARPSI_MIN_SIZE // 2,
+        size_reason="the coarsest Haar filter is 8 px after the 2x subsampling",
     )
-    return reduce(scores, reduction)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from reliqa.checks import check_data_range, check_tensor_pair
-from reliqa.metrics._validate import Reduction, reduce
+from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.gmsd import prewitt_gradient_squared
 from reliqa.metrics.similarity import (
+    checked_pair_scores,
     complex_power,
-    in_image_chunks,
     magnitude_similarity,
     nonnegative_power,
 )
@@ -112,9 +111,7 @@ def mdsi(
         >>> mdsi(reference, reference).round(decimals=4)
         tensor([0., 0.])
     """
-    check_data_range(data_range)
-    check_tensor_pair(test, reference, data_range=data_range, name="mdsi", min_size=MDSI_MIN_SIZE, channels=(3,))
-    scores = in_image_chunks(
-        lambda first, second: _mdsi_scores(first, second, data_range), test, reference
+    return checked_pair_scores(
+        lambda first, second: _mdsi_scores(first, second, data_range), test, reference, data_range, reduction,
+        name="mdsi", min_size=MDSI_MIN_SIZE, channels=(3,),
     )
-    return reduce(scores, reduction)

@@ -8,10 +8,12 @@ Convention:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
+from reliqa.checks import check_data_range, check_tensor_pair
+from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.filters import plane_chunk_size
 
 # Square roots and fractional powers are floored at this value so that their gradients stay
@@ -144,3 +146,37 @@ def in_image_chunks(
         return compute(test, reference)
     return torch.cat([compute(test[start:start + step], reference[start:start + step])
                       for start in range(0, batch, step)])
+
+
+def checked_pair_scores(
+    compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    data_range: float,
+    reduction: Reduction,
+    *,
+    name: str,
+    min_size: int,
+    channels: Sequence[int] = (1, 3),
+    size_reason: str = "",
+) -> torch.Tensor:
+    """The frame of every metric of this family around its per-image body ``compute``.
+
+    Checks ``data_range`` (:func:`reliqa.checks.check_data_range`) and the pair
+    (:func:`reliqa.checks.check_tensor_pair` with ``name``, ``min_size``, ``channels`` and
+    ``size_reason``), runs ``compute`` :func:`in_image_chunks` and applies ``reduction``.
+
+    Arguments:
+        compute: per-image metric on validated (n, C, H, W) pairs → (n,).
+        test: (N, C, H, W) test images in [0, data_range].
+        reference: (N, C, H, W) reference images, same shape.
+        data_range: value of white.
+        reduction: ``"none"`` → (N,), ``"mean"`` / ``"sum"`` → ().
+
+    Returns:
+        (N,) scores, or () with a reduction.
+    """
+    check_data_range(data_range)
+    check_tensor_pair(test, reference, data_range=data_range, name=name, min_size=min_size,
+                      channels=channels, size_reason=size_reason)
+    return reduce(in_image_chunks(compute, test, reference), reduction)

@@ -6,12 +6,11 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import box_blur, get_gaussian_kernel1d
 
-from reliqa.checks import check_data_range, check_tensor_pair
-from reliqa.metrics._validate import Reduction, reduce
+from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
-    in_image_chunks,
+    checked_pair_scores,
     magnitude_similarity,
     scharr_gradient_squared,
     similarity_map,
@@ -112,11 +111,9 @@ def srsim(
         >>> srsim(reference, reference).round(decimals=4)
         tensor([1., 1.])
     """
-    check_data_range(data_range)
     # Images of 384 px or more are downsampled by F >= 2 and stay >= 192 px, so 40 px suffices.
-    check_tensor_pair(test, reference, data_range=data_range, name="srsim", min_size=SRSIM_MIN_SIZE,
-                      size_reason="the saliency map at a quarter of the size must hold a 10-px Gaussian")
-    scores = in_image_chunks(
-        lambda first, second: _srsim_scores(first, second, data_range), test, reference
+    return checked_pair_scores(
+        lambda first, second: _srsim_scores(first, second, data_range), test, reference, data_range, reduction,
+        name="srsim", min_size=SRSIM_MIN_SIZE,
+        size_reason="the saliency map at a quarter of the size must hold a 10-px Gaussian",
     )
-    return reduce(scores, reduction)

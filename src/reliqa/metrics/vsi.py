@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from kornia.color import rgb_to_linear_rgb, rgb_to_xyz
 
-from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.exceptions import InvalidInputError
-from reliqa.metrics._validate import Reduction, reduce
+from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import apply_color_matrix
 from reliqa.metrics.filters import box_downsample, imresize_matlab
 from reliqa.metrics.similarity import (
-    in_image_chunks,
+    checked_pair_scores,
     magnitude_similarity,
     nonnegative_power,
     real_power,
@@ -211,12 +210,10 @@ def vsi(
         >>> vsi(reference, reference).round(decimals=4)
         tensor([1., 1.])
     """
-    check_data_range(data_range)
     if variant not in ("matlab", "piq"):
         raise InvalidInputError(f"vsi: variant must be 'matlab' or 'piq', got {variant!r}")
-    check_tensor_pair(test, reference, data_range=data_range, name="vsi", min_size=VSI_MIN_SIZE, channels=(3,))
-    scores = in_image_chunks(
-        lambda first, second: _vsi_scores(first, second, data_range, variant), test, reference
+    return checked_pair_scores(
+        lambda first, second: _vsi_scores(first, second, data_range, variant), test, reference, data_range, reduction,
+        name="vsi", min_size=VSI_MIN_SIZE, channels=(3,),
     )
-    return reduce(scores, reduction)
 
