@@ -6,12 +6,17 @@ import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
+from reliqa.metrics.similarity import (
+    magnitude_similarity,
+    real_power,
+    scharr_gradient_squared,
+    similarity_map,
+)
 from reliqa.metrics.ssim import downsample_factor_wang
 
 # phasecong2 parameters of FeatureSIM.m
@@ -123,19 +128,6 @@ def phase_congruency(image: torch.Tensor) -> torch.Tensor:
     return (energy_all / amplitude_all)[:, None]
 
 
-def _scharr_squared(image: torch.Tensor) -> torch.Tensor:
-    """Gx² + Gy² with FeatureSIM.m's [3 0 −3; 10 0 −10; 3 0 −3]/16 kernels, conv2 'same' (zero boundary)."""
-    kernel = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]],
-                          dtype=image.dtype, device=image.device) / 16.0
-    weight = torch.stack([kernel, kernel.t()])[:, None]
-    gradients = F.conv2d(image, weight, padding=1)
-    return (gradients**2).sum(dim=1, keepdim=True)
-
-
-def _similarity(first: torch.Tensor, second: torch.Tensor, constant: float) -> torch.Tensor:
-    return (2.0 * first * second + constant) / (first**2 + second**2 + constant)
-
-
 def fsim(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -173,20 +165,14 @@ def fsim(
     yiq = box_downsample(yiq, factor, "zero")
     luminance = yiq[:, :1]
     congruency = phase_congruency(luminance)
-    gradient_squared = _scharr_squared(luminance)
+    gradient_squared = scharr_gradient_squared(luminance)
     pc_test, pc_reference = congruency[:batch], congruency[batch:]
-    g2_test, g2_reference = gradient_squared[:batch], gradient_squared[batch:]
-    # 2·G1·G2 = 2·√(G1²·G2²); the floor keeps the gradient finite on flat areas.
-    gradient_similarity = (2.0 * (g2_test * g2_reference).clamp_min(1e-30).sqrt() + _T2) / (
-        g2_test + g2_reference + _T2
-    )
-    similarity = _similarity(pc_test, pc_reference, _T1) * gradient_similarity
+    gradient_similarity = magnitude_similarity(gradient_squared[:batch], gradient_squared[batch:], _T2)
+    similarity = similarity_map(pc_test, pc_reference, _T1) * gradient_similarity
     if chromatic:
-        chroma = _similarity(yiq[:batch, 1:2], yiq[batch:, 1:2], _T3) * _similarity(
+        chroma = similarity_map(yiq[:batch, 1:2], yiq[batch:, 1:2], _T3) * similarity_map(
             yiq[:batch, 2:3], yiq[batch:, 2:3], _T4)
-        # MATLAB: real(z^λ) of a possibly negative z = |z|^λ·cos(λπ) for z < 0.
-        power = chroma.abs().clamp_min(1e-30).pow(_LAMBDA)
-        similarity = similarity * torch.where(chroma < 0, power * math.cos(_LAMBDA * math.pi), power)
+        similarity = similarity * real_power(chroma, _LAMBDA)  # MATLAB's real(z^λ), z may be < 0
     weight = torch.maximum(pc_test, pc_reference)
     scores = (similarity * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))
     return reduce(scores, reduction)
