@@ -37,9 +37,18 @@ from reliqa.exceptions import ReliqaError
 
 MAPS_SUFFIXES = (".png",)
 
-_ALIGN_HELP = (
-    "none: sizes must match (default); resize: resize the test image to the reference's size."
-)
+# Options of compare and rank only (those of several modules are in reliqa.cli.options).
+_ReferenceOption = Annotated[str, typer.Option("--ref", "--reference", help="Reference image.")]
+_AlignOption = Annotated[
+    str,
+    typer.Option(
+        "--align",
+        help="none: sizes must match (default); resize: resize the test image to the reference's size.",
+    ),
+]
+_RelationalModelOption = Annotated[
+    str, typer.Option("--model", help="relational (fast) or relational-plus (deep features).")
+]
 
 
 def _check_options(align: str, model: str, device: str, threads: int | None) -> str:
@@ -60,7 +69,7 @@ def _check_options(align: str, model: str, device: str, threads: int | None) -> 
 @app.command("compare")
 def compare_command(
     test: Annotated[str, typer.Option("--test", help="Test image, judged against the reference.")],
-    ref: Annotated[str, typer.Option("--ref", "--reference", help="Reference image.")],
+    ref: _ReferenceOption,
     maps_out: Annotated[
         Path | None,
         typer.Option(
@@ -68,15 +77,9 @@ def compare_command(
             help="Write the maps picture here (PNG).",
         ),
     ] = None,
-    align: Annotated[str, typer.Option("--align", help=_ALIGN_HELP)] = "none",
+    align: _AlignOption = "none",
     device: DeviceOption = "cpu",
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="relational (fast) or relational-plus (deep features).",
-        ),
-    ] = "relational",
+    model: _RelationalModelOption = "relational",
     as_json: JsonOption = False,
     threads: ThreadsOption = None,
     overwrite: OverwriteOption = False,
@@ -131,16 +134,10 @@ def rank_command(
             help="Versions of the reference to rank.",
         ),
     ],
-    ref: Annotated[str, typer.Option("--ref", "--reference", help="Reference image.")],
-    align: Annotated[str, typer.Option("--align", help=_ALIGN_HELP)] = "none",
+    ref: _ReferenceOption,
+    align: _AlignOption = "none",
     device: DeviceOption = "cpu",
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="relational (fast) or relational-plus (deep features).",
-        ),
-    ] = "relational",
+    model: _RelationalModelOption = "relational",
     as_json: JsonOption = False,
     threads: ThreadsOption = None,
 ) -> None:
