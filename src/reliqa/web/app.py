@@ -66,6 +66,20 @@ class _Intake:
         path.write_bytes(data)
         return name, path
 
+    async def images(
+        self, uploads: list[UploadFile] | None, paths: list[str] | None, viewer: Viewer, noun: str
+    ) -> list[tuple[str, Path]]:
+        """The uploaded files, then the named files of the viewer's folder, as (name, path): at
+        least one (else 400) and at most :data:`MAX_TEST_IMAGES` (else 413); ``noun`` names an
+        image in those errors ("test image", "image")."""
+        images = [await self.save(upload) for upload in uploads or []]
+        images += [(path, viewer.root_file(path)) for path in paths or []]
+        if not images:
+            raise ApiError(400, f"give at least one {noun}")
+        if len(images) > MAX_TEST_IMAGES:
+            raise ApiError(413, f"at most {MAX_TEST_IMAGES} {noun}s per request")
+        return images
+
     def close(self) -> None:
         self._folder.cleanup()
 
@@ -191,12 +205,7 @@ def _add_upload_routes(app: FastAPI, viewer: Viewer, limits: Limits) -> None:
             if (reference is None) == (reference_path is None):
                 raise ApiError(400, "give one reference: an uploaded file or a reference_path")
             ref = await intake.save(reference) if reference is not None else (reference_path, viewer.root_file(reference_path))  # type: ignore[arg-type]
-            candidates = [await intake.save(upload) for upload in tests or []]
-            candidates += [(p, viewer.root_file(p)) for p in test_paths or []]
-            if not candidates:
-                raise ApiError(400, "give at least one test image")
-            if len(candidates) > MAX_TEST_IMAGES:
-                raise ApiError(413, f"at most {MAX_TEST_IMAGES} test images per request")
+            candidates = await intake.images(tests, test_paths, viewer, "test image")
             return await run_in_threadpool(viewer.compare, candidates, ref)  # type: ignore[arg-type]
         finally:
             intake.close()
@@ -208,12 +217,7 @@ def _add_upload_routes(app: FastAPI, viewer: Viewer, limits: Limits) -> None:
     ) -> dict[str, Any]:
         intake = _Intake(limits)
         try:
-            sources = [await intake.save(upload) for upload in images or []]
-            sources += [(p, viewer.root_file(p)) for p in paths or []]
-            if not sources:
-                raise ApiError(400, "give at least one image")
-            if len(sources) > MAX_TEST_IMAGES:
-                raise ApiError(413, f"at most {MAX_TEST_IMAGES} images per request")
+            sources = await intake.images(images, paths, viewer, "image")
             return await run_in_threadpool(viewer.score, sources)
         finally:
             intake.close()
