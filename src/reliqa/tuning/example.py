@@ -133,6 +133,14 @@ class TaskResult:
     runs: dict[str, RunRecord]
     info: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def judged(cls, name: str, source: torch.Tensor, reference: torch.Tensor, judge: Judge,
+               runs: dict[str, RunRecord], info: dict[str, Any]) -> TaskResult:
+        """The task, its state before tuning judged here: ``judge`` and
+        :func:`~reliqa.tuning.judge.attribute_summary` of ``source`` against ``reference``."""
+        before = judge(source, reference)
+        return cls(name, source, reference, before, attribute_summary(source, reference), runs, info)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.info,
@@ -208,15 +216,8 @@ def run_recover(
         truth=truth,
         progress=progress,
     )
-    return TaskResult(
-        "recover",
-        source,
-        reference,
-        judge(source, reference),
-        attribute_summary(source, reference),
-        runs,
-        {"truth": dict(truth), "initial": dict(IDENTITY), "noise": noise},
-    )
+    info = {"truth": dict(truth), "initial": dict(IDENTITY), "noise": noise}
+    return TaskResult.judged("recover", source, reference, judge, runs, info)
 
 
 def run_correct(
@@ -244,9 +245,7 @@ def run_correct(
         progress=progress,
     )
     info: dict[str, Any] = {"degradation": dict(DEGRADATION) if degraded is None else "given"}
-    return TaskResult(
-        "correct", source, photo, judge(source, photo), attribute_summary(source, photo), runs, info
-    )
+    return TaskResult.judged("correct", source, photo, judge, runs, info)
 
 
 def _blackbox_objective(loss: LossFunction) -> Callable[[torch.Tensor, torch.Tensor], float]:
@@ -337,9 +336,7 @@ def run_blackbox(
         "soft_radius": soft_radius,
         "start_quality": judge(start_output, photo),
     }
-    return TaskResult(
-        "blackbox", source, photo, judge(source, photo), attribute_summary(source, photo), runs, info
-    )
+    return TaskResult.judged("blackbox", source, photo, judge, runs, info)
 
 
 def _weights_hashes() -> dict[str, str | None]:
