@@ -22,7 +22,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,26 @@ def _cells(row: dict[str | None, str | None]) -> dict[str, str]:
     return {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
 
 
+def _items_from_rows(
+    rows: Iterable[dict[str, str]], base: Path, test_column: str, empty_cell: Callable[[int], str]
+) -> list[BatchItem]:
+    """Rows of cells → items, their paths relative to ``base``; a row without a ``reference``
+    cell is an image alone. An empty cell is a ``DataError(empty_cell(n))``, n = the row's
+    number (1 = the first row after the header)."""
+    items = []
+    for number, row in enumerate(rows, start=1):
+        test, reference = row.get(test_column, ""), row.get(REFERENCE_COLUMN)
+        if not test or reference == "":
+            raise DataError(empty_cell(number))
+        items.append(
+            BatchItem(
+                image=str(base / test),
+                reference=None if reference is None else str(base / reference),
+            )
+        )
+    return items
+
+
 def items_from_pairs_csv(path: str | os.PathLike[str]) -> list[BatchItem]:
     """Mode (b): a CSV with columns ``reference`` and ``test`` (or ``image``).
 
@@ -142,14 +162,10 @@ def items_from_pairs_csv(path: str | os.PathLike[str]) -> list[BatchItem]:
             f"{csv_path}: a pairs CSV needs the columns 'reference' and 'test' (or 'image'); "
             f"found {fields}"
         )
-    base = csv_path.parent
-    items = []
-    for line, row in enumerate(reader, start=2):
-        cells = _cells(row)
-        reference, test = cells.get(REFERENCE_COLUMN, ""), cells.get(test_column, "")
-        if not reference or not test:
-            raise DataError(f"{csv_path}, line {line}: empty 'reference' or '{test_column}' cell")
-        items.append(BatchItem(image=str(base / test), reference=str(base / reference)))
+    items = _items_from_rows(
+        map(_cells, reader), csv_path.parent, test_column,
+        lambda row: f"{csv_path}, line {row + 1}: empty 'reference' or '{test_column}' cell",
+    )
     if not items:
         raise DataError(f"{csv_path}: the pairs CSV has no rows")
     return _unique_items(items)
@@ -217,18 +233,9 @@ def items_from_path_list(path: str | os.PathLike[str]) -> list[BatchItem]:
             f"{list_path}: a list of images needs a column 'image' (or 'path'), pairs also "
             f"'reference'; found {sorted(columns)}"
         )
-    base = list_path.parent
-    items = []
-    for line, row in enumerate(rows, start=2):
-        test, reference = row.get(test_column, ""), row.get(REFERENCE_COLUMN)
-        if not test or reference == "":
-            raise DataError(f"{list_path}, row {line - 1}: an empty path cell")
-        items.append(
-            BatchItem(
-                image=str(base / test),
-                reference=None if reference is None else str(base / reference),
-            )
-        )
+    items = _items_from_rows(
+        rows, list_path.parent, test_column, lambda row: f"{list_path}, row {row}: an empty path cell"
+    )
     if not items:
         raise DataError(f"{list_path}: the list of images is empty")
     return _unique_items(items)
