@@ -34,7 +34,7 @@ from reliqa.evaluation.correlation import correlation_report
 from reliqa.io import load_image
 from reliqa.metrics import create_metric
 from reliqa.models import create_model
-from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
+from reliqa.models.hirqa import PretrainedHiRQA, fit_to_max_side
 from reliqa.surfaces.gmc import gmc
 from reliqa.verified import load_verified
 

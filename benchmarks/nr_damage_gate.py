@@ -26,7 +26,7 @@ import reliqa
 from reliqa.distortions.dataset import split_images
 from reliqa.evaluation.damage_gate import REQUIRED_WIN_RATE, damage_gate
 from reliqa.io import load_image
-from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.hirqa import HIRQA_CONFIGS, HiRQA
 from reliqa.training.checkpoint import module_state_from_checkpoint
 from reliqa.training.nr_photo_head import load_head_run
 from reliqa.verified import load_verified

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from reliqa.models.nr import feature_mask
+from reliqa.models.hirqa import feature_mask
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
     consensus_severity,

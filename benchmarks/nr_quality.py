@@ -38,7 +38,7 @@ from reliqa.distortions.dataset import split_images
 from reliqa.distortions.plan import sample_plan
 from reliqa.io import load_image
 from reliqa.models import create_model
-from reliqa.models.nr import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA
+from reliqa.models.hirqa import HIRQA_CONFIGS, PRETRAINED_CONFIG, HiRQA, PretrainedHiRQA
 from reliqa.training.checkpoint import module_state_from_checkpoint
 
 MODELS = ("hirqa", "hirqa-s")

@@ -15,7 +15,7 @@ from reliqa.models import create_model
 from reliqa.models import nr_statistics as statistics_module
 from reliqa.models.efficientnet_lite import MBConvBlock
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
-from reliqa.models.nr import PretrainedHiRQA, fit_to_max_side
+from reliqa.models.hirqa import PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
 from reliqa.models.relational import RelationalModel, deep_feature_distances
 from reliqa.models.relational_maps import FOLD, PairNetwork

@@ -12,7 +12,7 @@ from reliqa.attributes import ATTRIBUTES
 from reliqa.distortions.catalogue import DISTORTIONS
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.models import create_model, list_models
-from reliqa.models.nr import HIRQA_CONFIGS, MIN_SIZE, HiRQA, PretrainedHiRQA, fit_to_max_side
+from reliqa.models.hirqa import HIRQA_CONFIGS, MIN_SIZE, HiRQA, PretrainedHiRQA, fit_to_max_side
 from reliqa.models.weights import WEIGHTS_DIR, load_shipped
 from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
 
@@ -154,7 +154,7 @@ def test_training_runs_resumes_and_exports(tmp_path: Path) -> None:
     from PIL import Image
     from skimage import data
 
-    from reliqa.training.nr import NRTrainConfig, export_nr_weights, train_nr
+    from reliqa.training.hirqa_engine import NRTrainConfig, export_nr_weights, train_nr
 
     photos = tmp_path / "pristine" / "x"
     photos.mkdir(parents=True)
@@ -203,7 +203,7 @@ def test_training_runs_resumes_and_exports(tmp_path: Path) -> None:
 def test_pretrained_hirqa_feature_subsets_give_the_masked_full_features() -> None:
     """A head that reads stages 1–4 only skips the later stages; its scores equal those of
     the full feature path with the later features masked out."""
-    from reliqa.models.nr import POOLED_DIM, feature_mask
+    from reliqa.models.hirqa import POOLED_DIM, feature_mask
 
     torch.manual_seed(0)
     early = PretrainedHiRQA(feature_set="early").eval()

@@ -105,7 +105,7 @@ def test_corpus_is_deterministic_resumable_and_trains_exports_and_distils(tmp_pa
     """Corpus of 4 toy photos (2 parts, like two processes) → criterion on every row →
     head training → export that loads strictly into the registered-style model → a student
     distilled from it; the rendered versions equal the ones the features came from."""
-    from reliqa.models.nr import PretrainedHiRQA
+    from reliqa.models.hirqa import PretrainedHiRQA
     from reliqa.training.nr_photo_distill import (
         PhotoDistillConfig,
         render_photo,

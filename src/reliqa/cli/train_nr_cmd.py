@@ -53,7 +53,7 @@ def train_nr_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
-    from reliqa.training.nr import load_nr_config, train_nr
+    from reliqa.training.hirqa_engine import load_nr_config, train_nr
 
     settings = load_nr_config(
         str(config),
@@ -111,7 +111,7 @@ def export_nr_command(
     as_json: JsonOption = False,
 ) -> None:
     """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""
-    from reliqa.training.nr import export_nr_weights
+    from reliqa.training.hirqa_engine import export_nr_weights
 
     recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
     path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)

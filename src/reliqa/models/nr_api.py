@@ -1,8 +1,8 @@
 """No-reference quality scores: ``reliqa.score(images, model="hirqa")`` and the file-level helper.
 
 Inference is deterministic: no crop, no randomness. An image is scored whole at its native
-resolution, except that one whose longer side exceeds :data:`reliqa.models.nr.MAX_SIDE` is
-first downscaled to it (:meth:`reliqa.models.nr.HiRQA.score`).
+resolution, except that one whose longer side exceeds :data:`reliqa.models.hirqa.MAX_SIDE` is
+first downscaled to it (:meth:`reliqa.models.hirqa.HiRQA.score`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 sum of the terms of :mod:`reliqa.training.nr_losses` (``rank``, ``cross``, ``higher``,
 ``embed``, ``text``, ``anchor``) with the weights of :class:`ObjectiveSettings`;
 :func:`synthetic_validation` / :func:`validation_metrics` give the SRCC figures that select the
-``best`` checkpoint. Used by the ordinal-set loop (:mod:`reliqa.training.nr`) and the photo
+``best`` checkpoint. Used by the ordinal-set loop (:mod:`reliqa.training.hirqa_engine`) and the photo
 head (:mod:`reliqa.training.nr_photo_head`).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from reliqa.models.nr import HiRQA
+from reliqa.models.hirqa import HiRQA
 from reliqa.training.nr_losses import (
     embedding_consistency_loss,
     group_mask,

@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from reliqa.distortions.ops_codec import jpeg_round_trip
 from reliqa.exceptions import DataError
 from reliqa.io import load_image
-from reliqa.models.nr import HIRQA_CONFIGS, HiRQA, fit_to_max_side
+from reliqa.models.hirqa import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
 from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (

@@ -3,7 +3,7 @@
 Severity that is comparable across photos: each full-reference teacher's damage (1 − MS-SSIM,
 GMSD, 1 − FSIMc, 1 − VIFp against the clean photo) becomes its percentile among the training
 corpus's damaged versions; the consensus severity is their mean (0 for a clean photo). The
-head (:class:`~reliqa.models.nr.PretrainedHiRQA` on cached features) learns the HiRQA objective
+head (:class:`~reliqa.models.hirqa.PretrainedHiRQA` on cached features) learns the HiRQA objective
 on it: within-photo ranking, ranking **across photos and kinds of damage**, higher-order
 ranking, embedding-distance consistency, text alignment and the severity anchor.
 
@@ -32,7 +32,7 @@ from reliqa.attributes import ATTRIBUTES
 from reliqa.distortions.catalogue import get_distortion
 from reliqa.exceptions import DataError
 from reliqa.metrics import list_metrics
-from reliqa.models.nr import PretrainedHiRQA
+from reliqa.models.hirqa import PretrainedHiRQA
 from reliqa.models.nr_statistics import STATISTIC_NAMES
 from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
 from reliqa.training.nr_losses import (
@@ -428,7 +428,7 @@ def export_photo_head(
     scoring needs no extra package. The registered architecture (``PRETRAINED_CONFIG``) must
     be the run's."""
     from reliqa.models.efficientnet_lite import IMAGENET_SHA256
-    from reliqa.models.nr import PRETRAINED_CONFIG
+    from reliqa.models.hirqa import PRETRAINED_CONFIG
     from reliqa.models.weights import WEIGHTS_DIR, save_with_card
     from reliqa.training.common import git_commit
 
@@ -442,7 +442,7 @@ def export_photo_head(
     if name == "hirqa" and architecture != PRETRAINED_CONFIG:
         raise DataError(
             f"{run}: trained {architecture}, but the registered hirqa is {PRETRAINED_CONFIG} "
-            "(change PRETRAINED_CONFIG in reliqa/models/nr.py first)"
+            "(change PRETRAINED_CONFIG in reliqa/models/hirqa.py first)"
         )
     model.load_imagenet_backbone()
     state = model.state_dict()

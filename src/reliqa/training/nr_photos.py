@@ -32,7 +32,7 @@ from reliqa.distortions.dataset import is_held_out, split_images
 from reliqa.io import load_image, resize_to
 from reliqa.metrics import create_metric
 from reliqa.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
-from reliqa.models.nr import fit_to_max_side, pooled_stage_features
+from reliqa.models.hirqa import fit_to_max_side, pooled_stage_features
 from reliqa.models.nr_statistics import image_statistics
 
 CORPUS_VERSION = 1

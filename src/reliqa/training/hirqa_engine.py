@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from reliqa.exceptions import InvalidInputError
-from reliqa.models.nr import HIRQA_CONFIGS, HiRQA
+from reliqa.models.hirqa import HIRQA_CONFIGS, HiRQA
 from reliqa.models.weights import load_shipped
 from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
