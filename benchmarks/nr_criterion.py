@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from reliqa.evaluation.scorers import higher_is_better, resolve_scorer
+from reliqa.catalogue import higher_is_better
+from reliqa.evaluation.scorers import resolve_scorer
 from reliqa.training.nr_photo_distill import corpus_recipe, render_photo
 from reliqa.training.nr_photo_head import (
     consensus_severity,

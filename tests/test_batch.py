@@ -37,7 +37,7 @@ NR_NAME, FR_NAME = "test_batch_mean", "test_batch_mae"
 def _test_metrics() -> Iterator[None]:
     """Register the two test metrics for this module only: the one catalogue stays what it is
     for every other test in the process (tests/test_one_name.py walks it)."""
-    from reliqa.metrics import base
+    from reliqa import catalogue
 
     try:
         create_metric(NR_NAME)
@@ -48,8 +48,7 @@ def _test_metrics() -> Iterator[None]:
     yield
     if registered:
         for name in (NR_NAME, FR_NAME):
-            base._REGISTRY.pop(name, None)
-            base._KEYS.pop(base.name_key(name), None)
+            catalogue._ENTRIES.pop(catalogue.name_key(name), None)
 
 
 def _register_test_metrics() -> None:

@@ -285,7 +285,7 @@ def test_no_reference_table_says_which_way_is_better(
     page.wait_for_selector("#nr-table:not([hidden])")  # type: ignore[attr-defined]
     headers = page.locator("#nr-table th")  # type: ignore[attr-defined]
     titles = {headers.nth(k).inner_text(): headers.nth(k).get_attribute("title") for k in range(headers.count())}
-    from reliqa.evaluation.scorers import higher_is_better
+    from reliqa.catalogue import higher_is_better
 
     scorers = page.evaluate("() => fetch('/api/info').then(r => r.json())")["no_reference"]  # type: ignore[attr-defined]
     assert scorers

@@ -350,7 +350,7 @@ def test_gmc_result_repr_is_short() -> None:
 
 @pytest.mark.parametrize("command", ["metrics", "models"])
 def test_catalogue_listing_fits_an_80_column_terminal(command: str) -> None:
-    from reliqa.evaluation.scorers import list_scorers
+    from reliqa.catalogue import list_scorers
 
     result = runner.invoke(app, [command], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output

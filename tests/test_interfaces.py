@@ -197,7 +197,7 @@ def test_report_on_an_existing_file_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_direction_is_decided_once_and_gmc_cli_agrees_with_the_viewer(tmp_path: Path) -> None:
-    from reliqa.evaluation.scorers import column_higher_is_better, higher_is_better, scorer_info
+    from reliqa.catalogue import column_higher_is_better, higher_is_better, scorer_info
 
     assert higher_is_better("niqe") is False and higher_is_better("gmsd") is False
     assert higher_is_better("ssim") and higher_is_better("relational") and higher_is_better("hirqa")

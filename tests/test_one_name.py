@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import reliqa
 import reliqa.metrics
+from reliqa.catalogue import canonical_name, list_scorers, scorer_info
 from reliqa.cli import app
-from reliqa.evaluation.scorers import canonical_name, list_scorers, scorer_info
 
 runner = CliRunner()
 NAMES = [info.name for info in list_scorers()]

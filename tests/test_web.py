@@ -84,7 +84,7 @@ def test_info_lists_attributes_and_limits(client: TestClient) -> None:
 
 def test_no_reference_scorers_are_the_catalogues(client: TestClient) -> None:
     """The viewer keeps no name list of its own: every NR scorer of the catalogue that loads."""
-    from reliqa.evaluation.scorers import list_scorers
+    from reliqa.catalogue import list_scorers
 
     catalogue = [info.name for info in list_scorers() if info.kind == "NR"]
     assert {"hirqa", "hirqa-s", "niqe", "laplacian_var"} <= set(catalogue)

@@ -17,12 +17,19 @@ from reliqa import runtime as _runtime
 
 _runtime.configure_openmp()  # before anything imports torch: OpenMP reads it once, at load
 
+from reliqa import catalogue as _catalogue  # noqa: E402
 from reliqa.attributes import ATTRIBUTES  # noqa: E402
 from reliqa.exceptions import ReliqaError  # noqa: E402
 
+# The one scorer catalogue (core) is filled by the registries above it: importing these two
+# packages registers every metric and model. The catalogue imports them on its first look-up of
+# the whole table (not here: ``import reliqa`` stays free of torch).
+_catalogue.provided_by("reliqa.metrics", "reliqa.models")
+
 __version__ = "0.1.0"
 
-# The public API, in one table: public name -> module that defines it. Every function here
+# The public API, in one table: public name -> module that defines it (``module:attribute``
+# where the module's name for it differs). Every function here
 # takes images test first, reference second (keywords ``test=``, ``reference=``), options
 # keyword-only, ``device=None`` meaning ``reliqa.checks.DEFAULT_DEVICE`` (cpu), and ``model=``
 # a registered model name (or, for compare/rank, a loaded model). Loaded on first use, so
@@ -31,11 +38,11 @@ _LAZY: dict[str, str] = {
     "compare": "reliqa.models.relational_api",
     "rank": "reliqa.models.relational_api",
     "score": "reliqa.models.nr_api",
-    "create_metric": "reliqa.evaluation.scorers",
+    "create_metric": "reliqa.catalogue:create_scorer",
     "list_metrics": "reliqa.metrics",
     "create_model": "reliqa.models",
-    "list_models": "reliqa.evaluation.scorers",
-    "list_scorers": "reliqa.evaluation.scorers",
+    "list_models": "reliqa.catalogue",
+    "list_scorers": "reliqa.catalogue",
     "evaluate_metric": "reliqa.evaluation.scorers",
     "gmc": "reliqa.surfaces.gmc",
     "RelationalLoss": "reliqa.tuning", "relational_loss": "reliqa.tuning",
@@ -47,15 +54,16 @@ __all__ = ["ATTRIBUTES", "ReliqaError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'reliqa' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     """The public names too (they are loaded lazily, so not yet in the module dict)."""
-    helpers = {"Any", "annotations", "importlib", "_LAZY", "_runtime", "runtime"}
+    helpers = {"Any", "annotations", "importlib", "_LAZY", "_catalogue", "_runtime", "runtime"}
     return sorted((set(globals()) - helpers) | set(__all__))

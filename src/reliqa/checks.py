@@ -178,14 +178,6 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
-def name_key(name: str) -> str:
-    """The spelling-free key of a metric or model name: ``"MS-SSIM"``, ``"ms_ssim"`` and
-    ``"ms-ssim"`` are one name (lower case, ``-`` read as ``_``). Registries look names up by this
-    key and print their one canonical spelling (:func:`reliqa.evaluation.scorers.canonical_name`).
-    """
-    return name.strip().lower().replace("-", "_")
-
-
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The torch device ``device`` names (None: :data:`DEFAULT_DEVICE`), checked to exist here.
 
@@ -229,6 +221,5 @@ __all__ = [
     "check_tensor_image",
     "check_tensor_pair",
     "check_window_size",
-    "name_key",
     "resolve_device",
 ]

@@ -214,7 +214,7 @@ def batch_command(
 
 def _checked_names(metrics: str | None) -> list[str]:
     """``--metrics`` in either spelling → the catalogue's spelling (the CSV's column names)."""
-    from reliqa.evaluation.scorers import canonical_name
+    from reliqa.catalogue import canonical_name
 
     names = [canonical_name(name.strip()) for name in metrics.split(",") if name.strip()] if metrics else []
     if not names:

@@ -136,7 +136,7 @@ def gmc_command(
         checked_output_file(html, "--html", overwrite, (".html", ".htm"))
     device = checked_device(device)
     use_threads(threads)
-    from reliqa.evaluation.scorers import column_higher_is_better
+    from reliqa.catalogue import column_higher_is_better
 
     # the one direction rule (scorer catalogue): same CSV, same sign in CLI, viewer, report
     negated = not column_higher_is_better(pred_col)

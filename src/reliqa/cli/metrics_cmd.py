@@ -100,7 +100,8 @@ def metric_command(
     JSON: {"metric": NAME, "score": float, "higher_is_better": bool}; an infinite score (PSNR
     of identical images) is written as null with a "note".
     """
-    from reliqa.evaluation.scorers import evaluate_metric, scorer_info
+    from reliqa.catalogue import scorer_info
+    from reliqa.evaluation.scorers import evaluate_metric
 
     try:
         info = scorer_info(name)

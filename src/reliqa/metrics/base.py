@@ -1,4 +1,5 @@
-"""Metric metadata, the base class and the one registry (timm/torchmetrics style).
+"""The metric base class and the metric registry, which registers into the one scorer catalogue
+(:mod:`reliqa.catalogue`, where :class:`MetricInfo` lives; timm/torchmetrics style).
 
 Every metric is a functional core (``reliqa.metrics.<name>``) plus a thin :class:`Metric`
 module whose :class:`MetricInfo` declares what it is; tools (benchmark runner, CLI, batch,
@@ -8,43 +9,15 @@ viewer) read that metadata instead of special-casing names.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from reliqa.checks import name_key, resolve_device
+from reliqa import catalogue
+from reliqa.catalogue import MetricInfo
+from reliqa.checks import resolve_device
 from reliqa.exceptions import UnknownNameError
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric is.
-
-    Attributes:
-        name: registry name, e.g. ``"ssim"`` (official definition) or ``"ssim_rgb"`` (a variant).
-        kind: ``"FR"`` (needs a reference) or ``"NR"`` (image alone).
-        higher_is_better: direction of the score.
-        score_range: (low, high) bounds of the score; ``float("inf")`` where unbounded.
-        differentiable: whether gradients flow to the test image.
-        description: one line, including the colour handling (luminance/RGB) and scales.
-        reference: where the definition comes from (paper / official implementation).
-    """
-
-    name: str
-    kind: Literal["FR", "NR"]
-    higher_is_better: bool
-    score_range: tuple[float, float]
-    differentiable: bool
-    description: str
-    reference: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["score_range"] = [None if abs(v) == float("inf") else v for v in self.score_range]
-        return data
 
 
 class Metric(nn.Module):
@@ -60,18 +33,17 @@ class Metric(nn.Module):
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, tuple[MetricInfo, Callable[..., Metric]]] = {}
-_KEYS: dict[str, str] = {}  # name_key(name) -> the registered (canonical) spelling
-
-
 def register_metric(info: MetricInfo) -> Callable[[Callable[..., Metric]], Callable[..., Metric]]:
-    """Class/factory decorator adding a metric under ``info.name``."""
+    """Class/factory decorator adding a metric under ``info.name`` to the one scorer catalogue
+    (:func:`reliqa.catalogue.register`)."""
 
     def decorator(factory: Callable[..., Metric]) -> Callable[..., Metric]:
-        if name_key(info.name) in _KEYS:
-            raise ValueError(f"metric {info.name!r} registered twice")
-        _REGISTRY[info.name] = (info, factory)
-        _KEYS[name_key(info.name)] = info.name
+        def build(device: torch.device, **options: Any) -> Metric:
+            metric = factory(**options)
+            metric.info = info
+            return metric.to(device).eval()
+
+        catalogue.register(info, build, source="metric")
         return factory
 
     return decorator
@@ -79,23 +51,22 @@ def register_metric(info: MetricInfo) -> Callable[[Callable[..., Metric]], Calla
 
 def metric_name(name: str) -> str | None:
     """The registered spelling of metric ``name`` (``"MS-SSIM"`` → ``"ms_ssim"``), else None."""
-    return _KEYS.get(name_key(name))
+    entry = catalogue.find(name, source="metric")
+    return None if entry is None else entry.name
 
 
 def create_metric(name: str, *, device: str | torch.device | None = None, **kwargs: Any) -> Metric:
     """Instantiate classical metric ``name`` (either spelling, ``ms_ssim`` or ``ms-ssim``) on
     ``device`` (default cpu); ``kwargs`` are the metric's options. Models too:
     :func:`reliqa.create_metric` (the scorer catalogue)."""
-    canonical = metric_name(name)
-    if canonical is None:
-        known = ", ".join(sorted(_REGISTRY))
+    entry = catalogue.find(name, source="metric")
+    if entry is None:
+        known = ", ".join(e.name for e in catalogue.entries(source="metric"))
         raise UnknownNameError(f"unknown metric {name!r}; known metrics: {known}")
-    info, factory = _REGISTRY[canonical]
-    metric = factory(**kwargs)
-    metric.info = info
-    return metric.to(resolve_device(device)).eval()
+    metric: Metric = entry.factory(device=resolve_device(device), **kwargs)
+    return metric
 
 
 def list_metrics() -> list[MetricInfo]:
     """Metadata of every registered metric, sorted by name."""
-    return [info for _, (info, _) in sorted(_REGISTRY.items())]
+    return [entry.info for entry in catalogue.entries(source="metric")]

@@ -1,4 +1,6 @@
-"""One registry for reliqa's networks: ``create_model(name, pretrained=True)`` (timm style).
+"""The model registry: ``create_model(name, pretrained=True)`` (timm style); every model is
+registered into the one scorer catalogue (:mod:`reliqa.catalogue`), which builds it for scoring
+as a :class:`ModelMetric`.
 
 Each entry's configuration (architecture kwargs, weights name) is data next to the model.
 """
@@ -7,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from reliqa.checks import name_key, resolve_device
-from reliqa.exceptions import UnknownNameError, WeightsError
-from reliqa.metrics.base import MetricInfo
+from reliqa import catalogue
+from reliqa.catalogue import MetricInfo
+from reliqa.checks import resolve_device
+from reliqa.exceptions import InvalidInputError, UnknownNameError, WeightsError
+from reliqa.metrics.base import Metric
 from reliqa.models.weights import load_shipped
 
 
@@ -48,26 +52,56 @@ class ModelEntry:
         )
 
 
-_MODELS: dict[str, ModelEntry] = {}
+class ModelMetric(Metric):
+    """A registered model as a :class:`~reliqa.metrics.Metric` (what the catalogue builds for a
+    model, ``reliqa.create_metric``): ``forward(test, reference=None) -> (N,)`` calls the model's
+    ``score`` (else its ``forward``); a no-reference model ignores ``reference``, as no-reference
+    metrics do. ``model`` is the network, ``maps`` its map method (map-producing models) or None.
+
+    Contract for a registered model: a ``score(test, reference=None)`` method returning (N,)
+    scores, or else its ``forward`` does; it may declare ``info`` (a :class:`MetricInfo`), else
+    the docs/design.md default holds (no-reference, higher = better); a model that produces
+    distortion maps may expose ``maps(test, reference) -> (1, 9, H, W)``.
+    """
+
+    def __init__(self, model: nn.Module, info: MetricInfo) -> None:
+        super().__init__()
+        self.model = model
+        self.info = info
+        self.maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = getattr(model, "maps", None)
+
+    def forward(self, test: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        score_method = getattr(self.model, "score", None)
+        score = score_method if callable(score_method) else self.model
+        if self.info.kind == "FR":
+            if reference is None:
+                raise InvalidInputError(f"{self.info.name} is a full-reference model: pass a reference image")
+            return score(test, reference).reshape(-1)
+        return score(test).reshape(-1)
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
-    """Add ``entry`` under its name (a name registers once)."""
-    if model_name(entry.name) is not None:
-        raise ValueError(f"model {entry.name!r} registered twice")
-    _MODELS[entry.name] = entry
+    """Add ``entry`` under its name to the one scorer catalogue (a name registers once)."""
+    info = entry.info
+
+    def build(device: torch.device, **options: Any) -> ModelMetric:
+        if options:
+            raise InvalidInputError(f"{entry.name} is a model: it takes no options ({', '.join(options)})")
+        return ModelMetric(create_model(entry.name, device=device), info).eval()
+
+    catalogue.register(info, build, source="model", spec=entry)
     return entry
 
 
 def model_name(name: str) -> str | None:
     """The registered spelling of model ``name`` (``"hirqa_s"`` → ``"hirqa-s"``), else None."""
-    key = name_key(name)
-    return next((registered for registered in _MODELS if name_key(registered) == key), None)
+    found = catalogue.find(name, source="model")
+    return None if found is None else found.name
 
 
 def list_models() -> list[ModelEntry]:
     """Every registered model (name, builder, weights, description, ``info``), sorted."""
-    return [entry for _, entry in sorted(_MODELS.items())]
+    return [cast(ModelEntry, found.spec) for found in catalogue.entries(source="model")]
 
 
 def create_model(
@@ -82,11 +116,11 @@ def create_model(
         UnknownNameError: no such model. DeviceError: no such device here.
         WeightsError: the shipped weights are missing, fail their hash, or do not fit.
     """
-    canonical = model_name(name)
-    if canonical is None:
-        known = ", ".join(sorted(_MODELS))
+    found = catalogue.find(name, source="model")
+    if found is None:
+        known = ", ".join(entry.name for entry in list_models())
         raise UnknownNameError(f"unknown model {name!r}; known models: {known}")
-    entry = _MODELS[canonical]
+    entry = cast(ModelEntry, found.spec)
     model = entry.builder(**entry.kwargs)
     if pretrained:
         if entry.weights is None:

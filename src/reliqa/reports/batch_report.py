@@ -135,8 +135,8 @@ def worst_first(rows: Sequence[dict[str, str]], column: str | None) -> list[int]
 
 def _higher_is_better(name: str) -> bool:
     """Direction of a score column: the one rule of the scorer catalogue
-    (:func:`reliqa.evaluation.scorers.column_higher_is_better`), as in bench, viewer and gmc."""
-    from reliqa.evaluation.scorers import column_higher_is_better
+    (:func:`reliqa.catalogue.column_higher_is_better`), as in bench, viewer and gmc."""
+    from reliqa.catalogue import column_higher_is_better
 
     return column_higher_is_better(name)
 

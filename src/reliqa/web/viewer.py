@@ -37,14 +37,14 @@ DISPLAY_SIDE = 512
 
 # The viewer scores every pair with this choice of the catalogue's full-reference metrics (a
 # pair waits for all of them, so not every variant; issue 17 added the weight-free HaarPSI,
-# MDSI, VSI, SR-SIM and DSS); names, kinds and directions come from reliqa.evaluation.scorers.
+# MDSI, VSI, SR-SIM and DSS); names, kinds and directions come from reliqa.catalogue.
 FULL_REFERENCE_METRICS: tuple[str, ...] = ("psnr", "ssim", "gmsd", "haarpsi", "mdsi", "vsi", "srsim", "dss")
 RELATIONAL = "relational"
 
 
 def no_reference_scorers() -> list[str]:
     """Every no-reference scorer of the catalogue (kind "NR"), in its order."""
-    from reliqa.evaluation.scorers import list_scorers
+    from reliqa.catalogue import list_scorers
 
     return [info.name for info in list_scorers() if info.kind == "NR"]
 
@@ -193,8 +193,8 @@ class Viewer:
         return RELATIONAL not in self._unavailable
 
     def higher_is_better(self, name: str) -> bool:
-        """Direction of a score, from the one scorer catalogue (reliqa.evaluation.scorers)."""
-        from reliqa.evaluation.scorers import higher_is_better
+        """Direction of a score, from the one scorer catalogue (reliqa.catalogue)."""
+        from reliqa.catalogue import higher_is_better
 
         return higher_is_better(name)
 
@@ -373,10 +373,10 @@ class Viewer:
 
         A column named after a lower-is-better scorer (e.g. ``niqe``) is negated first, so a
         high surface always means agreement with the MOS — the rule of ``reliqa gmc``
-        (:func:`reliqa.evaluation.scorers.column_higher_is_better`).
+        (:func:`reliqa.catalogue.column_higher_is_better`).
         """
+        from reliqa.catalogue import column_higher_is_better
         from reliqa.evaluation.correlation import read_score_columns
-        from reliqa.evaluation.scorers import column_higher_is_better
         from reliqa.surfaces.gmc import gmc
 
         name, path = table
