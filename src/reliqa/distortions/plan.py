@@ -205,13 +205,16 @@ def sample_mixes(
     names = list(catalogue) if pool is None else list(dict.fromkeys(pool))
     if not names:
         raise InvalidInputError("pool: need at least one distortion type")
-    weights = _sampling_weights(names, sampling_weights, catalogue)
     by_channel: dict[str, list[str]] = {}
     for name in names:
         by_channel.setdefault(lookup(name, catalogue).attribute, []).append(name)
+    weights = _sampling_weights(by_channel, sampling_weights)
     channels = [attribute for attribute in ATTRIBUTES if attribute in by_channel]
     most = min(max_distortions, len(channels))
     counts = torch.randint(1, most + 1, (batch,), generator=generator).tolist()
+    if weights is not None:
+        shares = torch.tensor([weights.get(c, 1.0) for c in channels], dtype=torch.float64)
+        drawable = int((shares > 0).sum())
     mixes = []
     for count in counts:
         mix = []
@@ -221,9 +224,7 @@ def sample_mixes(
                 options = by_channel[channels[index]]
                 mix.append(options[int(torch.randint(len(options), (1,), generator=generator))])
         else:
-            shares = torch.tensor([weights.get(c, 1.0) for c in channels], dtype=torch.float64)
-            count = min(count, int((shares > 0).sum()))
-            for index in torch.multinomial(shares, count, generator=generator).tolist():
+            for index in torch.multinomial(shares, min(count, drawable), generator=generator).tolist():
                 options = by_channel[channels[index]]
                 within = torch.tensor([weights.get(o, 1.0) for o in options], dtype=torch.float64)
                 mix.append(options[int(torch.multinomial(within, 1, generator=generator))])
@@ -232,27 +233,30 @@ def sample_mixes(
 
 
 def _sampling_weights(
-    names: list[str], sampling_weights: Mapping[str, float] | None, catalogue: Catalogue
+    by_channel: dict[str, list[str]], sampling_weights: Mapping[str, float] | None
 ) -> dict[str, float] | None:
-    """The weights checked: known channel or pool-type names, finite, ≥ 0, some channel > 0."""
+    """The weights checked against the pool (channel → its types): known names, finite, ≥ 0,
+    some channel drawable, and every drawable channel with a drawable type."""
     if sampling_weights is None:
         return None
-    channels = {lookup(name, catalogue).attribute for name in names}
-    unknown = sorted(set(sampling_weights) - set(names) - channels)
+    known = set(by_channel).union(*by_channel.values())
+    unknown = sorted(set(sampling_weights) - known)
     if unknown:
         raise UnknownNameError(
             f"sampling_weights: {', '.join(unknown)} is neither a type of the pool nor one of "
-            f"its attribute channels ({', '.join(sorted(channels))})"
+            f"its attribute channels ({', '.join(sorted(by_channel))})"
         )
     weights = {key: float(value) for key, value in sampling_weights.items()}
-    bad = {key: value for key, value in weights.items() if not (math.isfinite(value) and value >= 0)}
+    bad = {
+        key: value for key, value in weights.items() if not (math.isfinite(value) and value >= 0)
+    }
     if bad:
         raise InvalidInputError(f"sampling_weights must be finite and ≥ 0, got {bad}")
-    if all(weights.get(channel, 1.0) == 0 for channel in channels):
+    drawable = [channel for channel in by_channel if weights.get(channel, 1.0) > 0]
+    if not drawable:
         raise InvalidInputError("sampling_weights: every attribute channel weighs 0")
-    for channel in channels:
-        members = [name for name in names if lookup(name, catalogue).attribute == channel]
-        if weights.get(channel, 1.0) > 0 and all(weights.get(n, 1.0) == 0 for n in members):
+    for channel in drawable:
+        if all(weights.get(name, 1.0) == 0 for name in by_channel[channel]):
             raise InvalidInputError(
                 f"sampling_weights: channel {channel!r} can be drawn but all its types weigh 0"
             )

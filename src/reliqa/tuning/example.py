@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from reliqa.catalogue import find
 from reliqa.exceptions import InvalidInputError, UnknownNameError
 from reliqa.io import load_image
-from reliqa.metrics import list_metrics, metric_name
 from reliqa.tuning.judge import NO_REFERENCE_JUDGE, Judge, attribute_summary
 from reliqa.tuning.loss import shipped_map_network
 from reliqa.tuning.optimize import (
@@ -396,9 +396,8 @@ def _example_images(
         photo = load_photo(image, size)
     side = min(photo.shape[-2:])
     for loss in losses:  # the catalogue's minimum size of each metric objective
-        name = metric_name(loss)
-        info = next((i for i in list_metrics() if i.name == name), None) if name else None
-        least = int(info.extra.get("min_size") or 1) if info else 1
+        entry = find(loss)
+        least = int(entry.info.extra.get("min_size") or 1) if entry else 1
         if side < least:
             raise InvalidInputError(f"the {loss} loss needs images of at least {least} px, got {side}")
     return photo, degraded
