@@ -192,3 +192,18 @@ def test_empty_shards_write_a_header_and_merge(folder: Path, tmp_path: Path) -> 
     assert sizes == [0, 0, 1]
     code, output = _cli("--merge", str(tmp_path / "r.shard-*-of-3.csv"), "-o", str(tmp_path / "m.csv"), "--json")
     assert code == 0 and json.loads(output)["rows"] == 1
+
+
+def test_an_empty_shard_of_a_pair_run_writes_a_header_and_merges(folder: Path, tmp_path: Path) -> None:
+    """With one pair and two shards one shard is always empty; it is still a pair run (exit 0,
+    a header-only output), not a full-reference metric 'without pairs' (a usage error)."""
+    (tmp_path / "pairs.csv").write_text("reference,test\nimages/a00.png,images/a01.png\n")
+    source = ["--pairs", str(tmp_path / "pairs.csv"), "-m", "psnr", "--workers", "0"]
+    for index in (1, 2):
+        code, output = _cli(*source, "-o", str(tmp_path / "r.csv"), "--shard", f"{index}/2")
+        assert code == 0, output
+    parts = [tmp_path / f"r.shard-{index}-of-2.csv" for index in (1, 2)]
+    assert sorted(len(_read(part)) for part in parts) == [0, 1]
+    code, output = _cli("--merge", *map(str, parts), "-o", str(tmp_path / "merged.csv"))
+    assert code == 0, output
+    assert [row["reference"].endswith("a00.png") for row in _read(tmp_path / "merged.csv")] == [True]

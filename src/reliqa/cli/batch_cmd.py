@@ -182,11 +182,12 @@ def batch_command(
 
     try:
         items = batch.items_from_sources(inputs or [], pairs=pairs, ref_dir=ref_dir)
+        # the whole run's mode, before sharding: a shard without pairs is still a pair run
+        pair_run = any(item.reference is not None for item in items)
         if shard is not None:  # an empty shard writes a header-only output, so merges work
             index, count = batch.parse_shard(shard)
             items = batch.select_shard(items, index, count)
             out = batch.shard_output(out, index, count)
-        pair_run = any(item.reference is not None for item in items)
         with batch.progress_bar(enabled=not as_json) as on_progress:
             if engine == "ray":
                 from reliqa.batch.distributed import score_dataset
