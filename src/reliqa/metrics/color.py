@@ -98,6 +98,19 @@ def rgb_to_yiq_fsim(image: torch.Tensor) -> torch.Tensor:
     return apply_color_matrix(image, FSIM_YIQ_MATRIX)
 
 
+def yiq_luminance(image: torch.Tensor) -> torch.Tensor:
+    """Y of :func:`rgb_to_yiq_fsim` for RGB; one channel is taken as the luminance already
+    (the grey input that the reference codes of SR-SIM and DSS also accept).
+
+    Arguments:
+        image: (N, 3, H, W) RGB or (N, 1, H, W) luminance.
+
+    Returns:
+        (N, 1, H, W) on the scale of the input.
+    """
+    return rgb_to_yiq_fsim(image)[:, :1] if image.shape[1] == 3 else image
+
+
 def rgb_to_luma_bt601(image: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """MATLAB ``rgb2ycbcr`` Y channel (BT.601 studio swing, 16..235 of 255), not rounded.
 

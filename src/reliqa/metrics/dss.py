@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel2d
 
 from reliqa.metrics._validate import Reduction
-from reliqa.metrics.color import rgb_to_yiq_fsim
-from reliqa.metrics.similarity import TINY, checked_pair_scores, magnitude_similarity
+from reliqa.metrics.color import yiq_luminance
+from reliqa.metrics.similarity import TINY, checked_pair_scores, magnitude_similarity, stacked_pair
 
 DSS_BLOCK = 8
 # Subband weights exp(−((m − ½)² + (n − ½)²)/(2·1.55²)), m, n = 1..8; weights below 1e-2 are 0.
@@ -72,9 +72,8 @@ def _lowest_mean(values: torch.Tensor, count: int) -> torch.Tensor:
 
 def _dss_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
     """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`dss`)."""
-    batch, channels, height, width = test.shape
-    images = torch.cat([test, reference]) * (255.0 / data_range)
-    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
+    batch, _, height, width = test.shape
+    luminance = yiq_luminance(stacked_pair(test, reference, data_range))
     luminance = luminance[..., : height - height % DSS_BLOCK, : width - width % DSS_BLOCK]
     kept, weights = _subbands()
     coefficients = block_dct(luminance)[:, list(kept)]  # (2N, K, h, w)

@@ -10,14 +10,14 @@ import torch
 from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.metrics._validate import Reduction, reduce
 from reliqa.metrics.color import rgb_to_yiq_fsim
-from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.similarity import (
     magnitude_similarity,
     real_power,
     scharr_gradient_squared,
     similarity_map,
+    stacked_pair,
+    wang_downsample,
 )
-from reliqa.metrics.ssim import downsample_factor_wang
 
 # phasecong2 parameters of FeatureSIM.m
 _SCALES = 4
@@ -159,10 +159,7 @@ def fsim(
     check_tensor_pair(test, reference, data_range=data_range, name="fsim" if chromatic else "fsim_luminance", min_size=FSIM_MIN_SIZE,
                       channels=(3,))
     batch = test.shape[0]
-    scale = 255.0 / data_range
-    yiq = rgb_to_yiq_fsim(torch.cat([test, reference]) * scale)
-    factor = downsample_factor_wang(*test.shape[-2:])
-    yiq = box_downsample(yiq, factor, "zero")
+    yiq = wang_downsample(rgb_to_yiq_fsim(stacked_pair(test, reference, data_range)))
     luminance = yiq[:, :1]
     congruency = phase_congruency(luminance)
     gradient_squared = scharr_gradient_squared(luminance)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import rgb_to_yiq_fsim
 from reliqa.metrics.filters import box_downsample
-from reliqa.metrics.similarity import checked_pair_scores, similarity_map
+from reliqa.metrics.similarity import checked_pair_scores, similarity_map, stacked_pair
 
 HAARPSI_C: float = 30.0
 """The constant C of the local similarities, for 0..255 images."""
@@ -71,7 +71,7 @@ def _haarpsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: flo
                     alpha: float) -> torch.Tensor:
     """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`haarpsi`)."""
     batch, channels = test.shape[:2]
-    images = torch.cat([test, reference]) * (255.0 / data_range)
+    images = stacked_pair(test, reference, data_range)
     if channels == 3:
         images = rgb_to_yiq_fsim(images)
     if subsample:

@@ -7,17 +7,17 @@ import torch
 
 from reliqa.metrics._validate import Reduction
 from reliqa.metrics.color import apply_color_matrix
-from reliqa.metrics.filters import box_downsample
 from reliqa.metrics.gmsd import prewitt_gradient_squared
 from reliqa.metrics.similarity import (
     checked_pair_scores,
     complex_power,
     magnitude_similarity,
     nonnegative_power,
+    stacked_pair,
+    wang_downsample,
 )
-from reliqa.metrics.ssim import downsample_factor_wang
 
-# The L, H, M colour space of MDSI.m (rows L, H, M).
+# The L, H, M colour space of MDSI.m (rows L = luminance, H and M the chromatic opponents).
 MDSI_LHM_MATRIX: tuple[tuple[float, float, float], ...] = (
     (0.2989, 0.5870, 0.1140),
     (0.30, 0.04, -0.35),
@@ -30,24 +30,11 @@ MDSI_Q, MDSI_O = 0.25, 0.25
 MDSI_MIN_SIZE = 2
 
 
-def rgb_to_lhm(image: torch.Tensor) -> torch.Tensor:
-    """RGB → MDSI's LHM (L = luminance, H and M the two chromatic opponent channels).
-
-    Arguments:
-        image: (N, 3, H, W) RGB.
-
-    Returns:
-        (N, 3, H, W): L, H, M on the scale of the input.
-    """
-    return apply_color_matrix(image, MDSI_LHM_MATRIX)
-
-
 def _mdsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
     """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`mdsi`)."""
     batch = test.shape[0]
-    factor = downsample_factor_wang(*test.shape[-2:])
-    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
-    lhm = rgb_to_lhm(images)
+    images = wang_downsample(stacked_pair(test, reference, data_range))
+    lhm = apply_color_matrix(images, MDSI_LHM_MATRIX)
     luminance_test, luminance_reference = lhm[:batch, :1], lhm[batch:, :1]
     fused = (luminance_test + luminance_reference) / 2
     # prewitt_gradient_squared leaves out the kernels' 1/3: the energies are 9x, and so the constants.

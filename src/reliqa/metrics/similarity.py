@@ -14,7 +14,8 @@ import torch
 
 from reliqa.checks import check_data_range, check_tensor_pair
 from reliqa.metrics._validate import Reduction, reduce
-from reliqa.metrics.filters import plane_chunk_size
+from reliqa.metrics.filters import box_downsample, plane_chunk_size
+from reliqa.metrics.ssim import downsample_factor_wang
 
 # Square roots and fractional powers are floored at this value so that their gradients stay
 # finite on flat areas (where a gradient magnitude or a similarity is exactly 0).
@@ -102,6 +103,35 @@ def complex_power(base: torch.Tensor, exponent: float) -> torch.Tensor:
     magnitude = nonnegative_power(base.abs(), exponent)
     angle = torch.where(base < 0, math.pi * exponent, 0.0).to(base.dtype)
     return torch.polar(magnitude, angle)
+
+
+def stacked_pair(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
+    """The pair as one batch on the 0..255 scale of the authors' constants: every later step
+    (colours, filters, saliency) then runs once over both images.
+
+    Arguments:
+        test: (N, C, H, W) in [0, data_range].
+        reference: (N, C, H, W) in [0, data_range].
+        data_range: value of white.
+
+    Returns:
+        (2N, C, H, W): the test images, then the references, times 255 / data_range.
+    """
+    return torch.cat([test, reference]) * (255.0 / data_range)
+
+
+def wang_downsample(images: torch.Tensor) -> torch.Tensor:
+    """The automatic downsampling of VSI.m, SR_SIM.m, MDSI.m and FeatureSIM.m: F×F average
+    (``conv2 'same'``, zero boundary) and every F-th pixel, F from
+    :func:`~reliqa.metrics.ssim.downsample_factor_wang` of the image size.
+
+    Arguments:
+        images: (N, C, H, W).
+
+    Returns:
+        (N, C, ⌈H/F⌉, ⌈W/F⌉).
+    """
+    return box_downsample(images, downsample_factor_wang(*images.shape[-2:]), "zero")
 
 
 _SCHARR = ((3.0, 0.0, -3.0), (10.0, 0.0, -10.0), (3.0, 0.0, -3.0))

@@ -7,15 +7,16 @@ import torch.nn.functional as F
 from kornia.filters import box_blur, get_gaussian_kernel1d
 
 from reliqa.metrics._validate import Reduction
-from reliqa.metrics.color import rgb_to_yiq_fsim
-from reliqa.metrics.filters import box_downsample, imresize_matlab
+from reliqa.metrics.color import yiq_luminance
+from reliqa.metrics.filters import imresize_matlab
 from reliqa.metrics.similarity import (
     checked_pair_scores,
     magnitude_similarity,
     scharr_gradient_squared,
     similarity_map,
+    stacked_pair,
+    wang_downsample,
 )
-from reliqa.metrics.ssim import downsample_factor_wang
 
 # SR_SIM.m: saliency at a quarter of the size, 3x3 average of the log amplitude, 10x10 Gaussian
 # (σ = 3.8) on the saliency; similarity constants on the 0..255 scale.
@@ -60,10 +61,8 @@ def spectral_residual_saliency(image: torch.Tensor) -> torch.Tensor:
 
 def _srsim_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
     """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`srsim`)."""
-    batch, channels = test.shape[:2]
-    factor = downsample_factor_wang(*test.shape[-2:])
-    images = box_downsample(torch.cat([test, reference]) * (255.0 / data_range), factor, "zero")
-    luminance = rgb_to_yiq_fsim(images)[:, :1] if channels == 3 else images
+    batch = test.shape[0]
+    luminance = yiq_luminance(wang_downsample(stacked_pair(test, reference, data_range)))
     saliency = spectral_residual_saliency(luminance)
     gradient_squared = scharr_gradient_squared(luminance)
     saliency_test, saliency_reference = saliency[:batch], saliency[batch:]

@@ -21,6 +21,7 @@ from reliqa.metrics.similarity import (
     real_power,
     scharr_gradient_squared,
     similarity_map,
+    stacked_pair,
 )
 from reliqa.metrics.ssim import downsample_factor_wang
 
@@ -149,7 +150,7 @@ def _downsample(image: torch.Tensor, factor: int, variant: VsiVariant) -> torch.
 def _vsi_scores(test: torch.Tensor, reference: torch.Tensor, data_range: float, variant: VsiVariant) -> torch.Tensor:
     """Scores of validated (n, C, H, W) pairs → (n,) (the body of :func:`vsi`)."""
     batch = test.shape[0]
-    images = torch.cat([test, reference]) * (255.0 / data_range)
+    images = stacked_pair(test, reference, data_range)
     saliency = sdsp(images, variant=variant)
     features = torch.cat([saliency, apply_color_matrix(images, VSI_LMN_MATRIX)], dim=1)
     factor = downsample_factor_wang(*test.shape[-2:])
