@@ -20,7 +20,13 @@ from reliqa.cli.app import (
     usage_error,
     use_threads,
 )
-from reliqa.cli.options import BatchSizeOption, EngineDeviceOption, JsonOption, ThreadsOption
+from reliqa.cli.options import (
+    BatchSizeOption,
+    EngineDeviceOption,
+    JsonOption,
+    ThreadsOption,
+    WorkersOption,
+)
 from reliqa.exceptions import InvalidInputError, ReliqaError
 
 if TYPE_CHECKING:  # the command imports the batch part (torch) only when it runs
@@ -85,9 +91,6 @@ _MosOption = Annotated[
         help="CSV of human scores (columns: image name, MOS) for the report's correlation "
              "table and GMC plots.",
     ),
-]
-_WorkersOption = Annotated[
-    int, typer.Option("--workers", help="Decoding worker processes (0: none).")
 ]
 _MapsDirOption = Annotated[
     Path | None,
@@ -159,7 +162,7 @@ def batch_command(
     report: _ReportOption = None,
     mos: _MosOption = None,
     device: EngineDeviceOption = None,
-    workers: _WorkersOption = 2,
+    workers: WorkersOption = 2,
     batch_size: BatchSizeOption = 8,
     maps_dir: _MapsDirOption = None,
     shard: _ShardOption = None,

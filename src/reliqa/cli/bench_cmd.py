@@ -30,6 +30,7 @@ from reliqa.cli.options import (
     JsonOption,
     OverwriteOption,
     ThreadsOption,
+    WorkersOption,
 )
 from reliqa.exceptions import InvalidInputError, ReliqaError, UnknownNameError
 
@@ -63,9 +64,6 @@ _DmosOption = Annotated[
     bool, typer.Option("--dmos", help="For a CSV dataset: the scores are DMOS (lower = better).")
 ]
 _LimitOption = Annotated[int | None, typer.Option("--limit", help="Use only the first N images.")]
-_WorkersOption = Annotated[
-    int, typer.Option("--workers", help="Decoding worker processes (0: decode in this process).")
-]
 _NoResumeOption = Annotated[
     bool, typer.Option("--no-resume", help="Discard scores.csv of an earlier run in --out.")
 ]
@@ -87,7 +85,7 @@ def bench_command(
     limit: _LimitOption = None,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = "cpu",
-    workers: _WorkersOption = 0,
+    workers: WorkersOption = 0,
     no_resume: _NoResumeOption = False,
     n_boot: _NBootOption = 1000,
     seed: _SeedOption = 0,

@@ -24,10 +24,14 @@ if TYPE_CHECKING:
     from reliqa.metrics import MetricInfo
 
 
-def _print_table(title: str, infos: list[MetricInfo]) -> None:
-    """One line per scorer, cut to the terminal's width (``--json`` has every field whole)."""
+def _show_infos(title: str, infos: list[MetricInfo], as_json: bool) -> None:
+    """Every field of every scorer as JSON, or one line per scorer cut to the terminal's width
+    (the table's title says that ``--json`` has every field whole)."""
     import shutil
 
+    if as_json:
+        print_json([info.to_dict() for info in infos])
+        return
     width = shutil.get_terminal_size((100, 24)).columns
     header = ("name", "kind", "better", "range", "diff.", "min", "description")
     rows = [
@@ -60,11 +64,7 @@ def metrics_command(
     """List the registered metrics with their metadata (kind, direction, range, differentiable)."""
     from reliqa.metrics import list_metrics
 
-    infos = list_metrics()
-    if as_json:
-        print_json([info.to_dict() for info in infos])
-        return
-    _print_table("reliqa metrics (models: `reliqa models`)", infos)
+    _show_infos("reliqa metrics (models: `reliqa models`)", list_metrics(), as_json)
 
 
 @app.command("models")
@@ -74,11 +74,7 @@ def models_command(
     """List reliqa's models with the same metadata as metrics (no weights are loaded)."""
     from reliqa.models import list_models
 
-    infos = [entry.info for entry in list_models()]
-    if as_json:
-        print_json([info.to_dict() for info in infos])
-        return
-    _print_table("reliqa models", infos)
+    _show_infos("reliqa models", [entry.info for entry in list_models()], as_json)
 
 
 @app.command("metric")

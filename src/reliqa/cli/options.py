@@ -19,6 +19,7 @@ DEVICE_HELP = "torch device: cpu, cuda, cuda:N, or auto (a GPU when there is one
 THREADS_HELP = "torch CPU threads (idle threads sleep, so a busy machine stays fast; see README)."
 OVERWRITE_HELP = "Replace existing output files (refused otherwise)."
 BATCH_SIZE_HELP = "Most same-size images per forward pass."
+WORKERS_HELP = "Decoding worker processes (0: decode in this process)."
 CONFIG_HELP = "JSON training config (examples in configs/)."
 RESUME_HELP = "Continue the run from its latest checkpoint (same config)."
 RUN_DIR_HELP = "Override the config's run folder."
@@ -57,6 +58,9 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HEL
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help=BATCH_SIZE_HELP)]
 """``--batch-size`` of a scoring command."""
 
+WorkersOption = Annotated[int, typer.Option("--workers", help=WORKERS_HELP)]
+"""``--workers`` of a command that decodes many images (``batch``, ``bench``)."""
+
 ConfigOption = Annotated[Path, typer.Option("--config", help=CONFIG_HELP)]
 """``--config`` of a training command that needs one."""
 
@@ -77,6 +81,6 @@ CardCommandOption = Annotated[str | None, typer.Option("--command", help=CARD_CO
 
 SHARED_OPTIONS = (
     "--json", "--device", "--threads", "--overwrite", "--batch-size", "--config", "--resume",
-    "--max-minutes", "--command",
+    "--max-minutes", "--command", "--workers",
 )
 """The flags only this module declares (``--run-dir`` also names an export's finished run)."""
