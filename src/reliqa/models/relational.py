@@ -446,23 +446,20 @@ class RelationalArchitecture:
 
 SHIPPED_ARCHITECTURE = RelationalArchitecture()
 
-register_model(
-    ModelEntry(
-        name="relational",
-        builder=RelationalModel,
-        kwargs=SHIPPED_ARCHITECTURE.kwargs(),
-        weights="relational",
-        description="Relational full-reference model: 9 anti-symmetric distortion maps + relational score",
-    )
-)
 
-register_model(
-    ModelEntry(
-        name="relational-plus",
-        builder=RelationalModel,
-        kwargs=SHIPPED_ARCHITECTURE.plus_kwargs(),
-        weights="relational-plus",
-        description="The relational model whose score also reads ImageNet EfficientNet-Lite0 "
-        "feature distances (slower; same maps)",
+def _register_shipped(name: str, kwargs: dict[str, object], description: str) -> None:
+    """Register a shipped :class:`RelationalModel`; its weights file is named as the model."""
+    register_model(
+        ModelEntry(name=name, builder=RelationalModel, kwargs=kwargs, weights=name, description=description)
     )
+
+
+_register_shipped(
+    "relational", SHIPPED_ARCHITECTURE.kwargs(),
+    "Relational full-reference model: 9 anti-symmetric distortion maps + relational score",
+)
+_register_shipped(
+    "relational-plus", SHIPPED_ARCHITECTURE.plus_kwargs(),
+    "The relational model whose score also reads ImageNet EfficientNet-Lite0 feature distances "
+    "(slower; same maps)",
 )
