@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from reliqa.models import create_model
 from reliqa.models import nr_statistics as statistics_module
-from reliqa.models.efficientnet_lite import MBConvBlock
+from reliqa.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
 from reliqa.models.hirqa import PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
@@ -245,3 +245,21 @@ def test_a_strided_block_pads_its_input_as_the_expanded_map_would_be(
     scale = float(expected.abs().max())  # random weights: activations in the tens
     torch.testing.assert_close(unfolded, expected, rtol=1e-5, atol=1e-6 * scale)
     torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_backbone_normalisation_is_bit_identical_to_its_formula(
+    layout: torch.memory_format,
+) -> None:
+    """``x·(255/128) − 127/128`` on the channels-last copy equals ``(x·255 − 127) / 128`` to the
+    bit (exact constants, a power-of-two divisor), keeps autograd and leaves the input alone."""
+    images = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(5))
+    images = images.contiguous(memory_format=layout).requires_grad_(True)
+    before = images.detach().clone()
+    normalised = EfficientNetLite0.normalise(images)
+    assert torch.equal(normalised, (before * 255.0 - 127.0) / 128.0)
+    assert normalised.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(images.detach(), before)
+    normalised.sum().backward()
+    assert images.grad is not None
+    assert torch.allclose(images.grad, torch.full_like(before, 255.0 / 128.0))

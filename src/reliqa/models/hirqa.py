@@ -26,7 +26,7 @@ from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.efficientnet_lite import EfficientNetLite0, positions_by_channels
 from reliqa.models.fold import ConvBN
-from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics
+from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics_unchecked
 from reliqa.models.registry import ModelEntry, register_model
 
 TEXT_DIM = 384
@@ -160,8 +160,15 @@ class HiRQA(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Quality embedding: (N, 3, H, W) in [0, 1] → (N, embed_dim)."""
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
-        normalised = ((images - _INPUT_MEAN) / _INPUT_STD).contiguous(
-            memory_format=torch.channels_last
+        return self._embed(images)
+
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`embed` of a checked batch (the check reads every pixel; at 5 ms per image
+        three checks of one call were a tenth of the time)."""
+        # channels-last first, then subtract into a new tensor and divide in place: the same
+        # values as ((x − mean) / std), one pass and one allocation less
+        normalised = (images.contiguous(memory_format=torch.channels_last) - _INPUT_MEAN).div_(
+            _INPUT_STD
         )
         features = self.encoder(normalised)
         return self.embedding(self.pool(features))
@@ -172,8 +179,8 @@ class HiRQA(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
-        check_tensor_image(images, "images", channels=(3,))
-        return torch.sigmoid(self.score_logits(self.embed(images)))
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
+        return torch.sigmoid(self.score_logits(self._embed(images)))
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor) -> torch.Tensor:
@@ -183,7 +190,8 @@ class HiRQA(nn.Module):
         exceeds :data:`MAX_SIDE` is first downscaled to it (:func:`fit_to_max_side`).
         """
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
-        return self(fit_to_max_side(images)).float()
+        embedding = self._embed(fit_to_max_side(images))
+        return torch.sigmoid(self.score_logits(embedding)).float()
 
 
 def fit_to_max_side(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Tensor:
@@ -240,8 +248,16 @@ def pooled_stage_features(
     ``upto``: compute only the first ``upto`` maps and leave the others' entries 0 (a head
     that reads stages 1–4 only need not run the rest of the backbone).
     """
+    check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
+    return _pooled_stage_features(backbone, images, upto)
+
+
+def _pooled_stage_features(
+    backbone: EfficientNetLite0, images: torch.Tensor, upto: int | None
+) -> torch.Tensor:
+    """:func:`pooled_stage_features` of a checked batch."""
     parts: list[torch.Tensor] = []
-    maps = backbone.stage_features(images, upto)
+    maps = backbone.stage_features_unchecked(images, upto)
     for feature in maps:
         # two passes over the (N, H·W, C) view of the channels-last map (no copy), mean then
         # mean squared deviation: torch.std_mean (one-pass Welford) took ~20 ms of a 512²
@@ -366,6 +382,11 @@ class PretrainedHiRQA(nn.Module):
         """(N, 3, H, W) in [0, 1] → (N, 4128) pooled backbone features, followed by the 13
         :func:`~reliqa.models.nr_statistics.image_statistics` when ``statistics`` (no gradient)."""
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
+        return self._features(images)
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` of a checked batch: the range check reads every pixel, so it runs
+        once per call, not once per chunk and stage."""
         # a set that reads no later map need not run the later stages
         upto = FEATURE_SET_MAPS[self.feature_set]
         with torch.no_grad():
@@ -377,10 +398,10 @@ class PretrainedHiRQA(nn.Module):
             for part in images.split(chunk):
                 pooled = (
                     part.new_zeros(part.shape[0], POOLED_DIM) if upto == 0
-                    else pooled_stage_features(self.backbone, part, upto)
+                    else _pooled_stage_features(self.backbone, part, upto)
                 )
                 if self.statistics:
-                    pooled = torch.cat([pooled, image_statistics(part)], dim=1)
+                    pooled = torch.cat([pooled, image_statistics_unchecked(part)], dim=1)
                 parts.append(pooled)
             return torch.cat(parts)
 
@@ -409,7 +430,8 @@ class PretrainedHiRQA(nn.Module):
         """Deterministic inference: (N, 3, H, W) in [0, 1] → (N,) float32 scores; an image whose
         longer side exceeds ``max_side`` is first downscaled to it (:func:`fit_to_max_side`)."""
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
-        return self(fit_to_max_side(images, self.max_side)).float()
+        features = self._features(fit_to_max_side(images, self.max_side))
+        return torch.sigmoid(self.score_logits(self.embed_features(features))).float()
 
 
 PRETRAINED_CONFIG: dict[str, object] = {

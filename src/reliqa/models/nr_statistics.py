@@ -165,6 +165,12 @@ def image_statistics(images: torch.Tensor) -> torch.Tensor:
         torch.Size([1, 13])
     """
     check_tensor_image(images, "images", channels=(3,), min_size=32)
+    return image_statistics_unchecked(images)
+
+
+def image_statistics_unchecked(images: torch.Tensor) -> torch.Tensor:
+    """:func:`image_statistics` without the input check, for callers that have checked the
+    whole batch once (the check reads every pixel)."""
     images = images.float()
     gray = _luminance(images)
     half = F.avg_pool2d(gray, 2)
