@@ -30,6 +30,16 @@ def _check_mask(mask: torch.Tensor, size: int, name: str) -> None:
         )
 
 
+def _hinge_mean(
+    required: torch.Tensor | float, achieved: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
+    """``mean relu(required − achieved)`` over the pairs of ``achieved``; 0 (in the graph of
+    ``like``) when there is no pair."""
+    if achieved.numel() == 0:
+        return like.sum() * 0.0
+    return F.relu(required - achieved).mean()
+
+
 def group_mask(groups: torch.Tensor) -> torch.Tensor:
     """Pairs that share a group id (e.g. versions of one content): (N,) → (N, N) bool."""
     return groups[:, None] == groups[None, :]
@@ -73,10 +83,8 @@ def ranking_loss(
     size = _check_same_length(scores=scores, levels=levels)
     _check_mask(pair_mask, size, "pair_mask")
     better, worse = ordered_pairs(levels, pair_mask, min_gap)
-    if better.numel() == 0:
-        return scores.sum() * 0.0
     required = margin * (levels[worse] - levels[better])
-    return F.relu(required - (scores[better] - scores[worse])).mean()
+    return _hinge_mean(required, scores[better] - scores[worse], scores)
 
 
 def pair_of_pairs_loss(
@@ -111,10 +119,8 @@ def pair_of_pairs_loss(
     same_group = groups[better][:, None] == groups[better][None, :]
     span_difference = span[:, None] - span[None, :]
     wide, narrow = torch.nonzero(same_group & (span_difference > min_gap), as_tuple=True)
-    if wide.numel() == 0:
-        return scores.sum() * 0.0
     required = margin * (span[wide] - span[narrow])
-    return F.relu(required - (gap[wide] - gap[narrow])).mean()
+    return _hinge_mean(required, gap[wide] - gap[narrow], scores)
 
 
 def embedding_consistency_loss(
@@ -274,6 +280,4 @@ def clean_margin_loss(
     _check_same_length(scores=scores, groups=groups, clean=clean)
     pairs = group_mask(groups) & clean[:, None] & ~clean[None, :]
     better, worse = torch.nonzero(pairs, as_tuple=True)
-    if better.numel() == 0:
-        return scores.sum() * 0.0
-    return F.relu(margin - (scores[better] - scores[worse])).mean()
+    return _hinge_mean(margin, scores[better] - scores[worse], scores)
