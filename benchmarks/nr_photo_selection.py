@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 
 from reliqa.models.hirqa import feature_mask
+from reliqa.training.config import load_config
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
+    PhotoHeadConfig,
     consensus_severity,
     load_photo_corpus,
-    load_photo_head_config,
     photo_criterion,
     train_photo_head,
 )
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = load_photo_head_config(args.config, steps=args.steps, seed=args.seed)
+    base = load_config(PhotoHeadConfig, args.config, steps=args.steps, seed=args.seed)
     corpus = load_photo_corpus(base.corpus)
     rows = {}
     for spec in args.sets:

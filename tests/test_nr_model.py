@@ -164,13 +164,13 @@ def test_training_runs_resumes_and_exports(tmp_path: Path) -> None:
         Image.fromarray(photo[::4, ::4]).save(photos / f"{name}.png")  # p4 is in the held-out split
     config = NRTrainConfig(
         model="hirqa-s",
-        data=str(tmp_path / "pristine"),
+        data_root=str(tmp_path / "pristine"),
         run_dir=str(tmp_path / "run"),
         steps=2,
         batch_size=2,
         levels=2,
         crop_sizes=[64],
-        workers=0,
+        num_workers=0,
         device="cpu",
         val_every=2,
         val_batches=1,

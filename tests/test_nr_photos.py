@@ -120,13 +120,13 @@ def test_corpus_is_deterministic_resumable_and_trains_exports_and_distils(tmp_pa
     from reliqa.training.nr_photos import PhotoCorpusConfig, build_photo_corpus
 
     data = _toy_photos(tmp_path)
-    config = PhotoCorpusConfig(data=str(data), max_side=200, singles=3, pairs=1)
+    config = PhotoCorpusConfig(data_root=str(data), max_side=200, singles=3, pairs=1)
     out = tmp_path / "corpus"
     assert build_photo_corpus(out, config, part=0, parts=2) == 2
     assert build_photo_corpus(out, config, part=0, parts=2) == 0  # resumes: nothing missing
     assert build_photo_corpus(out, config, part=1, parts=2) == 2
     with pytest.raises(ValueError, match="recipe"):
-        build_photo_corpus(out, PhotoCorpusConfig(data=str(data), max_side=160))
+        build_photo_corpus(out, PhotoCorpusConfig(data_root=str(data), max_side=160))
     corpus = load_photo_corpus(out)
     assert corpus.features.shape == (4 * 5, 4128 + len(STATISTIC_NAMES))
     assert int(corpus.clean.sum()) == 4 and (corpus.teachers[corpus.clean, 0] == 1).all()

@@ -233,7 +233,7 @@ def tiny_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _tiny_config(root: Path, seed: int) -> ScorerCacheConfig:
     return ScorerCacheConfig(
-        data_root=str(root), split="train", sets_per_photo=2, levels=3, crop=176, seed=seed
+        data_root=str(root), split="train", sets_per_photo=2, levels=3, crop_size=176, seed=seed
     )
 
 

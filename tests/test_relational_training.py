@@ -1,25 +1,27 @@
-"""Warm starts of the relational map training: ``init_maps`` continues the map network."""
+"""The relational map training: warm starts (``init_maps`` continues the map network), and the
+numbers of a toy run, recorded before the loop skeleton (issue 19)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from reliqa.distortions.dataset import is_held_out
 from reliqa.io import save_image
 from reliqa.models.weights import WEIGHTS_DIR
+from reliqa.training.common import read_metrics_log
+from reliqa.training.config import load_config
 from reliqa.training.relational import RelationalTrainConfig, train_relational
 
 SHIPPED = WEIGHTS_DIR / "relational.safetensors"
 
 
-def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
-    tmp_path: Path, astronaut: torch.Tensor
-) -> None:
-    """A destructive learning rate ruins the maps; the warm start, validated before the first
-    step, stays the chosen checkpoint, so the exported weights are the starting weights."""
+def _photo_folders(tmp_path: Path, astronaut: torch.Tensor) -> tuple[Path, Path]:
+    """Two training crops and one validation crop of the astronaut, in two folders."""
     train, val = tmp_path / "train", tmp_path / "val"
     train.mkdir()
     val.mkdir()
@@ -28,6 +30,15 @@ def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
     # validation photos must belong to the engine's held-out split (a hash of the name)
     held_out = next(val / f"{i}.png" for i in range(1000) if is_held_out(val / f"{i}.png"))
     save_image(astronaut[..., 100:196, 300:396], held_out)
+    return train, val
+
+
+def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
+    tmp_path: Path, astronaut: torch.Tensor
+) -> None:
+    """A destructive learning rate ruins the maps; the warm start, validated before the first
+    step, stays the chosen checkpoint, so the exported weights are the starting weights."""
+    train, val = _photo_folders(tmp_path, astronaut)
     config = RelationalTrainConfig(
         data_root=str(train),
         data_split="all",
@@ -35,7 +46,7 @@ def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
         run_dir=str(tmp_path / "run"),
         device="cpu",
         threads=1,
-        map_steps=2,
+        steps=2,
         batch_size=2,
         crop_size=32,
         lr=50.0,
@@ -53,3 +64,43 @@ def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
     assert maps and maps <= exported.keys()
     for name in maps:
         assert torch.equal(exported[name], shipped[name]), name
+
+
+@dataclass
+class _Recorded:
+    """map_loss per step of the toy relational run below, written by the loop before the
+    skeleton (``_map_phase``, 2026-12-08): train then validation, steps 1–2, then steps 3–4
+    after a resume."""
+
+    train: tuple[float, ...] = (
+        0.02977912873029709, 0.029414772987365723, 0.024691883474588394, 0.024075979366898537
+    )
+    val: tuple[float, ...] = (
+        0.03584606945514679, 0.035449691116809845, 0.035397469997406006, 0.03531163930892944
+    )
+
+
+def test_map_training_gives_the_numbers_recorded_before_the_skeleton(
+    tmp_path: Path, astronaut: torch.Tensor
+) -> None:
+    """The loop skeleton changed no number: a fresh run, then a resumed one, on a config in
+    the old spellings."""
+    train, val = _photo_folders(tmp_path, astronaut)
+    settings = {  # old spellings on purpose: configs written before the names were unified
+        "data_root": str(train), "data_split": "all", "validation_root": str(val),
+        "run_dir": str(tmp_path / "run"), "device": "cpu", "threads": 1, "map_steps": 2,
+        "batch_size": 2, "crop_size": 32, "lr": 2e-3, "warmup_steps": 1, "echo": 2,
+        "num_workers": 0, "val_every": 1, "val_batches": 1, "val_batch_size": 2,
+        "log_every": 1, "checkpoint_every": 1,
+    }
+    torch.manual_seed(0)
+    train_relational(load_config(RelationalTrainConfig, settings), quiet=True)
+    torch.manual_seed(0)
+    train_relational(
+        load_config(RelationalTrainConfig, {**settings, "map_steps": 4}), resume=True, quiet=True
+    )
+    records = read_metrics_log(tmp_path / "run" / "metrics.jsonl")
+    recorded = _Recorded()
+    for split, expected in (("train", recorded.train), ("val", recorded.val)):
+        losses = [r["map_loss"] for r in records if r["split"] == split]
+        assert losses == pytest.approx(expected, rel=1e-5), split

@@ -16,10 +16,10 @@ from reliqa.training.checkpoint import Checkpointer
 from reliqa.training.common import (
     MetricsLog,
     cosine_lr,
-    load_config,
     read_metrics_log,
     setup_distributed,
 )
+from reliqa.training.config import load_config
 
 
 @dataclass
@@ -31,13 +31,13 @@ class _Config:
 def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"steps": 3, "_comment": "ignored"}))
-    assert load_config(path, _Config, lr=None) == _Config(steps=3, lr=0.1)
-    assert load_config(path, _Config, lr=0.5).lr == 0.5
+    assert load_config(_Config, path, lr=None) == _Config(steps=3, lr=0.1)
+    assert load_config(_Config, path, lr=0.5).lr == 0.5
     path.write_text(json.dumps({"stpes": 3}))
     with pytest.raises(DataError, match="stpes"):
-        load_config(path, _Config)
+        load_config(_Config, path)
     with pytest.raises(DataError, match="does not exist"):
-        load_config(tmp_path / "missing.json", _Config)
+        load_config(_Config, tmp_path / "missing.json")
 
 
 def _train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: range) -> None:

@@ -44,10 +44,11 @@ def train_relational_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the relational model: distortion maps, then the relational scorer."""
-    from reliqa.training.relational import load_training_config, train_relational
+    from reliqa.training.config import load_config
+    from reliqa.training.relational import RelationalTrainConfig, train_relational
 
-    settings = load_training_config(
-        config, run_dir=str(run_dir) if run_dir else None, device=device
+    settings = load_config(
+        RelationalTrainConfig, config, run_dir=str(run_dir) if run_dir else None, device=device
     )
     weights = train_relational(settings, resume=resume, quiet=as_json)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
@@ -121,7 +122,7 @@ def scorer_cache_command(
 
     config = ScorerCacheConfig(
         data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
-        levels=levels, crop=crop, seed=seed,
+        levels=levels, crop_size=crop, seed=seed,
     )
     from reliqa.models.relational import DeepFeatures
 
@@ -163,10 +164,10 @@ def train_scorer_command(
     if not resume:
         checked_output_folder(out, "--out", overwrite)
     use_threads(threads)
-    from reliqa.training.common import load_config
+    from reliqa.training.config import load_config
     from reliqa.training.relational_scorer import ScorerTrainConfig, load_maps_net, train_scorer
 
-    settings = load_config(config, ScorerTrainConfig) if config else ScorerTrainConfig()
+    settings = load_config(ScorerTrainConfig, config) if config else ScorerTrainConfig()
     summary = train_scorer(settings, cache, validation, out, load_maps_net(maps), resume=resume)
     if as_json:
         print_json(summary)

@@ -4,7 +4,7 @@ nr-photo-distill|export-photo-student``: the no-reference models' training comma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,22 @@ from reliqa.cli.options import (
 from reliqa.cli.train_cmd import train_app
 
 
+def _report_weights(path: Path, as_json: bool) -> None:
+    """What an export command prints: the written weights."""
+    if as_json:
+        print_json({"weights": str(path)})
+    else:
+        typer.echo(f"weights: {path}")
+
+
+def _report_best(run_dir: str, summary: dict[str, Any], as_json: bool) -> None:
+    """What a photo-corpus training prints: its run folder and best validation record."""
+    if as_json:
+        print_json({"run_dir": run_dir, "best": summary["best"]})
+    else:
+        typer.echo(f"best {summary['best']}: {run_dir}")
+
+
 @train_app.command("nr")
 def train_nr_command(
     config: ConfigOption,
@@ -29,40 +45,25 @@ def train_nr_command(
     run_dir: RunDirOption = None,
     device: ConfigDeviceOption = None,
     steps: Annotated[
-        int | None,
-        typer.Option(
-            "--steps",
-            help="Override the config's number of steps.",
-        ),
+        int | None, typer.Option("--steps", help="Override the config's number of steps.")
     ] = None,
     max_minutes: MaxMinutesOption = None,
     data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Override the config's folder of pristine photos.",
-        ),
+        str | None, typer.Option("--data", help="Override the config's folder of pristine photos.")
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(
-            "--engine",
-            help="Override where the engine runs: workers or main.",
-        ),
+        typer.Option("--engine", help="Override where the engine runs: workers or main."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
-    from reliqa.training.hirqa_engine import load_nr_config, train_nr
+    from reliqa.training.config import load_config
+    from reliqa.training.hirqa_engine import NRTrainConfig, train_nr
 
-    settings = load_nr_config(
-        str(config),
-        run_dir=str(run_dir) if run_dir else None,
-        device=device,
-        steps=steps,
-        max_minutes=max_minutes,
-        data=data,
-        engine=engine,
+    settings = load_config(
+        NRTrainConfig, config, run_dir=str(run_dir) if run_dir else None, device=device,
+        steps=steps, max_minutes=max_minutes, data_root=data, engine=engine,
     )
     summary = train_nr(settings, resume=resume, quiet=as_json)
     if summary["rank"] != 0:  # under torchrun only rank 0 reports
@@ -76,9 +77,7 @@ def train_nr_command(
 
 
 @train_app.command("embed-prompts")
-def embed_prompts_command(
-    as_json: JsonOption = False,
-) -> None:
+def embed_prompts_command(as_json: JsonOption = False) -> None:
     """Embed the quality prompts (reliqa/data/prompts.json) with all-MiniLM-L6-v2 (extra 'text')."""
     from reliqa.training.prompts import embed_prompts, load_prompt_bank
 
@@ -94,19 +93,11 @@ def embed_prompts_command(
 def export_nr_command(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="A finished `reliqa train nr` run.")],
     name: Annotated[
-        str,
-        typer.Option(
-            "--name",
-            help="hirqa or hirqa-s (must match the run's model).",
-        ),
+        str, typer.Option("--name", help="hirqa or hirqa-s (must match the run's model).")
     ],
     command: CardCommandOption = None,
     data_note: Annotated[
-        str | None,
-        typer.Option(
-            "--data-note",
-            help="Describe the training data in the card.",
-        ),
+        str | None, typer.Option("--data-note", help="Describe the training data in the card.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -115,28 +106,17 @@ def export_nr_command(
 
     recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
     path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)
-    if as_json:
-        print_json({"weights": str(path)})
-    else:
-        typer.echo(f"weights: {path}")
+    _report_weights(path, as_json)
 
 
 @train_app.command("nr-photos")
 def nr_photos_command(
     out: Annotated[Path, typer.Option("--out", help="Corpus folder (outside the repository).")],
     data: Annotated[
-        str,
-        typer.Option(
-            "--data",
-            help="Folder of pristine photos.",
-        ),
+        str, typer.Option("--data", help="Folder of pristine photos.")
     ] = "../shared/data/pristine",
     part: Annotated[
-        int,
-        typer.Option(
-            "--part",
-            help="This process's share: photos part, part+parts, …",
-        ),
+        int, typer.Option("--part", help="This process's share: photos part, part+parts, …")
     ] = 0,
     parts: Annotated[int, typer.Option("--parts", help="How many processes share the work.")] = 1,
     max_minutes: MaxMinutesOption = None,
@@ -153,7 +133,7 @@ def nr_photos_command(
         raise typer.BadParameter(f"--part must be in [0, {parts}), got {part}")
     torch.set_num_threads(threads)
     written = build_photo_corpus(
-        out, PhotoCorpusConfig(data=data), part=part, parts=parts, max_minutes=max_minutes
+        out, PhotoCorpusConfig(data_root=data), part=part, parts=parts, max_minutes=max_minutes
     )
     if as_json:
         print_json({"out": str(out), "written": written})
@@ -165,35 +145,24 @@ def nr_photos_command(
 def nr_photo_head_command(
     config: ConfigOption,
     corpus: Annotated[
-        str | None,
-        typer.Option(
-            "--corpus",
-            help="Override the corpus folder.",
-        ),
+        str | None, typer.Option("--corpus", help="Override the corpus folder.")
     ] = None,
     run_dir: RunDirOption = None,
     feature_set: Annotated[
-        str | None,
-        typer.Option(
-            "--feature-set",
-            help="Override the features.",
-        ),
+        str | None, typer.Option("--feature-set", help="Override the features.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a hirqa head on the whole-photo corpus; keep the step the content-aware
     criterion prefers (held-out photos, no human label)."""
-    from reliqa.training.nr_photo_head import load_photo_head_config, train_photo_head
+    from reliqa.training.config import load_config
+    from reliqa.training.nr_photo_head import PhotoHeadConfig, train_photo_head
 
-    settings = load_photo_head_config(
-        str(config), corpus=corpus, run_dir=str(run_dir) if run_dir else None,
+    settings = load_config(
+        PhotoHeadConfig, config, corpus=corpus, run_dir=str(run_dir) if run_dir else None,
         feature_set=feature_set,
     )
-    summary = train_photo_head(settings)
-    if as_json:
-        print_json({"run_dir": settings.run_dir, "best": summary["best"]})
-    else:
-        typer.echo(f"best {summary['best']}: {settings.run_dir}")
+    _report_best(settings.run_dir, train_photo_head(settings), as_json)
 
 
 @train_app.command("export-photo-head")
@@ -207,39 +176,28 @@ def export_photo_head_command(
     from reliqa.training.nr_photo_head import export_photo_head
 
     recorded = command or f"reliqa train nr-photo-head --config {run_dir / 'config.json'}"
-    path = export_photo_head(run_dir, name=name, command=recorded)
-    if as_json:
-        print_json({"weights": str(path)})
-    else:
-        typer.echo(f"weights: {path}")
+    _report_weights(export_photo_head(run_dir, name=name, command=recorded), as_json)
 
 
 @train_app.command("nr-photo-distill")
 def nr_photo_distill_command(
     config: ConfigOption,
     teacher: Annotated[
-        str | None,
-        typer.Option(
-            "--teacher",
-            help="Override the teacher head run.",
-        ),
+        str | None, typer.Option("--teacher", help="Override the teacher head run.")
     ] = None,
     run_dir: RunDirOption = None,
     max_minutes: MaxMinutesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Distil a hirqa photo head into hirqa-s on the whole-photo corpus's pixels."""
-    from reliqa.training.nr_photo_distill import load_photo_distill_config, train_photo_distill
+    from reliqa.training.config import load_config
+    from reliqa.training.nr_photo_distill import PhotoDistillConfig, train_photo_distill
 
-    settings = load_photo_distill_config(
-        str(config), teacher=teacher, run_dir=str(run_dir) if run_dir else None,
+    settings = load_config(
+        PhotoDistillConfig, config, teacher=teacher, run_dir=str(run_dir) if run_dir else None,
         max_minutes=max_minutes,
     )
-    summary = train_photo_distill(settings)
-    if as_json:
-        print_json({"run_dir": settings.run_dir, "best": summary["best"]})
-    else:
-        typer.echo(f"best {summary['best']}: {settings.run_dir}")
+    _report_best(settings.run_dir, train_photo_distill(settings), as_json)
 
 
 @train_app.command("export-photo-student")
@@ -249,8 +207,7 @@ def export_photo_student_command(
     step: Annotated[
         int | None,
         typer.Option(
-            "--step",
-            help="Ship this validation step's checkpoint instead of best.safetensors.",
+            "--step", help="Ship this validation step's checkpoint instead of best.safetensors."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -259,8 +216,4 @@ def export_photo_student_command(
     from reliqa.training.nr_photo_distill import export_photo_student
 
     recorded = command or "reliqa train nr-photo-distill --config configs/nr_hirqa_s_photos.json"
-    path = export_photo_student(run_dir, command=recorded, step=step)
-    if as_json:
-        print_json({"weights": str(path)})
-    else:
-        typer.echo(f"weights: {path}")
+    _report_weights(export_photo_student(run_dir, command=recorded, step=step), as_json)

@@ -1,4 +1,6 @@
-"""Pieces every training loop shares: configs, seeding, torchrun/DDP, logs, progress.
+"""Pieces every training loop shares: seeding, torchrun/DDP, logs, progress, the LR schedule.
+
+Configs are in :mod:`reliqa.training.config`, the loop skeleton in :mod:`reliqa.training.loop`.
 
 Convention:
     - A run lives in one folder (``run_dir``): ``config.json`` (the resolved config),
@@ -25,7 +27,6 @@ Typical loop::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -44,50 +45,6 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from reliqa.checks import resolve_device
-from reliqa.exceptions import DataError
-
-ConfigT = TypeVar("ConfigT")
-
-
-# --------------------------------------------------------------------------------------------
-# configs
-# --------------------------------------------------------------------------------------------
-
-
-def load_config(path: str | os.PathLike, config_class: type[ConfigT], **overrides: Any) -> ConfigT:
-    """Read a JSON config file into the dataclass ``config_class``.
-
-    Unknown keys are an error (a typo must not silently fall back to a default); ``overrides``
-    (e.g. from CLI options) replace file values when they are not None.
-
-    Raises:
-        DataError: the file is missing, not JSON, not an object, or has unknown keys.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: config file does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    data = {key: value for key, value in data.items() if not key.startswith("_")}  # "_comment"
-    known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise DataError(f"{path}: unknown config keys {unknown}; known: {sorted(known)}")
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    try:
-        return config_class(**data)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: invalid config ({error})") from None
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A dataclass config as a plain JSON-able dict."""
-    return dataclasses.asdict(config)
-
 
 # --------------------------------------------------------------------------------------------
 # seeding and distributed setup

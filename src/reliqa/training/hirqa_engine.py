@@ -20,11 +20,9 @@ highest synthetic validation score (held-out photos, fixed batches).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +36,13 @@ from reliqa.models.hirqa import HIRQA_CONFIGS, HiRQA
 from reliqa.models.weights import load_shipped
 from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
+    DistributedContext,
     MetricsLog,
     StepTimer,
     barrier,
     cleanup_distributed,
-    config_to_dict,
     cosine_lr,
     git_commit,
-    load_config,
     mean_across_ranks,
     seed_everything,
     set_lr,
@@ -53,6 +50,8 @@ from reliqa.training.common import (
     training_progress,
     wrap_ddp,
 )
+from reliqa.training.config import TrainConfig, config_to_dict, load_config, write_run_config
+from reliqa.training.loop import Every, KeepBest, TimeBudget, run_steps
 from reliqa.training.nr_objective import (
     FlatBatch,
     ObjectiveSettings,
@@ -100,11 +99,11 @@ damage) — rarer in photos, and the last three dominate the engine's CPU time."
 
 
 @dataclass
-class NRTrainConfig(ObjectiveSettings):
+class NRTrainConfig(TrainConfig, ObjectiveSettings):
     """Everything a no-reference training run depends on (JSON config; see configs/nr_*.json)."""
 
     model: str = "hirqa-s"
-    data: str = "../shared/data/pristine"
+    data_root: str = "../shared/data/pristine"
     run_dir: str = "runs/nr_hirqa_s"
     steps: int = 2000
     max_minutes: float | None = None
@@ -121,11 +120,10 @@ class NRTrainConfig(ObjectiveSettings):
     engine: str = "workers"
     lr: float = 2e-3
     weight_decay: float = 0.05
-    warmup: int = 100
+    warmup_steps: int = 100
     grad_clip: float = 1.0
-    seed: int = 0
     device: str = "auto"
-    workers: int = 2
+    num_workers: int = 2
     threads: int = 2
     bf16: bool = True
     val_every: int = 250
@@ -167,7 +165,7 @@ def _loaders(
     config: NRTrainConfig, epoch: int, device: torch.device
 ) -> list[Iterator[dict[str, torch.Tensor]]]:
     """One endless batch stream per crop size. ``engine="workers"``: the distortion engine runs
-    on CPU in ``workers`` DataLoader processes (shared among the crop sizes); ``"main"``: it
+    on CPU in ``num_workers`` DataLoader processes (shared among the crop sizes); ``"main"``: it
     runs in this process on the training device (fast on a GPU)."""
     from torch.utils.data import DataLoader
 
@@ -177,7 +175,7 @@ def _loaders(
     iterators = []
     for position, crop in enumerate(config.crop_sizes):
         dataset = DistortionDataset(
-            config.data,
+            config.data_root,
             split="train",
             crop_size=crop,
             batch_size=config.batch_size,
@@ -195,8 +193,8 @@ def _loaders(
         workers = (
             0
             if on_device
-            else max(1, config.workers // len(config.crop_sizes))
-            if config.workers
+            else max(1, config.num_workers // len(config.crop_sizes))
+            if config.num_workers
             else 0
         )
         loader = DataLoader(
@@ -219,7 +217,7 @@ def validation_set(
     from reliqa.distortions.dataset import validation_batches
 
     raw = validation_batches(
-        config.data,
+        config.data_root,
         num_batches=config.val_batches,
         batch_size=config.val_batch_size,
         crop_size=config.val_crop,
@@ -275,24 +273,6 @@ def _train_step(
     return terms
 
 
-def _print_validation(step: int, metrics: dict[str, float]) -> None:
-    print(
-        f"step {step}: val selection {metrics['selection']:.4f} "
-        f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _scheduled_step(step: int, config: NRTrainConfig, spent_s: float) -> tuple[int, bool]:
-    """The step the cosine schedule is at, and whether ``max_minutes`` is spent: the schedule
-    follows whichever budget (steps, minutes) runs out first."""
-    if not config.max_minutes:
-        return step, False
-    used = spent_s / (60.0 * config.max_minutes)
-    return max(step, int(used * config.steps)), used >= 1.0
-
-
 def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume) a training; returns a summary with the best validation metrics.
 
@@ -300,103 +280,135 @@ def train_nr(config: NRTrainConfig, *, resume: bool = True, quiet: bool = False)
     """
     context = setup_distributed(config.device)
     torch.set_num_threads(config.threads)
-    seed_everything(config.seed, 0)  # same initial weights on every rank
-    run_dir = Path(config.run_dir)
-    model = HiRQA(**HIRQA_CONFIGS[config.model]).to(context.device)  # type: ignore[arg-type]
-    view = wrap_ddp(_TrainingView(model), context)
-    optimizer = _optimizer(model, config)
-    checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
-    state = checkpointer.resume({"model": model}, {"adamw": optimizer}) if resume else None
-    start = state.step if state else 0
-    if state is None and config.init_from:
-        _load_initial_weights(model, config.init_from)
-    best = state.extra.get("best", -math.inf) if state else -math.inf
-    seed_everything(config.seed + start, context.rank)
-    bank = load_prompt_bank()
-    prompt_embeddings = load_prompt_embeddings(bank).to(context.device)
-    validation = validation_set(config, bank, context.device) if context.is_main else []
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
-    iterators = _loaders(config, epoch=start, device=context.device)
-    use_bf16 = config.bf16 and context.device.type == "cuda"
-    timer = StepTimer()
-    elapsed = float(state.extra.get("elapsed_s", 0.0)) if state else 0.0
-    clock = time.monotonic()
-    summary: dict[str, Any] = {"start_step": start}
+    run = _NRRun(config, context, resume=resume, quiet=quiet)
     show = context.is_main and not quiet
     with (
-        MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log,
+        MetricsLog(Path(config.run_dir) / "metrics.jsonl", enabled=context.is_main) as run.log,
         training_progress(
-            config.steps, start, description=f"train {config.model}", enabled=show
-        ) as progress,
+            config.steps, run.start, description=f"train {config.model}", enabled=show
+        ) as run.progress,
     ):
-        for step in range(start, config.steps):
-            timer.start()
-            view.train()
-            raw = next(iterators[step % len(iterators)])
-            batch = flatten_ordinal_batch(
-                {k: v.to(context.device, non_blocking=True) for k, v in raw.items()}, bank
-            )
-            progress_step, stopped_early = _scheduled_step(
-                step, config, elapsed + time.monotonic() - clock
-            )
-            set_lr(optimizer, cosine_lr(progress_step, config.steps, config.lr, config.warmup))
-            terms = _train_step(view, optimizer, batch, prompt_embeddings, config, use_bf16)
-            timer.stop()
-            done = step + 1
-            stopped_early = bool(
-                mean_across_ranks({"stop": float(stopped_early)}, context)["stop"] > 0
-            )
-            last = done == config.steps or stopped_early
-            if done % config.log_every == 0 or last:
-                values = mean_across_ranks(
-                    {k: float(v.detach()) for k, v in terms.items()}, context
-                )
-                log.write(
-                    done,
-                    "train",
-                    lr=optimizer.param_groups[0]["lr"],
-                    steps_per_s=timer.rate(),
-                    **values,
-                )
-                progress.advance(config.log_every, loss=values["total"])
-            if context.is_main and (done % config.val_every == 0 or last):
-                metrics = synthetic_validation(model, validation, context.device)
-                log.write(done, "val", **metrics)
-                if metrics["selection"] > best:
-                    best = metrics["selection"]
-                    checkpointer.save(
-                        done, {"model": model}, {}, {"best": best, "val": metrics}, tag="best"
-                    )
-                    summary["best_val"] = {"step": done, **metrics}
-                if not quiet and not sys.stderr.isatty():  # a log file: one line per validation
-                    _print_validation(done, metrics)
-            if done % config.checkpoint_every == 0 or last:
-                spent = elapsed + time.monotonic() - clock
-                checkpointer.save(
-                    done, {"model": model}, {"adamw": optimizer}, {"best": best, "elapsed_s": spent}
-                )
-            barrier(context)
-            if stopped_early:
-                summary["stopped_at_step"] = done
-                break
+        events = [
+            Every(config.log_every, run.write_log),
+            Every(config.val_every, run.validate),
+            Every(config.checkpoint_every, run.save),
+            Every(1, lambda done: barrier(context)),
+        ]
+        done = run_steps(run.start, config.steps, run.update, events)
+    if run.stopped_early:
+        run.summary["stopped_at_step"] = done
     cleanup_distributed()
-    summary.update(
+    best = run.best.value
+    run.summary.update(
         {
-            "best_selection": best if math.isfinite(best) else None,
+            "best_selection": best if best is not None and math.isfinite(best) else None,
             "steps": config.steps,
-            "run_dir": str(run_dir),
+            "run_dir": str(run.run_dir),
             "commit": git_commit(),
             "rank": context.rank,
         }
     )
-    return summary
+    return run.summary
 
 
-def load_nr_config(path: str, **overrides: Any) -> NRTrainConfig:
-    """Read a JSON training config (unknown keys are an error); ``overrides`` win when not None."""
-    return load_config(path, NRTrainConfig, **overrides)
+class _NRRun:
+    """One session of a ``train_nr`` run: the set-up (resumed or fresh), and the step, log,
+    validation and checkpoint that :func:`~reliqa.training.loop.run_steps` calls."""
+
+    log: MetricsLog
+    progress: Any
+
+    def __init__(
+        self, config: NRTrainConfig, context: DistributedContext, *, resume: bool, quiet: bool
+    ) -> None:
+        self.config, self.context, self.quiet = config, context, quiet
+        seed_everything(config.seed, 0)  # same initial weights on every rank
+        self.run_dir = Path(config.run_dir)
+        architecture: dict[str, Any] = dict(HIRQA_CONFIGS[config.model])
+        self.model = HiRQA(**architecture).to(context.device)
+        self.view = wrap_ddp(_TrainingView(self.model), context)
+        self.optimizer = _optimizer(self.model, config)
+        self.checkpointer = Checkpointer(self.run_dir / "checkpoints", enabled=context.is_main)
+        state = (
+            self.checkpointer.resume({"model": self.model}, {"adamw": self.optimizer})
+            if resume
+            else None
+        )
+        self.start = state.step if state else 0
+        if state is None and config.init_from:
+            _load_initial_weights(self.model, config.init_from)
+        extra = state.extra if state else {}
+        self.best = KeepBest("selection", value=extra.get("best", -math.inf))
+        seed_everything(config.seed + self.start, context.rank)
+        self.bank = load_prompt_bank()
+        self.prompt_embeddings = load_prompt_embeddings(self.bank).to(context.device)
+        self.validation = (
+            validation_set(config, self.bank, context.device) if context.is_main else []
+        )
+        if context.is_main:
+            write_run_config(self.run_dir, config)
+        self.iterators = _loaders(config, epoch=self.start, device=context.device)
+        self.use_bf16 = config.bf16 and context.device.type == "cuda"
+        self.timer = StepTimer()
+        self.budget = TimeBudget(config.max_minutes, float(extra.get("elapsed_s", 0.0)))
+        self.summary: dict[str, Any] = {"start_step": self.start}
+        self.terms: dict[str, torch.Tensor] = {}
+        self.stopped_early = False
+
+    def update(self, step: int) -> bool:
+        """One step; True when the time budget is spent (this step is the run's last)."""
+        config, device = self.config, self.context.device
+        self.timer.start()
+        self.view.train()
+        raw = next(self.iterators[step % len(self.iterators)])
+        batch = flatten_ordinal_batch(
+            {k: v.to(device, non_blocking=True) for k, v in raw.items()}, self.bank
+        )
+        # the schedule follows whichever budget (steps, minutes) runs out first
+        used = self.budget.used()
+        position = max(step, int(used * config.steps))
+        set_lr(self.optimizer, cosine_lr(position, config.steps, config.lr, config.warmup_steps))
+        self.terms = _train_step(
+            self.view, self.optimizer, batch, self.prompt_embeddings, config, self.use_bf16
+        )
+        self.timer.stop()
+        stopping = mean_across_ranks({"stop": float(used >= 1.0)}, self.context)["stop"] > 0
+        self.stopped_early = bool(stopping)
+        return self.stopped_early
+
+    def write_log(self, done: int) -> None:
+        values = mean_across_ranks(
+            {k: float(v.detach()) for k, v in self.terms.items()}, self.context
+        )
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.log.write(done, "train", lr=lr, steps_per_s=self.timer.rate(), **values)
+        self.progress.advance(self.config.log_every, loss=values["total"])
+
+    def validate(self, done: int) -> None:
+        """Synthetic validation (rank 0); a better selection writes the ``best`` checkpoint."""
+        if not self.context.is_main:
+            return
+        metrics = synthetic_validation(self.model, self.validation, self.context.device)
+        self.log.write(done, "val", **metrics)
+        if self.best.offer(metrics):
+            self.checkpointer.save(
+                done, {"model": self.model}, {}, {"best": self.best.value, "val": metrics},
+                tag="best",
+            )
+            self.summary["best_val"] = {"step": done, **metrics}
+        if not self.quiet and not sys.stderr.isatty():  # a log file: one line per validation
+            print(
+                f"step {done}: val selection {metrics['selection']:.4f} "
+                f"(within {metrics['srcc_within']:.3f}, all {metrics['srcc_all']:.3f})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def save(self, done: int) -> None:
+        self.checkpointer.save(
+            done, {"model": self.model}, {"adamw": self.optimizer},
+            {"best": self.best.value, "elapsed_s": self.budget.spent()},
+        )
 
 
 def export_nr_weights(
@@ -413,34 +425,25 @@ def export_nr_weights(
     the synthetic validation metrics that chose the checkpoint; measured results are added by
     ``benchmarks/nr_quality.py`` and ``benchmarks/nr_speed.py``.
     """
-    from reliqa.models.weights import WEIGHTS_DIR, save_with_card
+    from reliqa.training.cards import export_hirqa
     from reliqa.training.checkpoint import read_checkpoint
 
     run = Path(run_dir)
-    config = json.loads((run / "config.json").read_text())
-    if config["model"] != name:
-        raise InvalidInputError(f"{run}: the run trained {config['model']!r}, not {name!r}")
+    config = load_config(NRTrainConfig, run / "config.json")
+    if config.model != name:
+        raise InvalidInputError(f"{run}: the run trained {config.model!r}, not {name!r}")
     tensors, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
-    state = {
-        k[len("model/model/") :]: v for k, v in tensors.items() if k.startswith("model/model/")
-    }
-    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # type: ignore[arg-type]  # refuse a state that does not fit
-    card = {
-        "model": name,
-        "architecture": HIRQA_CONFIGS[name],
-        "parameters": sum(  # the inference path: no batch-norm statistics, no text head
-            int(v.numel())
-            for k, v in state.items()
-            if "running" not in k and "num_batches" not in k and not k.startswith("text_projection")
-        ),
-        "training_command": command,
-        "training_data": data_note
-        or f"synthetic ordinal sets from {config['data']} (train split); no human labels",
-        "seed": config["seed"],
-        "commit": git_commit(),
-        "config": config,
-        "checkpoint_step": meta["step"],
-        "synthetic_validation": meta["extra"].get("val", {}),
-        "results": {},
-    }
-    return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)
+    prefix = "model/model/"
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return export_hirqa(
+        state,
+        name,
+        command=command,
+        training_data=data_note
+        or f"synthetic ordinal sets from {config.data_root} (train split); no human labels",
+        seed=config.seed,
+        config=config_to_dict(config),
+        step=meta["step"],
+        figures=("synthetic_validation", meta["extra"].get("val", {})),
+        weights_dir=weights_dir,
+    )

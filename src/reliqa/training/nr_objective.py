@@ -3,7 +3,8 @@
 :func:`flatten_ordinal_batch` turns an ordinal batch of the engine into N labelled samples
 (content, overall severity, dominant direction, prompt); :func:`nr_objective` is the weighted
 sum of the terms of :mod:`reliqa.training.nr_losses` (``rank``, ``cross``, ``higher``,
-``embed``, ``text``, ``anchor``) with the weights of :class:`ObjectiveSettings`;
+``embed``, ``text``, ``anchor``) with the weights of :class:`ObjectiveSettings`, and
+:func:`photo_objective` its whole-photo form (:class:`PhotoObjectiveSettings`);
 :func:`synthetic_validation` / :func:`validation_metrics` give the SRCC figures that select the
 ``best`` checkpoint. Used by the ordinal-set loop (:mod:`reliqa.training.hirqa_engine`) and the photo
 head (:mod:`reliqa.training.nr_photo_head`).
@@ -19,6 +20,7 @@ from scipy.stats import spearmanr
 
 from reliqa.models.hirqa import HiRQA
 from reliqa.training.nr_losses import (
+    clean_margin_loss,
     embedding_consistency_loss,
     group_mask,
     level_anchor_loss,
@@ -46,6 +48,18 @@ class ObjectiveSettings:
     cross_min_gap: float = 0.2
     same_level_gap: float = 0.03
     temperature: float = 0.07
+
+
+@dataclass
+class PhotoObjectiveSettings(ObjectiveSettings):
+    """:class:`ObjectiveSettings` plus what :func:`photo_objective` reads besides: the
+    cross-photo ranking (``weight_cross_all``, pairs whose severities differ by more than
+    ``cross_all_gap``) and the clean-photo margin (``weight_clean``, ``clean_margin``)."""
+
+    weight_cross_all: float = 1.0
+    cross_all_gap: float = 0.15
+    weight_clean: float = 0.0
+    clean_margin: float = 0.05
 
 
 @dataclass
@@ -122,6 +136,61 @@ def nr_objective(
     weights = {name: getattr(config, f"weight_{name}") for name in terms}
     terms["total"] = sum(
         weights[name] * value for name, value in terms.items() if weights[name] > 0
+    )
+    return terms
+
+
+def photo_objective(
+    scores: torch.Tensor, embedding: torch.Tensor, projected: torch.Tensor, photos: torch.Tensor,
+    severity: torch.Tensor, prompts: torch.Tensor, prompt_embeddings: torch.Tensor,
+    config: PhotoObjectiveSettings,
+) -> dict[str, torch.Tensor]:
+    """The HiRQA objective on whole photos; every input has one row per version (N,).
+
+    ``rank``: within a photo; ``cross_all``: across photos *and* kinds of damage (the teacher
+    consensus is one scale for all), pairs whose severities differ by more than
+    ``cross_all_gap``; ``higher``: pair-of-pairs within a photo; ``embed``: embedding distances
+    ordered like severity differences within a photo (computed photo by photo: O(G·V³), not
+    O(N³)), and clean photos pulled together whatever they show; ``text``: alignment with the
+    prompt of the strongest defect and its strength; ``anchor``: BCE of the score against
+    1 − severity; ``clean``: every damaged version at least ``clean_margin`` below its clean
+    photo, however mild the damage (:func:`~reliqa.training.nr_losses.clean_margin_loss`). Returns the terms and their weighted ``total``.
+    """
+    same_photo = group_mask(photos)
+    triplets = [
+        embedding_consistency_loss(
+            embedding[members], severity[members],
+            torch.ones(int(members.sum()), int(members.sum()), dtype=torch.bool),
+            torch.zeros(int(members.sum()), int(members.sum()), dtype=torch.bool),
+            config.margin_embed,
+        )
+        for members in (photos[None, :] == torch.unique(photos)[:, None])
+    ]
+    clean = severity < CLEAN_SEVERITY
+    both_clean = clean[:, None] & clean[None, :] & ~torch.eye(len(clean), dtype=torch.bool)
+    unit = torch.nn.functional.normalize(embedding, dim=1)
+    squared = (2.0 - 2.0 * unit @ unit.T).clamp(min=0.0)  # ‖a − b‖² of unit vectors
+    same_level = squared[both_clean].mean() if both_clean.any() else embedding.sum() * 0.0
+    terms = {
+        "rank": ranking_loss(scores, severity, same_photo, config.margin_rank),
+        "cross_all": ranking_loss(
+            scores, severity, ~same_photo, config.margin_rank, min_gap=config.cross_all_gap
+        ),
+        "higher": pair_of_pairs_loss(scores, photos, severity, config.margin_higher),
+        "embed": torch.stack(triplets).mean() + same_level,
+        "text": text_alignment_loss(projected, prompt_embeddings, prompts, config.temperature),
+        "anchor": level_anchor_loss(scores, severity),
+        "clean": clean_margin_loss(scores, photos, severity == 0, config.clean_margin),
+    }
+    weights = {
+        "rank": config.weight_rank, "cross_all": config.weight_cross_all,
+        "higher": config.weight_higher, "embed": config.weight_embed,
+        "text": config.weight_text, "anchor": config.weight_anchor,
+        "clean": config.weight_clean,
+    }
+    terms["total"] = sum(
+        (weights[name] * value for name, value in terms.items() if weights[name] > 0),
+        torch.zeros(()),
     )
     return terms
 

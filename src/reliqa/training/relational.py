@@ -1,6 +1,6 @@
 """Training of the relational MAP network (resumable, single process or torchrun/DDP).
 
-Steps ``[0, map_steps)``: the map network on engine triplets (p_swap 0.25), weighted MSE
+Steps ``[0, steps)`` (``map_steps`` in older configs): the map network on engine triplets (p_swap 0.25), weighted MSE
 (w_high = 10 where |t − 0.5| > 0.05), AdamW with warm-up + cosine decay. Validation on fixed
 held-out batches picks the best map weights (tag ``best_maps``); ``run_dir/relational.safetensors``
 holds them (with an untrained scorer). The scorer is trained afterwards, on cached statistics of
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ from torch.utils.data import DataLoader
 
 from reliqa.attributes import ACTIVE_THRESHOLD, NEUTRAL
 from reliqa.distortions.dataset import DistortionDataset, split_images, validation_batches
-from reliqa.exceptions import DataError
 from reliqa.models.relational import RelationalModel
 from reliqa.training.checkpoint import Checkpointer, module_state_from_checkpoint
 from reliqa.training.common import (
@@ -44,7 +42,6 @@ from reliqa.training.common import (
     MetricsLog,
     StepTimer,
     cleanup_distributed,
-    config_to_dict,
     cosine_lr,
     max_across_ranks,
     seed_everything,
@@ -54,23 +51,28 @@ from reliqa.training.common import (
     unwrap,
     wrap_ddp,
 )
+from reliqa.training.config import TrainConfig, write_run_config
+from reliqa.training.loop import Every, KeepBest, TimeBudget, run_steps
 from reliqa.training.relational_losses import weighted_map_mse
 
 
 @dataclass
-class RelationalTrainConfig:
-    """Everything a relational training run depends on (JSON config file → this)."""
+class RelationalTrainConfig(TrainConfig):
+    """Everything a relational training run depends on (JSON config file → this).
+
+    ``steps`` and ``max_minutes`` bound the map training (older configs say ``map_steps`` and
+    ``map_minutes``: :data:`~reliqa.training.config.ALIASES`).
+    """
 
     data_root: str | list[str] = "../shared/data/pristine"
     data_split: str = "train"
     validation_root: str | None = None
     run_dir: str = "runs/relational"
-    seed: int = 0
     device: str = "auto"
     threads: int = 0
     widths: list[int] = field(default_factory=lambda: [32, 64, 96])
     depths: list[int] = field(default_factory=lambda: [2, 2, 2])
-    map_steps: int = 3000
+    steps: int = 3000
     batch_size: int = 16
     crop_size: int = 128
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.0])
@@ -81,7 +83,7 @@ class RelationalTrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     echo: int = 2
-    map_minutes: float | None = None
+    max_minutes: float | None = None
     # data loading, validation, bookkeeping
     num_workers: int = 1
     val_every: int = 250
@@ -93,8 +95,8 @@ class RelationalTrainConfig:
     init_maps: str | None = None
 
     def __post_init__(self) -> None:
-        if self.map_steps < 0:
-            raise ValueError("map_steps must be ≥ 0")
+        if self.steps < 0:
+            raise ValueError("steps must be ≥ 0")
         if self.echo < 1:
             raise ValueError(f"echo must be ≥ 1, got {self.echo}")
         if self.crop_size % 16:
@@ -200,16 +202,6 @@ class _StopFlag:
         self.requested = True
 
 
-def _progress_fraction(
-    step: int, start: int, steps: int, started: float, minutes: float | None
-) -> float:
-    """Schedule position in [0, 1]: by steps, or by wall time when that runs out first."""
-    fraction = (step - start) / max(1, steps)
-    if minutes:
-        fraction = max(fraction, (time.time() - started) / (60.0 * minutes))
-    return min(1.0, fraction)
-
-
 def train_relational(
     config: RelationalTrainConfig, *, resume: bool = False, quiet: bool = False
 ) -> Path:
@@ -229,16 +221,13 @@ def train_relational(
 def _train(
     config: RelationalTrainConfig, context: DistributedContext, *, resume: bool, quiet: bool
 ) -> Path:
-    import json
-
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its kernels once
     run_dir = Path(config.run_dir)
-    device = context.device
     seed_everything(config.seed)  # same initial weights on every rank
-    model = config.model().to(device)
+    model = config.model().to(context.device)
     if config.init_maps:
         state = _load_weights(config.init_maps)
         model.maps_net.load_state_dict(
@@ -250,17 +239,13 @@ def _train(
     checkpointer = Checkpointer(run_dir / "checkpoints", enabled=context.is_main)
     modules = {"model": model}
     optimizers: dict[str, torch.optim.Optimizer] = {"maps": map_optimizer}
-    extra: dict[str, Any] = {"best_map_loss": math.inf}
-    step = 0
-    if resume:
-        restored = checkpointer.resume(modules, optimizers)
-        if restored is not None:
-            step, extra = restored.step, {**extra, **restored.extra}
+    step, extra = 0, {"best_map_loss": math.inf}
+    restored = checkpointer.resume(modules, optimizers) if resume else None
+    if restored is not None:
+        step, extra = restored.step, {**extra, **restored.extra}
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+        write_run_config(run_dir, config)
     seed_everything(config.seed + 7919 * step, context.rank)  # a resumed run draws fresh noise
-
     validation_photos = (
         split_images(config.validation_root, "all")
         if config.validation_root
@@ -270,27 +255,18 @@ def _train(
     previous_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with MetricsLog(run_dir / "metrics.jsonl", enabled=context.is_main) as log:
-            if step < config.map_steps:
-                step, extra = _map_phase(
-                    config,
-                    context,
-                    model,
-                    map_optimizer,
-                    checkpointer,
-                    optimizers,
-                    log,
-                    step,
-                    extra,
-                    validation_photos,
-                    stop,
-                    quiet,
+            if step < config.steps:
+                phase = _MapPhase(
+                    config, context, model, map_optimizer, checkpointer, log, extra, stop
                 )
+                step = phase.run(step, validation_photos, quiet=quiet)
+                extra = phase.extra
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
         checkpointer.save(step, modules, optimizers, extra)
     output = run_dir / "relational.safetensors"
-    if context.is_main and step >= config.map_steps:
+    if context.is_main and step >= config.steps:
         chosen = run_dir / "checkpoints" / "best_maps.safetensors"
         state = (
             module_state_from_checkpoint(chosen, "model")
@@ -309,131 +285,131 @@ def _load_weights(path: str) -> dict[str, torch.Tensor]:
     return load_verified(path, None)[0]
 
 
-def _map_phase(
-    config: RelationalTrainConfig,
-    context: DistributedContext,
-    model: RelationalModel,
-    optimizer: torch.optim.Optimizer,
-    checkpointer: Checkpointer,
-    optimizers: dict[str, torch.optim.Optimizer],
-    log: MetricsLog,
-    step: int,
-    extra: dict[str, Any],
-    validation_photos: list[Path],
-    stop: _StopFlag,
-    quiet: bool,
-) -> tuple[int, dict[str, Any]]:
-    device = context.device
-    dataset = DistortionDataset(
-        config.data_root,
-        split=config.data_split,  # type: ignore[arg-type]  # checked by DistortionDataset
-        crop_size=config.crop_size,
-        batch_size=config.batch_size,
-        scale_range=(config.scale_range[0], config.scale_range[1]),
-        p_swap=config.p_swap,
-        sampling_weights=config.sampling_weights,
-        seed=config.seed + step,
-    )
-    dataset.preload()
-    val = validation_batches(
-        validation_photos,
-        num_batches=config.val_batches,
-        batch_size=config.val_batch_size,
-        crop_size=config.crop_size * 2,
-        seed=config.seed,
-        p_swap=config.p_swap,
-    )
-    network = wrap_ddp(model.maps_net, context)
-    model.train()
-    timer = StepTimer()
-    started, start_step = time.time(), step
-    running: list[float] = []
-    autocast = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
-    )
-    if step == 0 and config.init_maps:
-        # the warm start is a candidate too, so continuing can never pick worse maps
-        extra = _validate_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+class _MapPhase:
+    """The map network's training: the step, log, validation and checkpoint that
+    :func:`~reliqa.training.loop.run_steps` calls, and the warm start's and the time budget's
+    extra validations."""
+
+    def __init__(
+        self,
+        config: RelationalTrainConfig,
+        context: DistributedContext,
+        model: RelationalModel,
+        optimizer: torch.optim.Optimizer,
+        checkpointer: Checkpointer,
+        log: MetricsLog,
+        extra: dict[str, Any],
+        stop: _StopFlag,
+    ) -> None:
+        self.config, self.context, self.model = config, context, model
+        self.optimizer, self.optimizers = optimizer, {"maps": optimizer}
+        self.checkpointer, self.log, self.extra, self.stop = checkpointer, log, extra, stop
+        self.best = KeepBest("map_loss", maximise=False, value=extra["best_map_loss"])
+        self.timer = StepTimer()
+        self.running: list[float] = []
+        self.fraction = self.lr = 0.0
+        self.start_step = 0
+        self.budget = TimeBudget(None)
+        self.val: list[dict[str, torch.Tensor]] = []
+        self.batches: Iterator[dict[str, torch.Tensor]] = iter(())
+        self.bar: Any = None
+
+    def run(self, step: int, validation_photos: list[Path], *, quiet: bool) -> int:
+        """Train from ``step``; returns the step reached (``config.steps`` once the budget is
+        spent or the steps are done; less when stopped by a signal)."""
+        config, device = self.config, self.context.device
+        dataset = DistortionDataset(
+            config.data_root,
+            split=config.data_split,  # type: ignore[arg-type]  # checked by DistortionDataset
+            crop_size=config.crop_size,
+            batch_size=config.batch_size,
+            scale_range=(config.scale_range[0], config.scale_range[1]),
+            p_swap=config.p_swap,
+            sampling_weights=config.sampling_weights,
+            seed=config.seed + step,
         )
-    batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
-    with training_progress(
-        config.map_steps, step, description="maps", enabled=context.is_main and not quiet
-    ) as bar:
-        while step < config.map_steps:
-            fraction = _progress_fraction(
-                step, start_step, config.map_steps - start_step, started, config.map_minutes
-            )
-            fraction, stopping = max_across_ranks([fraction, float(stop.requested)], context)
-            if fraction >= 1.0 or stopping:
-                stop.requested = stop.requested or bool(stopping)
-                break
-            lr = cosine_lr(
-                int(fraction * config.map_steps), config.map_steps, config.lr, config.warmup_steps
-            )
-            set_lr(optimizer, lr)
-            batch = next(batches)
-            timer.start()
-            with autocast:
-                maps = network(batch["test"], batch["reference"])
-            loss = weighted_map_mse(maps.float(), batch["truth"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.maps_net.parameters(), 1.0)
-            optimizer.step()
-            timer.stop()
-            step += 1
-            running.append(loss.item())
-            bar.advance(1, loss=running[-1])
-            if step % config.log_every == 0:
-                log.write(
-                    step,
-                    "train",
-                    phase="maps",
-                    map_loss=sum(running) / len(running),
-                    lr=lr,
-                    steps_per_s=timer.rate(),
-                )
-                running.clear()
-            if step % config.val_every == 0 or step == config.map_steps:
-                extra = _validate_and_keep_best(
-                    model, val, device, checkpointer, optimizers, log, step, extra
-                )
-            if step % config.checkpoint_every == 0:
-                checkpointer.save(step, {"model": model}, optimizers, extra)
-    if step < config.map_steps and not stop.requested:  # the time budget ran out first
-        extra = _validate_and_keep_best(
-            model, val, device, checkpointer, optimizers, log, step, extra
+        dataset.preload()
+        self.val = validation_batches(
+            validation_photos,
+            num_batches=config.val_batches,
+            batch_size=config.val_batch_size,
+            crop_size=config.crop_size * 2,
+            seed=config.seed,
+            p_swap=config.p_swap,
         )
-        extra["map_steps_done"] = step
-        step = config.map_steps
-    return step, extra
+        self.network = wrap_ddp(self.model.maps_net, self.context)
+        self.model.train()
+        self.budget, self.start_step = TimeBudget(config.max_minutes), step
+        self.autocast = torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
+        )
+        if step == 0 and config.init_maps:
+            # the warm start is a candidate too, so continuing can never pick worse maps
+            self.validate(step)
+        self.batches = echoed(iter(_loader(dataset, config, device)), config.echo, device)
+        show = self.context.is_main and not quiet
+        with training_progress(config.steps, step, description="maps", enabled=show) as bar:
+            self.bar = bar
+            events = [
+                Every(config.log_every, self.write_log, at_end=False),
+                Every(config.val_every, self.validate),
+                Every(config.checkpoint_every, self.save, at_end=False),
+            ]
+            step = run_steps(step, config.steps, self.update, events, stop_before=self.stopping)
+        if step < config.steps and not self.stop.requested:  # the time budget ran out first
+            self.validate(step)
+            self.extra["map_steps_done"] = step
+            step = config.steps
+        return step
 
+    def stopping(self, step: int) -> bool:
+        """Before a step: the schedule position (by steps, or by wall time when that runs out
+        first), and whether the budget is spent or a signal asks to stop (on any rank)."""
+        fraction = (step - self.start_step) / max(1, self.config.steps - self.start_step)
+        fraction = min(1.0, max(fraction, self.budget.used()))
+        fraction, stopping = max_across_ranks([fraction, float(self.stop.requested)], self.context)
+        self.fraction = fraction
+        if fraction >= 1.0 or stopping:
+            self.stop.requested = self.stop.requested or bool(stopping)
+            return True
+        return False
 
-def _validate_and_keep_best(
-    model: RelationalModel,
-    val: list[dict[str, torch.Tensor]],
-    device: torch.device,
-    checkpointer: Checkpointer,
-    optimizers: dict[str, torch.optim.Optimizer],
-    log: MetricsLog,
-    step: int,
-    extra: dict[str, Any],
-) -> dict[str, Any]:
-    """Validate the maps; when the loss improves, save the ``best_maps`` checkpoint and record it."""
-    metrics = validate_maps(model, val, device)
-    log.write(step, "val", phase="maps", **metrics)
-    if metrics["map_loss"] < extra["best_map_loss"]:
-        extra = {**extra, "best_map_loss": metrics["map_loss"], "best_map_step": step}
-        checkpointer.save(step, {"model": model}, optimizers, extra, tag="best_maps")
-    return extra
+    def update(self, step: int) -> None:
+        config = self.config
+        position = int(self.fraction * config.steps)
+        self.lr = cosine_lr(position, config.steps, config.lr, config.warmup_steps)
+        set_lr(self.optimizer, self.lr)
+        batch = next(self.batches)
+        self.timer.start()
+        with self.autocast:
+            maps = self.network(batch["test"], batch["reference"])
+        loss = weighted_map_mse(maps.float(), batch["truth"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.maps_net.parameters(), 1.0)
+        self.optimizer.step()
+        self.timer.stop()
+        self.running.append(loss.item())
+        self.bar.advance(1, loss=self.running[-1])
 
+    def write_log(self, step: int) -> None:
+        self.log.write(
+            step,
+            "train",
+            phase="maps",
+            map_loss=sum(self.running) / len(self.running),
+            lr=self.lr,
+            steps_per_s=self.timer.rate(),
+        )
+        self.running.clear()
 
-def load_training_config(path: str | Path, **overrides: Any) -> RelationalTrainConfig:
-    """A :class:`RelationalTrainConfig` from a JSON file (unknown keys are an error)."""
-    from reliqa.training.common import load_config
+    def validate(self, step: int) -> None:
+        """Validate the maps; when the loss improves, save the ``best_maps`` checkpoint."""
+        metrics = validate_maps(self.model, self.val, self.context.device)
+        self.log.write(step, "val", phase="maps", **metrics)
+        if self.best.offer(metrics):
+            self.extra = {**self.extra, "best_map_loss": metrics["map_loss"], "best_map_step": step}
+            self.save(step, tag="best_maps")
 
-    try:
-        return load_config(path, RelationalTrainConfig, **overrides)
-    except ValueError as error:
-        raise DataError(f"{path}: {error}") from None
+    def save(self, step: int, tag: str | None = None) -> None:
+        self.checkpointer.save(step, {"model": self.model}, self.optimizers, self.extra, tag=tag)

@@ -50,7 +50,9 @@ from reliqa.models.relational import (
     RelationalScorer,
 )
 from reliqa.models.weights import load_shipped
-from reliqa.training.common import config_to_dict, cosine_lr, seed_everything, set_lr
+from reliqa.training.common import MetricsLog, cosine_lr, seed_everything, set_lr
+from reliqa.training.config import TrainConfig, config_to_dict, load_config
+from reliqa.training.loop import Every, KeepBest, run_steps
 from reliqa.training.relational_losses import listwise_infonce_loss, pairwise_logistic_loss
 from reliqa.training.scorer_cache import (
     TEACHERS,
@@ -63,8 +65,8 @@ from reliqa.training.scorer_cache import (
 from reliqa.verified import load_verified
 
 
-@dataclass(frozen=True)
-class ScorerTrainConfig:
+@dataclass
+class ScorerTrainConfig(TrainConfig):
     """Hyper-parameters of the scorer training (chosen on the validation cache).
 
     Attributes:
@@ -92,13 +94,12 @@ class ScorerTrainConfig:
     lambda_regression: float = 0.5
     weight_decay: float = 1e-4
     val_every: int = 100
-    seed: int = 0
     deep: bool = False
     teachers: tuple[str, ...] = TEACHERS
 
     def __post_init__(self) -> None:
         # a JSON config gives a list; names are stored in their registered spelling
-        object.__setattr__(self, "teachers", teacher_names(self.teachers))
+        self.teachers = teacher_names(self.teachers)
         if len(self.teachers) < 2:
             raise ValueError(f"a consensus needs at least two teachers, got {self.teachers}")
 
@@ -293,7 +294,7 @@ def load_checkpoint(
     if not path.is_file():
         raise DataError(f"{path}: no checkpoint to resume from")
     tensors, metadata = load_verified(path, None, what="checkpoint")  # our own file: no hash
-    if metadata["config"] != json.dumps(config_to_dict(config)):
+    if load_config(ScorerTrainConfig, json.loads(metadata["config"])) != config:
         raise DataError(f"{path}: written by a run with another config; start a new run folder")
     scorer.load_state_dict(
         {k[len("scorer.") :]: v for k, v in tensors.items() if k.startswith("scorer.")}
@@ -336,83 +337,24 @@ def train_scorer(
     seed_everything(config.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, validation = load_cache(train_folder), load_cache(validation_folder)
-    train_teachers = teacher_matrix(train, config.teachers)
-    consensus = Consensus(train_teachers, config.teachers)
-    target = -consensus(train_teachers)
-    sets = set_matrix(train)
-    statistics = statistics_of(train)
-    scorer = RelationalScorer(DEEP_STAGES if config.deep else 0)
-    deep = deep_of(train, scorer)
-    optimizer = torch.optim.Adam(
-        scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    generator = torch.Generator().manual_seed(config.seed)
-    log_path = out / "metrics.jsonl"
-    best: dict[str, Any] = {"objective": -float("inf")}
-    best_state: dict[str, torch.Tensor] = {}
-    count = target.shape[0]
-    first = 0
-    if resume:
-        done, best, best_state = load_checkpoint(
-            out / CHECKPOINT, scorer, optimizer, generator, config
-        )
-        first = done + 1
-        if log_path.is_file():  # what the interrupted run logged after its checkpoint is redone
-            kept = [
-                line for line in log_path.read_text().splitlines()
-                if json.loads(line)["step"] <= done
-            ]
-            log_path.write_text("".join(line + "\n" for line in kept))
-    with open(log_path, "a" if resume else "w") as log:
-        for step in range(first, config.steps + 1):
-            if step % config.val_every == 0 or step == config.steps:
-                metrics = validation_metrics(scorer, validation, consensus)
-                log.write(json.dumps({"step": step, "split": "val", **metrics}) + "\n")
-                if metrics["objective"] > best["objective"]:
-                    best = {"step": step, **metrics}
-                    best_state = {k: v.clone() for k, v in scorer.state_dict().items()}
-            if step == config.steps:
-                break
-            set_lr(optimizer, cosine_lr(step, config.steps, config.lr, config.steps // 20))
-            scores = scorer(statistics, deep)
-            drawn = torch.randperm(count, generator=generator)[: config.cross_items]
-            cross = pairwise_logistic_loss(
-                scores[drawn], target[drawn], min_gap=config.min_gap,
-                temperature=config.temperature,
-            )
-            within = set_loss(scores, sets, config.temperature)
-            regression = (scores - target).square().mean()
-            loss = (
-                config.lambda_cross * cross
-                + config.lambda_set * within
-                + config.lambda_regression * regression
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if (step + 1) % config.val_every == 0:  # the state the next validation sees
-                log.flush()
-                save_checkpoint(
-                    out / CHECKPOINT, step, scorer, optimizer, generator, best, best_state, config
-                )
-            if step % 50 == 0:
-                log.write(
-                    json.dumps(
-                        {
-                            "step": step, "split": "train", "loss": loss.item(),
-                            "cross": cross.item(), "set": within.item(),
-                            "regression": regression.item(),
-                        }
-                    )
-                    + "\n"
-                )
-    scorer.load_state_dict(best_state)
+    run = _ScorerRun(config, load_cache(train_folder), load_cache(validation_folder), out)
+    first = run.resume() if resume else 0
+    if not resume:
+        run.log_path.unlink(missing_ok=True)
+    with MetricsLog(run.log_path) as run.log:
+        if first % config.val_every == 0 or first == config.steps:
+            run.validate(first)  # the state the checkpoint holds (or the initial one)
+        events = [
+            Every(config.val_every, run.save, at_end=False),
+            Every(config.val_every, run.validate),
+        ]
+        run_steps(first, config.steps, run.update, events)
+    run.scorer.load_state_dict(run.best_state)
     model = RelationalModel(deep=config.deep)
     model.maps_net.load_state_dict(maps_net.state_dict())
     if model.deep_features is not None:
         model.deep_features.load_state_dict(DeepFeatures.from_imagenet().state_dict())
-    model.scorer.load_state_dict(scorer.state_dict())
+    model.scorer.load_state_dict(run.scorer.state_dict())
     weights = out / "relational.safetensors"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
     summary = {
@@ -420,10 +362,94 @@ def train_scorer(
         "config": config_to_dict(config),
         "train_cache": str(train_folder),
         "validation_cache": str(validation_folder),
-        "train_pairs": count,
+        "train_pairs": run.count,
         "teachers": list(config.teachers),
-        "best_validation": best,
+        "best_validation": run.best.record,
         "wall_time_s": round(time.time() - started, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class _ScorerRun:
+    """The scorer's full-batch training on a cache: the step, validation (keeping the best
+    state in memory) and checkpoint that :func:`~reliqa.training.loop.run_steps` calls."""
+
+    log: MetricsLog
+
+    def __init__(
+        self,
+        config: ScorerTrainConfig,
+        train: dict[str, torch.Tensor],
+        validation: dict[str, torch.Tensor],
+        out: Path,
+    ) -> None:
+        self.config, self.validation, self.out = config, validation, out
+        train_teachers = teacher_matrix(train, config.teachers)
+        self.consensus = Consensus(train_teachers, config.teachers)
+        self.target = -self.consensus(train_teachers)
+        self.sets = set_matrix(train)
+        self.statistics = statistics_of(train)
+        self.scorer = RelationalScorer(DEEP_STAGES if config.deep else 0)
+        self.deep = deep_of(train, self.scorer)
+        self.optimizer = torch.optim.Adam(
+            self.scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.log_path = out / "metrics.jsonl"
+        self.best = KeepBest("objective", value=-float("inf"), record={"objective": -float("inf")})
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.count = self.target.shape[0]
+
+    def resume(self) -> int:
+        """Restore the checkpoint; returns the steps it had done. What the interrupted run
+        logged after its checkpoint is dropped (it is done again)."""
+        done, best, self.best_state = load_checkpoint(
+            self.out / CHECKPOINT, self.scorer, self.optimizer, self.generator, self.config
+        )
+        self.best = KeepBest("objective", value=best["objective"], record=best)
+        if self.log_path.is_file():
+            kept = [
+                line for line in self.log_path.read_text().splitlines()
+                if json.loads(line)["step"] <= done
+            ]
+            self.log_path.write_text("".join(line + "\n" for line in kept))
+        return done + 1
+
+    def update(self, step: int) -> None:
+        config = self.config
+        set_lr(self.optimizer, cosine_lr(step, config.steps, config.lr, config.steps // 20))
+        scores = self.scorer(self.statistics, self.deep)
+        drawn = torch.randperm(self.count, generator=self.generator)[: config.cross_items]
+        cross = pairwise_logistic_loss(
+            scores[drawn], self.target[drawn], min_gap=config.min_gap,
+            temperature=config.temperature,
+        )
+        within = set_loss(scores, self.sets, config.temperature)
+        regression = (scores - self.target).square().mean()
+        loss = (
+            config.lambda_cross * cross
+            + config.lambda_set * within
+            + config.lambda_regression * regression
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if step % 50 == 0:
+            self.log.write(
+                step, "train", loss=loss.item(), cross=cross.item(), set=within.item(),
+                regression=regression.item(),
+            )
+
+    def validate(self, done: int) -> None:
+        metrics = validation_metrics(self.scorer, self.validation, self.consensus)
+        self.log.write(done, "val", **metrics)
+        if self.best.offer({"step": done, **metrics}):
+            self.best_state = {k: v.clone() for k, v in self.scorer.state_dict().items()}
+
+    def save(self, done: int) -> None:
+        """The state after ``done`` steps, as the checkpoint of step index ``done - 1``."""
+        save_checkpoint(
+            self.out / CHECKPOINT, done - 1, self.scorer, self.optimizer, self.generator,
+            self.best.record or {}, self.best_state, self.config,
+        )

@@ -69,6 +69,7 @@ from reliqa.models.relational import (
     map_statistic_sums,
     masking_activity,
 )
+from reliqa.training.config import canonical_keys
 from reliqa.training.relational import held_out_halves
 from reliqa.verified import load_verified
 
@@ -108,7 +109,8 @@ class ScorerCacheConfig:
         split: which photos (see the module docstring).
         sets_per_photo: ordinal sets per photo.
         levels: versions per set.
-        crop: crop side in pixels (multiple of 16; ≥ 176 for MS-SSIM's five scales).
+        crop_size: crop side in pixels (multiple of 16; ≥ 176 for MS-SSIM's five scales;
+            ``crop`` in older ``cache.json`` files).
         seed: base seed.
         photos_per_part: photos per written part.
     """
@@ -117,7 +119,7 @@ class ScorerCacheConfig:
     split: CacheSplit = "train"
     sets_per_photo: int = 2
     levels: int = 4
-    crop: int = 256
+    crop_size: int = 256
     seed: int = 0
     photos_per_part: int = 8
 
@@ -239,7 +241,7 @@ def engine_part(
         generator = torch.Generator().manual_seed(
             batch_seed(config.seed, set_index, photo_index)
         )
-        crop = random_scaled_crop(load_image(path)[0], config.crop, SCALE_RANGE, generator)[None]
+        crop = random_scaled_crop(load_image(path)[0], config.crop_size, SCALE_RANGE, generator)[None]
         result = ordinal_set(
             crop, config.levels, max_distortions=1 if set_index % 2 else 3, generator=generator
         )
@@ -346,7 +348,7 @@ def build_cache(
     names = teacher_names(teachers)
     record: dict[str, Any] = {**asdict(config), "format": FORMAT_VERSION}
     if manifest.is_file():
-        existing = check_format(manifest)
+        existing = canonical_keys(check_format(manifest), str(manifest))  # old spellings too
         fixed = {k: v for k, v in record.items() if k != "sets_per_photo"}
         if {k: existing.get(k) for k in fixed} != fixed:
             raise DataError(f"{out}: holds a cache made with another config ({manifest})")
