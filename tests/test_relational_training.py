@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from reliqa.distortions.dataset import is_held_out
 from reliqa.io import save_image
 from reliqa.models.weights import WEIGHTS_DIR
-from reliqa.training.common import read_metrics_log
+from reliqa.training.common import cosine_lr, read_metrics_log
 from reliqa.training.config import load_config
 from reliqa.training.relational import RelationalTrainConfig, train_relational
 
@@ -68,19 +68,20 @@ def test_a_continuation_that_only_gets_worse_keeps_the_warm_start(
 
 @dataclass
 class _Recorded:
-    """map_loss per step of the toy relational run below, written by the loop before the
-    skeleton (``_map_phase``, 2026-12-08): train then validation, steps 1–2, then steps 3–4
-    after a resume."""
+    """map_loss per step of the toy relational run below: train then validation, steps 1–2
+    written by the loop before the skeleton (``_map_phase``), steps 3–4 after a resume since
+    the resumed schedule continues (the old loop restarted the warm-up and the cosine at every
+    resume; the skeleton kept that, then it was fixed: 2026-12-07)."""
 
     train: tuple[float, ...] = (
-        0.02977912873029709, 0.029414772987365723, 0.024691883474588394, 0.024075979366898537
+        0.02977912873029709, 0.029414772987365723, 0.024691883474588394, 0.02418752759695053
     )
     val: tuple[float, ...] = (
-        0.03584606945514679, 0.035449691116809845, 0.035397469997406006, 0.03531163930892944
+        0.03584606945514679, 0.035449691116809845, 0.03542162477970123, 0.03541255742311478
     )
 
 
-def test_map_training_gives_the_numbers_recorded_before_the_skeleton(
+def test_map_training_gives_the_recorded_numbers_and_resumes_its_schedule(
     tmp_path: Path, astronaut: torch.Tensor
 ) -> None:
     """The loop skeleton changed no number: a fresh run, then a resumed one, on a config in
@@ -100,6 +101,9 @@ def test_map_training_gives_the_numbers_recorded_before_the_skeleton(
         load_config(RelationalTrainConfig, {**settings, "map_steps": 4}), resume=True, quiet=True
     )
     records = read_metrics_log(tmp_path / "run" / "metrics.jsonl")
+    # the resumed session continues the schedule of a 4-step run (no second warm-up)
+    learning_rates = [r["lr"] for r in records if r["split"] == "train"]
+    assert learning_rates[2:] == pytest.approx([cosine_lr(step, 4, 2e-3, 1) for step in (2, 3)])
     recorded = _Recorded()
     for split, expected in (("train", recorded.train), ("val", recorded.val)):
         losses = [r["map_loss"] for r in records if r["split"] == split]

@@ -376,7 +376,9 @@ class _MapPhase:
 
     def update(self, step: int) -> None:
         config = self.config
-        position = int(self.fraction * config.steps)
+        # the schedule continues where a resumed run stopped: this session's fraction covers
+        # the steps that remain (a fresh run: all of them)
+        position = self.start_step + int(self.fraction * (config.steps - self.start_step))
         self.lr = cosine_lr(position, config.steps, config.lr, config.warmup_steps)
         set_lr(self.optimizer, self.lr)
         batch = next(self.batches)
