@@ -250,6 +250,18 @@ def main() -> None:
     parser.add_argument("--sets-per-photo", type=int, default=4)
     parser.add_argument("--levels", type=int, default=5, help="K of the ordinal sets")
     parser.add_argument("--crop", type=int, default=384)
+    parser.add_argument(
+        "--set-crop", type=int, default=256,
+        help="side of the ordinal-set pairs (the consensus SRCC); default 256, the scorer's size",
+    )
+    parser.add_argument(
+        "--deep-max-side", type=int, default=None,
+        help="relational-plus: the longest side its deep-feature branch sees (default: the model's)",
+    )
+    parser.add_argument(
+        "--ordinal-only", action="store_true",
+        help="only the ordinal sets (the maps and TID2013 parts do not depend on the deep branch)",
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -261,13 +273,18 @@ def main() -> None:
     data = Path(args.data)
     teachers = teacher_names(args.teachers.split(","))
     model = load_model(args.weights)
+    if args.deep_max_side is not None:
+        model.deep_max_side = args.deep_max_side
     _, photos = held_out_halves(data / "pristine")
-    maps = evaluate_maps(model, photos, args.per_photo, args.crop, args.seed)
-    ordinal = evaluate_ordinal(
-        model, photos, args.sets_per_photo, args.levels, min(args.crop, 256), args.seed + 1,
-        teachers,
+    maps = {} if args.ordinal_only else evaluate_maps(
+        model, photos, args.per_photo, args.crop, args.seed
     )
-    tid = evaluate_tid(model, data / "tid2013_calib", teachers)
+    ordinal = evaluate_ordinal(
+        model, photos, args.sets_per_photo, args.levels, args.set_crop, args.seed + 1, teachers,
+    )
+    tid = {"srcc": {}} if args.ordinal_only else evaluate_tid(
+        model, data / "tid2013_calib", teachers
+    )
     result = {
         "benchmark": "relational_quality",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

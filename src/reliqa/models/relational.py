@@ -217,13 +217,16 @@ def deep_feature_distances(
 
 
 def deep_distances(
-    features: DeepFeatures, test: torch.Tensor, reference: torch.Tensor
+    features: DeepFeatures,
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    max_side: int = DEEP_MAX_SIDE,
 ) -> torch.Tensor:
     """:func:`deep_feature_distances` of a pair (N, 3, H, W) ×2 → (N, S, 3), on images whose
-    longer side is at most :data:`DEEP_MAX_SIDE` (larger ones are downscaled first)."""
+    longer side is at most ``max_side`` (larger ones are downscaled first, antialiased)."""
     longer = max(test.shape[-2:])
-    if longer > DEEP_MAX_SIDE:
-        size = [max(32, round(side * DEEP_MAX_SIDE / longer)) for side in test.shape[-2:]]
+    if longer > max_side:
+        size = [max(32, round(side * max_side / longer)) for side in test.shape[-2:]]
         test, reference = (
             F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
             for image in (test, reference)
@@ -284,6 +287,9 @@ class RelationalModel(nn.Module):
         widths, depths: map-network architecture (see :class:`PairNetwork`).
         deep: also read the deep-feature distances of ImageNet EfficientNet-Lite0 (the
             ``relational-plus`` model; its backbone weights are part of its state dict).
+        deep_max_side: the deep-feature branch sees the pair downscaled (antialiased) to at
+            most this longer side; the maps always see it whole (docs/relational.md, "The
+            resolution the deep distances need").
 
     Shapes:
         test, reference: (N, 3, H, W) in [0, 1] → maps (N, 9, H, W), score (N,).
@@ -304,10 +310,14 @@ class RelationalModel(nn.Module):
         widths: Sequence[int] = (32, 64, 96),
         depths: Sequence[int] = (2, 2, 2),
         deep: bool = False,
+        deep_max_side: int = DEEP_MAX_SIDE,
     ) -> None:
         super().__init__()
+        if deep_max_side < 32:
+            raise InvalidInputError(f"deep_max_side must be at least 32, got {deep_max_side}")
         self.maps_net = RelationalMapNet(widths, depths)
         self.deep_features = DeepFeatures() if deep else None
+        self.deep_max_side = deep_max_side
         self.scorer = RelationalScorer(DEEP_STAGES if deep else 0)
 
     def forward(
@@ -324,7 +334,7 @@ class RelationalModel(nn.Module):
         deep = (
             None
             if self.deep_features is None
-            else deep_distances(self.deep_features, test, reference)
+            else deep_distances(self.deep_features, test, reference, self.deep_max_side)
         )
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
