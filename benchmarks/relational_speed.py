@@ -4,6 +4,7 @@
     python benchmarks/relational_speed.py --device cuda         # GPU
     python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
     python benchmarks/relational_speed.py --model relational-plus
+    python benchmarks/relational_speed.py --model relational-plus --deep-max-side 1024,384,256
     python benchmarks/relational_speed.py --model relational-plus --before /tmp/before/src \
         --rounds 30 --threads 1 --recorded benchmarks/results/relational_plus_speed_t1_2026-11-30.json
 
@@ -67,6 +68,29 @@ def time_pairs(
         "median_ms": 1000 * statistics.median(walls),
         "min_ms": 1000 * min(walls),
         "cpu_time_median_ms": 1000 * statistics.median(cpus),
+    }
+
+
+def time_deep_sides(
+    model: torch.nn.Module, height: int, width: int, sides: list[int], rounds: int
+) -> dict[str, dict[str, float]]:
+    """relational-plus with each ``deep_max_side`` in ``sides``, interleaved: every round calls
+    each setting once (CPU), so drift in the machine's load reaches all of them alike."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, height, width, generator=generator)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    walls: dict[int, list[float]] = {side: [] for side in sides}
+    with torch.inference_mode():
+        for index in range(rounds + 2):  # two warm-up rounds
+            for side in sides:
+                model.deep_max_side = side  # type: ignore[assignment]
+                start = time.perf_counter()
+                model(test, reference)
+                if index >= 2:
+                    walls[side].append(time.perf_counter() - start)
+    return {
+        str(side): {"median_ms": 1000 * statistics.median(w), "min_ms": 1000 * min(w)}
+        for side, w in walls.items()
     }
 
 
@@ -153,6 +177,11 @@ def main() -> None:
     )
     parser.add_argument("--out", default=None)
     parser.add_argument(
+        "--deep-max-side", default=None,
+        help="relational-plus: comma-separated sides for its deep branch, timed interleaved "
+        "(one call of each per round, --repeats rounds) in one process",
+    )
+    parser.add_argument(
         "--before", type=Path,
         help="src folder of an earlier tree: time it and this one interleaved (CPU only)",
     )
@@ -182,8 +211,12 @@ def main() -> None:
         "model": args.model,
         "weights": args.weights,
         "parameters": sum(p.numel() for p in model.parameters()),
-        **time_pairs(model, height, width, args.device, args.repeats),
     }
+    if args.deep_max_side:
+        sides = [int(side) for side in args.deep_max_side.split(",")]
+        result["deep_max_side"] = time_deep_sides(model, height, width, sides, args.repeats)
+    else:
+        result.update(time_pairs(model, height, width, args.device, args.repeats))
     if args.large:
         result["large"] = large_pair_memory(_model(args.model, args.weights, "cpu"), args.large)
     text = json.dumps(result, indent=2)
