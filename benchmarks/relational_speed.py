@@ -74,23 +74,27 @@ def time_pairs(
 def time_deep_sides(
     model: torch.nn.Module, height: int, width: int, sides: list[int], rounds: int
 ) -> dict[str, dict[str, float]]:
-    """relational-plus with each ``deep_max_side`` in ``sides``, interleaved: every round calls
-    each setting once (CPU), so drift in the machine's load reaches all of them alike."""
+    """relational-plus with each ``deep_max_side`` in ``sides``, and the shipped ``relational``
+    beside them, interleaved: every round calls each case once (CPU), so drift in the machine's
+    speed (this VM's quiet runs differ by up to 2× between hours) reaches all of them alike."""
     generator = torch.Generator().manual_seed(0)
     reference = torch.rand(1, 3, height, width, generator=generator)
     test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
-    walls: dict[int, list[float]] = {side: [] for side in sides}
+    relational = create_model("relational")
+    cases = [str(side) for side in sides] + ["relational"]
+    walls: dict[str, list[float]] = {case: [] for case in cases}
     with torch.inference_mode():
         for index in range(rounds + 2):  # two warm-up rounds
-            for side in sides:
-                model.deep_max_side = side  # type: ignore[assignment]
+            for case in cases:
+                if case != "relational":
+                    model.deep_max_side = int(case)  # type: ignore[assignment]
                 start = time.perf_counter()
-                model(test, reference)
+                (relational if case == "relational" else model)(test, reference)
                 if index >= 2:
-                    walls[side].append(time.perf_counter() - start)
+                    walls[case].append(time.perf_counter() - start)
     return {
-        str(side): {"median_ms": 1000 * statistics.median(w), "min_ms": 1000 * min(w)}
-        for side, w in walls.items()
+        case: {"median_ms": 1000 * statistics.median(w), "min_ms": 1000 * min(w)}
+        for case, w in walls.items()
     }
 
 
