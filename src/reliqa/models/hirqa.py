@@ -180,6 +180,10 @@ class HiRQA(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
+        return self._scores(images)
+
+    def _scores(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of a checked batch."""
         return torch.sigmoid(self.score_logits(self._embed(images)))
 
     @torch.inference_mode()
@@ -190,8 +194,7 @@ class HiRQA(nn.Module):
         exceeds :data:`MAX_SIDE` is first downscaled to it (:func:`fit_to_max_side`).
         """
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
-        embedding = self._embed(fit_to_max_side(images))
-        return torch.sigmoid(self.score_logits(embedding)).float()
+        return self._scores(fit_to_max_side(images)).float()
 
 
 def fit_to_max_side(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Tensor:
@@ -423,15 +426,19 @@ class PretrainedHiRQA(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] → (N,) scores in [0, 1], higher = better."""
-        return torch.sigmoid(self.score_logits(self.embed(images)))
+        check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
+        return self._scores(images)
+
+    def _scores(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of a checked batch."""
+        return torch.sigmoid(self.score_logits(self.embed_features(self._features(images))))
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic inference: (N, 3, H, W) in [0, 1] → (N,) float32 scores; an image whose
         longer side exceeds ``max_side`` is first downscaled to it (:func:`fit_to_max_side`)."""
         check_tensor_image(images, "images", channels=(3,), min_size=MIN_SIZE)
-        features = self._features(fit_to_max_side(images, self.max_side))
-        return torch.sigmoid(self.score_logits(self.embed_features(features))).float()
+        return self._scores(fit_to_max_side(images, self.max_side)).float()
 
 
 PRETRAINED_CONFIG: dict[str, object] = {
