@@ -122,18 +122,3 @@ def fit_surface(
     )
     surface = np.clip(fitted.reshape(grid, grid), -1.0, 1.0)
     return Surface(qs_axis, qd_axis, surface, (float(bandwidth[0]), float(bandwidth[1])))
-
-
-def average_height(
-    points: ArrayLike,
-    values: ArrayLike,
-    *,
-    grid: int = 50,
-    qs_range: Sequence[float] | None = None,
-    qd_range: Sequence[float] | None = None,
-) -> float:
-    """The mean height of the surface :func:`fit_surface` fits through ``values`` (K,) at
-    ``points`` (K, 2), over the grid spanning ``qs_range`` × ``qd_range``."""
-    return fit_surface(
-        points, values, grid=grid, qs_range=qs_range, qd_range=qd_range
-    ).average_height

@@ -51,7 +51,6 @@ from reliqa.evaluation.correlation import (
 from reliqa.exceptions import InvalidInputError
 from reliqa.surfaces.fit import (
     Surface,
-    average_height,
     cross_validated_bandwidth,
     fit_surface,
     local_linear,
@@ -216,7 +215,6 @@ __all__ = [
     "SIGMA_FLOOR_FRACTION",
     "GMCResult",
     "Surface",
-    "average_height",
     "beta_std",
     "cross_validated_bandwidth",
     "fit_surface",
