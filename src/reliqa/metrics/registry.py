@@ -117,7 +117,26 @@ class FullReferenceMetric(Metric):
         return self.function(test, reference, self.data_range, **self.options)
 
 
-def _register(info: MetricInfo, kernel: FunctionalMetric, color: ColorMode, **fixed: Any) -> None:
+def _register(
+    name: str,
+    higher_is_better: bool,
+    score_range: tuple[float, float],
+    description: str,
+    reference: str,
+    *,
+    min_size: int,
+    kernel: FunctionalMetric,
+    color: ColorMode,
+    **fixed: Any,
+) -> None:
+    """Register full-reference name ``name``: ``kernel`` on ``color`` with the options ``fixed``.
+
+    Every name of this module is full-reference ("FR") and differentiable (the kernels are
+    torch all the way), so those two fields of its :class:`MetricInfo` are set here once;
+    ``min_size`` (px) goes to ``info.extra["min_size"]``.
+    """
+    info = MetricInfo(name, "FR", higher_is_better, score_range, True, description, reference,
+                      extra={"min_size": min_size})
     function = _make_functional(info, kernel, color, fixed)
     _FUNCTIONALS[info.name] = function
     register_metric(info)(functools.partial(FullReferenceMetric, function))
@@ -126,160 +145,141 @@ def _register(info: MetricInfo, kernel: FunctionalMetric, color: ColorMode, **fi
 _GRAY = "MATLAB rgb2gray luminance (0.2989 R + 0.5870 G + 0.1140 B) rounded to 8 bits"
 
 _register(
-    MetricInfo("psnr", "FR", True, (0.0, _INF), True,
-               "PSNR in dB over the three RGB channels together (one MSE), peak 1.0; inf for identical images",
-               "MATLAB psnr(A, ref) on the RGB image",
-               extra={"min_size": 1}),
-    psnr, "rgb",
+    "psnr", True, (0.0, _INF),
+    "PSNR in dB over the three RGB channels together (one MSE), peak 1.0; inf for identical images",
+    "MATLAB psnr(A, ref) on the RGB image",
+    min_size=1, kernel=psnr, color="rgb",
 )
 _register(
-    MetricInfo("psnr_y", "FR", True, (0.0, _INF), True,
-               "PSNR in dB on the BT.601 studio-swing luma (MATLAB rgb2ycbcr Y, 16..235), not rounded, "
-               "peak 1.0 — the super-resolution convention",
-               "super-resolution benchmarks (e.g. Set5/Set14 evaluation scripts)",
-               extra={"min_size": 1}),
-    psnr, "luma_bt601",
+    "psnr_y", True, (0.0, _INF),
+    "PSNR in dB on the BT.601 studio-swing luma (MATLAB rgb2ycbcr Y, 16..235), not rounded, "
+    "peak 1.0 — the super-resolution convention",
+    "super-resolution benchmarks (e.g. Set5/Set14 evaluation scripts)",
+    min_size=1, kernel=psnr, color="luma_bt601",
 )
 _register(
-    MetricInfo("ssim", "FR", True, (-1.0, 1.0), True,
-               f"SSIM on the {_GRAY}; 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid "
-               "positions only, NO automatic downsampling",
-               "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)",
-               extra={"min_size": 11}),
-    ssim_per_channel, "gray_matlab",
+    "ssim", True, (-1.0, 1.0),
+    f"SSIM on the {_GRAY}; 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid "
+    "positions only, NO automatic downsampling",
+    "Wang et al. 2004, ssim_index.m (ssim.m without its downsampling)",
+    min_size=11, kernel=ssim_per_channel, color="gray_matlab",
 )
 _register(
-    MetricInfo("ssim_rgb", "FR", True, (-1.0, 1.0), True,
-               "SSIM computed on R, G and B separately and averaged; 11x11 Gaussian window, sigma 1.5, "
-               "valid positions, no downsampling (what pytorch-msssim and piq(downsample=False) compute)",
-               "Wang et al. 2004 applied per channel",
-               extra={"min_size": 11}),
-    ssim_per_channel, "rgb",
+    "ssim_rgb", True, (-1.0, 1.0),
+    "SSIM computed on R, G and B separately and averaged; 11x11 Gaussian window, sigma 1.5, "
+    "valid positions, no downsampling (what pytorch-msssim and piq(downsample=False) compute)",
+    "Wang et al. 2004 applied per channel",
+    min_size=11, kernel=ssim_per_channel, color="rgb",
 )
 _register(
-    MetricInfo("ssim_downsampled", "FR", True, (-1.0, 1.0), True,
-               f"SSIM on the {_GRAY} after Wang's automatic downsampling: F x F block average "
-               "(symmetric boundary) and every F-th pixel, F = max(1, round(min(H, W) / 256))",
-               "Wang's ssim.m (2009) and MATLAB's ssim",
-               extra={"min_size": 11}),
-    ssim_downsampled_per_channel, "gray_matlab",
+    "ssim_downsampled", True, (-1.0, 1.0),
+    f"SSIM on the {_GRAY} after Wang's automatic downsampling: F x F block average "
+    "(symmetric boundary) and every F-th pixel, F = max(1, round(min(H, W) / 256))",
+    "Wang's ssim.m (2009) and MATLAB's ssim",
+    min_size=11, kernel=ssim_downsampled_per_channel, color="gray_matlab",
 )
 _register(
-    MetricInfo("ssim_skimage", "FR", True, (-1.0, 1.0), True,
-               "scikit-image structural_similarity defaults on RGB (channel_axis, data_range 1): 7x7 "
-               "uniform window, sample covariance, valid positions, channels averaged",
-               "skimage.metrics.structural_similarity",
-               extra={"min_size": 7}),
-    ssim_per_channel, "rgb", window="uniform", window_size=7, sample_covariance=True,
+    "ssim_skimage", True, (-1.0, 1.0),
+    "scikit-image structural_similarity defaults on RGB (channel_axis, data_range 1): 7x7 "
+    "uniform window, sample covariance, valid positions, channels averaged",
+    "skimage.metrics.structural_similarity",
+    min_size=7, kernel=ssim_per_channel, color="rgb", window="uniform", window_size=7, sample_covariance=True,
 )
 _register(
-    MetricInfo("ms_ssim", "FR", True, (0.0, 1.0), True,
-               f"MS-SSIM on the {_GRAY}; 5 scales, weights 0.0448/0.2856/0.3001/0.2363/0.1333, 2x2 "
-               "average downsampling (symmetric boundary), 11x11 Gaussian sigma 1.5; needs >= 161 px",
-               "Wang, Simoncelli & Bovik 2003, msssim.m",
-               extra={"min_size": 161}),
-    ms_ssim_per_channel, "gray_matlab",
+    "ms_ssim", True, (0.0, 1.0),
+    f"MS-SSIM on the {_GRAY}; 5 scales, weights 0.0448/0.2856/0.3001/0.2363/0.1333, 2x2 "
+    "average downsampling (symmetric boundary), 11x11 Gaussian sigma 1.5; needs >= 161 px",
+    "Wang, Simoncelli & Bovik 2003, msssim.m",
+    min_size=161, kernel=ms_ssim_per_channel, color="gray_matlab",
 )
 _register(
-    MetricInfo("ms_ssim_rgb", "FR", True, (0.0, 1.0), True,
-               "MS-SSIM (as ms_ssim) computed on R, G and B separately and averaged; needs >= 161 px",
-               "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)",
-               extra={"min_size": 161}),
-    ms_ssim_per_channel, "rgb",
+    "ms_ssim_rgb", True, (0.0, 1.0),
+    "MS-SSIM (as ms_ssim) computed on R, G and B separately and averaged; needs >= 161 px",
+    "Wang, Simoncelli & Bovik 2003 applied per channel (pytorch-msssim's convention)",
+    min_size=161, kernel=ms_ssim_per_channel, color="rgb",
 )
 _register(
-    MetricInfo("gmsd", "FR", False, (0.0, 1.0), True,
-               f"GMSD on the {_GRAY}; 2x2 average + every 2nd pixel, Prewitt [1 0 -1]/3 gradients, "
-               "T = 170/255^2, sample std of the similarity map; LOWER is better",
-               "Xue et al. 2014, GMSD.m",
-               extra={"min_size": 4}),
-    gmsd_per_channel, "gray_matlab",
+    "gmsd", False, (0.0, 1.0),
+    f"GMSD on the {_GRAY}; 2x2 average + every 2nd pixel, Prewitt [1 0 -1]/3 gradients, "
+    "T = 170/255^2, sample std of the similarity map; LOWER is better",
+    "Xue et al. 2014, GMSD.m",
+    min_size=4, kernel=gmsd_per_channel, color="gray_matlab",
 )
 _register(
-    MetricInfo("gmsd_rgb", "FR", False, (0.0, 1.0), True,
-               "GMSD (as gmsd) computed on R, G and B separately and averaged; LOWER is better",
-               "Xue et al. 2014 applied per channel",
-               extra={"min_size": 4}),
-    gmsd_per_channel, "rgb",
+    "gmsd_rgb", False, (0.0, 1.0),
+    "GMSD (as gmsd) computed on R, G and B separately and averaged; LOWER is better",
+    "Xue et al. 2014 applied per channel",
+    min_size=4, kernel=gmsd_per_channel, color="rgb",
 )
 _register(
-    MetricInfo("vifp", "FR", True, (0.0, _INF), True,
-               f"pixel-domain VIF on the {_GRAY}; 4 scales, Gaussian windows 17/9/5/3 (sigma N/5), "
-               "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
-               "Sheikh & Bovik 2006, vifp_mscale.m",
-               extra={"min_size": 41}),
-    vifp_per_channel, "gray_matlab",
+    "vifp", True, (0.0, _INF),
+    f"pixel-domain VIF on the {_GRAY}; 4 scales, Gaussian windows 17/9/5/3 (sigma N/5), "
+    "sigma_n^2 = 2/255^2 — NOT the wavelet-domain VIF of TID2013 tables",
+    "Sheikh & Bovik 2006, vifp_mscale.m",
+    min_size=41, kernel=vifp_per_channel, color="gray_matlab",
 )
 _register(
-    MetricInfo("fsim", "FR", True, (0.0, 1.0), True,
-               "FSIMc (the chromatic FSIM that FeatureSIM.m returns second and that published tables "
-               "list as FSIM): phase congruency + Scharr gradient on YIQ Y, times Re[(S_I S_Q)^0.03], "
-               "after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
-               "Zhang et al. 2011, FeatureSIM.m (second output, FSIMc)",
-               extra={"min_size": 8}),
-    fsim, "rgb", chromatic=True,
+    "fsim", True, (0.0, 1.0),
+    "FSIMc (the chromatic FSIM that FeatureSIM.m returns second and that published tables "
+    "list as FSIM): phase congruency + Scharr gradient on YIQ Y, times Re[(S_I S_Q)^0.03], "
+    "after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
+    "Zhang et al. 2011, FeatureSIM.m (second output, FSIMc)",
+    min_size=8, kernel=fsim, color="rgb", chromatic=True,
 )
 _register(
-    MetricInfo("fsim_luminance", "FR", True, (0.0, 1.0), True,
-               "FSIM without the chromatic term: phase congruency + Scharr gradient on YIQ Y (not "
-               "rounded), after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
-               "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)",
-               extra={"min_size": 8}),
-    fsim, "rgb", chromatic=False,
+    "fsim_luminance", True, (0.0, 1.0),
+    "FSIM without the chromatic term: phase congruency + Scharr gradient on YIQ Y (not "
+    "rounded), after F x F average downsampling, F = max(1, round(min(H, W) / 256))",
+    "Zhang et al. 2011, FeatureSIM.m (first output, FSIM)",
+    min_size=8, kernel=fsim, color="rgb", chromatic=False,
 )
 
 # The weight-free set of piq beyond FSIM/GMSD (issue 17): each computes its own colour space
 # from RGB, so the modules pass RGB through.
 _register(
-    MetricInfo("haarpsi", "FR", True, (0.0, 1.0), True,
-               "HaarPSI on YIQ (authors' matrix): 2x2 average + every 2nd pixel, Haar wavelets of 3 "
-               "scales in 2 orientations on Y, chroma |I|, |Q|; C = 30, alpha = 4.2",
-               "Reisenhofer, Bosse, Kutyniok & Wiegand 2018, haarpsi.py / HaarPSI.m",
-               extra={"min_size": HAARPSI_MIN_SIZE}),
-    haarpsi, "rgb",
+    "haarpsi", True, (0.0, 1.0),
+    "HaarPSI on YIQ (authors' matrix): 2x2 average + every 2nd pixel, Haar wavelets of 3 "
+    "scales in 2 orientations on Y, chroma |I|, |Q|; C = 30, alpha = 4.2",
+    "Reisenhofer, Bosse, Kutyniok & Wiegand 2018, haarpsi.py / HaarPSI.m",
+    min_size=HAARPSI_MIN_SIZE, kernel=haarpsi, color="rgb",
 )
 _register(
-    MetricInfo("mdsi", "FR", False, (0.0, _INF), True,
-               "MDSI on LHM: F x F average downsampling, Prewitt gradient similarity with the fused "
-               "image (C1 140, C2 55), chroma similarity (C3 550), 0.6/0.4 sum, deviation pooling with "
-               "powers 1/4; LOWER is better, 0 for identical images, in practice below 1",
-               "Ziaei Nafchi et al. 2016, MDSI.m ('sum' combination)",
-               extra={"min_size": MDSI_MIN_SIZE}),
-    mdsi, "rgb",
+    "mdsi", False, (0.0, _INF),
+    "MDSI on LHM: F x F average downsampling, Prewitt gradient similarity with the fused "
+    "image (C1 140, C2 55), chroma similarity (C3 550), 0.6/0.4 sum, deviation pooling with "
+    "powers 1/4; LOWER is better, 0 for identical images, in practice below 1",
+    "Ziaei Nafchi et al. 2016, MDSI.m ('sum' combination)",
+    min_size=MDSI_MIN_SIZE, kernel=mdsi, color="rgb",
 )
 _register(
-    MetricInfo("vsi", "FR", True, (0.0, 1.0), True,
-               "VSI: SDSP saliency (256x256 MATLAB bilinear imresize, Lab D50, log-Gabor, centre and "
-               "colour priors), LMN colours, F x F average downsampling (zero boundary), Scharr "
-               "gradient; S_VS * S_G^0.4 * Re[(S_M S_N)^0.02] weighted by max saliency",
-               "Zhang, Shen & Li 2014, VSI.m (does NOT reproduce the vsi row of official_values.csv: "
-               "see docs/metrics.md)",
-               extra={"min_size": VSI_MIN_SIZE}),
-    vsi, "rgb",
+    "vsi", True, (0.0, 1.0),
+    "VSI: SDSP saliency (256x256 MATLAB bilinear imresize, Lab D50, log-Gabor, centre and "
+    "colour priors), LMN colours, F x F average downsampling (zero boundary), Scharr "
+    "gradient; S_VS * S_G^0.4 * Re[(S_M S_N)^0.02] weighted by max saliency",
+    "Zhang, Shen & Li 2014, VSI.m (does NOT reproduce the vsi row of official_values.csv: "
+    "see docs/metrics.md)",
+    min_size=VSI_MIN_SIZE, kernel=vsi, color="rgb",
 )
 _register(
-    MetricInfo("vsi_piq", "FR", True, (0.0, 1.0), True,
-               "VSI as piq 0.8 computes it: as vsi but F.interpolate bilinear resizes (no antialiasing, "
-               "align_corners on the way back) and replicate-padded downsampling one pixel earlier",
-               "piq.vsi (photosynthesis-team), after Zhang, Shen & Li 2014",
-               extra={"min_size": VSI_MIN_SIZE}),
-    vsi, "rgb", variant="piq",
+    "vsi_piq", True, (0.0, 1.0),
+    "VSI as piq 0.8 computes it: as vsi but F.interpolate bilinear resizes (no antialiasing, "
+    "align_corners on the way back) and replicate-padded downsampling one pixel earlier",
+    "piq.vsi (photosynthesis-team), after Zhang, Shen & Li 2014",
+    min_size=VSI_MIN_SIZE, kernel=vsi, color="rgb", variant="piq",
 )
 _register(
-    MetricInfo("srsim", "FR", True, (0.0, 1.0), True,
-               "SR-SIM on YIQ Y: F x F average downsampling, spectral residual saliency at 1/4 size "
-               "(MATLAB bicubic imresize, per-image normalisation), Scharr gradient; C1 0.40, C2 225, "
-               "gradient term ^0.5, weighted by max saliency",
-               "Zhang & Li 2012, SR_SIM.m",
-               extra={"min_size": SRSIM_MIN_SIZE}),
-    srsim, "rgb",
+    "srsim", True, (0.0, 1.0),
+    "SR-SIM on YIQ Y: F x F average downsampling, spectral residual saliency at 1/4 size "
+    "(MATLAB bicubic imresize, per-image normalisation), Scharr gradient; C1 0.40, C2 225, "
+    "gradient term ^0.5, weighted by max saliency",
+    "Zhang & Li 2012, SR_SIM.m",
+    min_size=SRSIM_MIN_SIZE, kernel=srsim, color="rgb",
 )
 _register(
-    MetricInfo("dss", "FR", True, (0.0, 1.0), True,
-               "DSS on YIQ Y: 8x8 block DCT, per-subband local-variance similarity (3x3 Gaussian, "
-               "sigma 1.5; C 1000 DC / 300 AC) pooled over its lowest 5 %, Gaussian subband weights "
-               "(sigma 1.55, weights < 0.01 dropped)",
-               "Balanov, Schwartz, Moshe & Peleg 2015, DSS.m",
-               extra={"min_size": DSS_MIN_SIZE}),
-    dss, "rgb",
+    "dss", True, (0.0, 1.0),
+    "DSS on YIQ Y: 8x8 block DCT, per-subband local-variance similarity (3x3 Gaussian, "
+    "sigma 1.5; C 1000 DC / 300 AC) pooled over its lowest 5 %, Gaussian subband weights "
+    "(sigma 1.55, weights < 0.01 dropped)",
+    "Balanov, Schwartz, Moshe & Peleg 2015, DSS.m",
+    min_size=DSS_MIN_SIZE, kernel=dss, color="rgb",
 )
