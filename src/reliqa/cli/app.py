@@ -148,6 +148,15 @@ def print_json(payload: Any) -> None:
     typer.echo(json.dumps(_nan_to_none(payload), indent=2, allow_nan=False))
 
 
+def print_result(as_json: bool, payload: Any, line: str) -> None:
+    """What a command prints when it is done: ``payload`` as JSON with ``--json``
+    (:func:`print_json`), else the one ``line`` for a person."""
+    if as_json:
+        print_json(payload)
+    else:
+        typer.echo(line)
+
+
 def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None

@@ -21,6 +21,7 @@ from reliqa.cli.app import (
     checked_output_folder,
     fail,
     print_json,
+    print_result,
     usage_error,
     use_threads,
 )
@@ -243,10 +244,8 @@ def niqe_fit_command(
         "patch_size": params.patch_size,
         "sharpness_threshold": params.sharpness_threshold,
     }
-    if as_json:
-        print_json(payload)
-    else:
-        typer.echo(
-            f"fitted on {params.num_patches} patches of {params.num_images} photos → {out} "
-            f"(card {payload['card']})"
-        )
+    print_result(
+        as_json, payload,
+        f"fitted on {params.num_patches} patches of {params.num_images} photos → {out} "
+        f"(card {payload['card']})",
+    )

@@ -16,6 +16,7 @@ from reliqa.cli.app import (
     checked_output_folder,
     fail,
     print_json,
+    print_result,
     usage_error,
     use_threads,
 )
@@ -197,7 +198,4 @@ def demo_command(
         page = demo.build_demo(out, photos=names, versions=versions, seed=seed)
     except ReliqaError as error:
         fail(str(error))
-    if as_json:
-        print_json({"page": str(page)})
-    else:
-        typer.echo(f"wrote {page}")
+    print_result(as_json, {"page": str(page)}, f"wrote {page}")

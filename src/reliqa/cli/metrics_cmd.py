@@ -14,6 +14,7 @@ from reliqa.cli.app import (
     checked_device,
     fail,
     print_json,
+    print_result,
     usage_error,
     use_threads,
 )
@@ -120,8 +121,5 @@ def metric_command(
     if math.isinf(score):
         payload["score"] = None
         payload["note"] = f"the score is {'+' if score > 0 else '-'}infinite (e.g. PSNR of identical images)"
-    if as_json:
-        print_json(payload)
-    else:
-        direction = "higher is better" if info.higher_is_better else "lower is better"
-        typer.echo(f"{name}: {score:.6g} ({direction})")
+    direction = "higher is better" if info.higher_is_better else "lower is better"
+    print_result(as_json, payload, f"{name}: {score:.6g} ({direction})")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from reliqa.cli.app import (
     app,
     checked_output_folder,
-    print_json,
+    print_result,
     use_threads,
 )
 from reliqa.cli.options import (
@@ -34,6 +34,18 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+ConfigT = TypeVar("ConfigT")
+
+
+def load_run_config(
+    config_class: type[ConfigT], config: Path, run_dir: Path | None, **overrides: Any
+) -> ConfigT:
+    """A training command's settings: the ``--config`` file, ``--run-dir`` and the command's
+    other overrides (None keeps the file's value; :func:`reliqa.training.config.load_config`)."""
+    from reliqa.training.config import load_config  # on use: the CLI starts without training
+
+    return load_config(config_class, config, run_dir=str(run_dir) if run_dir else None, **overrides)
+
 
 @train_app.command("relational")
 def train_relational_command(
@@ -44,25 +56,19 @@ def train_relational_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the relational model: distortion maps, then the relational scorer."""
-    from reliqa.training.config import load_config
     from reliqa.training.relational import RelationalTrainConfig, train_relational
 
-    settings = load_config(
-        RelationalTrainConfig, config, run_dir=str(run_dir) if run_dir else None, device=device
-    )
+    settings = load_run_config(RelationalTrainConfig, config, run_dir, device=device)
     weights = train_relational(settings, resume=resume, quiet=as_json)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
-    if as_json:
-        print_json(
-            {"run_dir": settings.run_dir, "weights": str(weights) if weights.is_file() else None}
-        )
-    else:
-        typer.echo(
-            f"weights: {weights}"
-            if weights.is_file()
-            else f"stopped early; resume with --resume ({settings.run_dir})"
-        )
+    print_result(
+        as_json,
+        {"run_dir": settings.run_dir, "weights": str(weights) if weights.is_file() else None},
+        f"weights: {weights}"
+        if weights.is_file()
+        else f"stopped early; resume with --resume ({settings.run_dir})",
+    )
 
 
 @train_app.command("scorer-cache")
@@ -169,7 +175,6 @@ def train_scorer_command(
 
     settings = load_config(ScorerTrainConfig, config) if config else ScorerTrainConfig()
     summary = train_scorer(settings, cache, validation, out, load_maps_net(maps), resume=resume)
-    if as_json:
-        print_json(summary)
-    else:
-        typer.echo(f"weights: {summary['weights']}  validation: {summary['best_validation']}")
+    print_result(
+        as_json, summary, f"weights: {summary['weights']}  validation: {summary['best_validation']}"
+    )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reliqa.cli.app import print_json
+from reliqa.cli.app import print_result
 from reliqa.cli.options import (
     CardCommandOption,
     ConfigDeviceOption,
@@ -19,23 +19,18 @@ from reliqa.cli.options import (
     ResumeOption,
     RunDirOption,
 )
-from reliqa.cli.train_cmd import train_app
+from reliqa.cli.train_cmd import load_run_config, train_app
 
 
 def _report_weights(path: Path, as_json: bool) -> None:
     """What an export command prints: the written weights."""
-    if as_json:
-        print_json({"weights": str(path)})
-    else:
-        typer.echo(f"weights: {path}")
+    print_result(as_json, {"weights": str(path)}, f"weights: {path}")
 
 
 def _report_best(run_dir: str, summary: dict[str, Any], as_json: bool) -> None:
     """What a photo-corpus training prints: its run folder and best validation record."""
-    if as_json:
-        print_json({"run_dir": run_dir, "best": summary["best"]})
-    else:
-        typer.echo(f"best {summary['best']}: {run_dir}")
+    print_result(as_json, {"run_dir": run_dir, "best": summary["best"]},
+                 f"best {summary['best']}: {run_dir}")
 
 
 @train_app.command("nr")
@@ -58,22 +53,19 @@ def train_nr_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train hirqa / hirqa-s on synthetic ordinal sets (single process or under torchrun)."""
-    from reliqa.training.config import load_config
     from reliqa.training.hirqa_engine import NRTrainConfig, train_nr
 
-    settings = load_config(
-        NRTrainConfig, config, run_dir=str(run_dir) if run_dir else None, device=device,
-        steps=steps, max_minutes=max_minutes, data_root=data, engine=engine,
+    settings = load_run_config(
+        NRTrainConfig, config, run_dir, device=device, steps=steps, max_minutes=max_minutes,
+        data_root=data, engine=engine,
     )
     summary = train_nr(settings, resume=resume, quiet=as_json)
     if summary["rank"] != 0:  # under torchrun only rank 0 reports
         return
-    if as_json:
-        print_json(summary)
-    else:
-        typer.echo(
-            f"best checkpoint: {Path(settings.run_dir) / 'checkpoints' / 'best.safetensors'}"
-        )
+    print_result(
+        as_json, summary,
+        f"best checkpoint: {Path(settings.run_dir) / 'checkpoints' / 'best.safetensors'}",
+    )
 
 
 @train_app.command("embed-prompts")
@@ -83,10 +75,8 @@ def embed_prompts_command(as_json: JsonOption = False) -> None:
 
     bank = load_prompt_bank()
     path = embed_prompts(bank)
-    if as_json:
-        print_json({"file": str(path), "prompts": list(bank.prompts)})
-    else:
-        typer.echo(f"{len(bank.prompts)} prompt embeddings written to {path}")
+    print_result(as_json, {"file": str(path), "prompts": list(bank.prompts)},
+                 f"{len(bank.prompts)} prompt embeddings written to {path}")
 
 
 @train_app.command("export-nr")
@@ -135,10 +125,7 @@ def nr_photos_command(
     written = build_photo_corpus(
         out, PhotoCorpusConfig(data_root=data), part=part, parts=parts, max_minutes=max_minutes
     )
-    if as_json:
-        print_json({"out": str(out), "written": written})
-    else:
-        typer.echo(f"{written} photos written to {out}")
+    print_result(as_json, {"out": str(out), "written": written}, f"{written} photos written to {out}")
 
 
 @train_app.command("nr-photo-head")
@@ -155,12 +142,10 @@ def nr_photo_head_command(
 ) -> None:
     """Train a hirqa head on the whole-photo corpus; keep the step the content-aware
     criterion prefers (held-out photos, no human label)."""
-    from reliqa.training.config import load_config
     from reliqa.training.nr_photo_head import PhotoHeadConfig, train_photo_head
 
-    settings = load_config(
-        PhotoHeadConfig, config, corpus=corpus, run_dir=str(run_dir) if run_dir else None,
-        feature_set=feature_set,
+    settings = load_run_config(
+        PhotoHeadConfig, config, run_dir, corpus=corpus, feature_set=feature_set
     )
     _report_best(settings.run_dir, train_photo_head(settings), as_json)
 
@@ -190,12 +175,10 @@ def nr_photo_distill_command(
     as_json: JsonOption = False,
 ) -> None:
     """Distil a hirqa photo head into hirqa-s on the whole-photo corpus's pixels."""
-    from reliqa.training.config import load_config
     from reliqa.training.nr_photo_distill import PhotoDistillConfig, train_photo_distill
 
-    settings = load_config(
-        PhotoDistillConfig, config, teacher=teacher, run_dir=str(run_dir) if run_dir else None,
-        max_minutes=max_minutes,
+    settings = load_run_config(
+        PhotoDistillConfig, config, run_dir, teacher=teacher, max_minutes=max_minutes
     )
     _report_best(settings.run_dir, train_photo_distill(settings), as_json)
 
