@@ -27,6 +27,12 @@ def _report_weights(path: Path, as_json: bool) -> None:
     print_result(as_json, {"weights": str(path)}, f"weights: {path}")
 
 
+def _recorded_command(command: str | None, training: str, run_dir: Path) -> str:
+    """The training command a model card records: ``--command``, else ``reliqa train
+    <training>`` on the run's own ``config.json``."""
+    return command or f"reliqa train {training} --config {run_dir / 'config.json'}"
+
+
 def _report_best(run_dir: str, summary: dict[str, Any], as_json: bool) -> None:
     """What a photo-corpus training prints: its run folder and best validation record."""
     print_result(as_json, {"run_dir": run_dir, "best": summary["best"]},
@@ -94,7 +100,7 @@ def export_nr_command(
     """Ship the run's best checkpoint as reliqa/weights/<name>.safetensors + model card."""
     from reliqa.training.hirqa_engine import export_nr_weights
 
-    recorded = command or f"reliqa train nr --config {run_dir / 'config.json'}"
+    recorded = _recorded_command(command, "nr", run_dir)
     path = export_nr_weights(run_dir, name, command=recorded, data_note=data_note)
     _report_weights(path, as_json)
 
@@ -160,7 +166,7 @@ def export_photo_head_command(
     """Ship a photo-head run as reliqa/weights/<name>.safetensors + model card."""
     from reliqa.training.nr_photo_head import export_photo_head
 
-    recorded = command or f"reliqa train nr-photo-head --config {run_dir / 'config.json'}"
+    recorded = _recorded_command(command, "nr-photo-head", run_dir)
     _report_weights(export_photo_head(run_dir, name=name, command=recorded), as_json)
 
 
