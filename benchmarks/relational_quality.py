@@ -61,10 +61,7 @@ def load_model(weights: str) -> RelationalModel:
     if weights in ("shipped", "shipped-plus"):
         name = "relational" if weights == "shipped" else "relational-plus"
         return create_model(name)  # type: ignore[return-value]
-    state, _metadata = load_verified(weights, None)
-    model = RelationalModel(deep=any(key.startswith("deep_features.") for key in state))
-    model.load_state_dict(state)
-    return model.eval()
+    return RelationalModel.from_state_dict(load_verified(weights, None)[0]).eval()
 
 
 def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:

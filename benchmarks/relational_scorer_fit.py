@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from reliqa.models.relational import DEEP_STAGES, RelationalScorer
+from reliqa.models.relational import RelationalModel, RelationalScorer
 from reliqa.models.weights import load_shipped
 from reliqa.training.relational_scorer import Consensus, validation_metrics
 from reliqa.training.scorer_cache import TEACHERS, load_cache, teacher_matrix, teacher_names
@@ -34,11 +34,7 @@ def load_scorer(weights: str) -> RelationalScorer:
         state = load_shipped("relational" if weights == "shipped" else "relational-plus")[0]
     else:
         state = load_verified(weights, None)[0]
-    prefix = "scorer."
-    scorer_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    scorer = RelationalScorer(DEEP_STAGES if "deep_weight" in scorer_state else 0)
-    scorer.load_state_dict(scorer_state)
-    return scorer.eval()
+    return RelationalModel.from_state_dict(state).scorer.eval()
 
 
 def main() -> None:

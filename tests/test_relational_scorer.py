@@ -20,6 +20,7 @@ from reliqa.models.relational import (
     DEEP_STAGES,
     MAGNITUDE_FEATURES,
     NEUTRAL_SCORE,
+    SIMILARITY_CHANNELS,
     STATISTIC_COLUMNS,
     DeepFeatures,
     RelationalModel,
@@ -241,7 +242,15 @@ def test_cache_holds_ordered_sets_and_resumes(tiny_caches: dict[str, Path]) -> N
     folder = tiny_caches["train"]
     cache = load_cache(folder)
     assert cache["signed"].shape == (len(cache_photos(tiny_caches["root"], "train")) * 2 * 3, NUM_ATTRIBUTES, 44, 44)
-    assert statistics_of(cache).shape[1:] == ( NUM_ATTRIBUTES, 2, STATISTIC_COLUMNS)
+    assert statistics_of(cache).shape[1:] == (NUM_ATTRIBUTES, 2, STATISTIC_COLUMNS)
+    # the pair's similarity channels, at the maps' resolution, for scorers that read them
+    assert cache["similarity"].shape == (cache["signed"].shape[0], len(SIMILARITY_CHANNELS), 44, 44)
+    assert statistics_of(cache, similarity=True).shape[1:] == (
+        NUM_ATTRIBUTES + len(SIMILARITY_CHANNELS), 2, STATISTIC_COLUMNS
+    )
+    without = {k: v for k, v in cache.items() if k != "similarity"}
+    with pytest.raises(DataError, match="no 'similarity' column"):
+        statistics_of(without, similarity=True)
     teachers = teacher_matrix(cache, TINY_TEACHERS)
     assert teachers.shape == (cache["level"].shape[0], len(TINY_TEACHERS))
     assert json.loads((folder / "cache.json").read_text())["teachers"] == list(TINY_TEACHERS)
@@ -354,6 +363,29 @@ def test_training_ranks_held_out_sets(tiny_caches: dict[str, Path], tmp_path: Pa
     model.load_state_dict(load_file(str(tmp_path / "relational.safetensors")))
     log = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum('"split": "val"' in line for line in log) == 4
+
+
+def test_a_scorer_with_similarity_channels_trains_and_ships_them(
+    tiny_caches: dict[str, Path], tmp_path: Path
+) -> None:
+    config = ScorerTrainConfig(
+        steps=150, val_every=50, cross_items=32, teachers=TINY_TEACHERS, similarity=True
+    )
+    summary = train_scorer(
+        config, tiny_caches["train"], tiny_caches["validation"], tmp_path,
+        load_maps_net("shipped"),
+    )
+    assert summary["best_validation"]["srcc_sets"] > 0.8
+    model = RelationalModel.from_state_dict(load_file(str(tmp_path / "relational.safetensors")))
+    assert model.scorer.similarity
+    assert model.scorer.weight.shape[0] == NUM_ATTRIBUTES + len(SIMILARITY_CHANNELS)
+    # the score reads the channels: without them the same pairs would cost less
+    statistics = statistics_of(load_cache(tiny_caches["validation"]), similarity=True)
+    without = statistics.clone()
+    without[:, NUM_ATTRIBUTES:, :, :3] = 0.0  # Σv, Σv², Σv⁴ of the channels
+    without[:, NUM_ATTRIBUTES:, :, 3:5] = 0.0  # their masked sums
+    with torch.no_grad():
+        assert torch.all(model.scorer(statistics) < model.scorer(without))
 
 
 def test_an_interrupted_training_resumes_bit_exactly(

@@ -33,8 +33,10 @@ from torch.nn import functional as F
 
 from reliqa.attributes import NUM_ATTRIBUTES
 from reliqa.checks import check_tensor_pair
-from reliqa.exceptions import InvalidInputError
+from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.metrics.base import MetricInfo
+from reliqa.metrics.color import yiq_luminance
+from reliqa.metrics.gmsd import prewitt_gradient_squared
 from reliqa.models.efficientnet_lite import (
     EfficientNetLite0,
     load_imagenet_state,
@@ -144,6 +146,77 @@ def magnitude_features(statistics: torch.Tensor) -> torch.Tensor:
     )
 
 
+SIMILARITY_CHANNELS: tuple[str, ...] = ("gradient", "local_structure")
+"""Classical similarity channels the scorer of the ``similarity`` models reads beside the maps,
+in the order of :func:`similarity_channels` (docs/relational.md, "Similarity channels")."""
+
+GRADIENT_CONSTANT: float = 170.0 / 255.0**2
+"""T of ``GMSD.m`` (170 for 0..255 images, with its 1/3-scaled Prewitt kernels) on the 0..1 scale."""
+
+STRUCTURE_CONSTANT: float = 0.03**2
+"""C₂ = (K₂·L)² of SSIM's contrast-structure term, K₂ = 0.03, L = 1."""
+
+STRUCTURE_WINDOW: int = 7
+"""Side of the box window of the local-structure channel's moments (pixels)."""
+
+
+def similarity_channels(test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Classical similarity of the pair at the maps' 1/4 resolution, signed by direction.
+
+    Two channels, computed on the luminance Y and averaged over each 4 × 4 cell of the maps:
+
+    - ``gradient``: 1 − GMS, the gradient-magnitude similarity of GMSD,
+      GMS = (2 g_t g_r + T)/(g_t² + g_r² + T) with ``GMSD.m``'s Prewitt gradients (zero
+      boundary), positive where the test has the stronger gradient (noise, ringing,
+      over-sharpening) and negative where it has the weaker one (blur, smoothing);
+    - ``local_structure``: (1 − cs)/2 with SSIM's contrast-structure term
+      cs = (2σ_tr + C₂)/(σ_t² + σ_r² + C₂) over a 7 × 7 box window (edge-replicated), positive
+      where the test has the larger local variance.
+
+    They carry what the maps are weakest at (compression, structure, sharpness) in the form
+    the scorer pools the maps in: signed, in [−1, 1], exactly 0 wherever the images agree (the
+    sign of an exact tie is 0), so an image against itself still scores exactly 0. Local
+    (radius 4 px), so tiles with a margin reproduce the whole-image values.
+
+    Args:
+        test, reference: (N, 3, H, W) in [0, 1], H and W multiples of 4 (the maps' aligned
+            inputs are).
+
+    Returns:
+        (N, len(:data:`SIMILARITY_CHANNELS`), H/4, W/4).
+    """
+    luma_test, luma_reference = yiq_luminance(test), yiq_luminance(reference)
+    # the kernels' 1/3 is left out of the squared gradients: T scales by 9 with them
+    squared_test, squared_reference = prewitt_gradient_squared(
+        torch.cat([luma_test, luma_reference])
+    ).chunk(2)
+    threshold = 9.0 * GRADIENT_CONSTANT
+    cross = (squared_test * squared_reference).clamp_min(1e-30).sqrt()
+    gradient_similarity = (2.0 * cross + threshold) / (squared_test + squared_reference + threshold)
+    gradient = torch.sign(squared_test - squared_reference) * (1.0 - gradient_similarity)
+    # box moments by two 1-D average pools: every plane goes through the same arithmetic, so
+    # identical images give bit-identical moments (the sign below is then exactly 0)
+    pad = STRUCTURE_WINDOW // 2
+    planes = torch.cat(
+        [luma_test, luma_reference, luma_test.square(), luma_reference.square(),
+         luma_test * luma_reference], dim=1,
+    )
+    planes = F.avg_pool2d(F.pad(planes, (pad,) * 4, mode="replicate"), (1, STRUCTURE_WINDOW), 1)
+    mean_t, mean_r, square_t, square_r, product = F.avg_pool2d(
+        planes, (STRUCTURE_WINDOW, 1), 1
+    ).unbind(dim=1)
+    var_test = (square_t - mean_t.square()).clamp(min=0.0)[:, None]
+    var_reference = (square_r - mean_r.square()).clamp(min=0.0)[:, None]
+    covariance = (product - mean_t * mean_r)[:, None]
+    contrast_structure = (2.0 * covariance + STRUCTURE_CONSTANT) / (
+        var_test + var_reference + STRUCTURE_CONSTANT
+    )
+    structure = torch.sign(var_test - var_reference) * (0.5 * (1.0 - contrast_structure)).clamp(
+        0.0, 1.0
+    )
+    return F.avg_pool2d(torch.cat([gradient, structure], dim=1), FOLD)
+
+
 DEEP_STAGES: int = 5
 """Stages of ImageNet EfficientNet-Lite0 read by ``relational-plus`` (strides 2 … 16)."""
 
@@ -251,15 +324,20 @@ class RelationalScorer(nn.Module):
 
     Args:
         deep_stages: 0 (maps only) or :data:`DEEP_STAGES`.
+        similarity: also pool the :func:`similarity_channels` (K = 2 more channels, pooled
+            and weighted like the maps).
 
     Shapes:
-        statistics: (N, 9, 2, :data:`STATISTIC_COLUMNS`) means of :func:`map_statistic_sums`;
+        statistics: (N, 9 + K, 2, :data:`STATISTIC_COLUMNS`) means of
+        :func:`map_statistic_sums` (K = 0 without ``similarity``);
         deep: (N, deep_stages, 3) or None → score (N,).
     """
 
-    def __init__(self, deep_stages: int = 0) -> None:
+    def __init__(self, deep_stages: int = 0, similarity: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.full((NUM_ATTRIBUTES, 2, MAGNITUDE_FEATURES), -1.0))
+        self.similarity = similarity
+        channels = NUM_ATTRIBUTES + (len(SIMILARITY_CHANNELS) if similarity else 0)
+        self.weight = nn.Parameter(torch.full((channels, 2, MAGNITUDE_FEATURES), -1.0))
         self.deep_weight = (
             nn.Parameter(torch.full((deep_stages, DEEP_TERMS), -1.0)) if deep_stages else None
         )
@@ -292,6 +370,8 @@ class RelationalModel(nn.Module):
         deep_max_side: the deep-feature branch sees the pair downscaled (antialiased) to at
             most this longer side; the maps always see it whole (docs/relational.md, "The
             resolution the deep distances need").
+        similarity: the scorer also reads the classical :func:`similarity_channels` of the
+            pair (docs/relational.md, "Similarity channels").
 
     Shapes:
         test, reference: (N, 3, H, W) in [0, 1] → maps (N, 9, H, W), score (N,).
@@ -313,6 +393,7 @@ class RelationalModel(nn.Module):
         depths: Sequence[int] = (2, 2, 2),
         deep: bool = False,
         deep_max_side: int = DEEP_MAX_SIDE,
+        similarity: bool = False,
     ) -> None:
         super().__init__()
         if deep_max_side < 32:
@@ -320,7 +401,33 @@ class RelationalModel(nn.Module):
         self.maps_net = RelationalMapNet(widths, depths)
         self.deep_features = DeepFeatures() if deep else None
         self.deep_max_side = deep_max_side
-        self.scorer = RelationalScorer(DEEP_STAGES if deep else 0)
+        self.scorer = RelationalScorer(DEEP_STAGES if deep else 0, similarity)
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, torch.Tensor], *, deep_max_side: int = DEEP_MAX_SIDE
+    ) -> RelationalModel:
+        """The model a saved state dict describes (shipped architecture widths; whether it reads
+        deep distances and similarity channels from its keys and shapes), with that state loaded.
+
+        Raises:
+            WeightsError: the state dict is not one of a :class:`RelationalModel`.
+        """
+        scorer_weight = state.get("scorer.weight")
+        if scorer_weight is None:
+            raise WeightsError("not a relational model's state dict (no 'scorer.weight')")
+        model = cls(
+            SHIPPED_ARCHITECTURE.widths,
+            SHIPPED_ARCHITECTURE.depths,
+            deep=any(key.startswith("deep_features.") for key in state),
+            deep_max_side=deep_max_side,
+            similarity=scorer_weight.shape[0] > NUM_ATTRIBUTES,
+        )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise WeightsError(f"not a relational model's state dict: {error}") from None
+        return model
 
     def forward(
         self,
@@ -332,7 +439,10 @@ class RelationalModel(nn.Module):
     ) -> RelationalOutput:
         """Maps and score; images larger than ``tile + 2·margin`` run in tiles (None: never)."""
         check_tensor_pair(test, reference, name="relational", channels=(3,))
-        logits, statistics = tiled_forward(self.maps_net, test, reference, tile=tile, margin=margin)
+        logits, statistics = tiled_forward(
+            self.maps_net, test, reference, tile=tile, margin=margin,
+            similarity=self.scorer.similarity,
+        )
         deep = (
             None
             if self.deep_features is None
@@ -358,9 +468,15 @@ class _StatisticSums:
         self.low_count = float(-(-height // FOLD) * -(-width // FOLD))  # positions at 1/4
         self.sums: torch.Tensor | None = None
 
-    def add(self, low: torch.Tensor, activity: torch.Tensor) -> None:
-        """One region: 1/4-resolution logits (N, 9, h, w) and activity (N, 1, h, w)."""
-        region = map_statistic_sums(torch.tanh(0.5 * low), activity)  # tanh(x/2) = 2σ(x) − 1
+    def add(
+        self, low: torch.Tensor, activity: torch.Tensor, similarity: torch.Tensor | None
+    ) -> None:
+        """One region: 1/4-resolution logits (N, 9, h, w), activity (N, 1, h, w) and
+        :func:`similarity_channels` (N, K, h, w) or None."""
+        signed = torch.tanh(0.5 * low)  # tanh(x/2) = 2σ(x) − 1
+        if similarity is not None:
+            signed = torch.cat([signed, similarity], dim=1)
+        region = map_statistic_sums(signed, activity)
         self.sums = region if self.sums is None else self.sums + region
 
     def means(self) -> torch.Tensor:
@@ -376,6 +492,7 @@ def tiled_forward(
     *,
     tile: int | None = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
+    similarity: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits of F(test, reference) and the scorer's statistics, tile by tile for large images.
 
@@ -392,10 +509,11 @@ def tiled_forward(
             ``tile + 2·margin`` on both sides, runs in one piece.
         margin: context on each side (multiple of 16); at least the receptive-field radius
             (≈ 110 px) makes tiles match the whole-image result.
+        similarity: add the :func:`similarity_channels` to the statistics (K = 2 channels).
 
     Returns:
         logits (N, 9, H, W) (maps = sigmoid(logits)) and the scorer's statistics
-        (N, 9, 2, :data:`STATISTIC_COLUMNS`), means of :func:`map_statistic_sums`.
+        (N, 9 + K, 2, :data:`STATISTIC_COLUMNS`), means of :func:`map_statistic_sums`.
 
     Raises:
         InvalidInputError: ``tile`` or ``margin`` is not a positive multiple of 16.
@@ -406,8 +524,9 @@ def tiled_forward(
         test_aligned, reference_aligned = pad_to_multiple(test), pad_to_multiple(reference)
         low = net.aligned_logits(test_aligned, reference_aligned)
         activity = masking_activity(test_aligned, reference_aligned)
+        channels = similarity_channels(test_aligned, reference_aligned) if similarity else None
         valid = (..., slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
-        sums.add(low[valid], activity[valid])
+        sums.add(low[valid], activity[valid], None if channels is None else channels[valid])
         return upsample_logits(low)[..., :height, :width], sums.means()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
         raise InvalidInputError(
@@ -433,7 +552,8 @@ def tiled_forward(
                 slice(fx0, fx0 + -(-(right - left) // FOLD)),
             )
             activity = masking_activity(test_aligned, reference_aligned)
-            sums.add(low[core], activity[core])
+            channels = similarity_channels(test_aligned, reference_aligned) if similarity else None
+            sums.add(low[core], activity[core], None if channels is None else channels[core])
     return logits, sums.means()
 
 

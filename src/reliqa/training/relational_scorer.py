@@ -82,6 +82,8 @@ class ScorerTrainConfig(TrainConfig):
         deep: train the ``relational-plus`` scorer (the caches need ``deep``, from
             ``reliqa train scorer-cache --deep``).
         teachers: the metrics of the teachers' consensus (cache columns ``teacher.<name>``).
+        similarity: the scorer also pools the classical similarity channels of the pair
+            (:func:`~reliqa.models.relational.similarity_channels`; cache column ``similarity``).
     """
 
     steps: int = 3000
@@ -96,6 +98,7 @@ class ScorerTrainConfig(TrainConfig):
     val_every: int = 100
     deep: bool = False
     teachers: tuple[str, ...] = TEACHERS
+    similarity: bool = False
 
     def __post_init__(self) -> None:
         # a JSON config gives a list; names are stored in their registered spelling
@@ -175,7 +178,7 @@ def validation_metrics(
     scorer: RelationalScorer, cache: dict[str, torch.Tensor], consensus: Consensus
 ) -> dict[str, float]:
     """Spearman of the scores with the consensus (all pairs) and with the level (per set)."""
-    scores = scorer(statistics_of(cache), deep_of(cache, scorer)).numpy()
+    scores = scorer(statistics_of(cache, scorer.similarity), deep_of(cache, scorer)).numpy()
     c = consensus(teacher_matrix(cache, consensus.names)).numpy()
     sets = set_matrix(cache).numpy()
     levels = cache["level"].numpy()
@@ -350,7 +353,7 @@ def train_scorer(
         ]
         run_steps(first, config.steps, run.update, events)
     run.scorer.load_state_dict(run.best_state)
-    model = RelationalModel(deep=config.deep)
+    model = RelationalModel(deep=config.deep, similarity=config.similarity)
     model.maps_net.load_state_dict(maps_net.state_dict())
     if model.deep_features is not None:
         model.deep_features.load_state_dict(DeepFeatures.from_imagenet().state_dict())
@@ -389,8 +392,8 @@ class _ScorerRun:
         self.consensus = Consensus(train_teachers, config.teachers)
         self.target = -self.consensus(train_teachers)
         self.sets = set_matrix(train)
-        self.statistics = statistics_of(train)
-        self.scorer = RelationalScorer(DEEP_STAGES if config.deep else 0)
+        self.statistics = statistics_of(train, config.similarity)
+        self.scorer = RelationalScorer(DEEP_STAGES if config.deep else 0, config.similarity)
         self.deep = deep_of(train, self.scorer)
         self.optimizer = torch.optim.Adam(
             self.scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay

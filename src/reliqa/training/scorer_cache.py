@@ -19,6 +19,9 @@ single distortion type, the even-numbered up to three). Per version the cache ho
   its native 1/4 resolution, and ``activity`` (1, C/4, C/4) float16, the texture activity of
   the pair (:func:`~reliqa.models.relational.masking_activity`). The scorer's statistics are
   computed from these at training time, so a change of pooling needs no new cache;
+- ``similarity`` (2, C/4, C/4) float16: the pair's classical
+  :func:`~reliqa.models.relational.similarity_channels` (for scorers with ``similarity``;
+  cheap, so every part gets them, and a part written before them gets them appended);
 - ``deep`` (5, 3), only in caches made with ``deep_features`` (for ``relational-plus``):
   the :func:`~reliqa.models.relational.deep_distances` of the pair;
 - ``teacher.<name>`` (scalar per version) for every cached teacher: a classical
@@ -68,6 +71,7 @@ from reliqa.models.relational import (
     deep_distances,
     map_statistic_sums,
     masking_activity,
+    similarity_channels,
 )
 from reliqa.training.config import canonical_keys
 from reliqa.training.relational import held_out_halves
@@ -164,9 +168,21 @@ def low_resolution_maps(
     return {"signed": signed.half(), "activity": masking_activity(test, reference).half()}
 
 
-def statistics_of(cache: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The scorer's input (N, 9, 2, C) from a cache's ``signed`` and ``activity``."""
+def statistics_of(cache: dict[str, torch.Tensor], similarity: bool = False) -> torch.Tensor:
+    """The scorer's input (N, 9 + K, 2, C) from a cache's ``signed`` and ``activity``, and with
+    ``similarity`` its ``similarity`` channels (K = 2; else K = 0).
+
+    Raises:
+        DataError: ``similarity`` is asked of a cache without that column.
+    """
     signed, activity = cache["signed"].float(), cache["activity"].float()
+    if similarity:
+        if "similarity" not in cache:
+            raise DataError(
+                "the cache holds no 'similarity' column; run `reliqa train scorer-cache` on the "
+                "same folder to append it (only the new column is computed)"
+            )
+        signed = torch.cat([signed, cache["similarity"].float()], dim=1)
     count = signed.shape[-1] * signed.shape[-2]
     return map_statistic_sums(signed, activity) / count
 
@@ -281,7 +297,8 @@ def build_part(
     need_maps = "signed" not in part or refresh_maps
     missing = [name for name in teachers if TEACHER_PREFIX + name not in part]
     need_deep = deep_features is not None and "deep" not in part
-    if not (need_maps or need_deep or missing):
+    need_similarity = "similarity" not in part
+    if not (need_maps or need_deep or need_similarity or missing):
         return None
     test, reference, labels = engine_part(config, photos, first_photo, set_index)
     if "level" in part and not torch.equal(part["level"], labels["level"]):
@@ -292,6 +309,9 @@ def build_part(
     part.update(labels)
     if need_maps:
         part.update(low_resolution_maps(maps_net, test, reference))
+    if need_similarity:
+        with torch.inference_mode():
+            part["similarity"] = in_chunks(similarity_channels, test, reference).half()
     if deep_features is not None and need_deep:
         features = deep_features
         with torch.inference_mode():
@@ -389,8 +409,9 @@ def load_cache(folder: str | Path) -> dict[str, torch.Tensor]:
     """All parts of a cache folder concatenated (sorted by part name).
 
     Returns:
-        ``signed``, ``activity``, ``level``, ``set_id``, ``teacher.<name>`` per teacher and,
-        in ``--deep`` caches, ``deep`` (shapes in the module docstring; N versions in all).
+        ``signed``, ``activity``, ``similarity``, ``level``, ``set_id``, ``teacher.<name>``
+        per teacher and, in ``--deep`` caches, ``deep`` (shapes in the module docstring; N
+        versions in all).
 
     Raises:
         DataError: no manifest or one of another format, no parts, or parts that hold
