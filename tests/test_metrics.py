@@ -19,7 +19,13 @@ from reliqa.cli.app import app
 from reliqa.exceptions import InvalidInputError, ShapeMismatchError, UnknownNameError
 from reliqa.metrics import gmsd, ms_ssim, psnr, ssim, vifp
 from reliqa.metrics.color import rgb_to_gray_matlab
-from reliqa.metrics.filters import box_downsample, gaussian_window_1d, separable_filter_valid
+from reliqa.metrics.filters import (
+    box_downsample,
+    box_mean_valid,
+    gaussian_window_1d,
+    pad_replicate,
+    separable_filter_valid,
+)
 from reliqa.metrics.ssim import ssim_per_channel
 
 PERFECT = {"ssim": 1.0, "ssim_rgb": 1.0, "ssim_downsampled": 1.0, "ssim_skimage": 1.0, "ms_ssim": 1.0,
@@ -119,6 +125,18 @@ def test_separable_filter_equals_the_2d_convolution(height: int, width: int, tap
     expected = F.conv2d(image.reshape(6, 1, height, width), torch.outer(window, window)[None, None])
     assert torch.allclose(separable_filter_valid(image, window), expected.view(2, 3, *expected.shape[-2:]),
                           atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [2, 3, 7])
+def test_box_mean_and_replicate_padding_equal_torch_s_own(size: int) -> None:
+    image = torch.rand(2, 5, 13, 17, dtype=torch.float64)
+    padded = pad_replicate(image, size // 2)
+    assert torch.equal(padded, F.pad(image, (size // 2,) * 4, mode="replicate"))
+    expected = F.avg_pool2d(padded, size, stride=1)
+    torch.testing.assert_close(box_mean_valid(padded, size), expected, atol=1e-12, rtol=0)
+    # identical planes give identical bits (the relational similarity channels rely on it)
+    twin = box_mean_valid(torch.cat([image[:, :1], image[:, :1]], dim=1), size)
+    assert torch.equal(twin[:, 0], twin[:, 1])
 
 
 @pytest.mark.parametrize(("boundary", "factor"), [("symmetric", 2), ("zero", 2), ("symmetric", 3)])

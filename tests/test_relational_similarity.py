@@ -71,8 +71,11 @@ def test_channels_follow_the_documented_formulas(crop: torch.Tensor) -> None:
         ours = similarity_channels(test, crop)[0].double().numpy()
         expected = _reference_channels(test[0].numpy(), crop[0].numpy())
         assert ours.shape == (len(SIMILARITY_CHANNELS), 40, 48)
-        # the sign of a near-tie may flip with float32 rounding: compare where it is clear
-        np.testing.assert_allclose(ours, expected, atol=2e-3)
+        # float32 against float64: the sign of a near-tie (equal local variances) may flip
+        # for a few pixels, so a rare cell may differ by a little more
+        close = np.abs(ours - expected) <= 2e-3
+        assert close.mean() >= 0.998, close.mean()
+        np.testing.assert_allclose(ours, expected, atol=1e-2)
 
 
 def test_identical_images_give_exactly_zero(crop: torch.Tensor) -> None:

@@ -36,6 +36,7 @@ from reliqa.checks import check_tensor_pair
 from reliqa.exceptions import InvalidInputError, WeightsError
 from reliqa.metrics.base import MetricInfo
 from reliqa.metrics.color import yiq_luminance
+from reliqa.metrics.filters import box_mean_valid, pad_replicate
 from reliqa.metrics.gmsd import prewitt_gradient_squared
 from reliqa.models.efficientnet_lite import (
     EfficientNetLite0,
@@ -194,16 +195,14 @@ def similarity_channels(test: torch.Tensor, reference: torch.Tensor) -> torch.Te
     cross = (squared_test * squared_reference).clamp_min(1e-30).sqrt()
     gradient_similarity = (2.0 * cross + threshold) / (squared_test + squared_reference + threshold)
     gradient = torch.sign(squared_test - squared_reference) * (1.0 - gradient_similarity)
-    # box moments by two 1-D average pools: every plane goes through the same arithmetic, so
-    # identical images give bit-identical moments (the sign below is then exactly 0)
-    pad = STRUCTURE_WINDOW // 2
+    # box moments of the five planes at once; identical images give bit-identical moments
+    # (the sign below is then exactly 0)
     planes = torch.cat(
         [luma_test, luma_reference, luma_test.square(), luma_reference.square(),
          luma_test * luma_reference], dim=1,
     )
-    planes = F.avg_pool2d(F.pad(planes, (pad,) * 4, mode="replicate"), (1, STRUCTURE_WINDOW), 1)
-    mean_t, mean_r, square_t, square_r, product = F.avg_pool2d(
-        planes, (STRUCTURE_WINDOW, 1), 1
+    mean_t, mean_r, square_t, square_r, product = box_mean_valid(
+        pad_replicate(planes, STRUCTURE_WINDOW // 2), STRUCTURE_WINDOW
     ).unbind(dim=1)
     var_test = (square_t - mean_t.square()).clamp(min=0.0)[:, None]
     var_reference = (square_r - mean_r.square()).clamp(min=0.0)[:, None]
