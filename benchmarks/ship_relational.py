@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from reliqa.models.efficientnet_lite import IMAGENET_SHA256
-from reliqa.models.relational import SHIPPED_ARCHITECTURE
+from reliqa.models.relational import SHIPPED_ARCHITECTURE, SIMILARITY_CHANNELS
 from reliqa.models.weights import load_shipped, save_with_card
 from reliqa.training.common import git_commit
 from reliqa.verified import load_verified
@@ -61,7 +61,9 @@ def main() -> None:
     caches = [json.loads((Path(folder) / "cache.json").read_text()) for folder in args.cache]
     sets = {cache["split"]: cache["sets_per_photo"] for cache in caches}
     plus = args.name == "relational-plus"
-    config_file = "relational_scorer_plus.json" if plus else "relational_scorer.json"
+    config_file = (
+        "relational_scorer_plus_similarity.json" if plus else "relational_scorer_similarity.json"
+    )
     deep_flag = " --deep" if plus else ""
     card = {
         "model": args.name,
@@ -69,6 +71,10 @@ def main() -> None:
             SHIPPED_ARCHITECTURE.plus_kwargs() if plus else SHIPPED_ARCHITECTURE.kwargs()
         ),
         "parameters": int(sum(t.numel() for t in state.values())),
+        "scorer_inputs": "the nine maps and the pair's similarity channels "
+        f"({', '.join(SIMILARITY_CHANNELS)}; docs/relational.md, 'Similarity channels'), "
+        "each pooled five ways per direction"
+        + (", and the EfficientNet-Lite0 feature distances of stages 1-5" if plus else ""),
         "training": {
             "human_labels_used": False,
             "maps": maps_training,
