@@ -166,6 +166,21 @@ def test_the_fuse_layer_equals_folding_both_images() -> None:
         )
 
 
+def test_both_orders_in_one_pass_equal_the_two_forward_passes() -> None:
+    generator = torch.Generator().manual_seed(4)
+    network = PairNetwork()
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+        test, reference = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+        both = network.both_orders(test, reference)
+        torch.testing.assert_close(both[:2], network(test, reference), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(both[2:], network(reference, test), rtol=1e-5, atol=1e-5)
+        # the two orders add the same terms: an identical pair gives identical rows, bit for bit
+        same = network.both_orders(test, test.clone())
+        assert torch.equal(same[:2], same[2:])
+
+
 def _distances_reference(test: list[torch.Tensor], reference: list[torch.Tensor]) -> torch.Tensor:
     """The DISTS/LPIPS-like distances written directly on (N, C, H, W) maps."""
     rows = []

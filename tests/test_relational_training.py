@@ -107,4 +107,7 @@ def test_map_training_gives_the_recorded_numbers_and_resumes_its_schedule(
     recorded = _Recorded()
     for split, expected in (("train", recorded.train), ("val", recorded.val)):
         losses = [r["map_loss"] for r in records if r["split"] == split]
-        assert losses == pytest.approx(expected, rel=1e-5), split
+        # 1e-4: the fuse layer's per-slot form (both orders from one convolution per image,
+        # 2026-12-07) moved these by float rounding (at most 1.7e-5 relative); a change of the
+        # loop or of what the network computes moves them by far more
+        assert losses == pytest.approx(expected, rel=1e-4), split

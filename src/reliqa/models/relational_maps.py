@@ -104,7 +104,17 @@ class PairNetwork(nn.Module):
         self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        f1 = self.level1(F.relu(self.fused_input(first, second), inplace=True))
+        return self.decode(self.fused_input(first, second))
+
+    def both_orders(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """h(t, r) and h(r, t) in one batched pass: (N, 3, H, W) ×2 → (2N, 9, H/4, W/4), the
+        first N rows for (t, r). Bit for bit what ``forward`` of the swapped batches gives
+        up to float rounding, and exactly anti-symmetric: both orders add the same terms."""
+        return self.decode(self.fused_inputs_both_orders(test, reference))
+
+    def decode(self, fused: torch.Tensor) -> torch.Tensor:
+        """The U-Net from the fused input (N, C1, H/4, W/4) to the logits (N, 9, H/4, W/4)."""
+        f1 = self.level1(F.relu(fused, inplace=True))
         f2 = self.level2(F.relu(self.down1(f1), inplace=True))
         f3 = self.level3(F.relu(self.down2(f2), inplace=True))
         d2 = self.decode2(_upsample2(self.lateral3(f3)).add_(f2))
@@ -124,6 +134,31 @@ class PairNetwork(nn.Module):
         bias = cast(torch.Tensor, self.fuse.bias) - 0.5 * weight.sum(dim=(1, 2, 3))
         patch_weight = weight.reshape(weight.shape[0], 2 * 3, FOLD, FOLD)
         return F.conv2d(torch.cat([first, second], dim=1), patch_weight, bias, stride=FOLD)
+
+    def fused_inputs_both_orders(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """:meth:`fused_input` of (t, r) and of (r, t) → (2N, C1, H/4, W/4), (t, r) first.
+
+        The fuse convolution is linear in each image, so each image is convolved once with the
+        weights of both slots (first, second) and the two orders are sums of those halves:
+        no concatenated copy of the images (three full-size copies per pair before; measured
+        2–3 ms of 50 at 512 × 384 on 2 CPU threads), and the same terms in both orders.
+        """
+        weight = self.fuse.weight
+        channels = weight.shape[0]
+        bias = cast(torch.Tensor, self.fuse.bias) - 0.5 * weight.sum(dim=(1, 2, 3))
+        # (C1, 2, 3, F, F) → rows [first-slot weights; second-slot weights] (2·C1, 3, F, F)
+        slots = weight.reshape(channels, 2, 3, FOLD, FOLD).transpose(0, 1).reshape(
+            2 * channels, 3, FOLD, FOLD
+        )
+        on_test = F.conv2d(test, slots, stride=FOLD)
+        on_reference = F.conv2d(reference, slots, stride=FOLD)
+        fused = torch.cat(
+            [
+                on_test[:, :channels] + on_reference[:, channels:],
+                on_reference[:, :channels] + on_test[:, channels:],
+            ]
+        )
+        return fused.add_(bias[:, None, None])
 
 
 class RelationalMapNet(nn.Module):
@@ -152,9 +187,9 @@ class RelationalMapNet(nn.Module):
             logits (N, 9, H/4, W/4) with ``logits(t, r) = −logits(r, t)``.
         """
         batch = test.shape[0]
-        # One batched call for both orders: the same kernels see (t, r) and (r, t), which keeps
+        # One batched pass for both orders: the same kernels see (t, r) and (r, t), which keeps
         # F(x, x) = 0.5 exact and halves the number of kernel launches.
-        low = self.pair(torch.cat([test, reference]), torch.cat([reference, test]))
+        low = self.pair.both_orders(test, reference)
         return low[:batch] - low[batch:]
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
