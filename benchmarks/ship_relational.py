@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from reliqa.models.efficientnet_lite import IMAGENET_SHA256
-from reliqa.models.relational import SHIPPED_ARCHITECTURE, SIMILARITY_CHANNELS
+from reliqa.models.relational import SHIPPED_ARCHITECTURE
+from reliqa.models.relational_features import SIMILARITY_CHANNELS
 from reliqa.models.weights import load_shipped, save_with_card
 from reliqa.training.common import git_commit
 from reliqa.verified import load_verified

@@ -17,7 +17,8 @@ from reliqa.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
 from reliqa.models.hirqa import PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
-from reliqa.models.relational import RelationalModel, deep_feature_distances
+from reliqa.models.relational import RelationalModel
+from reliqa.models.relational_features import deep_feature_distances
 from reliqa.models.relational_maps import FOLD, PairNetwork
 
 TOLERANCE = 1e-5

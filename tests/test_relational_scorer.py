@@ -15,16 +15,14 @@ from safetensors.torch import load_file, save_file
 from reliqa.attributes import ATTRIBUTE_INDEX, NUM_ATTRIBUTES
 from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
 from reliqa.io import save_image
-from reliqa.models.relational import (
+from reliqa.models.relational import NEUTRAL_SCORE, RelationalModel, RelationalScorer
+from reliqa.models.relational_features import (
     DEEP_MAX_SIDE,
     DEEP_STAGES,
     MAGNITUDE_FEATURES,
-    NEUTRAL_SCORE,
     SIMILARITY_CHANNELS,
     STATISTIC_COLUMNS,
     DeepFeatures,
-    RelationalModel,
-    RelationalScorer,
     deep_distances,
     magnitude_features,
     map_statistic_sums,

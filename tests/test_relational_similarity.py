@@ -10,12 +10,12 @@ from scipy import ndimage
 
 from reliqa.attributes import NUM_ATTRIBUTES
 from reliqa.exceptions import WeightsError
-from reliqa.models.relational import (
+from reliqa.models.relational import RelationalModel
+from reliqa.models.relational_features import (
     GRADIENT_CONSTANT,
     SIMILARITY_CHANNELS,
     STRUCTURE_CONSTANT,
     STRUCTURE_WINDOW,
-    RelationalModel,
     similarity_channels,
 )
 

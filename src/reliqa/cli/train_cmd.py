@@ -130,7 +130,7 @@ def scorer_cache_command(
         data_root=str(data_root), split=split, sets_per_photo=sets_per_photo,  # type: ignore[arg-type]
         levels=levels, crop_size=crop, seed=seed,
     )
-    from reliqa.models.relational import DeepFeatures
+    from reliqa.models.relational_features import DeepFeatures
 
     build_cache(
         config, out, load_maps_net(maps), refresh_maps=refresh_maps,

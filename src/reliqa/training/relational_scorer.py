@@ -42,13 +42,8 @@ from safetensors.torch import save_file
 from scipy.stats import rankdata, spearmanr
 
 from reliqa.exceptions import DataError, WeightsError
-from reliqa.models.relational import (
-    DEEP_STAGES,
-    DeepFeatures,
-    RelationalMapNet,
-    RelationalModel,
-    RelationalScorer,
-)
+from reliqa.models.relational import RelationalMapNet, RelationalModel, RelationalScorer
+from reliqa.models.relational_features import DEEP_STAGES, DeepFeatures
 from reliqa.models.weights import load_shipped
 from reliqa.training.common import MetricsLog, cosine_lr, seed_everything, set_lr
 from reliqa.training.config import TrainConfig, config_to_dict, load_config
@@ -83,7 +78,7 @@ class ScorerTrainConfig(TrainConfig):
             ``reliqa train scorer-cache --deep``).
         teachers: the metrics of the teachers' consensus (cache columns ``teacher.<name>``).
         similarity: the scorer also pools the classical similarity channels of the pair
-            (:func:`~reliqa.models.relational.similarity_channels`; cache column ``similarity``).
+            (:func:`~reliqa.models.relational_features.similarity_channels`; cache column ``similarity``).
     """
 
     steps: int = 3000

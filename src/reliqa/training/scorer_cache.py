@@ -1,7 +1,7 @@
 """Cached corpus for the relational scorer: engine pairs → map-network output + teachers.
 
 The scorer reads only pooled statistics of the frozen map network's output
-(:func:`~reliqa.models.relational.map_statistic_sums`), so the expensive part (the engine, the
+(:func:`~reliqa.models.relational_features.map_statistic_sums`), so the expensive part (the engine, the
 map network, the teacher metrics) runs once and the scorer then trains in minutes on the cache.
 
 One cache folder per split of ``../shared/data/pristine``:
@@ -17,13 +17,13 @@ single distortion type, the even-numbered up to three). Per version the cache ho
 
 - ``signed`` (9, C/4, C/4) float16: the frozen map network's signed maps u = 2(m − 0.5) at
   its native 1/4 resolution, and ``activity`` (1, C/4, C/4) float16, the texture activity of
-  the pair (:func:`~reliqa.models.relational.masking_activity`). The scorer's statistics are
+  the pair (:func:`~reliqa.models.relational_features.masking_activity`). The scorer's statistics are
   computed from these at training time, so a change of pooling needs no new cache;
 - ``similarity`` (2, C/4, C/4) float16: the pair's classical
-  :func:`~reliqa.models.relational.similarity_channels` (for scorers with ``similarity``;
+  :func:`~reliqa.models.relational_features.similarity_channels` (for scorers with ``similarity``;
   cheap, so every part gets them, and a part written before them gets them appended);
 - ``deep`` (5, 3), only in caches made with ``deep_features`` (for ``relational-plus``):
-  the :func:`~reliqa.models.relational.deep_distances` of the pair;
+  the :func:`~reliqa.models.relational_features.deep_distances` of the pair;
 - ``teacher.<name>`` (scalar per version) for every cached teacher: a classical
   full-reference metric (test = the version, reference = the clean crop) in its native
   direction; by default every candidate of :data:`TEACHER_CANDIDATES`, of which the scorer's
@@ -65,9 +65,9 @@ from reliqa.distortions.dataset import batch_seed, random_scaled_crop, split_ima
 from reliqa.exceptions import DataError, InvalidInputError, UnknownNameError
 from reliqa.io import load_image
 from reliqa.metrics import create_metric, list_metrics, metric_name
-from reliqa.models.relational import (
+from reliqa.models.relational import RelationalMapNet
+from reliqa.models.relational_features import (
     DeepFeatures,
-    RelationalMapNet,
     deep_distances,
     map_statistic_sums,
     masking_activity,
