@@ -4,6 +4,7 @@ tests marked ``shared`` read ../shared/data (beside the checkout) and skip when 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,24 @@ def photos() -> list[torch.Tensor]:
     from reliqa.io import load_image
 
     return [load_image(getattr(data, name)()) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+
+
+def perturb_parameters(module: torch.nn.Module, seed: int, scale: float = 0.1) -> torch.nn.Module:
+    """Add seeded Gaussian noise (std ``scale``) to every parameter, in place; returns the module.
+
+    Untrained networks start some layers at zero (residual projections, the scorer's common
+    value), which would hide paths from a test; perturbed, every path is active."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+    return module
+
+
+@pytest.fixture(scope="session")
+def perturbed() -> Callable[..., torch.nn.Module]:
+    """:func:`perturb_parameters`, for tests and fixtures of any scope."""
+    return perturb_parameters
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import kornia
@@ -18,14 +19,9 @@ from reliqa.models.weights import WEIGHTS_DIR, load_shipped, read_model_card
 
 
 @pytest.fixture(scope="module")
-def random_model() -> RelationalModel:
+def random_model(perturbed: Callable[..., torch.nn.Module]) -> RelationalModel:
     """An untrained model whose zero-initialised layers are perturbed, so every path is active."""
-    generator = torch.Generator().manual_seed(1)
-    model = RelationalModel()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
+    return perturbed(RelationalModel(), seed=1).eval()  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")
