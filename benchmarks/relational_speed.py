@@ -5,6 +5,7 @@
     python benchmarks/relational_speed.py --large 8192          # peak RSS of one tiled 8K pair
     python benchmarks/relational_speed.py --model relational-plus
     python benchmarks/relational_speed.py --model relational-plus --deep-max-side 1024,384,256
+    python benchmarks/relational_speed.py --score-only --rounds 30   # score without maps
     python benchmarks/relational_speed.py --model relational-plus --before /tmp/before/src \
         --rounds 30 --threads 1 --recorded benchmarks/results/relational_plus_speed_t1_2026-11-30.json
 
@@ -162,6 +163,33 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def score_against_maps(args: argparse.Namespace) -> dict[str, object]:
+    """``model.score`` (no maps: what batch scoring and ranking by score run) against the full
+    ``model(test, reference)`` (maps + score, as ``reliqa compare``), interleaved call by call."""
+    torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, height, width, generator=generator)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    model = _model(args.model, args.weights, "cpu")
+    calls = (_pair_call(model, test, reference), lambda: model.score(test, reference))
+    with torch.inference_mode():
+        summary = interleave({"maps_and_score_vs_score": calls}, args.rounds)  # type: ignore[dict-item]
+    return {
+        "benchmark": "relational_speed --score-only (maps + score before, score alone after)",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "device": f"cpu ({args.threads} threads)",
+        "torch": torch.__version__,
+        "size": args.size,
+        "model": args.model,
+        "commit": git_commit(),
+        "rounds": args.rounds,
+        "load_average_at_start": list(os.getloadavg()),
+        "cases": summary,
+    }
+
+
 def _pair_call(
     model: torch.nn.Module, test: torch.Tensor, reference: torch.Tensor
 ) -> Callable[[], object]:
@@ -192,13 +220,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="before/after rounds")
     parser.add_argument("--before-label", help="what the before tree is (e.g. its commit)")
     parser.add_argument("--recorded", default=None, help="with --before: an earlier record")
+    parser.add_argument(
+        "--score-only", action="store_true",
+        help="time model.score (no maps) against maps + score, interleaved (CPU, --rounds)",
+    )
     args = parser.parse_args()
-    if args.before:
-        result = before_after(args)
-        text = json.dumps(result, indent=2)
+    if args.before or args.score_only:
+        result = before_after(args) if args.before else score_against_maps(args)
+        if args.out:  # first: a closed stdout (`| head`) must not lose the record
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({"cases": result["cases"], "recorded": result.get("recorded")}, indent=2))
-        if args.out:
-            Path(args.out).write_text(text + "\n")
         return
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -224,9 +255,9 @@ def main() -> None:
     if args.large:
         result["large"] = large_pair_memory(_model(args.model, args.weights, "cpu"), args.large)
     text = json.dumps(result, indent=2)
-    print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

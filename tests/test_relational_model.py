@@ -96,6 +96,22 @@ def test_tiled_inference_equals_untiled(
     torch.testing.assert_close(tiled.score, whole.score, atol=2e-3, rtol=0)
 
 
+def test_the_score_alone_equals_the_score_with_maps(
+    random_model: RelationalModel,
+    shipped: RelationalModel,
+    pair: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    test, reference = pair
+    with torch.inference_mode():
+        for model in (random_model, shipped):
+            for tile, margin in ((None, 0), (64, 32)):
+                with_maps = model(test, reference, tile=tile, margin=margin).score
+                alone = model.score(test, reference, tile=tile, margin=margin)
+                assert torch.equal(alone, with_maps)
+        _, statistics = tiled_forward(shipped.maps_net, test, reference, with_logits=False)
+        assert statistics.shape[1] == 9  # no similarity channels asked for
+
+
 def test_tiles_bound_the_working_size(
     random_model: RelationalModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import nn
@@ -216,18 +216,34 @@ class RelationalModel(nn.Module):
             self.maps_net, test, reference, tile=tile, margin=margin,
             similarity=self.scorer.similarity,
         )
-        deep = (
-            None
-            if self.deep_features is None
-            else deep_distances(self.deep_features, test, reference, self.deep_max_side)
-        )
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
-        return RelationalOutput(maps, self.scorer(statistics, deep))
+        return RelationalOutput(maps, self.scorer(statistics, self._deep(test, reference)))
 
-    def score(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference."""
-        return self(test, reference).score
+    def score(
+        self,
+        test: torch.Tensor,
+        reference: torch.Tensor,
+        *,
+        tile: int | None = DEFAULT_TILE,
+        margin: int = DEFAULT_MARGIN,
+    ) -> torch.Tensor:
+        """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference.
+
+        The score of :meth:`forward` without its maps: the same statistics, but no
+        full-resolution logits (what batch scoring and ranking by score need)."""
+        check_tensor_pair(test, reference, name="relational", channels=(3,))
+        _, statistics = tiled_forward(
+            self.maps_net, test, reference, tile=tile, margin=margin,
+            similarity=self.scorer.similarity, with_logits=False,
+        )
+        return self.scorer(statistics, self._deep(test, reference))
+
+    def _deep(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor | None:
+        """The deep-feature distances of a checked pair (``relational-plus``), else None."""
+        if self.deep_features is None:
+            return None
+        return deep_distances(self.deep_features, test, reference, self.deep_max_side)
 
     def maps(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Distortion maps (N, 9, H, W) of test (N, 3, H, W) relative to reference."""
@@ -258,6 +274,32 @@ class _StatisticSums:
         return self.sums / self.low_count
 
 
+@overload
+def tiled_forward(
+    net: RelationalMapNet,
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    tile: int | None = ...,
+    margin: int = ...,
+    similarity: bool = ...,
+    with_logits: Literal[True] = ...,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def tiled_forward(
+    net: RelationalMapNet,
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    tile: int | None = ...,
+    margin: int = ...,
+    similarity: bool = ...,
+    with_logits: Literal[False],
+) -> tuple[None, torch.Tensor]: ...
+
+
 def tiled_forward(
     net: RelationalMapNet,
     test: torch.Tensor,
@@ -266,7 +308,8 @@ def tiled_forward(
     tile: int | None = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     similarity: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    with_logits: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Logits of F(test, reference) and the scorer's statistics, tile by tile for large images.
 
     Each tile is a core of ``tile`` × ``tile`` pixels (the last ones smaller) plus up to
@@ -283,10 +326,13 @@ def tiled_forward(
         margin: context on each side (multiple of 16); at least the receptive-field radius
             (≈ 110 px) makes tiles match the whole-image result.
         similarity: add the :func:`similarity_channels` to the statistics (K = 2 channels).
+        with_logits: False for the statistics alone (a score without maps): no
+            full-resolution logits are upsampled or held (for an 8K pair they are 2.4 GB).
 
     Returns:
-        logits (N, 9, H, W) (maps = sigmoid(logits)) and the scorer's statistics
-        (N, 9 + K, 2, :data:`STATISTIC_COLUMNS`), means of :func:`map_statistic_sums`.
+        logits (N, 9, H, W) (maps = sigmoid(logits); None without ``with_logits``) and the
+        scorer's statistics (N, 9 + K, 2, :data:`STATISTIC_COLUMNS`), means of
+        :func:`map_statistic_sums`.
 
     Raises:
         InvalidInputError: ``tile`` or ``margin`` is not a positive multiple of 16.
@@ -300,12 +346,12 @@ def tiled_forward(
         channels = similarity_channels(test_aligned, reference_aligned) if similarity else None
         valid = (..., slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
         sums.add(low[valid], activity[valid], None if channels is None else channels[valid])
-        return upsample_logits(low)[..., :height, :width], sums.means()
+        return (upsample_logits(low)[..., :height, :width] if with_logits else None), sums.means()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
         raise InvalidInputError(
             f"tile ({tile}) and margin ({margin}) must be multiples of {ALIGN}, tile > 0"
         )
-    logits = test.new_empty(test.shape[0], NUM_ATTRIBUTES, height, width)
+    logits = test.new_empty(test.shape[0], NUM_ATTRIBUTES, height, width) if with_logits else None
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
@@ -314,9 +360,10 @@ def tiled_forward(
             test_aligned = pad_to_multiple(test[..., y0:y1, x0:x1])
             reference_aligned = pad_to_multiple(reference[..., y0:y1, x0:x1])
             low = net.aligned_logits(test_aligned, reference_aligned)
-            logits[..., top:bottom, left:right] = upsample_logits(low)[
-                ..., top - y0 : bottom - y0, left - x0 : right - x0
-            ]
+            if logits is not None:
+                logits[..., top:bottom, left:right] = upsample_logits(low)[
+                    ..., top - y0 : bottom - y0, left - x0 : right - x0
+                ]
             # the core in 1/4-resolution coordinates (core origins are multiples of FOLD)
             fy0, fx0 = (top - y0) // FOLD, (left - x0) // FOLD
             core = (
