@@ -61,11 +61,12 @@ def map_statistic_sums(signed: torch.Tensor, activity: torch.Tensor) -> torch.Te
     w_s = σ₀ / (σ₀ + activity) for σ₀ in :data:`MASKING_SCALES`.
 
     Args:
-        signed: (N, 9, h, w) signed maps u = 2·(m − 0.5) in [−1, 1] (1/4 resolution).
+        signed: (N, C, h, w) signed channels in [−1, 1] at 1/4 resolution: the nine maps
+            u = 2·(m − 0.5), followed by the :func:`similarity_channels` when the scorer reads them.
         activity: (N, 1, h, w), :func:`masking_activity` of the same region.
 
     Returns:
-        (N, 9, 2, :data:`STATISTIC_COLUMNS`): for [u⁺, u⁻], the columns
+        (N, C, 2, :data:`STATISTIC_COLUMNS`): for [u⁺, u⁻], the columns
         ``[Σv, Σv², Σv⁴, Σ w_s·v (S), Σ w_s (S)]``.
     """
     weights = [scale / (scale + activity) for scale in MASKING_SCALES]
@@ -80,7 +81,7 @@ def map_statistic_sums(signed: torch.Tensor, activity: torch.Tensor) -> torch.Te
 
 
 def magnitude_features(statistics: torch.Tensor) -> torch.Tensor:
-    """How much each attribute changed, each way, pooled five ways: (N, 9, 2, C) → (N, 9, 2, 5).
+    """How much each channel changed, each way, pooled five ways: (N, C, 2, 7) → (N, C, 2, 5).
 
     From the means of :func:`map_statistic_sums`: mean v, root mean square, the L4 mean
     (dominated by the worst region: local damage weighs more than its area) and the
