@@ -104,12 +104,16 @@ def test_the_score_alone_equals_the_score_with_maps(
     test, reference = pair
     with torch.inference_mode():
         for model in (random_model, shipped):
-            for tile, margin in ((None, 0), (64, 32)):
-                with_maps = model(test, reference, tile=tile, margin=margin).score
-                alone = model.score(test, reference, tile=tile, margin=margin)
-                assert torch.equal(alone, with_maps)
-        _, statistics = tiled_forward(shipped.maps_net, test, reference, with_logits=False)
-        assert statistics.shape[1] == 9  # no similarity channels asked for
+            assert torch.equal(model.score(test, reference), model(test, reference).score)
+        # in tiles too: the statistics without logits are those with them, bit for bit
+        for similarity in (False, True):
+            options = {"tile": 64, "margin": 32, "similarity": similarity}
+            with_logits = tiled_forward(shipped.maps_net, test, reference, **options)
+            logits, alone = tiled_forward(
+                shipped.maps_net, test, reference, with_logits=False, **options
+            )
+            assert logits is None and torch.equal(alone, with_logits[1])
+            assert alone.shape[1] == 11 if similarity else 9
 
 
 def test_tiles_bound_the_working_size(

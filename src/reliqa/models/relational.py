@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, overload
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -216,26 +216,19 @@ class RelationalModel(nn.Module):
             self.maps_net, test, reference, tile=tile, margin=margin,
             similarity=self.scorer.similarity,
         )
+        logits = cast(torch.Tensor, logits)  # with_logits (the default) returns them
         # In place when no gradient is needed: for an 8K pair the logits alone are 2.4 GB.
         maps = torch.sigmoid(logits) if torch.is_grad_enabled() else logits.sigmoid_()
         return RelationalOutput(maps, self.scorer(statistics, self._deep(test, reference)))
 
-    def score(
-        self,
-        test: torch.Tensor,
-        reference: torch.Tensor,
-        *,
-        tile: int | None = DEFAULT_TILE,
-        margin: int = DEFAULT_MARGIN,
-    ) -> torch.Tensor:
+    def score(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Relational scores (N,) of test (N, 3, H, W) against reference; 0 = no difference.
 
         The score of :meth:`forward` without its maps: the same statistics, but no
         full-resolution logits (what batch scoring and ranking by score need)."""
         check_tensor_pair(test, reference, name="relational", channels=(3,))
         _, statistics = tiled_forward(
-            self.maps_net, test, reference, tile=tile, margin=margin,
-            similarity=self.scorer.similarity, with_logits=False,
+            self.maps_net, test, reference, similarity=self.scorer.similarity, with_logits=False
         )
         return self.scorer(statistics, self._deep(test, reference))
 
@@ -272,32 +265,6 @@ class _StatisticSums:
         if self.sums is None:
             raise InvalidInputError("no region was added")
         return self.sums / self.low_count
-
-
-@overload
-def tiled_forward(
-    net: RelationalMapNet,
-    test: torch.Tensor,
-    reference: torch.Tensor,
-    *,
-    tile: int | None = ...,
-    margin: int = ...,
-    similarity: bool = ...,
-    with_logits: Literal[True] = ...,
-) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-@overload
-def tiled_forward(
-    net: RelationalMapNet,
-    test: torch.Tensor,
-    reference: torch.Tensor,
-    *,
-    tile: int | None = ...,
-    margin: int = ...,
-    similarity: bool = ...,
-    with_logits: Literal[False],
-) -> tuple[None, torch.Tensor]: ...
 
 
 def tiled_forward(
