@@ -44,14 +44,34 @@ def _model(name: str, weights: str, device: str) -> torch.nn.Module:
     return create_model(name, pretrained=weights == "shipped", device=device)
 
 
+def noisy_pair(height: int, width: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The timed pair (seed 0): a random reference and the same with σ 0.05 noise, (1, 3, H, W)."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(1, 3, height, width, generator=generator)
+    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    return test.to(device), reference.to(device)
+
+
+def _cpu_record(args: argparse.Namespace, benchmark: str) -> dict[str, object]:
+    """What every interleaved CPU record states about how and where it was measured."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "device": f"cpu ({args.threads} threads)",
+        "torch": torch.__version__,
+        "size": args.size,
+        "model": args.model,
+        "commit": git_commit(),
+        "rounds": args.rounds,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
 def time_pairs(
     model: torch.nn.Module, height: int, width: int, device: str, repeats: int
 ) -> dict[str, float]:
-    generator = torch.Generator().manual_seed(0)
-    reference = torch.rand(1, 3, height, width, generator=generator).to(device)
-    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator).to(device)).clamp(
-        0, 1
-    )
+    test, reference = noisy_pair(height, width, device)
     walls, cpus = [], []
     with torch.inference_mode():
         for _ in range(3):
@@ -78,9 +98,7 @@ def time_deep_sides(
     """relational-plus with each ``deep_max_side`` in ``sides``, and the shipped ``relational``
     beside them, interleaved: every round calls each case once (CPU), so drift in the machine's
     speed (this VM's quiet runs differ by up to 2× between hours) reaches all of them alike."""
-    generator = torch.Generator().manual_seed(0)
-    reference = torch.rand(1, 3, height, width, generator=generator)
-    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    test, reference = noisy_pair(height, width)
     relational = create_model("relational")
     cases = [str(side) for side in sides] + ["relational"]
     walls: dict[str, list[float]] = {case: [] for case in cases}
@@ -126,9 +144,7 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
     torch.set_num_threads(args.threads)
     before_models = import_before(args.before, "models")
     width, height = (int(v) for v in args.size.lower().split("x"))
-    generator = torch.Generator().manual_seed(0)
-    reference = torch.rand(1, 3, height, width, generator=generator)
-    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    test, reference = noisy_pair(height, width)
     models = [
         create(args.model, pretrained=args.weights == "shipped")
         for create in (before_models.create_model, create_model)
@@ -136,20 +152,9 @@ def before_after(args: argparse.Namespace) -> dict[str, object]:
     calls = tuple(_pair_call(model, test, reference) for model in models)
     with torch.inference_mode():
         summary = interleave({"pair": calls}, args.rounds)  # type: ignore[dict-item]
-    result: dict[str, object] = {
-        "benchmark": "relational_speed before/after (interleaved in one process)",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "device": f"cpu ({args.threads} threads)",
-        "torch": torch.__version__,
-        "size": args.size,
-        "model": args.model,
-        "before": args.before_label or str(args.before),
-        "after": git_commit(),
-        "rounds": args.rounds,
-        "load_average_at_start": list(os.getloadavg()),
-        "cases": summary,
-    }
+    result = _cpu_record(args, "relational_speed before/after (interleaved in one process)")
+    result.update(before=args.before_label or str(args.before), after=result.pop("commit"))
+    result["cases"] = summary
     if args.recorded:
         recorded = json.loads(Path(args.recorded).read_text())
         result["recorded"] = {
@@ -168,26 +173,16 @@ def score_against_maps(args: argparse.Namespace) -> dict[str, object]:
     ``model(test, reference)`` (maps + score, as ``reliqa compare``), interleaved call by call."""
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    generator = torch.Generator().manual_seed(0)
-    reference = torch.rand(1, 3, height, width, generator=generator)
-    test = (reference + 0.05 * torch.randn(reference.shape, generator=generator)).clamp(0, 1)
+    test, reference = noisy_pair(height, width)
     model = _model(args.model, args.weights, "cpu")
     calls = (_pair_call(model, test, reference), lambda: model.score(test, reference))
     with torch.inference_mode():
         summary = interleave({"maps_and_score_vs_score": calls}, args.rounds)  # type: ignore[dict-item]
-    return {
-        "benchmark": "relational_speed --score-only (maps + score before, score alone after)",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.processor() or platform.machine(),
-        "device": f"cpu ({args.threads} threads)",
-        "torch": torch.__version__,
-        "size": args.size,
-        "model": args.model,
-        "commit": git_commit(),
-        "rounds": args.rounds,
-        "load_average_at_start": list(os.getloadavg()),
-        "cases": summary,
-    }
+    result = _cpu_record(
+        args, "relational_speed --score-only (maps + score before, score alone after)"
+    )
+    result["cases"] = summary
+    return result
 
 
 def _pair_call(
