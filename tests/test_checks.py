@@ -76,6 +76,18 @@ def test_bad_metric_parameters_fail_at_creation(options: dict, message: str) -> 
         reliqa.create_metric("ssim", **options)
 
 
+@pytest.mark.parametrize("data_range", [-1, 0, float("nan"), float("inf"), True, "255"])
+def test_a_bad_data_range_is_named_as_such(data_range: object) -> None:
+    from reliqa.metrics.ssim import ssim_downsampled_per_channel
+
+    image = torch.rand(1, 3, 32, 32)
+    with pytest.raises(InvalidInputError, match="data_range must be a positive number"):
+        check_tensor_image(image, "x", data_range=data_range)  # type: ignore[arg-type]
+    # every kernel that leaves the check to check_tensor_pair says the same
+    with pytest.raises(InvalidInputError, match="data_range must be a positive number"):
+        ssim_downsampled_per_channel(image, image, data_range=data_range)  # type: ignore[arg-type]
+
+
 def test_nan_and_inf_are_errors() -> None:
     image = torch.rand(1, 3, 32, 32)
     for bad in (float("nan"), float("inf")):

@@ -51,7 +51,8 @@ def check_tensor_image(
     Raises:
         InvalidInputError: not a tensor, wrong rank or channel count, integer dtype, empty,
             NaN/inf, values outside [0, data_range] (a 0..255 image with ``data_range`` 1
-            names the argument and says to divide by 255), or too small.
+            names the argument and says to divide by 255), or too small; ``data_range`` not
+            a positive number.
     """
     if not isinstance(image, torch.Tensor):
         raise InvalidInputError(f"{name}: expected a torch.Tensor, got {type(image).__name__}")
@@ -77,6 +78,7 @@ def check_tensor_image(
     if not (math.isfinite(low_value) and math.isfinite(high_value)):
         raise InvalidInputError(f"{name}: contains NaN or infinite values")
     if data_range is not None:
+        data_range = check_data_range(data_range)  # a bad one is named as such, not as the image's
         slack = RANGE_TOLERANCE * data_range
         if low_value < -slack or high_value > data_range + slack:
             hint = (
