@@ -155,31 +155,40 @@ def test_order_statistics_are_exact(astronaut: torch.Tensor) -> None:
         assert torch.equal(torch.stack(_order_statistics(row, ranks)), expected)
 
 
-def test_the_fuse_layer_equals_folding_both_images() -> None:
+def _folded(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The fuse layer's input by definition: both images centred and folded FOLD × FOLD."""
+    return torch.cat(
+        [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
+    )
+
+
+def test_the_fuse_layer_equals_folding_both_images_in_both_orders() -> None:
     network = PairNetwork()
     nn.init.normal_(network.fuse.weight)
     nn.init.normal_(network.fuse.bias)
-    first, second = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
-    folded = torch.cat(
-        [F.pixel_unshuffle(first - 0.5, FOLD), F.pixel_unshuffle(second - 0.5, FOLD)], dim=1
-    )
+    test, reference = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
     with torch.no_grad():
+        fused = network.fused_inputs(test, reference)
         torch.testing.assert_close(
-            network.fused_input(first, second), network.fuse(folded), rtol=1e-5, atol=1e-5
+            fused[:2], network.fuse(_folded(test, reference)), rtol=1e-5, atol=1e-5
+        )
+        torch.testing.assert_close(
+            fused[2:], network.fuse(_folded(reference, test)), rtol=1e-5, atol=1e-5
         )
 
 
-def test_both_orders_in_one_pass_equal_the_two_forward_passes(
+def test_both_orders_in_one_pass_equal_the_network_by_definition(
     perturbed: Callable[..., torch.nn.Module],
 ) -> None:
     network = perturbed(PairNetwork(), seed=4)
     with torch.no_grad():
         test, reference = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
-        both = network.both_orders(test, reference)
-        torch.testing.assert_close(both[:2], network(test, reference), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(both[2:], network(reference, test), rtol=1e-5, atol=1e-5)
+        both = network(test, reference)
+        for rows, (first, second) in ((both[:2], (test, reference)), (both[2:], (reference, test))):
+            expected = network.decode(network.fuse(_folded(first, second)))
+            torch.testing.assert_close(rows, expected, rtol=1e-5, atol=1e-5)
         # the two orders add the same terms: an identical pair gives identical rows, bit for bit
-        same = network.both_orders(test, test.clone())
+        same = network(test, test.clone())
         assert torch.equal(same[:2], same[2:])
 
 

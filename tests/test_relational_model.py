@@ -120,13 +120,13 @@ def test_tiles_bound_the_working_size(
     random_model: RelationalModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[int, int]] = []
-    original = PairNetwork.both_orders
+    original = PairNetwork.forward
 
     def recording(self: PairNetwork, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         seen.append(tuple(test.shape[-2:]))
         return original(self, test, reference)
 
-    monkeypatch.setattr(PairNetwork, "both_orders", recording)
+    monkeypatch.setattr(PairNetwork, "forward", recording)
     image = torch.rand(1, 3, 140, 200)
     with torch.inference_mode():
         logits, _ = tiled_forward(random_model.maps_net, image, image.flip(-1), tile=64, margin=32)

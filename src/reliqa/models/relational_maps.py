@@ -72,15 +72,19 @@ def _upsample2(x: torch.Tensor) -> torch.Tensor:
 
 
 class PairNetwork(nn.Module):
-    """The shared pair network h: (first, second) → 1/4-resolution logits and features.
+    """The shared pair network h, run for both orders of a pair: h(t, r) and h(r, t).
+
+    h(a, b) = U-Net(``fuse`` of a and b centred (x − 0.5) and folded FOLD × FOLD); both orders
+    come from one batched pass (:meth:`forward`), which is what the anti-symmetric map network
+    needs and all it calls.
 
     Args:
         widths: channels at 1/4, 1/8 and 1/16 resolution.
         depths: residual blocks per level in the encoder.
 
     Shapes:
-        first, second: (N, 3, H, W) with H, W multiples of :data:`ALIGN`.
-        returns logits (N, 9, H/4, W/4).
+        test, reference: (N, 3, H, W) with H, W multiples of :data:`ALIGN`.
+        returns logits (2N, 9, H/4, W/4): the first N rows h(t, r), the last N h(r, t).
     """
 
     def __init__(
@@ -103,14 +107,8 @@ class PairNetwork(nn.Module):
         self.decode1 = SeparableBlock(c1)
         self.head = nn.Conv2d(c1, NUM_ATTRIBUTES, 1)
 
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.fused_input(first, second))
-
-    def both_orders(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """h(t, r) and h(r, t) in one batched pass: (N, 3, H, W) ×2 → (2N, 9, H/4, W/4), the
-        first N rows for (t, r). Bit for bit what ``forward`` of the swapped batches gives
-        up to float rounding, and exactly anti-symmetric: both orders add the same terms."""
-        return self.decode(self.fused_inputs_both_orders(test, reference))
+    def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.fused_inputs(test, reference))
 
     def decode(self, fused: torch.Tensor) -> torch.Tensor:
         """The U-Net from the fused input (N, C1, H/4, W/4) to the logits (N, 9, H/4, W/4)."""
@@ -121,29 +119,18 @@ class PairNetwork(nn.Module):
         d1 = self.decode1(_upsample2(self.lateral2(d2)).add_(f1))
         return self.head(d1)
 
-    def fused_input(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """``fuse`` of both images centred (x − 0.5) and folded FOLD × FOLD → (N, C1, H/4, W/4).
+    def fused_inputs(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``fuse`` of (t, r) and of (r, t), both centred and folded → (2N, C1, H/4, W/4).
 
-        Computed as what it equals, one FOLD × FOLD convolution of stride FOLD over the six
-        channels of the pair, with the centring moved into the bias: the same sums without
-        the folded copies of the images (space-to-depth is a strided permutation, slow on a
-        CPU). ``pixel_unshuffle`` orders a folded channel as (channel, row, column), which is
-        the layout of a convolution weight (C_out, C_in, FOLD, FOLD).
+        Computed as what it equals, without the folded copies of the images (space-to-depth is
+        a strided permutation, slow on a CPU) and without any concatenated copy of the pair:
+        ``fuse`` is linear in each image, so each image is convolved once (FOLD × FOLD, stride
+        FOLD) with the weights of both input slots and each order is a sum of two halves, the
+        centring moved into the bias. ``pixel_unshuffle`` orders a folded channel as (channel,
+        row, column), the layout of a convolution weight. Both orders add the same terms, so an
+        identical pair gives identical rows bit for bit (F(x, x) = 0.5 exactly).
         """
         weight = self.fuse.weight  # (C1, 2·3·FOLD², 1, 1)
-        bias = cast(torch.Tensor, self.fuse.bias) - 0.5 * weight.sum(dim=(1, 2, 3))
-        patch_weight = weight.reshape(weight.shape[0], 2 * 3, FOLD, FOLD)
-        return F.conv2d(torch.cat([first, second], dim=1), patch_weight, bias, stride=FOLD)
-
-    def fused_inputs_both_orders(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """:meth:`fused_input` of (t, r) and of (r, t) → (2N, C1, H/4, W/4), (t, r) first.
-
-        The fuse convolution is linear in each image, so each image is convolved once with the
-        weights of both slots (first, second) and the two orders are sums of those halves:
-        no concatenated copy of the images (three full-size copies per pair before; measured
-        2–3 ms of 50 at 512 × 384 on 2 CPU threads), and the same terms in both orders.
-        """
-        weight = self.fuse.weight
         channels = weight.shape[0]
         bias = cast(torch.Tensor, self.fuse.bias) - 0.5 * weight.sum(dim=(1, 2, 3))
         # (C1, 2, 3, F, F) → rows [first-slot weights; second-slot weights] (2·C1, 3, F, F)
@@ -189,7 +176,7 @@ class RelationalMapNet(nn.Module):
         batch = test.shape[0]
         # One batched pass for both orders: the same kernels see (t, r) and (r, t), which keeps
         # F(x, x) = 0.5 exact and halves the number of kernel launches.
-        low = self.pair.both_orders(test, reference)
+        low = self.pair(test, reference)
         return low[:batch] - low[batch:]
 
     def forward(self, test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
