@@ -246,20 +246,26 @@ class RelationalModel(nn.Module):
 class _StatisticSums:
     """Accumulates the scorer's statistics over tiles, then divides by the position count."""
 
-    def __init__(self, height: int, width: int) -> None:
+    def __init__(self, height: int, width: int, similarity: bool) -> None:
         self.low_count = float(-(-height // FOLD) * -(-width // FOLD))  # positions at 1/4
+        self.similarity = similarity
         self.sums: torch.Tensor | None = None
 
     def add(
-        self, low: torch.Tensor, activity: torch.Tensor, similarity: torch.Tensor | None
+        self,
+        low: torch.Tensor,
+        test: torch.Tensor,
+        reference: torch.Tensor,
+        region: tuple[slice, slice],
     ) -> None:
-        """One region: 1/4-resolution logits (N, 9, h, w), activity (N, 1, h, w) and
-        :func:`similarity_channels` (N, K, h, w) or None."""
-        signed = torch.tanh(0.5 * low)  # tanh(x/2) = 2σ(x) − 1
-        if similarity is not None:
-            signed = torch.cat([signed, similarity], dim=1)
-        region = map_statistic_sums(signed, activity)
-        self.sums = region if self.sums is None else self.sums + region
+        """One region of one aligned tile: its 1/4-resolution logits (N, 9, h, w) and images
+        (N, 3, 4h, 4w); ``region`` (rows, columns at 1/4 resolution) is the part that counts."""
+        part = (..., *region)
+        signed = torch.tanh(0.5 * low[part])  # tanh(x/2) = 2σ(x) − 1
+        if self.similarity:
+            signed = torch.cat([signed, similarity_channels(test, reference)[part]], dim=1)
+        region_sums = map_statistic_sums(signed, masking_activity(test, reference)[part])
+        self.sums = region_sums if self.sums is None else self.sums + region_sums
 
     def means(self) -> torch.Tensor:
         if self.sums is None:
@@ -305,14 +311,12 @@ def tiled_forward(
         InvalidInputError: ``tile`` or ``margin`` is not a positive multiple of 16.
     """
     height, width = test.shape[-2:]
-    sums = _StatisticSums(height, width)
+    sums = _StatisticSums(height, width, similarity)
     if tile is None or (height <= tile + 2 * margin and width <= tile + 2 * margin):
         test_aligned, reference_aligned = pad_to_multiple(test), pad_to_multiple(reference)
         low = net.aligned_logits(test_aligned, reference_aligned)
-        activity = masking_activity(test_aligned, reference_aligned)
-        channels = similarity_channels(test_aligned, reference_aligned) if similarity else None
-        valid = (..., slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
-        sums.add(low[valid], activity[valid], None if channels is None else channels[valid])
+        valid = (slice(0, -(-height // FOLD)), slice(0, -(-width // FOLD)))
+        sums.add(low, test_aligned, reference_aligned, valid)
         return (upsample_logits(low)[..., :height, :width] if with_logits else None), sums.means()
     if tile <= 0 or tile % ALIGN or margin < 0 or margin % ALIGN:
         raise InvalidInputError(
@@ -334,13 +338,10 @@ def tiled_forward(
             # the core in 1/4-resolution coordinates (core origins are multiples of FOLD)
             fy0, fx0 = (top - y0) // FOLD, (left - x0) // FOLD
             core = (
-                ...,
                 slice(fy0, fy0 + -(-(bottom - top) // FOLD)),
                 slice(fx0, fx0 + -(-(right - left) // FOLD)),
             )
-            activity = masking_activity(test_aligned, reference_aligned)
-            channels = similarity_channels(test_aligned, reference_aligned) if similarity else None
-            sums.add(low[core], activity[core], None if channels is None else channels[core])
+            sums.add(low, test_aligned, reference_aligned, core)
     return logits, sums.means()
 
 
