@@ -108,7 +108,9 @@ def yiq_luminance(image: torch.Tensor) -> torch.Tensor:
     Returns:
         (N, 1, H, W) on the scale of the input.
     """
-    return rgb_to_yiq_fsim(image)[:, :1] if image.shape[1] == 3 else image
+    # the Y row alone, as a weighted sum: the whole YIQ conversion computed I and Q only to
+    # drop them
+    return _weighted_sum(image, FSIM_YIQ_MATRIX[0]) if image.shape[1] == 3 else image
 
 
 def rgb_to_luma_bt601(image: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

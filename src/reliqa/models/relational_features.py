@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reliqa.metrics.color import yiq_luminance
 from reliqa.metrics.filters import box_mean_valid, pad_replicate
-from reliqa.metrics.gmsd import prewitt_gradient_squared
+from reliqa.metrics.gmsd import GMSD_THRESHOLD_8BIT, prewitt_gradient_squared
 from reliqa.models.efficientnet_lite import (
     EfficientNetLite0,
     load_imagenet_state,
@@ -34,11 +35,6 @@ STATISTIC_COLUMNS: int = 3 + 2 * len(MASKING_SCALES)
 """Sums per channel and direction: Σv, Σv², Σv⁴, Σ w_s·v and Σ w_s per masking scale."""
 
 
-def _luma(images: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma (the Y of YIQ) of (N, 3, H, W) RGB → (N, 1, H, W)."""
-    return 0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]
-
-
 def masking_activity(test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Local luma contrast of the pair, where an artifact hides: (N, 3, H, W) ×2 → (N, 1, H/4, W/4).
 
@@ -46,7 +42,7 @@ def masking_activity(test: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     the 3 × 3 neighbouring cells: the same for both orders of the pair. H and W must be
     multiples of 4 (the map network's aligned inputs are).
     """
-    luma = _luma(0.5 * (test + reference))
+    luma = yiq_luminance(0.5 * (test + reference))
     cell_mean = F.avg_pool2d(luma, FOLD)
     variance = (F.avg_pool2d(luma.square(), FOLD) - cell_mean.square()).clamp(min=0.0)
     smoothed = F.avg_pool2d(variance, 3, stride=1, padding=1, count_include_pad=False)
@@ -104,7 +100,7 @@ SIMILARITY_CHANNELS: tuple[str, ...] = ("gradient", "local_structure")
 """Classical similarity channels the scorer of the ``similarity`` models reads beside the maps,
 in the order of :func:`similarity_channels` (docs/relational.md, "Similarity channels")."""
 
-GRADIENT_CONSTANT: float = 170.0 / 255.0**2
+GRADIENT_CONSTANT: float = GMSD_THRESHOLD_8BIT / 255.0**2
 """T of ``GMSD.m`` (170 for 0..255 images, with its 1/3-scaled Prewitt kernels) on the 0..1 scale."""
 
 STRUCTURE_CONSTANT: float = 0.03**2
@@ -142,7 +138,7 @@ def similarity_channels(test: torch.Tensor, reference: torch.Tensor) -> torch.Te
     # both images as one batch, and in place wherever a fresh tensor is at hand: at 512 × 384
     # on 2 CPU threads these channels cost a tenth of the whole model, not a third (measured)
     count = test.shape[0]
-    luma = torch.cat([_luma(test), _luma(reference)])
+    luma = torch.cat([yiq_luminance(test), yiq_luminance(reference)])
     squared = prewitt_gradient_squared(luma)  # the kernels' 1/3 left out: T scales by 9 with them
     squared_test, squared_reference = squared[:count], squared[count:]
     threshold = 9.0 * GRADIENT_CONSTANT
