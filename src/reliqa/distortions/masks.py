@@ -243,6 +243,20 @@ def _column(values: torch.Tensor, device: torch.device | str | None) -> torch.Te
     return values.to(device, torch.float32).view(-1, 1, 1, 1)
 
 
+def _feathered_edge(distance: torch.Tensor, feather: torch.Tensor) -> torch.Tensor:
+    """Mask from a signed distance to a shape's border: 0.5 on the border, rising to 1 inside
+    over a soft edge ``feather`` pixels wide (at least 1e-3) centred on it.
+
+    Arguments:
+        distance: (N, 1, H, W) signed distance in pixels, positive inside.
+        feather: (N,) width of the soft edge in pixels.
+
+    Returns:
+        (N, 1, H, W) mask in [0, 1].
+    """
+    return smoothstep(distance / _column(feather, distance.device).clamp_min(1e-3) + 0.5)
+
+
 def rectangle_mask(
     height: int,
     width: int,
@@ -266,7 +280,7 @@ def rectangle_mask(
     inside_y = _column(half_size[:, 0], device) - (ys - _column(center[:, 0], device)).abs()
     inside_x = _column(half_size[:, 1], device) - (xs - _column(center[:, 1], device)).abs()
     distance = torch.minimum(inside_y, inside_x)  # signed distance to the border, 1-Lipschitz
-    return smoothstep(distance / _column(feather, device).clamp_min(1e-3) + 0.5)
+    return _feathered_edge(distance, feather)
 
 
 def ellipse_mask(
@@ -295,7 +309,7 @@ def ellipse_mask(
     dx = (xs - _column(center[:, 1], device)) / radius_x
     # (1 - r) · min radius approximates the signed distance and is 1-Lipschitz.
     distance = (1.0 - torch.sqrt(dy * dy + dx * dx)) * torch.minimum(radius_y, radius_x)
-    return smoothstep(distance / _column(feather, device).clamp_min(1e-3) + 0.5)
+    return _feathered_edge(distance, feather)
 
 
 def half_frame_mask(
@@ -323,7 +337,7 @@ def half_frame_mask(
     normal_y, normal_x = _column(angle.sin(), device), _column(angle.cos(), device)
     distance = (ys - height / 2.0) * normal_y + (xs - width / 2.0) * normal_x
     distance = distance - _column(offset, device)
-    return smoothstep(distance / _column(feather, device).clamp_min(1e-3) + 0.5)
+    return _feathered_edge(distance, feather)
 
 
 def _uniform(
