@@ -12,7 +12,7 @@ import kornia
 import torch
 from torch import Tensor
 
-from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, per_sample
+from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, linear_light_gain, per_sample
 
 SATURATION_GAIN = LevelTable(KADID_KNOTS, (1.0, 1.5, 2.0, 3.0, 6.0, 9.0))
 """Factor on a*, b* (KADID-10k saturation increase: 1, 2, 3, 6, 9; its level 1 is the identity)."""
@@ -54,8 +54,7 @@ def _channel_gains(images: Tensor, gains: Tensor) -> Tensor:
     """Multiply linear-light RGB by (N, 3) gains scaled to keep grey's luminance."""
     weights = torch.tensor(_LUMINANCE, device=images.device, dtype=torch.float32)
     gains = gains / (gains * weights).sum(dim=1, keepdim=True)
-    linear = kornia.color.rgb_to_linear_rgb(images) * gains[:, :, None, None]
-    return kornia.color.linear_rgb_to_rgb(linear.clamp(0.0, 1.0))
+    return linear_light_gain(images, gains[:, :, None, None])
 
 
 def _white_balance(images: Tensor, ratio: Tensor) -> Tensor:

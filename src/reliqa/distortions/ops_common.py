@@ -175,6 +175,21 @@ def box_kernels(width: Tensor) -> Tensor:
     return weights / weights.sum(dim=(-2, -1), keepdim=True)
 
 
+def linear_light_gain(images: Tensor, gains: Tensor) -> Tensor:
+    """Multiply in linear light, as a camera's exposure or channel gains do: sRGB → linear,
+    times ``gains``, clipped to [0, 1] (highlights clip), back to sRGB.
+
+    Arguments:
+        images: (N, 3, H, W) sRGB in [0, 1].
+        gains: (N, 1, 1, 1) one gain per sample, or (N, 3, 1, 1) one per channel.
+
+    Returns:
+        (N, 3, H, W) sRGB in [0, 1].
+    """
+    linear = kornia.color.rgb_to_linear_rgb(images) * gains
+    return kornia.color.linear_rgb_to_rgb(linear.clamp(0.0, 1.0))
+
+
 def luma(images: Tensor) -> Tensor:
     """Rec. 601 luma Y (the Y of kornia's YCbCr), (N, 3, H, W) → (N, 1, H, W)."""
     return kornia.color.rgb_to_ycbcr(images)[:, :1]

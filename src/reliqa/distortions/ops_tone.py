@@ -12,7 +12,14 @@ import kornia
 import torch
 from torch import Tensor
 
-from reliqa.distortions.ops_common import KADID_KNOTS, LevelTable, luma, per_sample, replace_luma
+from reliqa.distortions.ops_common import (
+    KADID_KNOTS,
+    LevelTable,
+    linear_light_gain,
+    luma,
+    per_sample,
+    replace_luma,
+)
 
 BRIGHTEN_AMOUNT = LevelTable(KADID_KNOTS, (0.0, 0.1, 0.2, 0.4, 0.7, 1.1))
 """Mid-grey lift a of the brighten curve: 0.5 → 0.5 + a/2 (KADID-10k brighten)."""
@@ -70,8 +77,7 @@ def gamma_darken(
 
 
 def _exposure(images: Tensor, stops: Tensor) -> Tensor:
-    linear = kornia.color.rgb_to_linear_rgb(images) * per_sample(torch.exp2(stops))
-    return kornia.color.linear_rgb_to_rgb(linear.clamp(0.0, 1.0))
+    return linear_light_gain(images, per_sample(torch.exp2(stops)))
 
 
 def exposure_up(
