@@ -28,7 +28,7 @@ from reliqa.catalogue import higher_is_better
 from reliqa.evaluation.scorers import resolve_scorer
 from reliqa.training.nr_photo_distill import corpus_recipe, render_photo
 from reliqa.training.nr_photo_head import (
-    consensus_severity,
+    corpus_severity,
     load_photo_corpus,
     photo_criterion,
 )
@@ -52,8 +52,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = corpus_recipe(args.corpus)
     corpus = load_photo_corpus(args.corpus)
-    train = torch.nonzero(~corpus.held_out & ~corpus.clean, as_tuple=True)[0]
-    severity = consensus_severity(corpus.teachers, corpus.teachers[train])[corpus.held_out_rows]
+    severity = corpus_severity(corpus)[corpus.held_out_rows]
     results = {}
     for name in args.scorers:
         scorer = resolve_scorer(name, None)

@@ -26,7 +26,7 @@ from reliqa.training.config import load_config
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
     PhotoHeadConfig,
-    consensus_severity,
+    corpus_severity,
     load_photo_corpus,
     photo_criterion,
     train_photo_head,
@@ -40,7 +40,7 @@ def pristine_distance(corpus: PhotoCorpus, feature_set: str, rank: int = 40) -> 
     the span), score = −Mahalanobis distance; its criterion on the held-out rows."""
     train = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
     clean = train[corpus.clean[train]]
-    severity = consensus_severity(corpus.teachers, corpus.teachers[train[~corpus.clean[train]]])
+    severity = corpus_severity(corpus)
     features = corpus.features[:, : feature_mask(feature_set).numel()][:, feature_mask(feature_set).bool()]
     mean, std = features[clean].mean(0), features[clean].std(0).clamp(min=1e-3)
     z = (features - mean) / std
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = load_config(PhotoHeadConfig, args.config, steps=args.steps, seed=args.seed)
-    corpus = load_photo_corpus(base.corpus)
+    corpus = load_photo_corpus(base.corpus, base.views)
     rows = {}
     for spec in args.sets:
         feature_set, statistics = spec.split(":")
@@ -88,7 +88,9 @@ def main() -> None:
     record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": base.corpus,
-        "train_photos": int((~corpus.held_out & corpus.clean).sum()),
+        "views": list(base.views),
+        "train_photos": int((~corpus.held_out & corpus.clean & ~corpus.view).sum()),
+        "train_views": int((corpus.clean & corpus.view).sum()),
         "held_out_photos": int((corpus.held_out & corpus.clean).sum()),
         "config": dataclasses.asdict(base),
         "results": rows,

@@ -115,12 +115,20 @@ def nr_photos_command(
         int, typer.Option("--part", help="This process's share: photos part, part+parts, …")
     ] = 0,
     parts: Annotated[int, typer.Option("--parts", help="How many processes share the work.")] = 1,
+    view_scale: Annotated[
+        float, typer.Option("--view-scale", min=0.2, max=1.0, help="Views: scale each photo by this.")
+    ] = 1.0,
+    view_crop: Annotated[
+        float, typer.Option("--view-crop", min=0.2, max=1.0, help="Views: keep this share of each side.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the defects (and view crops).")] = 2026,
     max_minutes: MaxMinutesOption = None,
     threads: OneThreadOption = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Make (or extend, resumably) the whole-photo corpus for hirqa: camera defects, backbone
-    features, statistics and full-reference teachers per version."""
+    features, statistics and full-reference teachers per version. With ``--view-scale`` or
+    ``--view-crop``: a corpus of views of the training photos (a new folder, another seed)."""
     import torch
 
     from reliqa.training.nr_photos import PhotoCorpusConfig, build_photo_corpus
@@ -129,7 +137,9 @@ def nr_photos_command(
         raise typer.BadParameter(f"--part must be in [0, {parts}), got {part}")
     torch.set_num_threads(threads)
     written = build_photo_corpus(
-        out, PhotoCorpusConfig(data_root=data), part=part, parts=parts, max_minutes=max_minutes
+        out,
+        PhotoCorpusConfig(data_root=data, seed=seed, view_scale=view_scale, view_crop=view_crop),
+        part=part, parts=parts, max_minutes=max_minutes,
     )
     print_result(as_json, {"out": str(out), "written": written}, f"{written} photos written to {out}")
 

@@ -49,7 +49,7 @@ from reliqa.training.nr_losses import (
 )
 from reliqa.training.nr_photo_head import (
     PhotoCorpus,
-    consensus_severity,
+    corpus_severity,
     head_scores,
     input_features,
     load_head_run,
@@ -59,6 +59,7 @@ from reliqa.training.nr_photo_head import (
 from reliqa.training.nr_photos import (
     PhotoCorpusConfig,
     half_scale,
+    photo_view,
     render_version,
     version_plan,
 )
@@ -105,7 +106,10 @@ def render_photo(corpus: PhotoCorpus, pid: int, recipe: PhotoCorpusConfig) -> to
     images the corpus's features were computed from."""
     index = corpus.indices[pid]
     folder, name = corpus.names[pid].split("/")
-    photo = fit_to_max_side(load_image(Path(recipe.data_root) / folder / name), recipe.max_side)
+    photo = photo_view(
+        fit_to_max_side(load_image(Path(recipe.data_root) / folder / name), recipe.max_side),
+        index, recipe,
+    )
     plan = version_plan(index, recipe)
     return torch.cat([render_version(photo, t, lv, recipe.seed + index) for t, lv in plan])
 
@@ -185,9 +189,7 @@ class _DistillRun:
         self.corpus = corpus = load_photo_corpus(config.corpus)
         self.recipe = corpus_recipe(config.corpus)
         train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
-        self.severity = consensus_severity(
-            corpus.teachers, corpus.teachers[train_rows[~corpus.clean[train_rows]]]
-        )
+        self.severity = corpus_severity(corpus)
         self.teacher = teacher_scores(corpus, config.teacher)
         self.student = HiRQA(**HIRQA_CONFIGS["hirqa-s"])  # type: ignore[arg-type]
         if config.init_from_shipped:

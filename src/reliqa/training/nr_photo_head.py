@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class PhotoCorpus:
             (what :func:`~reliqa.training.nr_photos.version_plan` was called with).
         flipped, half: (V_h, F) features of the held-out rows' flipped and half-scale copies,
             row-aligned with ``held_out_rows``.
+        view: (V,) bool, rows of view corpora (scaled or cropped training photos,
+            :func:`~reliqa.training.nr_photos.photo_view`): more contents to train on, never
+            held out, and left out of the severity percentiles (:func:`corpus_severity`).
     """
 
     features: torch.Tensor
@@ -75,10 +79,39 @@ class PhotoCorpus:
     held_out_rows: torch.Tensor
     flipped: torch.Tensor
     half: torch.Tensor
+    view: torch.Tensor
 
 
-def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
-    """Read every ``photo_*.safetensors`` of a corpus folder."""
+def load_photo_corpus(folder: str | Path, views: Sequence[str | Path] = ()) -> PhotoCorpus:
+    """Read every ``photo_*.safetensors`` of a corpus folder, then of each view corpus in
+    ``views`` (``reliqa train nr-photos --view-scale/--view-crop``): their photos are further
+    training contents with ids after the folder's.
+
+    Raises:
+        DataError: a folder holds no corpus files, or a view corpus holds held-out photos.
+    """
+    corpus = _load_folder(folder, view=False)
+    for extra in views:
+        part = _load_folder(extra, view=True)
+        if bool(part.held_out.any()):
+            raise DataError(f"{extra}: a view corpus must hold training photos only")
+        corpus = PhotoCorpus(
+            features=torch.cat([corpus.features, part.features]),
+            teachers=torch.cat([corpus.teachers, part.teachers]),
+            photo=torch.cat([corpus.photo, part.photo + len(corpus.names)]),
+            held_out=torch.cat([corpus.held_out, part.held_out]),
+            clean=torch.cat([corpus.clean, part.clean]),
+            direction=torch.cat([corpus.direction, part.direction]),
+            attribute_sign=corpus.attribute_sign + part.attribute_sign,
+            types=corpus.types + part.types, names=corpus.names + part.names,
+            indices=corpus.indices + part.indices, held_out_rows=corpus.held_out_rows,
+            flipped=corpus.flipped, half=corpus.half, view=torch.cat([corpus.view, part.view]),
+        )
+    return corpus
+
+
+def _load_folder(folder: str | Path, *, view: bool) -> PhotoCorpus:
+    """One corpus folder; ``view`` marks its rows as those of a view corpus."""
     files = sorted(Path(folder).glob("photo_*.safetensors"))
     if not files:
         raise DataError(f"{folder}: no corpus files (run `reliqa train nr-photos` first)")
@@ -127,6 +160,7 @@ def load_photo_corpus(folder: str | Path) -> PhotoCorpus:
         held_out_rows=torch.tensor(held_rows, dtype=torch.long),
         flipped=torch.cat(flipped) if flipped else empty,
         half=torch.cat(half) if half else empty,
+        view=torch.full((len(photo),), view),
     )
     if corpus.features.shape[1] <= width:
         raise DataError(f"{folder}: corpus rows lack deep features")
@@ -155,6 +189,14 @@ def consensus_severity(teachers: torch.Tensor, reference: torch.Tensor) -> torch
         percentiles.append(rank / len(ordered))
     severity = torch.stack(percentiles, dim=1).mean(dim=1)
     return torch.where(damage.sum(dim=1) == 0, torch.zeros_like(severity), severity)
+
+
+def corpus_severity(corpus: PhotoCorpus) -> torch.Tensor:
+    """(V,) :func:`consensus_severity` of every row, the percentiles taken among the damaged
+    versions of the whole training photos: views are left out, so the held-out rows' severity
+    (and with it the criterion) is the same whichever view corpora a run reads."""
+    reference = ~corpus.held_out & ~corpus.clean & ~corpus.view
+    return consensus_severity(corpus.teachers, corpus.teachers[reference])
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,6 +254,7 @@ class PhotoHeadConfig(TrainConfig, PhotoObjectiveSettings):
     """A ``hirqa`` head run on the whole-photo corpus (JSON: configs/nr_hirqa_photos.json)."""
 
     corpus: str = "/work/nr_cache/photos_v1"
+    views: tuple[str, ...] = ()
     run_dir: str = "runs/nr_hirqa_photos"
     feature_set: str = "all"
     statistics: bool = True
@@ -281,7 +324,7 @@ def train_photo_head(config: PhotoHeadConfig, corpus: PhotoCorpus | None = None)
     whose ``clean_wins`` ≥ ``min_clean_wins`` (0.97). Writes ``run_dir/best.safetensors`` (head,
     standardisation) and ``run_dir/summary.json``; returns the summary."""
     seed_everything(config.seed)
-    corpus = corpus if corpus is not None else load_photo_corpus(config.corpus)
+    corpus = corpus if corpus is not None else load_photo_corpus(config.corpus, config.views)
     run = _HeadRun(config, corpus)
     started = time.monotonic()
     run_steps(0, config.steps, run.update, [Every(config.val_every, run.validate)])
@@ -308,8 +351,7 @@ class _HeadRun:
     def __init__(self, config: PhotoHeadConfig, corpus: PhotoCorpus) -> None:
         self.config, self.corpus = config, corpus
         self.train_rows = torch.nonzero(~corpus.held_out, as_tuple=True)[0]
-        damaged_train = self.train_rows[~corpus.clean[self.train_rows]]
-        self.severity = consensus_severity(corpus.teachers, corpus.teachers[damaged_train])
+        self.severity = corpus_severity(corpus)
         self.features = input_features(corpus.features, config.statistics)
         self.model = build_head_model(config)
         self.model.feature_mean.copy_(self.features[self.train_rows].mean(dim=0))

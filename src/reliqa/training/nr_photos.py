@@ -13,6 +13,11 @@ One safetensors file per photo (written to a temporary name, then renamed), so a
 resumes at the next missing photo and two processes can share the work (``part``/``parts``).
 Held-out photos (the engine's fixed split) also get a horizontally flipped and a half-scale copy
 of every version, for the sanity filters of the criterion.
+
+A corpus can also be made of *views* of the training photos (``view_scale``, ``view_crop``): each
+photo scaled down and/or cropped at a random place, then damaged and described like a whole
+photo. Every view is a further content (another framing, another detail density) for the head
+to learn from; held-out photos never get views, so the criterion still judges unseen photos.
 """
 
 from __future__ import annotations
@@ -75,6 +80,40 @@ class PhotoCorpusConfig:
     min_intensity: float = 0.08
     max_intensity: float = 0.9
     seed: int = 2026
+    view_scale: float = 1.0
+    view_crop: float = 1.0
+
+    @property
+    def is_view(self) -> bool:
+        """Whether the corpus is made of views (training photos only) instead of whole photos."""
+        return self.view_scale != 1.0 or self.view_crop != 1.0
+
+    def recipe(self) -> dict[str, object]:
+        """What ``corpus.json`` stores: the fields, the view ones only when set (a whole-photo
+        recipe reads as it did before views existed)."""
+        fields = dict(self.__dict__)
+        if not self.is_view:
+            del fields["view_scale"], fields["view_crop"]
+        return {"version": CORPUS_VERSION, **fields}
+
+
+def photo_view(photo: torch.Tensor, photo_index: int, config: PhotoCorpusConfig) -> torch.Tensor:
+    """The view of photo ``photo_index`` (1, 3, H, W) a corpus is made of: the photo scaled by
+    ``view_scale`` (the one resize rule), then cropped to ``view_crop`` of each side at a place
+    drawn from (index, seed); the photo itself when both are 1. Deterministic."""
+    if config.view_scale != 1.0:
+        height, width = photo.shape[-2:]
+        photo = resize_to(
+            photo, (round(height * config.view_scale), round(width * config.view_scale))
+        )
+    if config.view_crop != 1.0:
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + photo_index + 1)
+        height, width = photo.shape[-2:]
+        crop_h, crop_w = round(height * config.view_crop), round(width * config.view_crop)
+        top = int(torch.randint(height - crop_h + 1, (1,), generator=generator))
+        left = int(torch.randint(width - crop_w + 1, (1,), generator=generator))
+        photo = photo[..., top : top + crop_h, left : left + crop_w]
+    return photo
 
 
 def version_plan(photo_index: int, config: PhotoCorpusConfig) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
@@ -143,7 +182,7 @@ def build_photo_corpus(
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    recipe = {"version": CORPUS_VERSION, **config.__dict__}
+    recipe = config.recipe()
     recipe_path = folder / "corpus.json"
     if recipe_path.exists():
         stored = canonical_keys(json.loads(recipe_path.read_text()), str(recipe_path))
@@ -162,12 +201,13 @@ def build_photo_corpus(
         path = photos[index]
         if position % parts != part:
             continue
+        held_out = is_held_out(path)
         target = folder / f"photo_{index:05d}.safetensors"
-        if target.exists():
+        if target.exists() or (held_out and config.is_view):
             continue
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
-        photo = fit_to_max_side(load_image(path), config.max_side)
+        photo = photo_view(fit_to_max_side(load_image(path), config.max_side), index, config)
         plan = version_plan(index, config)
         versions = torch.cat(
             [render_version(photo, types, levels, config.seed + index) for types, levels in plan]
@@ -183,7 +223,6 @@ def build_photo_corpus(
             "deep": deep, "stats": stats, "teachers": teachers,
             "intensity": torch.tensor([sum(levels) for _, levels in plan]),
         }
-        held_out = is_held_out(path)
         if held_out:
             tensors["deep_flip"], tensors["stats_flip"] = describe(backbone, versions.flip(-1))
             tensors["deep_half"], tensors["stats_half"] = describe(backbone, half_scale(versions))
