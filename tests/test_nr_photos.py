@@ -195,3 +195,40 @@ def test_mild_jpeg_copies_are_pillow_jpeg_of_each_window() -> None:
     expected = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
     torch.testing.assert_close(copies[1], torch.from_numpy(expected).permute(2, 0, 1))
     assert (copies - windows).abs().mean() > 0.01  # JPEG of noise is far from the noise
+
+
+def test_view_corpus_adds_training_contents_without_moving_the_criterion(tmp_path: Path) -> None:
+    """A view corpus (cropped training photos) holds only training photos, joins the corpus
+    under new photo ids, renders back to the pixels its statistics came from, and leaves the
+    severity of every whole-photo row — hence the criterion — exactly as without it."""
+    from reliqa.exceptions import DataError
+    from reliqa.models.nr_statistics import image_statistics
+    from reliqa.training.nr_photo_distill import render_photo
+    from reliqa.training.nr_photo_head import corpus_severity, load_photo_corpus
+    from reliqa.training.nr_photos import PhotoCorpusConfig, build_photo_corpus, photo_view
+
+    data = _toy_photos(tmp_path)
+    whole = PhotoCorpusConfig(data_root=str(data), max_side=240, singles=2, pairs=0)
+    views = PhotoCorpusConfig(data_root=str(data), max_side=240, singles=2, pairs=0, seed=7,
+                              view_crop=0.85)
+    assert build_photo_corpus(tmp_path / "whole", whole) == 4
+    assert build_photo_corpus(tmp_path / "views", views) == 2  # the two held-out photos: none
+    assert json.loads((tmp_path / "whole" / "corpus.json").read_text()).keys() == whole.recipe().keys()
+    base = load_photo_corpus(tmp_path / "whole")
+    corpus = load_photo_corpus(tmp_path / "whole", [tmp_path / "views"])
+    rows = len(base.photo)
+    assert corpus.features.shape[0] == rows + 2 * 3 and int(corpus.view.sum()) == 2 * 3
+    assert not corpus.held_out[rows:].any() and not corpus.view[:rows].any()
+    assert set(corpus.photo[rows:].tolist()) == {4, 5}
+    assert torch.equal(corpus.held_out_rows, base.held_out_rows)
+    assert torch.equal(corpus_severity(corpus)[:rows], corpus_severity(base))
+    rendered = render_photo(corpus, 4, views)
+    assert rendered.shape[-2:] == (170, 204)  # 85 % of the 200 × 240 photo
+    torch.testing.assert_close(
+        image_statistics(rendered), corpus.features[corpus.photo == 4][:, -len(STATISTIC_NAMES):],
+    )
+    photo = torch.rand(1, 3, 200, 240)
+    assert torch.equal(photo_view(photo, 3, views), photo_view(photo, 3, views))
+    assert not torch.equal(photo_view(photo, 3, views), photo_view(photo, 2, views))
+    with pytest.raises(DataError, match="training photos only"):
+        load_photo_corpus(tmp_path / "whole", [tmp_path / "whole"])
