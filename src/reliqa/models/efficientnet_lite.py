@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -92,21 +91,6 @@ class SameConv2d(nn.Conv2d):
             )
         padding = self.same_padding(*x.shape[-2:])
         return self.convolve_padded(F.pad(x, padding) if any(padding) else x, weight, bias)
-
-
-def channels_last_op(
-    op: Callable[..., torch.Tensor], images: torch.Tensor, value: float
-) -> torch.Tensor:
-    """``op(images, value)`` (e.g. ``torch.mul``) as a new channels-last (N, C, H, W) tensor.
-
-    The operation writes straight into a channels-last tensor, so one pass over the image both
-    computes and reorders the layout; a layout copy first was one pass and one allocation of
-    the image more, a fifth of ``hirqa-s``'s time at 512² (measured). ``out=`` is not
-    differentiable, so an input that needs a gradient takes the copy first.
-    """
-    if images.requires_grad and torch.is_grad_enabled():
-        return op(images.contiguous(memory_format=torch.channels_last), value)
-    return op(images, value, out=torch.empty_like(images, memory_format=torch.channels_last))
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -206,12 +190,14 @@ class EfficientNetLite0(nn.Module):
         """[0, 1] → the network's input scale, ``(x·255 − 127) / 128``, channels-last
         (N, 3, H, W) → (N, 3, H, W).
 
-        Computed as ``x·(255/128) − 127/128``: both constants are exact in binary and dividing
-        by 128 only shifts the exponent, so every value is bit-identical to the formula as
-        written, in two passes over the image instead of four (mul, sub, div, layout copy).
-        Differentiable (the tuning losses need it).
+        Computed as ``x·(255/128) − 127/128`` on the channels-last layout: both constants are
+        exact in binary and dividing by 128 only shifts the exponent, so every value is
+        bit-identical to the formula as written, in two or three passes over the image instead
+        of four (mul, sub, div, layout copy). Differentiable (the tuning losses need it).
         """
-        return channels_last_op(torch.mul, images, 255.0 / 128.0).sub_(127.0 / 128.0)
+        return (images.contiguous(memory_format=torch.channels_last) * (255.0 / 128.0)).sub_(
+            127.0 / 128.0
+        )
 
     def stage_features(self, images: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         """Output of stages 1..7 and of the head convolution (8 maps, channels
