@@ -213,6 +213,8 @@ def test_view_corpus_adds_training_contents_without_moving_the_criterion(tmp_pat
                               view_crop=0.85)
     assert build_photo_corpus(tmp_path / "whole", whole) == 4
     assert build_photo_corpus(tmp_path / "views", views) == 2  # the two held-out photos: none
+    tiny = PhotoCorpusConfig(data_root=str(data), max_side=240, view_crop=0.5)
+    assert build_photo_corpus(tmp_path / "tiny", tiny) == 0  # 100 px views: below the teachers' 161
     assert json.loads((tmp_path / "whole" / "corpus.json").read_text()).keys() == whole.recipe().keys()
     base = load_photo_corpus(tmp_path / "whole")
     corpus = load_photo_corpus(tmp_path / "whole", [tmp_path / "views"])

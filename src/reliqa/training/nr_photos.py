@@ -36,6 +36,8 @@ from reliqa.distortions.catalogue import apply_distortion
 from reliqa.distortions.dataset import is_held_out, split_images
 from reliqa.io import load_image, resize_to
 from reliqa.metrics import create_metric
+from reliqa.metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim_min_size
+from reliqa.metrics.vif import vif_min_size
 from reliqa.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from reliqa.models.hirqa import fit_to_max_side, pooled_stage_features
 from reliqa.models.nr_statistics import image_statistics
@@ -66,6 +68,9 @@ CAMERA_PAIRS: tuple[tuple[str, str], ...] = (
 TEACHERS: tuple[str, ...] = ("ms_ssim", "gmsd", "fsim", "vifp")
 """Full-reference teachers, catalogue names; their value for a clean photo against itself."""
 TEACHER_PERFECT: dict[str, float] = {"ms_ssim": 1.0, "gmsd": 0.0, "fsim": 1.0, "vifp": 1.0}
+TEACHER_MIN_SIDE = max(ms_ssim_min_size(len(MS_SSIM_WEIGHTS), 11), vif_min_size())
+"""Smallest side every teacher accepts (MS-SSIM's five scales need 161 px): a view smaller than
+this is left out of its corpus."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,9 @@ def build_photo_corpus(
         if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
             break
         photo = photo_view(fit_to_max_side(load_image(path), config.max_side), index, config)
+        if min(photo.shape[-2:]) < TEACHER_MIN_SIDE:
+            print(f"{index} {path.name}: view {tuple(photo.shape[-2:])} too small, left out", flush=True)
+            continue
         plan = version_plan(index, config)
         versions = torch.cat(
             [render_version(photo, types, levels, config.seed + index) for types, levels in plan]
