@@ -351,15 +351,8 @@ class RelationalLoss(nn.Module):
         reference: torch.Tensor,
         spatial_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return relational_loss(
-            test,
-            reference,
-            weights=self.weights,
-            targets=self.targets,
-            spatial_weight=spatial_weight,
-            reduction=self.reduction,
-            network=self.network,
-        )
+        loss, _ = self.terms(test, reference, spatial_weight)
+        return loss
 
     def terms(
         self,
