@@ -1,7 +1,8 @@
 """The fast inference paths give the numbers of the reference computations: batch norms folded
 into their convolutions (``reliqa.models.fold``), the strided EfficientNet blocks padding their
 narrow input, the relational model's fuse layer as one strided convolution, the deep distances
-and pooled statistics on channels-last maps, and the percentiles of the ``hirqa`` statistics by
+and pooled statistics on channels-last maps, ``hirqa-s``'s input normalisation folded into its
+patchify stem, and the percentiles of the ``hirqa`` statistics by
 histogram-guided selection."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reliqa.models import create_model
 from reliqa.models import nr_statistics as statistics_module
 from reliqa.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
 from reliqa.models.fold import ConvBN, conv_bn, fold_batch_norm
-from reliqa.models.hirqa import PretrainedHiRQA, fit_to_max_side
+from reliqa.models.hirqa import NormalisingPatchStem, PretrainedHiRQA, fit_to_max_side
 from reliqa.models.nr_statistics import _order_statistics, image_statistics
 from reliqa.models.relational import RelationalModel
 from reliqa.models.relational_features import deep_feature_distances
@@ -97,6 +98,26 @@ def test_training_keeps_the_unfolded_layers() -> None:
     # in eval mode with autograd on, the output is BatchNorm2d's own (its backward node)
     layer.eval()
     assert "BatchNorm" in type(conv_bn(layer[0], layer[1], x).grad_fn).__name__
+
+
+def test_the_patch_stem_folds_the_input_normalisation_exactly() -> None:
+    generator = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(3, 16, 4, 4, bias=False)
+    bn = nn.BatchNorm2d(16)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator))
+        bn.running_mean.copy_(torch.randn(16, generator=generator))
+        bn.running_var.copy_(torch.rand(16, generator=generator) + 0.1)
+    stem = NormalisingPatchStem(conv, bn).eval()
+    image = torch.rand(2, 3, 64, 48, generator=generator)
+    with torch.inference_mode():
+        fast = stem(image)
+    with torch.enable_grad():
+        reference = bn(conv((image - 0.45) / 0.25)).detach()
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    # the folded weight's layout makes the output channels-last without a copy of the image
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.allclose(fast, bn(conv(image)).detach(), atol=1e-2)  # it does normalise
 
 
 def _hirqa_reference(model: PretrainedHiRQA, image: torch.Tensor) -> torch.Tensor:

@@ -81,6 +81,25 @@ def folded_parameters(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor
     return weight, bias
 
 
+def fold_input_normalisation(
+    weight: torch.Tensor, bias: torch.Tensor, mean: float, std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the one convolution equal to ``conv((x − mean) / std)`` for an
+    **unpadded** convolution: ``w / std`` and ``b − (mean / std)·Σw`` (Σ over each filter's
+    inputs and taps). A zero padding would see 0 where the normalised input has ``−mean/std``,
+    so a padded convolution cannot take this fold.
+
+    Args:
+        weight: the convolution's weight (C_out, C_in, kH, kW).
+        bias: its bias (C_out,).
+        mean, std: the fixed normalisation of its input.
+
+    Returns:
+        weight (C_out, C_in, kH, kW) and bias (C_out,).
+    """
+    return weight / std, bias - (mean / std) * weight.sum(dim=(1, 2, 3))
+
+
 Convolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 """(input, weight, bias) → output: how a convolution applies given parameters."""
 
@@ -112,4 +131,6 @@ class ConvBN(nn.Sequential):
         return conv_bn(cast(nn.Conv2d, self[0]), cast(nn.BatchNorm2d, self[1]), x)
 
 
-__all__ = ["ConvBN", "conv_bn", "fold_batch_norm", "folded_parameters"]
+__all__ = [
+    "ConvBN", "conv_bn", "fold_batch_norm", "fold_input_normalisation", "folded_parameters"
+]

@@ -17,6 +17,7 @@ and is used only by the training objective (text-guided alignment); inference ig
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from torch.nn import functional as F
 from reliqa.checks import check_tensor_image
 from reliqa.exceptions import InvalidInputError
 from reliqa.models.efficientnet_lite import EfficientNetLite0, positions_by_channels
-from reliqa.models.fold import ConvBN
+from reliqa.models.fold import ConvBN, conv_bn, fold_input_normalisation, folded_parameters
 from reliqa.models.nr_statistics import STATISTIC_NAMES, image_statistics_unchecked
 from reliqa.models.registry import ModelEntry, register_model
 
@@ -42,6 +43,37 @@ MAX_SIDE = 1024
 # errors, which are quality cues.
 _INPUT_MEAN = 0.45
 _INPUT_STD = 0.25
+
+
+def _normalise(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] → ``(x − 0.45) / 0.25``, channels-last: (N, 3, H, W) → (N, 3, H, W)."""
+    # channels-last first, then subtract into a new tensor and divide in place: the same
+    # values as ((x − mean) / std), one pass and one allocation less
+    return (images.contiguous(memory_format=torch.channels_last) - _INPUT_MEAN).div_(_INPUT_STD)
+
+
+class NormalisingPatchStem(ConvBN):
+    """The patchify stem (convolution with kernel = stride = ``patch``, no padding, then batch
+    norm) applied to **unnormalised** images: (N, 3, H, W) in [0, 1] → (N, C, H/p, W/p),
+    channels-last. The network's fixed input normalisation is part of it.
+
+    In inference the normalisation is folded into the (batch-norm-folded) weights
+    (:func:`~reliqa.models.fold.fold_input_normalisation`, exact for an unpadded convolution
+    up to float rounding: ~1e-8 on the score) and the image is read as it comes: no
+    normalised copy and no channels-last copy of the whole image is made (the convolution's
+    channels-last weight sets its output layout). Those two image-sized tensors were written
+    into freshly mapped memory at every call (docs/nr.md, "Speed"). Training computes the
+    layers as written.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, bn = cast(nn.Conv2d, self[0]), cast(nn.BatchNorm2d, self[1])
+        if torch.is_grad_enabled() or bn.training:
+            return conv_bn(conv, bn, _normalise(x))
+        weight, bias = fold_input_normalisation(
+            *folded_parameters(conv, bn), _INPUT_MEAN, _INPUT_STD
+        )
+        return conv._conv_forward(x, weight.contiguous(memory_format=torch.channels_last), bias)
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> ConvBN:
@@ -186,7 +218,9 @@ class HiRQA(_QualityScorer):
         channels = 3
         for index, width in enumerate(stem):
             if index == 0 and patch > 2:
-                first = ConvBN(nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width))
+                first = NormalisingPatchStem(
+                    nn.Conv2d(3, width, patch, patch, bias=False), nn.BatchNorm2d(width)
+                )
                 layers += [first, nn.ReLU(inplace=True)]
             else:
                 layers += [_conv_bn(channels, width, 3, 2), nn.ReLU(inplace=True)]
@@ -201,16 +235,13 @@ class HiRQA(_QualityScorer):
         self.embedding = nn.Linear(channels, embed_dim)
         self.score_head = nn.Linear(embed_dim, 1)
         self.text_projection = nn.Linear(embed_dim, TEXT_DIM)
+        self.patch_stem = patch > 2
         self.stride = max(patch, 2) * 2 ** (len(stem) - 1 + len(widths))
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
         """:meth:`embed` of a checked batch: encoder → attention pooling → linear."""
-        # channels-last first, then subtract into a new tensor and divide in place: the same
-        # values as ((x − mean) / std), one pass and one allocation less
-        normalised = (images.contiguous(memory_format=torch.channels_last) - _INPUT_MEAN).div_(
-            _INPUT_STD
-        )
-        features = self.encoder(normalised)
+        # a patchify stem normalises the image itself (NormalisingPatchStem)
+        features = self.encoder(images if self.patch_stem else _normalise(images))
         return self.embedding(self.pool(features))
 
 
