@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -66,13 +67,18 @@ def flops_per_image(model: nn.Module) -> int:
 
 def time_per_image(
     model: nn.Module, batch: int, device: torch.device, repeats: int, *, metric: bool = False
-) -> float:
+) -> tuple[float, float]:
     """Median milliseconds per image over ``repeats`` timed passes of ``batch`` images: a
-    model's ``score``, or a catalogue metric's call (``metric``)."""
+    model's ``score``, or a catalogue metric's call (``metric``); and the process's minor page
+    faults per image over those passes (memory the allocator had to map afresh: each costs a
+    kernel entry and a page of zeros, so a path that allocates image-sized tensors into new
+    pages at every call shows here)."""
     images = torch.rand(batch, 3, SIZE, SIZE, device=device)
     timings = []
     with torch.inference_mode():
         for index in range(repeats + 2):  # two warm-up passes
+            if index == 2:
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -81,7 +87,8 @@ def time_per_image(
                 torch.cuda.synchronize()
             if index >= 2:
                 timings.append((time.perf_counter() - start) * 1000.0 / batch)
-    return statistics.median(timings)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return statistics.median(timings), faults / (repeats * batch)
 
 
 def write_cards(results: dict[str, object], source: str) -> None:
@@ -126,14 +133,16 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             entry["gflops_per_image"] = round(flops_per_image(model) / 1e9, 3)
         if not args.skip_cpu:
             for batch in args.batches:
-                entry[f"cpu_ms_per_image_batch{batch}"] = round(
-                    time_per_image(model, batch, torch.device("cpu"), args.repeats), 2
+                milliseconds, faults = time_per_image(
+                    model, batch, torch.device("cpu"), args.repeats
                 )
+                entry[f"cpu_ms_per_image_batch{batch}"] = round(milliseconds, 2)
+                entry[f"cpu_minor_page_faults_per_image_batch{batch}"] = round(faults, 1)
         if torch.cuda.is_available():
             gpu_model = model.to("cuda")
             for batch in args.batches:
                 entry[f"gpu_ms_per_image_batch{batch}"] = round(
-                    time_per_image(gpu_model, batch, torch.device("cuda"), args.repeats * 4), 3
+                    time_per_image(gpu_model, batch, torch.device("cuda"), args.repeats * 4)[0], 3
                 )
         results["models"][name] = entry  # type: ignore[index]
         print(name, json.dumps(entry), flush=True)
@@ -141,7 +150,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         metric = create_metric(name)
         entry = {
             f"cpu_ms_per_image_batch{batch}": round(
-                time_per_image(metric, batch, torch.device("cpu"), args.repeats, metric=True), 2
+                time_per_image(metric, batch, torch.device("cpu"), args.repeats, metric=True)[0],
+                2,
             )
             for batch in args.batches
         }
