@@ -4,8 +4,9 @@ Public API (thin functions over the classes). Names in ``_LAZY`` are imported on
 so ``import reliqa`` stays fast and never loads model weights.
 
 Importing reliqa before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless you chose a policy
-(idle torch threads then sleep instead of spinning, which keeps a busy machine fast; see
-:mod:`reliqa.runtime`).
+(idle torch threads then sleep instead of spinning, which keeps a busy machine fast), and on
+glibc keeps freed memory for reuse unless you chose an allocator setting (image-sized tensors
+then stop costing fresh pages at every call); see :mod:`reliqa.runtime`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from reliqa import runtime as _runtime
 
 _runtime.configure_openmp()  # before anything imports torch: OpenMP reads it once, at load
+_runtime.configure_allocator()
 
 from reliqa import catalogue as _catalogue  # noqa: E402
 from reliqa.attributes import ATTRIBUTES  # noqa: E402

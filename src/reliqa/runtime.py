@@ -1,4 +1,5 @@
-"""How reliqa uses the CPU: the OpenMP wait policy and torch's thread count (core layer).
+"""How reliqa uses the CPU: the OpenMP wait policy, the memory allocator and torch's thread
+count (core layer).
 
 torch runs its CPU work on a pool of OpenMP threads, one per core by default. OpenMP's default
 lets a thread that has finished its share *spin* for a while, waiting for the next parallel
@@ -19,12 +20,32 @@ The thread count stays torch's default (one per core) unless the caller asks for
 (:func:`set_threads`, the CLI's ``--threads N``). Child processes (DataLoader workers,
 ``torchrun``) inherit the variable.
 
-This module imports nothing heavy: ``reliqa/__init__.py`` calls :func:`configure_openmp`
-first thing.
+**The allocator.** torch's CPU tensors come from the C library's ``malloc``. With glibc's
+defaults, a block of a few megabytes (an image-sized tensor) that is freed at the top of the heap
+is handed back to the system, and the next call maps fresh pages again: every page is a kernel
+entry and a page of zeros. Measured on the 2-core dev VM (``benchmarks/allocator_effect.py``,
+2026-12-07): through the catalogue, PSNR of a 512² pair took ~6,000 such page faults per call and
+ran 6× slower than with the memory kept; every scorer of the catalogue was 1.8–6.5× slower.
+:func:`configure_allocator` therefore raises glibc's trim threshold (freed memory up to
+:data:`TRIM_THRESHOLD` stays with the process for the next call) and sets the mmap threshold
+to :data:`MMAP_THRESHOLD` (blocks below it come from the heap and are reused), when ``reliqa``
+is imported, unless
+
+- the C library is not glibc (nothing to tune), or
+- the user chose: ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
+  ``GLIBC_TUNABLES`` is set, or ``LD_PRELOAD`` loads another allocator. To keep glibc's own
+  behaviour, set ``MALLOC_TRIM_THRESHOLD_=131072`` (its default).
+
+The cost is memory: a process keeps up to :data:`TRIM_THRESHOLD` of freed heap instead of
+returning it at once.
+
+This module imports nothing heavy: ``reliqa/__init__.py`` calls :func:`configure_openmp` and
+:func:`configure_allocator` first thing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -53,6 +74,42 @@ def configure_openmp(
     return True
 
 
+ALLOCATOR_VARIABLES = (
+    "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES",
+    "LD_PRELOAD",
+)
+"""Environment variables by which a user chooses how memory is allocated."""
+
+MMAP_THRESHOLD = 32 * 2**20
+"""Blocks below this many bytes come from the heap (glibc's largest setting on 64-bit)."""
+
+TRIM_THRESHOLD = 512 * 2**20
+"""Bytes of freed memory at the top of the heap a process keeps before returning it."""
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+"""``mallopt`` parameter numbers (glibc's ``malloc.h``)."""
+
+
+def configure_allocator(environ: Mapping[str, str] = os.environ) -> bool:
+    """Keep freed memory for reuse (glibc only) unless the user chose an allocator setting.
+
+    Returns:
+        True when this call changed glibc's thresholds.
+    """
+    if any(name in environ for name in ALLOCATOR_VARIABLES):
+        return False
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+    except (ValueError, OSError):  # not glibc: the name is unknown to this C library
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch CPU threads (``None``: keep the current count); return the count.
 
@@ -68,4 +125,13 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-__all__ = ["DEFAULT_WAIT_POLICY", "WAIT_POLICY_VARIABLES", "configure_openmp", "set_threads"]
+__all__ = [
+    "ALLOCATOR_VARIABLES",
+    "DEFAULT_WAIT_POLICY",
+    "MMAP_THRESHOLD",
+    "TRIM_THRESHOLD",
+    "WAIT_POLICY_VARIABLES",
+    "configure_allocator",
+    "configure_openmp",
+    "set_threads",
+]
