@@ -129,10 +129,10 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
 
 @pytest.mark.skipif(not _GLIBC, reason="the allocator setting is for glibc")
 def test_import_reliqa_keeps_freed_memory_for_the_next_call() -> None:
-    clean = {
-        k: v for k, v in os.environ.items()
-        if k not in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES", "LD_PRELOAD")
-    }
+    from reliqa.runtime import ALLOCATOR_VARIABLES
+
+    clean = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_VARIABLES}
+
     def faults(**env: str) -> float:
         result = subprocess.run(
             [sys.executable, "-c", _FAULTS_PER_CALL], env={**clean, **env},
