@@ -5,8 +5,8 @@
 
 ``import reliqa`` raises glibc's trim and mmap thresholds (``reliqa.runtime.configure_allocator``)
 unless the user set an allocator variable. Each measurement is a fresh process that imports
-reliqa either as it is (``reliqa``) or with ``MALLOC_TRIM_THRESHOLD_=131072`` — glibc's default,
-which makes reliqa leave the allocator alone (``glibc``) —, warms one catalogue scorer (``reliqa.create_metric``) up on a 512² pair
+reliqa either as it is (``reliqa``) or with ``RELIQA_ALLOCATOR=system``, which leaves glibc as
+shipped, adaptive mmap threshold included (``glibc``), warms one catalogue scorer (``reliqa.create_metric``) up on a 512² pair
 (full-reference) or image (no-reference), and times
 ``--repeats`` calls (median ms) while counting the process's minor page faults per call. The two
 settings alternate, ``--rounds`` times; the record gives every run and per scorer the medians
@@ -25,12 +25,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reliqa.runtime import ALLOCATOR_VARIABLES
+
 SCORERS = (
     "psnr", "ssim", "ms_ssim", "gmsd", "fsim", "vifp", "haarpsi", "mdsi", "vsi", "niqe",
     "hirqa-s", "hirqa", "relational",
 )
 
-SETTINGS = {"reliqa": {}, "glibc": {"MALLOC_TRIM_THRESHOLD_": "131072"}}
+SETTINGS = {"reliqa": {}, "glibc": {"RELIQA_ALLOCATOR": "system"}}
 """Environment of each setting's processes (added to this one's, allocator variables removed)."""
 
 _MEASURE = """
@@ -60,8 +62,7 @@ print(json.dumps({{"ms": statistics.median(times), "faults_per_call": faults / r
 def measure(name: str, setting: str, repeats: int, threads: int) -> dict[str, float]:
     """One fresh process: median ms and minor page faults per call of scorer ``name``."""
     environment = {
-        key: value for key, value in os.environ.items()
-        if key not in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+        key: value for key, value in os.environ.items() if key not in ALLOCATOR_VARIABLES
     }
     environment.update(SETTINGS[setting])
     code = _MEASURE.format(name=name, repeats=repeats, threads=threads)

@@ -21,20 +21,23 @@ The thread count stays torch's default (one per core) unless the caller asks for
 ``torchrun``) inherit the variable.
 
 **The allocator.** torch's CPU tensors come from the C library's ``malloc``. With glibc's
-defaults, a block of a few megabytes (an image-sized tensor) that is freed at the top of the heap
-is handed back to the system, and the next call maps fresh pages again: every page is a kernel
+defaults, a block of a few megabytes (an image-sized tensor) that is freed is often handed back
+to the system, and the next call maps fresh pages again: every page is a kernel
 entry and a page of zeros. Measured on the 2-core dev VM (``benchmarks/allocator_effect.py``,
-2026-12-07): through the catalogue, PSNR of a 512² pair took ~6,000 such page faults per call and
-ran 6× slower than with the memory kept; every scorer of the catalogue was 1.8–6.5× slower.
+2026-12-07, 512² inputs through the catalogue): glibc as shipped took ~3,000 such page faults per
+PSNR call and ran 2.3× slower than with the memory kept; SSIM, GMSD, FSIM, HaarPSI, VSI,
+``hirqa-s`` and the relational model 1.2–1.8× slower; the other scorers were unaffected.
 :func:`configure_allocator` therefore raises glibc's trim threshold (freed memory up to
 :data:`TRIM_THRESHOLD` stays with the process for the next call) and sets the mmap threshold
 to :data:`MMAP_THRESHOLD` (blocks below it come from the heap and are reused), when ``reliqa``
 is imported, unless
 
 - the C library is not glibc (nothing to tune), or
-- the user chose: ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
-  ``GLIBC_TUNABLES`` is set, or ``LD_PRELOAD`` loads another allocator. To keep glibc's own
-  behaviour, set ``MALLOC_TRIM_THRESHOLD_=131072`` (its default).
+- the user chose: ``RELIQA_ALLOCATOR=system`` keeps glibc's defaults untouched;
+  ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
+  ``GLIBC_TUNABLES`` is set; or ``LD_PRELOAD`` loads another allocator. (Setting any glibc
+  threshold, even to its default value, also switches off glibc's own adaptive mmap threshold,
+  which made ``hirqa`` 3× slower here: use ``RELIQA_ALLOCATOR=system`` for glibc as shipped.)
 
 The cost is memory: a process keeps up to :data:`TRIM_THRESHOLD` of freed heap instead of
 returning it at once.
@@ -75,8 +78,8 @@ def configure_openmp(
 
 
 ALLOCATOR_VARIABLES = (
-    "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES",
-    "LD_PRELOAD",
+    "RELIQA_ALLOCATOR", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+    "GLIBC_TUNABLES", "LD_PRELOAD",
 )
 """Environment variables by which a user chooses how memory is allocated."""
 
