@@ -36,8 +36,8 @@ is imported, unless
 - the user chose: ``RELIQA_ALLOCATOR=system`` keeps glibc's defaults untouched;
   ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
   ``GLIBC_TUNABLES`` is set; or ``LD_PRELOAD`` loads another allocator. (Setting any glibc
-  threshold, even to its default value, also switches off glibc's own adaptive mmap threshold,
-  which made ``hirqa`` 3× slower here: use ``RELIQA_ALLOCATOR=system`` for glibc as shipped.)
+  threshold, even to its default value, also switches off glibc's own adaptive mmap threshold:
+  use ``RELIQA_ALLOCATOR=system`` for glibc as shipped.)
 
 The cost is memory: a process keeps up to :data:`TRIM_THRESHOLD` of freed heap instead of
 returning it at once.
