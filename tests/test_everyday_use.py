@@ -156,6 +156,21 @@ def test_a_users_allocator_choice_is_respected() -> None:
     assert configure_allocator({}) is _GLIBC
 
 
+def test_the_allocator_is_left_alone_where_the_c_library_is_not_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reliqa.runtime import configure_allocator
+
+    monkeypatch.delattr(os, "confstr", raising=False)  # as on Windows
+    assert configure_allocator({}) is False
+
+    def unknown_name(name: str) -> str:
+        raise ValueError(f"unrecognized configuration name {name!r}")  # as on macOS
+
+    monkeypatch.setattr(os, "confstr", unknown_name, raising=False)
+    assert configure_allocator({}) is False
+
+
 def test_threads_below_one_is_bad_usage() -> None:
     from reliqa.runtime import set_threads
 

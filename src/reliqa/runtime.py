@@ -102,8 +102,9 @@ def configure_allocator(environ: Mapping[str, str] = os.environ) -> bool:
     """
     if any(name in environ for name in ALLOCATOR_VARIABLES):
         return False
+    confstr = getattr(os, "confstr", None)  # absent on Windows
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
+        if confstr is None or not confstr("CS_GNU_LIBC_VERSION"):
             return False
     except (ValueError, OSError):  # not glibc: the name is unknown to this C library
         return False
